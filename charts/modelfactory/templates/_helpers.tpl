@@ -126,13 +126,13 @@ refers to it with Kubernetes' $(VAR) expansion (which needs it defined first).
 
 {{/* The same for the prediction store the serving processes write to. */}}
 {{- define "modelfactory.predictionStoreEnv" -}}
-- name: MODELFACTORY_PREDICTION_STORE_PASSWORD
+- name: PREDICTION_STORE_PASSWORD
   valueFrom:
     secretKeyRef:
       name: {{ include "modelfactory.postgresql.secretName" . }}
       key: {{ .Values.postgresql.auth.secretKeys.predictionsPasswordKey }}
 - name: MODELFACTORY_PREDICTION_STORE_URL
-  value: {{ printf "postgresql+psycopg://%s:$(MODELFACTORY_PREDICTION_STORE_PASSWORD)@%s:%d/%s" .Values.postgresql.auth.predictions.username (include "modelfactory.postgresql.host" .) (include "modelfactory.postgresql.port" . | int) .Values.postgresql.auth.predictions.database | quote }}
+  value: {{ printf "postgresql+psycopg://%s:$(PREDICTION_STORE_PASSWORD)@%s:%d/%s" .Values.postgresql.auth.predictions.username (include "modelfactory.postgresql.host" .) (include "modelfactory.postgresql.port" . | int) .Values.postgresql.auth.predictions.database | quote }}
 {{- end -}}
 
 {{- define "modelfactory.mlflow.url" -}}

@@ -1,0 +1,163 @@
+"""Labels, selectors and the optional objects (NetworkPolicy, HPA, PDB) of the chart."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from .chartlib import (
+    CHART,
+    FULLNAME,
+    RELEASE,
+    VALUE_SETS,
+    WORKLOAD_KINDS,
+    named,
+    of_kind,
+    pod_labels,
+    render,
+    selector_matches,
+)
+
+STANDARD_LABELS = (
+    "app.kubernetes.io/name",
+    "app.kubernetes.io/instance",
+    "app.kubernetes.io/version",
+    "app.kubernetes.io/managed-by",
+    "app.kubernetes.io/component",
+    "app.kubernetes.io/part-of",
+    "helm.sh/chart",
+)
+
+
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_every_object_and_pod_carries_the_standard_labels(helm, name):
+    problems = []
+    for obj in render(VALUE_SETS[name]):
+        labels = obj["metadata"].get("labels", {})
+        missing = [k for k in STANDARD_LABELS if k not in labels]
+        if missing:
+            problems.append(f"{obj['kind']}/{obj['metadata']['name']}: missing {missing}")
+        elif labels["app.kubernetes.io/instance"] != RELEASE or labels["app.kubernetes.io/managed-by"] != "Helm":
+            problems.append(f"{obj['kind']}/{obj['metadata']['name']}: wrong instance/managed-by {labels}")
+        if obj["kind"] in WORKLOAD_KINDS:
+            missing = [k for k in STANDARD_LABELS if k not in pod_labels(obj)]
+            if missing:
+                problems.append(f"{obj['kind']}/{obj['metadata']['name']} pods: missing {missing}")
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_selectors_select_exactly_their_own_pods(helm, name):
+    objects = render(VALUE_SETS[name])
+    workloads = of_kind(objects, "Deployment", "StatefulSet")
+    for w in workloads:
+        others = [o for o in workloads if o is not w]
+        assert selector_matches(w["spec"]["selector"], pod_labels(w)), w["metadata"]["name"]
+        for o in others:  # overlapping selectors make controllers fight over pods
+            assert not selector_matches(w["spec"]["selector"], pod_labels(o)), (w["metadata"]["name"], o["metadata"]["name"])
+    for svc in of_kind(objects, "Service"):
+        selected = [w for w in workloads if selector_matches({"matchLabels": svc["spec"]["selector"]}, pod_labels(w))]
+        assert len(selected) == 1, f"Service {svc['metadata']['name']} selects {[w['metadata']['name'] for w in selected]}"
+        container_ports = {p["name"] for c in selected[0]["spec"]["template"]["spec"]["containers"] for p in c.get("ports", [])}
+        for port in svc["spec"]["ports"]:
+            assert port["targetPort"] in container_ports, (svc["metadata"]["name"], port)
+
+
+def test_network_policies_by_default(helm):
+    objects = render()
+    policies = {p["metadata"]["name"]: p for p in of_kind(objects, "NetworkPolicy")}
+    assert set(policies) == {f"{FULLNAME}-postgresql", f"{FULLNAME}-mlflow", f"{FULLNAME}-serving"}
+    # Every long-running pod is covered by a policy with both directions.
+    for w in of_kind(objects, "Deployment", "StatefulSet"):
+        covering = [p for p in policies.values() if selector_matches(p["spec"]["podSelector"], pod_labels(w))]
+        assert covering, w["metadata"]["name"]
+        assert {"Ingress", "Egress"} <= set(covering[0]["spec"]["policyTypes"])
+    # PostgreSQL opens no connection at all.
+    assert policies[f"{FULLNAME}-postgresql"]["spec"]["egress"] == []
+    # Serving may reach MLflow and PostgreSQL (and DNS), nothing more.
+    egress = policies[f"{FULLNAME}-serving"]["spec"]["egress"]
+    ports = sorted(p["port"] for rule in egress for p in rule["ports"])
+    assert ports == [53, 53, 5000, 5432]
+
+
+def test_network_policies_can_be_disabled(helm):
+    assert of_kind(render(VALUE_SETS["networkpolicy-off"]), "NetworkPolicy") == []
+
+
+def test_autoscaling_and_disruption_budgets_only_when_enabled(helm):
+    defaults = render()
+    assert of_kind(defaults, "HorizontalPodAutoscaler", "PodDisruptionBudget") == []
+    assert named(defaults, "Deployment", f"{FULLNAME}-serving-bank-marketing")["spec"]["replicas"] == 1
+
+    objects = render(VALUE_SETS["hpa-pdb"])
+    hpas = {h["metadata"]["name"]: h for h in of_kind(objects, "HorizontalPodAutoscaler")}
+    pdbs = {p["metadata"]["name"]: p for p in of_kind(objects, "PodDisruptionBudget")}
+    on = {f"{FULLNAME}-serving-bank-marketing", f"{FULLNAME}-serving-store-sales"}
+    assert set(hpas) == on and set(pdbs) == on  # taxi-anomalies turned both off explicitly
+    for name, hpa in hpas.items():
+        target = named(objects, "Deployment", hpa["spec"]["scaleTargetRef"]["name"])
+        assert "replicas" not in target["spec"], "the HPA owns the replica count"
+        assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 6)
+        assert hpa["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"] == 60
+    assert named(objects, "Deployment", f"{FULLNAME}-serving-taxi-anomalies")["spec"]["replicas"] == 3
+    assert pdbs[f"{FULLNAME}-serving-bank-marketing"]["spec"] == {
+        "minAvailable": 1,
+        "selector": named(objects, "Deployment", f"{FULLNAME}-serving-bank-marketing")["spec"]["selector"],
+    }
+    assert pdbs[f"{FULLNAME}-serving-store-sales"]["spec"]["maxUnavailable"] == 1
+    assert "minAvailable" not in pdbs[f"{FULLNAME}-serving-store-sales"]["spec"]
+    for pdb in pdbs.values():
+        target = named(objects, "Deployment", pdb["metadata"]["name"])
+        assert selector_matches(pdb["spec"]["selector"], pod_labels(target))
+
+
+def test_per_model_overrides(helm):
+    objects = render(VALUE_SETS["multi-model"])
+    store = named(objects, "Deployment", f"{FULLNAME}-serving-store-sales")
+    (c,) = store["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    assert env["MODELFACTORY_MODEL_ALIAS"] == "challenger"
+    assert c["resources"]["limits"]["memory"] == "4Gi"
+    assert env["LOG_LEVEL"] == "info"  # global extraEnv reaches every model
+    assert "MODELFACTORY_FEATURE_FLAG" not in env  # a model's extraEnv stays its own
+    bank = named(objects, "Deployment", f"{FULLNAME}-serving-bank-marketing")
+    (c,) = bank["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    assert env["MODELFACTORY_WORKERS"] == "4" and env["MODELFACTORY_FEATURE_FLAG"] == "on"
+    assert c["image"].endswith("@sha256:" + "0123456789abcdef" * 4)
+
+
+def test_no_persistence_means_no_claims(helm):
+    objects = render(VALUE_SETS["multi-model"])
+    assert of_kind(objects, "PersistentVolumeClaim") == []
+    assert "volumeClaimTemplates" not in named(objects, "StatefulSet", f"{FULLNAME}-postgresql")["spec"]
+
+
+def test_every_value_is_documented():
+    """Each leaf of values.yaml has a `# --` comment on itself or on an enclosing key."""
+    undocumented = []
+    stack: list[tuple[int, str, bool]] = []  # (indent, key, documented)
+    previous_comment = False
+    for line in (CHART / "values.yaml").read_text().splitlines():
+        stripped = line.strip()
+        if not stripped:
+            previous_comment = False
+            continue
+        if stripped.startswith("#"):
+            previous_comment = previous_comment or stripped.startswith("# --")
+            continue
+        m = re.match(r"^(\s*)([A-Za-z][\w.-]*):(.*)$", line)
+        if not m:  # list items and block content belong to the key above
+            previous_comment = False
+            continue
+        indent, key, rest = len(m[1]), m[2], m[3].strip()
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        documented = previous_comment or any(d for _, _, d in stack)
+        is_leaf = rest not in ("",) and not rest.startswith("#")
+        if is_leaf and not documented:
+            undocumented.append(".".join([k for _, k, _ in stack] + [key]))
+        stack.append((indent, key, documented))
+        previous_comment = False
+    assert not undocumented, f"values without a `# --` comment: {undocumented}"

@@ -1,0 +1,96 @@
+"""helm lint --strict, helm template and Kubernetes schema validation of every values set."""
+
+from __future__ import annotations
+
+import re
+
+from kubernetes_validate import utils as kubernetes_validate
+import pytest
+import yaml
+
+from .chartlib import CHART, VALUE_SETS, render, run_helm
+
+
+def _supported_versions() -> list[str]:
+    """Every Kubernetes minor version kubernetes-validate has schemas for that the chart's kubeVersion admits."""
+    constraint = yaml.safe_load((CHART / "Chart.yaml").read_text())["kubeVersion"]
+    floor = re.fullmatch(r">=\s*(\d+)\.(\d+)(\.\d+)?(-0)?", constraint)
+    assert floor, f"Chart.yaml kubeVersion {constraint!r}: expected a '>=1.N' lower bound"
+    lowest = (int(floor[1]), int(floor[2]))
+    versions = []
+    for v in kubernetes_validate.all_versions():
+        major, minor = (int(x) for x in v.split(".")[:2])
+        if (major, minor) >= lowest:
+            versions.append(f"{major}.{minor}.0")
+    return sorted(set(versions), key=lambda v: tuple(int(x) for x in v.split(".")))
+
+
+SUPPORTED = _supported_versions()
+
+
+def test_chart_declares_supported_kubernetes_versions():
+    assert SUPPORTED, "kubernetes-validate ships no schema for any version the chart supports"
+    assert SUPPORTED[0] == "1.29.0", SUPPORTED
+
+
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_lint_strict(helm, name):
+    args = ["lint", "--strict", str(CHART)]
+    for f in VALUE_SETS[name]:
+        args += ["-f", str(f)]
+    proc = run_helm(*args)
+    assert proc.returncode == 0, f"helm lint --strict ({name}):\n{proc.stdout}\n{proc.stderr}"
+
+
+@pytest.mark.parametrize("version", SUPPORTED)
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_rendered_objects_pass_strict_schema_validation(helm, name, version):
+    objects = render(VALUE_SETS[name], kube_version=version)
+    assert objects
+    errors = []
+    for obj in objects:
+        try:
+            kubernetes_validate.validate(obj, version, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            errors.append(f"{obj['kind']}/{obj['metadata']['name']}: {exc.message}")
+    assert not errors, f"values {name}, Kubernetes {version}:\n" + "\n".join(errors)
+
+
+def test_kube_version_below_the_declared_floor_is_refused(helm):
+    proc = run_helm("template", "mf", str(CHART), "--kube-version", "1.28.0")
+    assert proc.returncode != 0 and "kubeVersion" in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize(
+    "bad_set, complaint",
+    [
+        ("serving.models[0].name=Bank_Marketing", "does not match pattern"),
+        ("mlflow.workerz=2", "additional properties"),
+        ("serving.autoscaling.enabled=yes", "boolean"),
+        ("images.serving.pullPolicy=Sometimes", "pullPolicy"),
+    ],
+)
+def test_values_schema_rejects_mistakes(helm, bad_set, complaint):
+    proc = run_helm("template", "mf", str(CHART), "--set", bad_set)
+    assert proc.returncode != 0, f"--set {bad_set} was accepted"
+    assert complaint.lower() in proc.stderr.lower(), proc.stderr
+
+
+def test_external_database_without_secret_is_refused(helm):
+    proc = run_helm(
+        "template", "mf", str(CHART),
+        "--set", "postgresql.enabled=false", "--set", "postgresql.external.host=db",
+    )
+    assert proc.returncode != 0 and "existingSecret" in proc.stderr, proc.stderr
+
+
+def test_notes_tell_the_next_commands(helm):
+    proc = run_helm(
+        "install", "mf", str(CHART), "--dry-run=client", "--namespace", "ml",
+        "-f", str(CHART / "values-kind.yaml"),
+    )
+    assert proc.returncode == 0, proc.stderr
+    notes = proc.stdout.split("NOTES:", 1)[1]
+    assert "helm test mf -n ml" in notes
+    assert "http://localhost:30500" in notes  # MLflow through kind's port mapping
+    assert "curl http://localhost:30300/readyz" in notes
