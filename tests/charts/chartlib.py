@@ -24,7 +24,10 @@ FULLNAME = f"{RELEASE}-modelfactory"
 # Every combination of values CI renders: the defaults, each ci/*-values.yaml, values-kind.yaml.
 VALUE_SETS: dict[str, list[Path]] = {
     "defaults": [],
-    **{p.name.removesuffix("-values.yaml"): [p] for p in sorted((CHART / "ci").glob("*-values.yaml"))},
+    **{
+        p.name.removesuffix("-values.yaml"): [p]
+        for p in sorted((CHART / "ci").glob("*-values.yaml"))
+    },
     "kind": [CHART / "values-kind.yaml"],
 }
 
@@ -44,7 +47,7 @@ def run_helm(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([path, *args], capture_output=True, text=True, timeout=120)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _render(values: tuple[str, ...], sets: tuple[str, ...], kube_version: str | None) -> tuple:
     args = ["template", RELEASE, str(CHART), "--namespace", NAMESPACE]
     for v in values:
@@ -59,7 +62,9 @@ def _render(values: tuple[str, ...], sets: tuple[str, ...], kube_version: str | 
     return tuple(d for d in yaml.safe_load_all(proc.stdout) if d)
 
 
-def render(values: list[Path] | tuple = (), sets: tuple[str, ...] = (), kube_version: str | None = None) -> list[dict]:
+def render(
+    values: list[Path] | tuple = (), sets: tuple[str, ...] = (), kube_version: str | None = None
+) -> list[dict]:
     """The chart rendered with these values files and --set flags, as a list of objects."""
     return list(_render(tuple(str(v) for v in values), tuple(sets), kube_version))
 
@@ -70,7 +75,9 @@ def of_kind(objects: list[dict], *kinds: str) -> list[dict]:
 
 def named(objects: list[dict], kind: str, name: str) -> dict:
     matches = [o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name]
-    assert matches, f"no {kind} named {name} in {[(o['kind'], o['metadata']['name']) for o in objects]}"
+    assert matches, (
+        f"no {kind} named {name} in {[(o['kind'], o['metadata']['name']) for o in objects]}"
+    )
     return matches[0]
 
 

@@ -29,8 +29,11 @@ SETTINGS_FIELDS = set(Settings.model_fields)
 
 
 def _serving(objects):
-    return [d for d in of_kind(objects, "Deployment")
-            if d["metadata"]["labels"]["app.kubernetes.io/component"] == "serving"]
+    return [
+        d
+        for d in of_kind(objects, "Deployment")
+        if d["metadata"]["labels"]["app.kubernetes.io/component"] == "serving"
+    ]
 
 
 def _value(env, name):
@@ -80,14 +83,19 @@ def test_every_modelfactory_variable_is_a_settings_field(helm, name):
     for w in of_kind(render(VALUE_SETS[name]), *WORKLOAD_KINDS):
         for c in containers(pod_spec(w)):
             for var in env_of(c):
-                if var.startswith(ENV_PREFIX) and var[len(ENV_PREFIX):].lower() not in SETTINGS_FIELDS:
+                if (
+                    var.startswith(ENV_PREFIX)
+                    and var[len(ENV_PREFIX) :].lower() not in SETTINGS_FIELDS
+                ):
                     unknown.add(var)
     # ci/multi-model-values.yaml sets one on purpose through extraEnv.
     unknown.discard("MODELFACTORY_FEATURE_FLAG")
     assert not unknown, f"not fields of modelfactory.config.Settings: {sorted(unknown)}"
 
 
-def _check_url_from_secret(env: dict, order: list[str], url_var: str, scheme_user_db: tuple, secret: str, key: str):
+def _check_url_from_secret(
+    env: dict, order: list[str], url_var: str, scheme_user_db: tuple, secret: str, key: str
+):
     url = _value(env, url_var)
     scheme, user, host, db = scheme_user_db
     m = re.fullmatch(rf"{re.escape(scheme)}://{user}:\$\((\w+)\)@{re.escape(host)}:5432/{db}", url)
@@ -112,14 +120,26 @@ def test_database_urls_keep_passwords_in_the_secret(helm, name, secret, keys):
     for d in _serving(objects):
         (c,) = d["spec"]["template"]["spec"]["containers"]
         order = [e["name"] for e in c["env"]]
-        _check_url_from_secret(env_of(c), order, "MODELFACTORY_PREDICTION_STORE_URL",
-                               ("postgresql+psycopg", "predictions", host, "predictions"), secret, keys[1])
+        _check_url_from_secret(
+            env_of(c),
+            order,
+            "MODELFACTORY_PREDICTION_STORE_URL",
+            ("postgresql+psycopg", "predictions", host, "predictions"),
+            secret,
+            keys[1],
+        )
     mlflow = named(objects, "Deployment", f"{FULLNAME}-mlflow")
     job = named(objects, "Job", f"{FULLNAME}-mlflow-db-upgrade")
     for c in containers(pod_spec(mlflow)) + containers(pod_spec(job)):
         order = [e["name"] for e in c["env"]]
-        _check_url_from_secret(env_of(c), order, "MLFLOW_BACKEND_STORE_URI",
-                               ("postgresql+psycopg", "mlflow", host, "mlflow"), secret, keys[0])
+        _check_url_from_secret(
+            env_of(c),
+            order,
+            "MLFLOW_BACKEND_STORE_URI",
+            ("postgresql+psycopg", "mlflow", host, "mlflow"),
+            secret,
+            keys[0],
+        )
 
 
 def test_generated_secret_is_kept_on_upgrade_and_uninstall(helm):
@@ -140,14 +160,18 @@ def test_every_secret_reference_resolves(helm):
     """Each secretKeyRef names the chart's Secret and one of its keys (or the user's Secret)."""
     for name in VALUE_SETS:
         objects = render(VALUE_SETS[name])
-        secrets = {s["metadata"]["name"]: set(s.get("data", {})) for s in of_kind(objects, "Secret")}
+        secrets = {
+            s["metadata"]["name"]: set(s.get("data", {})) for s in of_kind(objects, "Secret")
+        }
         values = yaml.safe_load((CHART / "values.yaml").read_text())
         for f in VALUE_SETS[name]:
             override = yaml.safe_load(f.read_text()) or {}
             existing = override.get("postgresql", {}).get("auth", {}).get("existingSecret")
             if existing:
-                keys = {**values["postgresql"]["auth"]["secretKeys"],
-                        **override["postgresql"]["auth"].get("secretKeys", {})}
+                keys = {
+                    **values["postgresql"]["auth"]["secretKeys"],
+                    **override["postgresql"]["auth"].get("secretKeys", {}),
+                }
                 secrets[existing] = set(keys.values())
         for w in of_kind(objects, *WORKLOAD_KINDS):
             for c in containers(pod_spec(w)):
@@ -155,22 +179,29 @@ def test_every_secret_reference_resolves(helm):
                     ref = e.get("valueFrom", {}).get("secretKeyRef")
                     if ref:
                         assert ref["name"] in secrets, f"{name}: {w['metadata']['name']} -> {ref}"
-                        assert ref["key"] in secrets[ref["name"]], f"{name}: {w['metadata']['name']} -> {ref}"
+                        assert ref["key"] in secrets[ref["name"]], (
+                            f"{name}: {w['metadata']['name']} -> {ref}"
+                        )
 
 
 def test_existing_secret_means_no_generated_secret(helm):
     objects = render(VALUE_SETS["existing-secret"])
     assert of_kind(objects, "Secret") == []
-    refs = {e["valueFrom"]["secretKeyRef"]["name"]
-            for w in of_kind(objects, *WORKLOAD_KINDS)
-            for c in containers(pod_spec(w))
-            for e in c.get("env", []) if "secretKeyRef" in e.get("valueFrom", {})}
+    refs = {
+        e["valueFrom"]["secretKeyRef"]["name"]
+        for w in of_kind(objects, *WORKLOAD_KINDS)
+        for c in containers(pod_spec(w))
+        for e in c.get("env", [])
+        if "secretKeyRef" in e.get("valueFrom", {})
+    }
     assert refs == {"my-modelfactory-db"}
 
 
 def test_database_init_creates_the_users_the_urls_use(helm):
     objects = render()
-    script = named(objects, "ConfigMap", f"{FULLNAME}-postgresql-init")["data"]["10-modelfactory-databases.sh"]
+    script = named(objects, "ConfigMap", f"{FULLNAME}-postgresql-init")["data"][
+        "10-modelfactory-databases.sh"
+    ]
     for user, db in (("mlflow", "mlflow"), ("predictions", "predictions")):
         assert f'CREATE ROLE "{user}" LOGIN' in script
         assert f'CREATE DATABASE "{db}" OWNER "{user}"' in script
@@ -189,9 +220,15 @@ def test_database_is_reachable_through_the_network_policy(helm):
     objects = render()
     policy = named(objects, "NetworkPolicy", f"{FULLNAME}-postgresql")
     peers = [p["podSelector"] for rule in policy["spec"]["ingress"] for p in rule["from"]]
-    clients = [w for w in of_kind(objects, *WORKLOAD_KINDS)
-               if any(e["name"] in ("MLFLOW_BACKEND_STORE_URI", "MODELFACTORY_PREDICTION_STORE_URL")
-                      for c in containers(pod_spec(w)) for e in c.get("env", []))]
+    clients = [
+        w
+        for w in of_kind(objects, *WORKLOAD_KINDS)
+        if any(
+            e["name"] in ("MLFLOW_BACKEND_STORE_URI", "MODELFACTORY_PREDICTION_STORE_URL")
+            for c in containers(pod_spec(w))
+            for e in c.get("env", [])
+        )
+    ]
     assert len(clients) >= 3  # MLflow, its migration Job, serving
     for w in clients:
         assert any(selector_matches(p, pod_labels(w)) for p in peers), w["metadata"]["name"]
@@ -211,7 +248,10 @@ def test_helm_test_pod_checks_mlflow_and_every_model(helm):
         assert f"http://{FULLNAME}-serving-{model}:3000/healthz" in urls
         assert f"http://{FULLNAME}-serving-{model}:3000/readyz" in urls  # requireServingReady
     # Every URL names a Service of the chart, on a port it exposes.
-    services = {s["metadata"]["name"]: {p["port"] for p in s["spec"]["ports"]} for s in of_kind(objects, "Service")}
+    services = {
+        s["metadata"]["name"]: {p["port"] for p in s["spec"]["ports"]}
+        for s in of_kind(objects, "Service")
+    }
     for url in urls:
         host, port = re.match(r"http://([^:/]+):(\d+)/", url).groups()
         assert int(port) in services[host], url
@@ -232,9 +272,15 @@ def test_mlflow_accepts_its_service_names_as_host(helm):
 
     objects = render()
     mlflow = named(objects, "Deployment", f"{FULLNAME}-mlflow")
-    allowed = _value(env_of(pod_spec(mlflow)["containers"][0]), "MLFLOW_SERVER_ALLOWED_HOSTS").split(",")
-    for host in (f"{FULLNAME}-mlflow:5000", f"{FULLNAME}-mlflow.ml.svc.cluster.local:5000",
-                 "localhost:30500", "10.244.0.7:5000"):
+    allowed = _value(
+        env_of(pod_spec(mlflow)["containers"][0]), "MLFLOW_SERVER_ALLOWED_HOSTS"
+    ).split(",")
+    for host in (
+        f"{FULLNAME}-mlflow:5000",
+        f"{FULLNAME}-mlflow.ml.svc.cluster.local:5000",
+        "localhost:30500",
+        "10.244.0.7:5000",
+    ):
         assert any(fnmatch.fnmatch(host, pattern) for pattern in allowed), host
     assert "*" not in allowed
     assert not any(fnmatch.fnmatch("evil.example.com", pattern) for pattern in allowed)
@@ -242,11 +288,18 @@ def test_mlflow_accepts_its_service_names_as_host(helm):
 
 def test_kind_node_ports_are_mapped_by_kind_config(helm):
     kind_config = yaml.safe_load((REPO / "kind-config.yaml").read_text())
-    mapped = {m["containerPort"] for n in kind_config["nodes"] for m in n.get("extraPortMappings", [])}
+    mapped = {
+        m["containerPort"] for n in kind_config["nodes"] for m in n.get("extraPortMappings", [])
+    }
     objects = render(VALUE_SETS["kind"])
-    node_ports = {p["nodePort"] for s in of_kind(objects, "Service") for p in s["spec"]["ports"] if "nodePort" in p}
+    node_ports = {
+        p["nodePort"]
+        for s in of_kind(objects, "Service")
+        for p in s["spec"]["ports"]
+        if "nodePort" in p
+    }
     assert node_ports == {30500, 30300, 30801}
     assert node_ports <= mapped, node_ports - mapped
     # The remaining mapping is the KFP UI, which kind-up.sh sets on KFP's own Service.
     (kfp_port,) = mapped - node_ports
-    assert f"nodePort\":{kfp_port}" in (REPO / "tools" / "kind-up.sh").read_text().replace(" ", "")
+    assert f'nodePort":{kfp_port}' in (REPO / "tools" / "kind-up.sh").read_text().replace(" ", "")

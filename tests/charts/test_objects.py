@@ -38,8 +38,13 @@ def test_every_object_and_pod_carries_the_standard_labels(helm, name):
         missing = [k for k in STANDARD_LABELS if k not in labels]
         if missing:
             problems.append(f"{obj['kind']}/{obj['metadata']['name']}: missing {missing}")
-        elif labels["app.kubernetes.io/instance"] != RELEASE or labels["app.kubernetes.io/managed-by"] != "Helm":
-            problems.append(f"{obj['kind']}/{obj['metadata']['name']}: wrong instance/managed-by {labels}")
+        elif (
+            labels["app.kubernetes.io/instance"] != RELEASE
+            or labels["app.kubernetes.io/managed-by"] != "Helm"
+        ):
+            problems.append(
+                f"{obj['kind']}/{obj['metadata']['name']}: wrong instance/managed-by {labels}"
+            )
         if obj["kind"] in WORKLOAD_KINDS:
             missing = [k for k in STANDARD_LABELS if k not in pod_labels(obj)]
             if missing:
@@ -55,11 +60,24 @@ def test_selectors_select_exactly_their_own_pods(helm, name):
         others = [o for o in workloads if o is not w]
         assert selector_matches(w["spec"]["selector"], pod_labels(w)), w["metadata"]["name"]
         for o in others:  # overlapping selectors make controllers fight over pods
-            assert not selector_matches(w["spec"]["selector"], pod_labels(o)), (w["metadata"]["name"], o["metadata"]["name"])
+            assert not selector_matches(w["spec"]["selector"], pod_labels(o)), (
+                w["metadata"]["name"],
+                o["metadata"]["name"],
+            )
     for svc in of_kind(objects, "Service"):
-        selected = [w for w in workloads if selector_matches({"matchLabels": svc["spec"]["selector"]}, pod_labels(w))]
-        assert len(selected) == 1, f"Service {svc['metadata']['name']} selects {[w['metadata']['name'] for w in selected]}"
-        container_ports = {p["name"] for c in selected[0]["spec"]["template"]["spec"]["containers"] for p in c.get("ports", [])}
+        selected = [
+            w
+            for w in workloads
+            if selector_matches({"matchLabels": svc["spec"]["selector"]}, pod_labels(w))
+        ]
+        assert len(selected) == 1, (
+            f"Service {svc['metadata']['name']} selects {[w['metadata']['name'] for w in selected]}"
+        )
+        container_ports = {
+            p["name"]
+            for c in selected[0]["spec"]["template"]["spec"]["containers"]
+            for p in c.get("ports", [])
+        }
         for port in svc["spec"]["ports"]:
             assert port["targetPort"] in container_ports, (svc["metadata"]["name"], port)
 
@@ -70,7 +88,11 @@ def test_network_policies_by_default(helm):
     assert set(policies) == {f"{FULLNAME}-postgresql", f"{FULLNAME}-mlflow", f"{FULLNAME}-serving"}
     # Every long-running pod is covered by a policy with both directions.
     for w in of_kind(objects, "Deployment", "StatefulSet"):
-        covering = [p for p in policies.values() if selector_matches(p["spec"]["podSelector"], pod_labels(w))]
+        covering = [
+            p
+            for p in policies.values()
+            if selector_matches(p["spec"]["podSelector"], pod_labels(w))
+        ]
         assert covering, w["metadata"]["name"]
         assert {"Ingress", "Egress"} <= set(covering[0]["spec"]["policyTypes"])
     # PostgreSQL opens no connection at all.
@@ -88,22 +110,28 @@ def test_network_policies_can_be_disabled(helm):
 def test_autoscaling_and_disruption_budgets_only_when_enabled(helm):
     defaults = render()
     assert of_kind(defaults, "HorizontalPodAutoscaler", "PodDisruptionBudget") == []
-    assert named(defaults, "Deployment", f"{FULLNAME}-serving-bank-marketing")["spec"]["replicas"] == 1
+    assert (
+        named(defaults, "Deployment", f"{FULLNAME}-serving-bank-marketing")["spec"]["replicas"] == 1
+    )
 
     objects = render(VALUE_SETS["hpa-pdb"])
     hpas = {h["metadata"]["name"]: h for h in of_kind(objects, "HorizontalPodAutoscaler")}
     pdbs = {p["metadata"]["name"]: p for p in of_kind(objects, "PodDisruptionBudget")}
     on = {f"{FULLNAME}-serving-bank-marketing", f"{FULLNAME}-serving-store-sales"}
     assert set(hpas) == on and set(pdbs) == on  # taxi-anomalies turned both off explicitly
-    for name, hpa in hpas.items():
+    for hpa in hpas.values():
         target = named(objects, "Deployment", hpa["spec"]["scaleTargetRef"]["name"])
         assert "replicas" not in target["spec"], "the HPA owns the replica count"
         assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 6)
         assert hpa["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"] == 60
-    assert named(objects, "Deployment", f"{FULLNAME}-serving-taxi-anomalies")["spec"]["replicas"] == 3
+    assert (
+        named(objects, "Deployment", f"{FULLNAME}-serving-taxi-anomalies")["spec"]["replicas"] == 3
+    )
     assert pdbs[f"{FULLNAME}-serving-bank-marketing"]["spec"] == {
         "minAvailable": 1,
-        "selector": named(objects, "Deployment", f"{FULLNAME}-serving-bank-marketing")["spec"]["selector"],
+        "selector": named(objects, "Deployment", f"{FULLNAME}-serving-bank-marketing")["spec"][
+            "selector"
+        ],
     }
     assert pdbs[f"{FULLNAME}-serving-store-sales"]["spec"]["maxUnavailable"] == 1
     assert "minAvailable" not in pdbs[f"{FULLNAME}-serving-store-sales"]["spec"]
@@ -131,7 +159,10 @@ def test_per_model_overrides(helm):
 def test_no_persistence_means_no_claims(helm):
     objects = render(VALUE_SETS["multi-model"])
     assert of_kind(objects, "PersistentVolumeClaim") == []
-    assert "volumeClaimTemplates" not in named(objects, "StatefulSet", f"{FULLNAME}-postgresql")["spec"]
+    assert (
+        "volumeClaimTemplates"
+        not in named(objects, "StatefulSet", f"{FULLNAME}-postgresql")["spec"]
+    )
 
 
 def test_every_value_is_documented():

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import re
 
-from kubernetes_validate import utils as kubernetes_validate
 import pytest
 import yaml
+from kubernetes_validate import utils as kubernetes_validate
 
 from .chartlib import CHART, VALUE_SETS, render, run_helm
 
 
 def _supported_versions() -> list[str]:
-    """Every Kubernetes minor version kubernetes-validate has schemas for that the chart's kubeVersion admits."""
+    """Kubernetes minors that kubernetes-validate has schemas for and kubeVersion admits."""
     constraint = yaml.safe_load((CHART / "Chart.yaml").read_text())["kubeVersion"]
     floor = re.fullmatch(r">=\s*(\d+)\.(\d+)(\.\d+)?(-0)?", constraint)
     assert floor, f"Chart.yaml kubeVersion {constraint!r}: expected a '>=1.N' lower bound"
@@ -78,16 +78,27 @@ def test_values_schema_rejects_mistakes(helm, bad_set, complaint):
 
 def test_external_database_without_secret_is_refused(helm):
     proc = run_helm(
-        "template", "mf", str(CHART),
-        "--set", "postgresql.enabled=false", "--set", "postgresql.external.host=db",
+        "template",
+        "mf",
+        str(CHART),
+        "--set",
+        "postgresql.enabled=false",
+        "--set",
+        "postgresql.external.host=db",
     )
     assert proc.returncode != 0 and "existingSecret" in proc.stderr, proc.stderr
 
 
 def test_notes_tell_the_next_commands(helm):
     proc = run_helm(
-        "install", "mf", str(CHART), "--dry-run=client", "--namespace", "ml",
-        "-f", str(CHART / "values-kind.yaml"),
+        "install",
+        "mf",
+        str(CHART),
+        "--dry-run=client",
+        "--namespace",
+        "ml",
+        "-f",
+        str(CHART / "values-kind.yaml"),
     )
     assert proc.returncode == 0, proc.stderr
     notes = proc.stdout.split("NOTES:", 1)[1]

@@ -44,11 +44,13 @@ def test_workloads_run_as_non_root_with_runtime_default_seccomp(helm, name):
         for c in containers(spec):
             sc = c.get("securityContext", {})
             cwhere = f"{where} container {c['name']}"
-            if not (sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot")) is True):
+            if sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot")) is not True:
                 problems.append(f"{cwhere}: runAsNonRoot is not true")
             uid = sc.get("runAsUser", pod_sc.get("runAsUser"))
             if uid is None or uid == 0:
-                problems.append(f"{cwhere}: no non-zero runAsUser (the image's USER is not checked here)")
+                problems.append(
+                    f"{cwhere}: no non-zero runAsUser (the image's USER is not checked here)"
+                )
             seccomp = sc.get("seccompProfile", pod_sc.get("seccompProfile", {}))
             if seccomp.get("type") not in ("RuntimeDefault", "Localhost"):
                 problems.append(f"{cwhere}: seccompProfile {seccomp}")
@@ -79,7 +81,9 @@ def test_read_only_containers_get_a_writable_tmp(helm, name):
             if tmp is None:
                 problems.append(f"{w['kind']}/{w['metadata']['name']} {c['name']}: no /tmp mount")
             elif "emptyDir" not in volumes.get(tmp["name"], {}) or tmp.get("readOnly"):
-                problems.append(f"{w['kind']}/{w['metadata']['name']} {c['name']}: /tmp is not a writable emptyDir")
+                problems.append(
+                    f"{w['kind']}/{w['metadata']['name']} {c['name']}: /tmp not a writable emptyDir"
+                )
     assert not problems, "\n".join(problems)
 
 
@@ -92,7 +96,9 @@ def test_every_container_has_requests_and_a_memory_limit(helm, name):
             res = c.get("resources", {})
             for kind, key in (("requests", "cpu"), ("requests", "memory"), ("limits", "memory")):
                 if not res.get(kind, {}).get(key):
-                    problems.append(f"{w['kind']}/{w['metadata']['name']} {c['name']}: no {kind}.{key}")
+                    problems.append(
+                        f"{w['kind']}/{w['metadata']['name']} {c['name']}: no {kind}.{key}"
+                    )
     assert not problems, "\n".join(problems)
 
 
@@ -108,7 +114,9 @@ def test_no_service_account_token_where_no_rbac_is_granted(helm, name):
         where = f"{w['kind']}/{w['metadata']['name']}"
         if sa == "default":
             problems.append(f"{where}: runs as the namespace's default ServiceAccount")
-        if sa not in service_accounts and not w["metadata"].get("annotations", {}).get("helm.sh/hook"):
+        if sa not in service_accounts and not w["metadata"].get("annotations", {}).get(
+            "helm.sh/hook"
+        ):
             problems.append(f"{where}: ServiceAccount {sa} is not rendered by the chart")
         if sa not in bound and spec.get("automountServiceAccountToken") is not False:
             problems.append(f"{where}: mounts an API token although {sa} has no RBAC")
@@ -121,13 +129,19 @@ def test_no_service_account_token_where_no_rbac_is_granted(helm, name):
 @pytest.mark.parametrize("name", VALUE_SETS)
 def test_serving_has_health_probes_on_the_http_port(helm, name):
     objects = render(VALUE_SETS[name])
-    serving = [d for d in of_kind(objects, "Deployment")
-               if d["metadata"]["labels"]["app.kubernetes.io/component"] == "serving"]
+    serving = [
+        d
+        for d in of_kind(objects, "Deployment")
+        if d["metadata"]["labels"]["app.kubernetes.io/component"] == "serving"
+    ]
     for d in serving:
         (c,) = d["spec"]["template"]["spec"]["containers"]
         ports = {p["name"]: p["containerPort"] for p in c["ports"]}
         assert ports == {"http": 3000, "grpc": 8001}, ports
-        for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz"),
-                            ("startupProbe", "/healthz")):
+        for probe, path in (
+            ("livenessProbe", "/healthz"),
+            ("readinessProbe", "/readyz"),
+            ("startupProbe", "/healthz"),
+        ):
             get = c[probe]["httpGet"]
             assert get["path"] == path and ports.get(get["port"], get["port"]) == 3000, (probe, get)
