@@ -28,6 +28,10 @@ def read_table(source: str | Path, **csv_options) -> pd.DataFrame:
         if ".parquet" in suffixes or ".pq" in suffixes:
             frame = pd.read_parquet(source)
         else:
+            if not is_url(source) and "compression" not in csv_options:
+                # Artifact files (KFP, MLflow) often lose their extension: trust the bytes, not the name.
+                with open(source, "rb") as handle:
+                    csv_options["compression"] = "gzip" if handle.read(2) == b"\x1f\x8b" else "infer"
             frame = pd.read_csv(source, **csv_options)
     except pd.errors.EmptyDataError as exc:
         raise DataSourceError(f"{name}: the file is empty") from exc
