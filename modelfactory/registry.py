@@ -1,0 +1,137 @@
+"""The MLflow model registry as modelfactory uses it: versions, aliases, decisions, summaries.
+
+Conventions every use case follows:
+- a new version gets the alias ``challenger``; the promotion gate may move
+  ``champion`` to it, and the decision and its reason are tags on the version;
+- the training run of a version holds its metrics (``holdout_*`` for the model,
+  ``baseline_holdout_*`` for the baseline on the same holdout) and its training
+  data under the artifact path ``reference_data/`` (drift detection compares
+  against it).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException, RestException
+
+from modelfactory.errors import RegistryError
+from modelfactory.promotion import PromotionDecision
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+REFERENCE_DATA_PATH = "reference_data"
+
+
+def resolve_tracking_uri(explicit: str | None = None) -> str:
+    """An explicit URI, else MLFLOW_TRACKING_URI, else the embedded server's address."""
+    if explicit:
+        return explicit
+    from modelfactory.config import get_settings
+
+    return get_settings().mlflow_tracking_uri
+
+
+@dataclass
+class VersionSummary:
+    name: str
+    version: str
+    aliases: list[str]
+    run_id: str | None
+    created: int
+    metrics: dict[str, float] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+class Registry:
+    """A thin, typed face over MlflowClient for the registry operations the platform needs."""
+
+    def __init__(self, tracking_uri: str | None = None):
+        self.tracking_uri = resolve_tracking_uri(tracking_uri)
+        self.client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+
+    def register(self, name: str, model_uri: str, run_id: str, tags: dict[str, str] | None = None,
+                 description: str | None = None) -> ModelVersion:
+        """Create ``name`` if new, add a version from ``model_uri``, and mark it the challenger."""
+        try:
+            self.client.get_registered_model(name)
+        except MlflowException:
+            self.client.create_registered_model(name)
+        version = self.client.create_model_version(
+            name, source=model_uri, run_id=run_id, tags=tags, description=description,
+            model_id=_model_id(model_uri))
+        self.client.set_registered_model_alias(name, CHALLENGER, version.version)
+        return version
+
+    def version_by_alias(self, name: str, alias: str) -> ModelVersion | None:
+        try:
+            return self.client.get_model_version_by_alias(name, alias)
+        except RestException as exc:
+            if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                return None
+            raise
+        except MlflowException as exc:
+            if "not found" in str(exc).lower() or "does not exist" in str(exc).lower():
+                return None
+            raise
+
+    def set_alias(self, name: str, alias: str, version: str) -> None:
+        self.client.set_registered_model_alias(name, alias, version)
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        self.client.delete_registered_model_alias(name, alias)
+
+    def record_decision(self, name: str, version: str, decision: PromotionDecision) -> None:
+        """Store the gate's verdict on the version and, when it passed, make the version champion."""
+        for key, value in decision.as_tags().items():
+            self.client.set_model_version_tag(name, version, key, value)
+        if decision.promote:
+            self.set_alias(name, CHAMPION, version)
+
+    def run_metrics(self, run_id: str | None) -> dict[str, float]:
+        if not run_id:
+            return {}
+        return dict(self.client.get_run(run_id).data.metrics)
+
+    def versions(self, name: str) -> Iterator[VersionSummary]:
+        aliases_by_version: dict[str, list[str]] = {}
+        for alias, version in self.client.get_registered_model(name).aliases.items():
+            aliases_by_version.setdefault(str(version), []).append(alias)
+        for mv in self.client.search_model_versions(f"name='{name}'", order_by=["version_number DESC"]):
+            yield VersionSummary(
+                name=name, version=str(mv.version), aliases=sorted(aliases_by_version.get(str(mv.version), [])),
+                run_id=mv.run_id, created=mv.creation_timestamp, metrics=self.run_metrics(mv.run_id),
+                tags=dict(mv.tags),
+            )
+
+    def model_names(self) -> list[str]:
+        return sorted(m.name for m in self.client.search_registered_models())
+
+
+def _model_id(model_uri: str) -> str | None:
+    """The logged-model id in an MLflow 3 ``models:/m-<id>`` URI, if that is what we got."""
+    prefix = "models:/"
+    if model_uri.startswith(prefix) and model_uri[len(prefix):].startswith("m-"):
+        return model_uri[len(prefix):].split("/")[0]
+    return None
+
+
+def ensure_reachable(tracking_uri: str | None = None) -> str:
+    """Fail early, with an actionable message, when the tracking server does not answer."""
+    uri = resolve_tracking_uri(tracking_uri)
+    if uri.startswith(("http://", "https://")):
+        import httpx
+
+        try:
+            httpx.get(f"{uri.rstrip('/')}/health", timeout=5).raise_for_status()
+        except httpx.HTTPError as exc:
+            raise RegistryError(
+                f"MLflow tracking server at {uri} does not answer ({exc}). Start the embedded one with "
+                "`modelfactory up`, or point MLFLOW_TRACKING_URI at a running server."
+            ) from exc
+    os.environ.setdefault("MLFLOW_TRACKING_URI", uri)
+    return uri

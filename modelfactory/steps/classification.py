@@ -1,0 +1,137 @@
+"""Classification steps: split, train (logged to MLflow), evaluate on the holdout, register behind the gate."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+
+import mlflow
+from mlflow.models import infer_signature
+
+from modelfactory.classification import (
+    ClassifierConfig,
+    evaluate_classifier,
+    features,
+    train_classifier,
+)
+from modelfactory.data import bank_marketing as bank
+from modelfactory.promotion import GateMetric, promotion_gate
+from modelfactory.registry import REFERENCE_DATA_PATH, Registry, resolve_tracking_uri
+from modelfactory.split import class_balance_warnings, split_strategy
+from modelfactory.steps.common import read_dataset, write_dataset
+
+GATE_METRIC = GateMetric("roc_auc", higher_is_better=True)
+# skops refuses tree internals unless trusted; we trust the trees we trained ourselves.
+TRUSTED_TYPES = ["sklearn.tree._tree.Tree"]
+EXPERIMENT = "bank-marketing"
+
+
+def split(data_path: str, train_path: str, holdout_path: str, strategy: str = "random",
+          holdout_fraction: float = 0.2, seed: int = 42) -> dict:
+    frame = read_dataset(data_path)
+    parts = split_strategy(strategy, holdout_fraction, seed, stratify_on=bank.TARGET).split(frame)
+    warnings = class_balance_warnings(parts, bank.target_vector(parts.train), bank.target_vector(parts.holdout))
+    write_dataset(parts.train, train_path)
+    write_dataset(parts.holdout, holdout_path)
+    return {"train_rows": len(parts.train), "holdout_rows": len(parts.holdout),
+            "strategy": strategy, "warnings": warnings}
+
+
+def train(train_path: str, model_path: str, tracking_uri: str = "", batch_id: str = "", source: str = "",
+          config: ClassifierConfig = ClassifierConfig(), experiment: str = EXPERIMENT) -> dict:
+    """Train model and baseline, log both to a new MLflow run with the training data as reference."""
+    mlflow.set_tracking_uri(resolve_tracking_uri(tracking_uri))
+    mlflow.set_experiment(experiment)
+    train_frame = read_dataset(train_path)
+    trained = train_classifier(train_frame, config)
+    X = features(train_frame)
+    with mlflow.start_run(run_name=f"{experiment}-{batch_id}" if batch_id else None) as run:
+        mlflow.set_tags({"modelfactory.use_case": "classification", "modelfactory.batch_id": batch_id,
+                         "modelfactory.source": source})
+        mlflow.log_params({**asdict(config), "imbalance_chosen": trained.imbalance,
+                           "train_rows": len(train_frame),
+                           "train_positive_share": round(float(bank.target_vector(train_frame).mean()), 4)})
+        mlflow.log_metrics({f"validation_pr_auc_{k}": v for k, v in trained.validation_pr_auc.items()})
+        mlflow.log_input(mlflow.data.from_pandas(train_frame, source=source or train_path,
+                                                 name=f"train-{batch_id}", targets=bank.TARGET),
+                         context="training")
+        mlflow.log_artifact(train_path, REFERENCE_DATA_PATH)  # drift detection compares against this
+        sample = X.head(200)
+        signature = infer_signature(sample, trained.model.predict_proba(sample))
+        logged = {}
+        for name, model in (("model", trained.model), ("baseline", trained.baseline)):
+            logged[name] = mlflow.sklearn.log_model(
+                model, name=name, signature=signature, input_example=X.head(5),
+                skops_trusted_types=TRUSTED_TYPES, pyfunc_predict_fn="predict_proba",
+                pip_requirements=_requirements(),
+                metadata={"labels": ["no", bank.POSITIVE], "threshold": 0.5},
+            ).model_uri
+    result = {"run_id": run.info.run_id, "model_uri": logged["model"], "baseline_uri": logged["baseline"],
+              "imbalance": trained.imbalance, "tracking_uri": mlflow.get_tracking_uri()}
+    Path(model_path).parent.mkdir(parents=True, exist_ok=True)
+    Path(model_path).write_text(json.dumps(result, indent=2))
+    return result
+
+
+def _requirements() -> list[str]:
+    """What the model needs to load, stated rather than inferred (inference loads the model in a
+    subprocess and costs tens of seconds per model)."""
+    from importlib.metadata import version
+
+    return [f"{package}=={version(package)}" for package in ("mlflow", "scikit-learn", "skops", "pandas", "numpy")]
+
+
+def load_classifier(model_uri: str):
+    return mlflow.sklearn.load_model(model_uri)
+
+
+def evaluate(model_info: dict, holdout_path: str, tracking_uri: str = "") -> dict:
+    """Score model and baseline on the same holdout; log ``holdout_*`` and ``baseline_holdout_*``."""
+    mlflow.set_tracking_uri(resolve_tracking_uri(tracking_uri or model_info.get("tracking_uri")))
+    holdout = read_dataset(holdout_path)
+    model_metrics = evaluate_classifier(load_classifier(model_info["model_uri"]), holdout)
+    baseline_metrics = evaluate_classifier(load_classifier(model_info["baseline_uri"]), holdout)
+    with mlflow.start_run(run_id=model_info["run_id"]):
+        mlflow.log_metrics({f"holdout_{k}": v for k, v in model_metrics.items()})
+        mlflow.log_metrics({f"baseline_holdout_{k}": v for k, v in baseline_metrics.items()})
+        with tempfile.TemporaryDirectory() as tmp:
+            report = Path(tmp) / "holdout_metrics.json"
+            report.write_text(json.dumps({"model": model_metrics, "baseline": baseline_metrics}, indent=2))
+            mlflow.log_artifact(str(report), "evaluation")
+    return {"model": model_metrics, "baseline": baseline_metrics}
+
+
+def register(model_info: dict, holdout_path: str, model_name: str, margin: float = 0.0,
+             tracking_uri: str = "", batch_id: str = "") -> dict:
+    """Register the new version as challenger, then let the gate decide whether it becomes champion.
+
+    The champion is scored on this run's holdout, so both numbers answer the same question.
+    """
+    uri = resolve_tracking_uri(tracking_uri or model_info.get("tracking_uri"))
+    mlflow.set_tracking_uri(uri)
+    registry = Registry(uri)
+    metrics = registry.run_metrics(model_info["run_id"])
+    candidate = metrics[f"holdout_{GATE_METRIC.name}"]
+    baseline = metrics[f"baseline_holdout_{GATE_METRIC.name}"]
+    champion = registry.version_by_alias(model_name, "champion")
+    champion_score = None
+    if champion is not None:
+        holdout = read_dataset(holdout_path)
+        champion_model = load_classifier(f"models:/{model_name}@champion")
+        champion_score = evaluate_classifier(champion_model, holdout)[GATE_METRIC.name]
+    decision = promotion_gate(GATE_METRIC, candidate, champion=champion_score, baseline=baseline,
+                              margin=margin, champion_version=champion.version if champion else None)
+    version = registry.register(model_name, model_info["model_uri"], model_info["run_id"],
+                                tags={"modelfactory.batch_id": batch_id})
+    registry.record_decision(model_name, version.version, decision)
+    with mlflow.start_run(run_id=model_info["run_id"]):
+        mlflow.set_tags({**decision.as_tags(), "modelfactory.registered_version": version.version})
+        if champion_score is not None:
+            mlflow.log_metric(f"champion_holdout_{GATE_METRIC.name}", champion_score)
+    return {"model_name": model_name, "version": version.version, "promoted": decision.promote,
+            "alias": "champion" if decision.promote else "challenger", "reason": decision.reason,
+            "run_id": model_info["run_id"], "metric": GATE_METRIC.name, "candidate": candidate,
+            "baseline": baseline, "champion": champion_score,
+            "previous_champion": champion.version if champion else None}
