@@ -1,0 +1,173 @@
+"""The ``modelfactory`` command: run pipelines, serve champions, list models, run the demo.
+
+Every command is a thin adapter over the core; state lives in MLflow (the
+registry) and under ``MODELFACTORY_HOME``. Errors a user can act on are printed
+as one clear message, never a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import signal
+import sys
+import time
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from modelfactory.config import get_settings
+from modelfactory.errors import ModelFactoryError
+
+app = typer.Typer(help="modelfactory: train, register and serve models on one machine or a cluster.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+console = Console()
+
+
+def _friendly_errors(command):
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except (ModelFactoryError, LookupError) as exc:
+            console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(1) from None
+    return wrapper
+
+
+def _registry_uri(start: bool = True) -> str:
+    """MLFLOW_TRACKING_URI if set; otherwise the embedded server, started if need be."""
+    settings = get_settings()
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    server = embedded_mlflow()
+    if server.is_healthy() or not start:
+        return server.url
+    with console.status(f"Starting MLflow at {server.url} (first start creates the database)..."):
+        server.start()
+    console.print(f"[green]✓[/] MLflow at {server.url} (data in {settings.home / 'mlflow'})")
+    return server.url
+
+
+def embedded_mlflow():
+    from modelfactory.mlflow_server import EmbeddedMlflow
+
+    settings = get_settings()
+    return EmbeddedMlflow(settings.home, settings.mlflow_host, settings.mlflow_port)
+
+
+@app.command()
+@_friendly_errors
+def run(
+    use_case: Annotated[str, typer.Argument(help="Which pipeline: classification.")],
+    data: Annotated[str | None, typer.Option("--data", help="Path or URL of your data file; "
+                                             "synthetic demo data when omitted.")] = None,
+    rows: Annotated[int, typer.Option(help="Rows of synthetic data when --data is omitted.")] = 20000,
+    split: Annotated[str, typer.Option(help="Split strategy: random or sequential.")] = "random",
+    holdout: Annotated[float, typer.Option(help="Share of rows held out for evaluation.")] = 0.2,
+    imbalance: Annotated[str, typer.Option(help="auto, class_weight or smote.")] = "auto",
+    margin: Annotated[float | None, typer.Option(help="Promotion margin over the champion.")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed for data, split and model.")] = 42,
+):
+    """Run a use case's pipeline with the kfp local runner and register the model."""
+    from modelfactory import workflows
+
+    uri = _registry_uri()
+    summary = workflows.run_pipeline(use_case, uri, console, source=data, n_synthetic_rows=rows,
+                                     split_strategy=split, holdout_fraction=holdout, imbalance=imbalance,
+                                     promotion_margin=margin, seed=seed)
+    workflows.print_registration(summary, uri, console)
+
+
+@app.command()
+@_friendly_errors
+def serve(
+    model: Annotated[str, typer.Argument(help="Registered model name, e.g. bank-marketing.")],
+    port: Annotated[int | None, typer.Option(help="HTTP port (default MODELFACTORY_HTTP_PORT).")] = None,
+    host: Annotated[str | None, typer.Option(help="Interface to listen on.")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
+    alias: Annotated[str, typer.Option(help="Which alias to serve.")] = "champion",
+):
+    """Serve a registered model's champion over HTTP until Ctrl-C."""
+    from modelfactory.registry import Registry
+    from modelfactory.serving_process import ServingProcess
+
+    settings = get_settings()
+    uri = _registry_uri()
+    if Registry(uri).version_by_alias(model, alias) is None:
+        raise LookupError(f"registered model {model!r} has no {alias!r} version at {uri}; "
+                          f"run `modelfactory run` first, or see `modelfactory models`")
+    process = ServingProcess(model, uri, port or settings.http_port, host or settings.http_host,
+                             workers or settings.workers, alias)
+    console.print(f"Serving {model}@{alias} at [bold]{process.url}[/] (POST /predict, /docs); Ctrl-C stops")
+    os.execvpe(process.command()[0], process.command(), process.environment())
+
+
+@app.command()
+@_friendly_errors
+def models():
+    """List registered models, their versions, aliases and key metrics."""
+    from modelfactory import workflows
+
+    workflows.print_models(_registry_uri(), console)
+
+
+@app.command()
+@_friendly_errors
+def up():
+    """Keep MLflow, and a service per champion, running for interactive use until Ctrl-C."""
+    from modelfactory.registry import Registry
+    from modelfactory.serving_process import ServingProcess
+
+    settings = get_settings()
+    server = embedded_mlflow()
+    started_here = not os.environ.get("MLFLOW_TRACKING_URI") and not server.is_healthy()
+    uri = _registry_uri()
+    registry = Registry(uri)
+    services = []
+    try:
+        port = settings.http_port
+        for name in registry.model_names():
+            if registry.version_by_alias(name, "champion") is None:
+                continue
+            log_file = settings.home / "logs" / f"serve-{name}.log"
+            log_file.parent.mkdir(parents=True, exist_ok=True)
+            with console.status(f"Starting {name} on port {port}..."):
+                services.append(ServingProcess(name, uri, port, settings.http_host, settings.workers,
+                                               log_file=log_file).start())
+            console.print(f"[green]✓[/] {name}@champion at http://{settings.http_host}:{port}/predict")
+            port += 1
+        console.print(f"MLflow UI: [bold]{uri}[/]" + ("" if services else
+                      "  (no champion yet: `modelfactory run classification`)"))
+        console.print("Running; Ctrl-C stops.")
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        while all(service.process.poll() is None for service in services):
+            time.sleep(1)
+        console.print("[red]a model service stopped unexpectedly; see the logs under[/] "
+                      f"{settings.home / 'logs'}")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for service in services:
+            service.stop()
+        if started_here:
+            server.stop()
+        console.print("Stopped.")
+
+
+@app.command()
+@_friendly_errors
+def down():
+    """Stop the embedded MLflow server that `demo`, `run` or `up` left running."""
+    console.print("Stopped MLflow." if embedded_mlflow().stop() else "No embedded MLflow server was running.")
+
+
+@app.command()
+@_friendly_errors
+def demo(rows: Annotated[int, typer.Option(help="Rows of synthetic bank-marketing data.")] = 20000):
+    """The whole lifecycle on synthetic data: pipeline, registry, serving, predictions."""
+    from modelfactory import workflows
+
+    workflows.demo(_registry_uri(), console, rows)
