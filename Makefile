@@ -46,3 +46,6 @@ lint: install-dev
 
 clean:
 	rm -rf $(VENV) .tools .pytest_cache local_outputs
+
+# Further targets by part (images, kind cluster, ...) live beside this file.
+-include mk/*.mk
