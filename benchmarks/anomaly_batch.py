@@ -11,7 +11,8 @@ detection (the build's memory included), the detection metrics, and then — aft
 the measurement — the agreement of the scalable DBSCAN with plain scikit-learn DBSCAN
 on a sample small enough for the plain one.
 
-Usage: python benchmarks/anomaly_batch.py [--rides N] [--source real|simulator] [--agreement-sample N]
+Usage: python benchmarks/anomaly_batch.py [--rides N] [--source real|simulator]
+       [--agreement-sample N]
 """
 
 from __future__ import annotations
@@ -25,7 +26,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from modelfactory.anomaly import DetectionConfig, dbscan_labels, detect_outliers, label_agreement, standardize
+from modelfactory.anomaly import (
+    DetectionConfig,
+    dbscan_labels,
+    detect_outliers,
+    label_agreement,
+    standardize,
+)
 from modelfactory.data.taxi import load_taxi_rides, simulate_rides
 
 TAXI_DIR = Path("/work/shared/data/taxi")
@@ -33,7 +40,10 @@ TAXI_DIR = Path("/work/shared/data/taxi")
 
 def real_rides(n: int, seed: int = 0) -> pd.DataFrame:
     base = pd.concat(
-        [load_taxi_rides(path).rides for path in sorted(TAXI_DIR.glob("green_tripdata_2023-0*.csv.gz"))],
+        [
+            load_taxi_rides(path).rides
+            for path in sorted(TAXI_DIR.glob("green_tripdata_2023-0*.csv.gz"))
+        ],
         ignore_index=True,
     )
     rng = np.random.default_rng(seed)
@@ -79,10 +89,12 @@ def main(argv=None) -> int:
     print(f"peak memory (process RSS, build included): {peak / 2**30:.2f} GiB (target < 4 GiB)")
     print(
         f"method {metrics['method']} (grid resolution {metrics['grid_resolution']}), "
-        f"{metrics['distinct_points']:,} weighted points, ~{metrics['estimated_neighbor_pairs']:,} neighbour pairs"
+        f"{metrics['distinct_points']:,} weighted points, "
+        f"~{metrics['estimated_neighbor_pairs']:,} neighbour pairs"
     )
     print(
-        f"clusters {metrics['clusters']}, noise {metrics['noise']:,} ({metrics['noise_share']:.3%}), "
+        f"clusters {metrics['clusters']}, noise {metrics['noise']:,} "
+        f"({metrics['noise_share']:.3%}), "
         f"silhouette {metrics['silhouette']}"
     )
 
@@ -98,7 +110,8 @@ def main(argv=None) -> int:
             labels, info = dbscan_labels(scaled, DetectionConfig(method=method))
             agreement = {k: round(v, 5) for k, v in label_agreement(reference, labels).items()}
             print(
-                f"agreement with plain DBSCAN on {len(sample):,} sampled rides ({plain_seconds:.1f} s), "
+                f"agreement with plain DBSCAN on {len(sample):,} sampled rides "
+                f"({plain_seconds:.1f} s), "
                 f"method {method}: {agreement}"
             )
     return 0

@@ -64,9 +64,14 @@ class DetectionConfig:
 
     def __post_init__(self):
         if self.eps <= 0 or self.min_samples < 1:
-            raise ValueError(f"DetectionConfig: eps must be > 0 and min_samples >= 1, got {self.eps}, {self.min_samples}")
+            raise ValueError(
+                "DetectionConfig: eps must be > 0 and min_samples >= 1, "
+                f"got {self.eps}, {self.min_samples}"
+            )
         if not 0 < self.grid_resolution <= 1:
-            raise ValueError(f"DetectionConfig.grid_resolution must be in (0, 1], got {self.grid_resolution}")
+            raise ValueError(
+                f"DetectionConfig.grid_resolution must be in (0, 1], got {self.grid_resolution}"
+            )
         object.__setattr__(self, "features", tuple(self.features))
 
     def to_dict(self) -> dict:
@@ -82,7 +87,10 @@ class DetectionResult:
 
 
 def standardize(values: np.ndarray, scaling: str = "standard") -> np.ndarray:
-    """Column-wise (x - mean) / std, or (x - median) / IQR for ``"robust"``; constant columns -> 0."""
+    """Column-wise (x - mean) / std, or (x - median) / IQR for ``"robust"``.
+
+    Constant columns become 0.
+    """
     values = np.asarray(values, dtype=float)
     if scaling == "standard":
         center, scale = values.mean(axis=0), values.std(axis=0)
@@ -104,13 +112,21 @@ def _weighted_points(scaled: np.ndarray, cell: float | None):
         points = np.empty((len(counts), scaled.shape[1]))
         points[inverse] = scaled
     else:
-        points = np.column_stack(
-            [np.bincount(inverse, weights=scaled[:, j], minlength=len(counts)) for j in range(scaled.shape[1])]
-        ) / counts[:, None]
+        points = (
+            np.column_stack(
+                [
+                    np.bincount(inverse, weights=scaled[:, j], minlength=len(counts))
+                    for j in range(scaled.shape[1])
+                ]
+            )
+            / counts[:, None]
+        )
     return points, counts.astype(float), inverse
 
 
-def _estimated_pairs(points: np.ndarray, eps: float, rng: np.random.Generator, sample: int = 2000) -> float:
+def _estimated_pairs(
+    points: np.ndarray, eps: float, rng: np.random.Generator, sample: int = 2000
+) -> float:
     if len(points) <= sample:
         probe = points
     else:
@@ -160,7 +176,9 @@ def _validate(rides: pd.DataFrame, features: tuple[str, ...]) -> np.ndarray:
         for j, column in enumerate(features):
             rows = np.flatnonzero(bad[:, j])
             if len(rows):
-                problems.append(f"column '{column}': missing or infinite values at {describe_rows(rows)}")
+                problems.append(
+                    f"column '{column}': missing or infinite values at {describe_rows(rows)}"
+                )
         raise DataValidationError("rides", problems)
     return values
 
@@ -177,7 +195,9 @@ def detect_outliers(rides: pd.DataFrame, config: DetectionConfig | None = None) 
     started = time.perf_counter()
     if rides.empty:
         out = rides.assign(cluster=pd.Series(dtype="int64"), is_outlier=pd.Series(dtype=bool))
-        return DetectionResult(out, {"rides": 0, "clusters": 0, "noise": 0, "noise_share": 0.0, "silhouette": None})
+        return DetectionResult(
+            out, {"rides": 0, "clusters": 0, "noise": 0, "noise_share": 0.0, "silhouette": None}
+        )
     values = _validate(rides, config.features)
     scaled = standardize(values, config.scaling)
     labels, info = dbscan_labels(scaled, config)
@@ -196,7 +216,9 @@ def detect_outliers(rides: pd.DataFrame, config: DetectionConfig | None = None) 
     return DetectionResult(out, metrics)
 
 
-def silhouette(scaled: np.ndarray, labels: np.ndarray, sample: int = 5000, seed: int = 42) -> float | None:
+def silhouette(
+    scaled: np.ndarray, labels: np.ndarray, sample: int = 5000, seed: int = 42
+) -> float | None:
     """Silhouette of the non-noise rides (sampled); None when fewer than 2 clusters."""
     keep = labels != -1
     if len(set(labels[keep].tolist())) < 2:

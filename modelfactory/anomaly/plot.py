@@ -8,7 +8,9 @@ import numpy as np
 import pandas as pd
 
 
-def plot_batch(rides: pd.DataFrame, path: str | Path, title: str | None = None, max_points: int = 50_000) -> Path:
+def plot_batch(
+    rides: pd.DataFrame, path: str | Path, title: str | None = None, max_points: int = 50_000
+) -> Path:
     """Write a scatter of ``ride_dist`` vs ``ride_time`` (log scales) with outliers as red crosses.
 
     ``rides`` is a detection result (``cluster``, ``is_outlier``). Inliers beyond

@@ -8,7 +8,7 @@ crontab / Kubernetes CronJob takes the five-field form.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,9 @@ class DailySchedule:
 
     def __post_init__(self):
         if not (0 <= self.hour < 24 and 0 <= self.minute < 60):
-            raise ValueError(f"DailySchedule: hour must be 0-23 and minute 0-59, got {self.hour}:{self.minute}")
+            raise ValueError(
+                f"DailySchedule: hour must be 0-23 and minute 0-59, got {self.hour}:{self.minute}"
+            )
         if self.lag_days < 0:
             raise ValueError(f"DailySchedule.lag_days must be >= 0, got {self.lag_days}")
 
@@ -32,8 +34,10 @@ class DailySchedule:
 
     def next_runs(self, after: datetime | None = None, count: int = 3) -> list[datetime]:
         """The next ``count`` run times strictly after ``after`` (default: now, UTC)."""
-        after = after or datetime.now(timezone.utc)
-        candidate = datetime.combine(after.date(), time(self.hour, self.minute), tzinfo=after.tzinfo)
+        after = after or datetime.now(UTC)
+        candidate = datetime.combine(
+            after.date(), time(self.hour, self.minute), tzinfo=after.tzinfo
+        )
         if candidate <= after:
             candidate += timedelta(days=1)
         return [candidate + timedelta(days=i) for i in range(count)]

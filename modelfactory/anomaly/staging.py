@@ -22,7 +22,7 @@ PostgreSQL (``postgresql+psycopg://...``) the cluster one.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import numpy as np
@@ -90,8 +90,10 @@ def _rows(scored: pd.DataFrame, batch_date: date, run_id: str, written_at: datet
         if other.any():
             raise DataValidationError(
                 "scored rides",
-                [f"column 'batch_date': {int(other.sum())} rides are not from {batch_date} "
-                 f"({describe_rows(np.flatnonzero(other.to_numpy()))})"],
+                [
+                    f"column 'batch_date': {int(other.sum())} rides are not from {batch_date} "
+                    f"({describe_rows(np.flatnonzero(other.to_numpy()))})"
+                ],
             )
     n = len(scored)
     columns = {
@@ -105,7 +107,10 @@ def _rows(scored: pd.DataFrame, batch_date: date, run_id: str, written_at: datet
         "run_id": [run_id] * n,
         "written_at": [written_at] * n,
     }
-    return [dict(zip(COLUMNS, values)) for values in zip(*(columns[c] for c in COLUMNS))]
+    return [
+        dict(zip(COLUMNS, values, strict=True))
+        for values in zip(*(columns[c] for c in COLUMNS), strict=True)
+    ]
 
 
 def write_outliers(
@@ -125,7 +130,7 @@ def write_outliers(
     number of rows written.
     """
     batch_date = pd.Timestamp(batch_date).date()
-    rows = _rows(scored, batch_date, run_id, datetime.now(timezone.utc))
+    rows = _rows(scored, batch_date, run_id, datetime.now(UTC))
     engine = staging_engine(url_or_engine)
     ensure_table(engine)
     with engine.begin() as connection:  # commit on success, roll back on any exception
@@ -137,7 +142,9 @@ def write_outliers(
     return len(rows)
 
 
-def read_outliers(url_or_engine: str | Engine, batch_date: date | str | None = None) -> pd.DataFrame:
+def read_outliers(
+    url_or_engine: str | Engine, batch_date: date | str | None = None
+) -> pd.DataFrame:
     """Rows of ``ride_outliers`` (one batch date, or all), ordered by batch_date, ride_id."""
     engine = staging_engine(url_or_engine)
     ensure_table(engine)

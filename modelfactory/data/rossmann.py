@@ -50,7 +50,9 @@ def load_rossmann(
     if stores is not None and "Store" in frame.columns:
         wanted = {int(s) for s in stores}
         frame = frame[pd.to_numeric(frame["Store"], errors="coerce").isin(wanted)]
-        missing = sorted(wanted - set(pd.to_numeric(frame["Store"], errors="coerce").dropna().astype(int)))
+        missing = sorted(
+            wanted - set(pd.to_numeric(frame["Store"], errors="coerce").dropna().astype(int))
+        )
         if missing:
             raise DataValidationError(
                 str(source), [f"column 'Store': no rows for requested store id(s) {missing}"]
@@ -83,7 +85,8 @@ def validate_rossmann(frame: pd.DataFrame, source: str = "sales data") -> pd.Dat
         bad = values.isna() | (values != values.round())
         if bad.any():
             problems.append(
-                f"column '{column}': expected integers, found {frame.loc[bad, column].head(3).tolist()} "
+                f"column '{column}': expected integers, "
+                f"found {frame.loc[bad, column].head(3).tolist()} "
                 f"at {describe_rows(frame.index[bad])}"
             )
         parsed[column] = ~bad
@@ -92,7 +95,8 @@ def validate_rossmann(frame: pd.DataFrame, source: str = "sales data") -> pd.Dat
         bad = ~out[column].isin([0, 1]) & parsed[column]
         if bad.any():
             problems.append(
-                f"column '{column}': expected 0 or 1, found {sorted(set(out.loc[bad, column]))[:5]} "
+                f"column '{column}': expected 0 or 1, "
+                f"found {sorted(set(out.loc[bad, column]))[:5]} "
                 f"at {describe_rows(frame.index[bad])}"
             )
 
@@ -149,7 +153,8 @@ def load_store_info(source: str | Path) -> pd.DataFrame:
     duplicated = frame["Store"].duplicated(keep=False)
     if duplicated.any():
         raise DataValidationError(
-            str(source), [f"column 'Store': repeated store ids at {describe_rows(frame.index[duplicated])}"]
+            str(source),
+            [f"column 'Store': repeated store ids at {describe_rows(frame.index[duplicated])}"],
         )
     return frame
 
@@ -172,18 +177,22 @@ def synthetic_rossmann(
     n_days = len(dates)
     dow = dates.dayofweek.to_numpy()  # Monday=0
     doy = dates.dayofyear.to_numpy()
-    week = ((dates - dates[0]).days.to_numpy() // 7)
+    week = (dates - dates[0]).days.to_numpy() // 7
     # Holidays shared by all stores (one state): fixed dates every year.
     holiday = np.full(n_days, "0", dtype=object)
     md = dates.strftime("%m-%d")
     holiday[np.isin(md, ["01-01", "05-01", "10-03", "11-01"])] = "a"
     holiday[np.isin(md, ["04-18", "04-21", "05-29", "06-09"])] = "b"  # Easter-like
     holiday[np.isin(md, ["12-25", "12-26"])] = "c"
-    school = ((doy >= 182) & (doy <= 225)) | (doy >= 355) | (doy <= 4) | ((doy >= 88) & (doy <= 100))
+    school = (
+        ((doy >= 182) & (doy <= 225)) | (doy >= 355) | (doy <= 4) | ((doy >= 88) & (doy <= 100))
+    )
 
     weekly = np.array([1.25, 1.05, 1.0, 0.98, 1.02, 0.9, 0.0])
-    yearly = 1 + 0.08 * np.cos(2 * np.pi * (doy - 355) / 365.25) - 0.05 * np.exp(
-        -(((doy - 220) / 20.0) ** 2)
+    yearly = (
+        1
+        + 0.08 * np.cos(2 * np.pi * (doy - 355) / 365.25)
+        - 0.05 * np.exp(-(((doy - 220) / 20.0) ** 2))
     )
     yearly = yearly + 0.35 * ((doy >= 340) & (doy <= 358))  # Christmas shopping
 
@@ -197,7 +206,9 @@ def synthetic_rossmann(
         open_ = (dow < 6) & (holiday == "0")
         open_ &= rng.random(n_days) > 0.003  # the odd refurbishment day
         noise = rng.lognormal(0, 0.07, n_days)
-        sales = scale * weekly[dow] * yearly * trend * (1 + lift * promo) * (1 + 0.03 * school) * noise
+        sales = (
+            scale * weekly[dow] * yearly * trend * (1 + lift * promo) * (1 + 0.03 * school) * noise
+        )
         sales = np.where(open_, np.round(sales), 0).astype("int64")
         customers = np.where(open_, np.round(sales / rng.uniform(7, 11)), 0).astype("int64")
         frames.append(

@@ -43,7 +43,9 @@ class RideLoad:
         return f"{len(self.rides)} rides kept of {self.source_rows} rows; dropped: {reasons}"
 
 
-def rides_from_tlc(frame: pd.DataFrame, source: str = "taxi data", batch_date: date | str | None = None) -> RideLoad:
+def rides_from_tlc(
+    frame: pd.DataFrame, source: str = "taxi data", batch_date: date | str | None = None
+) -> RideLoad:
     """Turn TLC trip rows into rides (see :func:`load_taxi_rides`)."""
     missing = [c for c in TLC_COLUMNS if c not in frame.columns]
     if missing:
@@ -61,8 +63,13 @@ def rides_from_tlc(frame: pd.DataFrame, source: str = "taxi data", batch_date: d
         "null or unparseable pickup/dropoff time": (pickup.isna() | dropoff.isna()).to_numpy(),
         "null or non-numeric trip_distance": dist.isna().to_numpy(),
     }
-    invalid = reasons["null or unparseable pickup/dropoff time"] | reasons["null or non-numeric trip_distance"]
-    reasons["non-positive ride time (dropoff not after pickup)"] = ~invalid & (minutes <= 0).to_numpy()
+    invalid = (
+        reasons["null or unparseable pickup/dropoff time"]
+        | reasons["null or non-numeric trip_distance"]
+    )
+    reasons["non-positive ride time (dropoff not after pickup)"] = (
+        ~invalid & (minutes <= 0).to_numpy()
+    )
     reasons["negative trip_distance"] = ~invalid & (dist < 0).to_numpy()
     keep = ~np.logical_or.reduce(list(reasons.values()))
     dropped = {}
@@ -137,7 +144,9 @@ def simulate_rides(
         ]
     )
     speed = np.clip(speed, 1.0, None)  # a normal draw can go negative for huge n
-    group = np.repeat(["normal", "long", "fast", "slow"], [n_normal, n_per_group, n_per_group, n_per_group])
+    group = np.repeat(
+        ["normal", "long", "fast", "slow"], [n_normal, n_per_group, n_per_group, n_per_group]
+    )
     day = pd.Timestamp(batch_date).normalize()
     n = len(dist)
     pickup = day + pd.to_timedelta(np.sort(rng.uniform(0, 86400, n)), unit="s")

@@ -60,7 +60,9 @@ class LRUCache:
         sizeof: Callable[[Any], int] = approximate_size,
     ):
         if max_entries is None and max_bytes is None:
-            raise ValueError("LRUCache needs max_entries or max_bytes (or both); an unbounded cache leaks")
+            raise ValueError(
+                "LRUCache needs max_entries or max_bytes (or both); an unbounded cache leaks"
+            )
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         self._sizeof = sizeof
@@ -107,7 +109,7 @@ class LRUCache:
             self._stats.evictions += 1
 
     def get_or_compute(self, key: Hashable, compute: Callable[[], Any]) -> Any:
-        """The cached value, or ``compute()``'s result (cached). One computation per key at a time."""
+        """The cached value, or ``compute()``'s result (cached); one computation per key at once."""
         while True:
             with self._lock:
                 if key in self._data:
@@ -147,7 +149,11 @@ class LRUCache:
     def stats(self) -> CacheStats:
         with self._lock:
             return CacheStats(
-                self._stats.hits, self._stats.misses, self._stats.evictions, len(self._data), self._bytes
+                self._stats.hits,
+                self._stats.misses,
+                self._stats.evictions,
+                len(self._data),
+                self._bytes,
             )
 
 
@@ -180,7 +186,9 @@ class ForecastCache:
     def version(self) -> str | None:
         return self._version
 
-    def set_version(self, version: str | None, load_model: Callable[[int], Any] | None = None) -> bool:
+    def set_version(
+        self, version: str | None, load_model: Callable[[int], Any] | None = None
+    ) -> bool:
         """Serve ``version`` from now on; returns True (and clears everything) if it changed."""
         with self._version_lock:
             if load_model is not None:
@@ -197,7 +205,9 @@ class ForecastCache:
 
     def model(self, store: int) -> Any:
         version = self._version
-        return self.models.get_or_compute((version, int(store)), lambda: self._load_model(int(store)))
+        return self.models.get_or_compute(
+            (version, int(store)), lambda: self._load_model(int(store))
+        )
 
     def forecast(self, store: int, horizon_days: int, policy: str = "last_year") -> pd.DataFrame:
         """The forecast for (current version, store, horizon, policy); a copy, safe to modify."""

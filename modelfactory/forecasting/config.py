@@ -56,10 +56,13 @@ class ForecastConfig:
         unknown = [r for r in self.regressors if r not in REGRESSOR_COLUMNS]
         if unknown:
             raise ValueError(
-                f"ForecastConfig.regressors: unknown {unknown}; choose from {list(REGRESSOR_COLUMNS)}"
+                f"ForecastConfig.regressors: unknown {unknown}; "
+                f"choose from {list(REGRESSOR_COLUMNS)}"
             )
         if not 0 < self.interval_width < 1:
-            raise ValueError(f"ForecastConfig.interval_width must be in (0, 1), got {self.interval_width}")
+            raise ValueError(
+                f"ForecastConfig.interval_width must be in (0, 1), got {self.interval_width}"
+            )
         if self.holdout_weeks < 1:
             raise ValueError(f"ForecastConfig.holdout_weeks must be >= 1, got {self.holdout_weeks}")
         if not 0 <= self.max_failure_share <= 1:

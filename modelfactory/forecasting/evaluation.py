@@ -24,7 +24,10 @@ import pandas as pd
 def seasonal_naive(train: pd.DataFrame, holdout_ds: pd.Series) -> np.ndarray:
     """Weekly seasonal-naive predictions for ``holdout_ds`` from a store's training frame."""
     last_by_weekday = (
-        train.assign(weekday=train["ds"].dt.dayofweek).sort_values("ds").groupby("weekday")["y"].last()
+        train.assign(weekday=train["ds"].dt.dayofweek)
+        .sort_values("ds")
+        .groupby("weekday")["y"]
+        .last()
     )
     fallback = float(train["y"].tail(7).mean()) if len(train) else 0.0
     weekdays = pd.to_datetime(holdout_ds).dt.dayofweek
@@ -47,7 +50,7 @@ def error_terms(y: np.ndarray, yhat: np.ndarray) -> dict:
 
 
 def store_metrics(y, yhat_model, yhat_baseline) -> dict:
-    """{'n', 'mape', 'rmse', 'baseline_mape', 'baseline_rmse', 'sse', 'baseline_sse'} for one store."""
+    """One store's n, mape, rmse, sse and baseline_mape, baseline_rmse, baseline_sse."""
     model = error_terms(y, yhat_model)
     base = error_terms(y, yhat_baseline)
     return {

@@ -26,7 +26,9 @@ def prophet_frame(sales: pd.DataFrame) -> pd.DataFrame:
             "ds": open_days["Date"].to_numpy(),
             "y": open_days["Sales"].astype(float).to_numpy(),
             "promo": open_days["Promo"].astype(float).to_numpy(),
-            "state_holiday": (open_days["StateHoliday"].astype(str) != "0").astype(float).to_numpy(),
+            "state_holiday": (open_days["StateHoliday"].astype(str) != "0")
+            .astype(float)
+            .to_numpy(),
             "school_holiday": open_days["SchoolHoliday"].astype(float).to_numpy(),
         }
     ).sort_values(["Store", "ds"], kind="stable", ignore_index=True)

@@ -33,7 +33,7 @@ import json
 import os
 import tempfile
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -76,8 +76,10 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def save_model_set(directory: str | Path, result: FactoryResult, metadata: dict | None = None) -> Path:
-    """Write ``result`` as a model-set directory (one file per store + manifest); returns the manifest path.
+def save_model_set(
+    directory: str | Path, result: FactoryResult, metadata: dict | None = None
+) -> Path:
+    """Write ``result`` as a model-set directory (a file per store + manifest); returns its path.
 
     ``metadata`` (e.g. data source, batch id, git sha) is stored in the manifest as is.
     The manifest is written last, so a directory with a manifest is complete.
@@ -93,11 +95,16 @@ def save_model_set(directory: str | Path, result: FactoryResult, metadata: dict 
             "history_end": outcome.history_end,
             "metrics": outcome.metrics,
         }
-        _atomic_write(_store_file(directory, store), json.dumps({**record, "prophet": outcome.model_json}))
-        stores[str(store)] = {**record, "file": str(_store_file(directory, store).relative_to(directory))}
+        _atomic_write(
+            _store_file(directory, store), json.dumps({**record, "prophet": outcome.model_json})
+        )
+        stores[str(store)] = {
+            **record,
+            "file": str(_store_file(directory, store).relative_to(directory)),
+        }
     manifest = {
         "format": FORMAT,
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "config": result.config.to_dict(),
         "stores": stores,
         "failures": {str(k): v for k, v in result.failures.items()},
@@ -114,10 +121,14 @@ def read_manifest(directory: str | Path) -> dict:
     """The manifest of a model set (stores, config, metrics, failures)."""
     path = Path(directory) / MANIFEST
     if not path.exists():
-        raise ModelSetError(f"{directory}: not a model set (no {MANIFEST}); was training completed?")
+        raise ModelSetError(
+            f"{directory}: not a model set (no {MANIFEST}); was training completed?"
+        )
     manifest = json.loads(path.read_text())
     if manifest.get("format") != FORMAT:
-        raise ModelSetError(f"{path}: unknown format {manifest.get('format')!r}, expected {FORMAT!r}")
+        raise ModelSetError(
+            f"{path}: unknown format {manifest.get('format')!r}, expected {FORMAT!r}"
+        )
     return manifest
 
 
@@ -127,7 +138,9 @@ def model_set_config(directory: str | Path) -> ForecastConfig:
 
 def list_stores(directory: str | Path) -> list[int]:
     """Store ids that have a model in the set (from the file names; no JSON parsing)."""
-    return sorted(int(p.stem.split("_", 1)[1]) for p in (Path(directory) / "stores").glob("store_*.json"))
+    return sorted(
+        int(p.stem.split("_", 1)[1]) for p in (Path(directory) / "stores").glob("store_*.json")
+    )
 
 
 def load_store_model(directory: str | Path, store: int) -> StoreModel:
@@ -160,10 +173,12 @@ def load_store_model(directory: str | Path, store: int) -> StoreModel:
 def future_frame(
     store_model: StoreModel, horizon_days: int, future_regressors: str | pd.DataFrame = "last_year"
 ) -> pd.DataFrame:
-    """The days to forecast (the day after the history ends, ``horizon_days`` long) with regressors filled."""
+    """The ``horizon_days`` days after the history ends, with regressors filled by the policy."""
     if horizon_days < 1:
         raise ValueError(f"horizon_days must be at least 1, got {horizon_days}")
-    ds = pd.date_range(store_model.history_end + pd.Timedelta(days=1), periods=horizon_days, freq="D")
+    ds = pd.date_range(
+        store_model.history_end + pd.Timedelta(days=1), periods=horizon_days, freq="D"
+    )
     future = pd.DataFrame({"ds": ds})
     plan = None
     if isinstance(future_regressors, pd.DataFrame):
@@ -173,7 +188,8 @@ def future_frame(
         policy = future_regressors
     else:
         raise ValueError(
-            f"future_regressors must be 'last_year', 'none' or a DataFrame, got {future_regressors!r}"
+            "future_regressors must be 'last_year', 'none' or a DataFrame, "
+            f"got {future_regressors!r}"
         )
     history = store_model.model.history.set_index("ds")
     for name in store_model.regressors:
@@ -190,7 +206,9 @@ def future_frame(
             # Prophet keeps history regressors standardised (binary ones are left as is).
             props = store_model.model.extra_regressors[name]
             past = history[name] * props["std"] + props["mu"]
-            future[name] = past.reindex(ds - pd.Timedelta(days=364)).fillna(0).round(6).to_numpy(dtype=float)
+            future[name] = (
+                past.reindex(ds - pd.Timedelta(days=364)).fillna(0).round(6).to_numpy(dtype=float)
+            )
         else:
             future[name] = 0.0
     return future

@@ -57,19 +57,25 @@ def postgres_url():
         try:
             user = pwd.getpwnam("postgres")
         except KeyError:
-            pytest.fail("running as root but there is no 'postgres' user to run the server as "
-                        "(the Debian postgresql package creates it)", pytrace=False)
+            pytest.fail(
+                "running as root but there is no 'postgres' user to run the server as "
+                "(the Debian postgresql package creates it)",
+                pytrace=False,
+            )
         os.chown(root, user.pw_uid, user.pw_gid)
         prefix = ["runuser", "-u", "postgres", "--"]
     data, log = root / "data", root / "server.log"
     port = _free_port()
 
     def run(*args):
-        result = subprocess.run([*prefix, *map(str, args)], capture_output=True, text=True, timeout=120)
+        result = subprocess.run(
+            [*prefix, *map(str, args)], capture_output=True, text=True, timeout=120
+        )
         if result.returncode != 0:
             server_log = log.read_text() if log.exists() else ""
             pytest.fail(
-                f"{' '.join(map(str, args))} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}\n{server_log}",
+                f"{' '.join(map(str, args))} failed ({result.returncode}):\n"
+                f"{result.stdout}\n{result.stderr}\n{server_log}",
                 pytrace=False,
             )
 
@@ -79,6 +85,9 @@ def postgres_url():
     try:
         yield f"postgresql+psycopg://postgres@/postgres?host={root}&port={port}"
     finally:
-        subprocess.run([*prefix, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                       capture_output=True, timeout=60)
+        subprocess.run(
+            [*prefix, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+            capture_output=True,
+            timeout=60,
+        )
         shutil.rmtree(root, ignore_errors=True)

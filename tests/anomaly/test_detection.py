@@ -7,7 +7,13 @@ import pandas as pd
 import pytest
 from sklearn.cluster import DBSCAN
 
-from modelfactory.anomaly import DetectionConfig, dbscan_labels, detect_outliers, label_agreement, standardize
+from modelfactory.anomaly import (
+    DetectionConfig,
+    dbscan_labels,
+    detect_outliers,
+    label_agreement,
+    standardize,
+)
 from modelfactory.data.taxi import load_taxi_rides, simulate_rides
 from modelfactory.errors import DataValidationError
 
@@ -73,8 +79,10 @@ def test_real_day_flags_impossible_rides():
 
 def test_silhouette_needs_two_clusters():
     rng = np.random.default_rng(0)
-    blobs = pd.DataFrame(np.vstack([rng.normal(0, 0.1, (200, 3)), rng.normal(5, 0.1, (200, 3))]),
-                         columns=["ride_dist", "ride_time", "ride_speed"])
+    blobs = pd.DataFrame(
+        np.vstack([rng.normal(0, 0.1, (200, 3)), rng.normal(5, 0.1, (200, 3))]),
+        columns=["ride_dist", "ride_time", "ride_speed"],
+    )
     result = detect_outliers(blobs)
     assert result.metrics["clusters"] == 2 and result.metrics["silhouette"] > 0.9
     single = detect_outliers(blobs.iloc[:200])
@@ -84,7 +92,9 @@ def test_silhouette_needs_two_clusters():
 def test_bad_values_are_named():
     rides = simulate_rides().head(5).copy()
     rides.loc[3, "ride_time"] = np.nan
-    with pytest.raises(DataValidationError, match="column 'ride_time': missing or infinite values at row 4"):
+    with pytest.raises(
+        DataValidationError, match="column 'ride_time': missing or infinite values at row 4"
+    ):
         detect_outliers(rides)
 
 

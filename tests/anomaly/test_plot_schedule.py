@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -21,10 +21,13 @@ def test_daily_schedule():
     schedule = DailySchedule(hour=2, minute=30)
     assert schedule.cron() == "30 2 * * *"
     assert schedule.cron(with_seconds=True) == "0 30 2 * * *"
-    now = datetime(2026, 11, 22, 2, 30, tzinfo=timezone.utc)  # exactly a run time: next is tomorrow
+    now = datetime(2026, 11, 22, 2, 30, tzinfo=UTC)  # exactly a run time: next is tomorrow
     runs = schedule.next_runs(now, count=2)
-    assert runs == [datetime(2026, 11, 23, 2, 30, tzinfo=timezone.utc), datetime(2026, 11, 24, 2, 30, tzinfo=timezone.utc)]
-    assert schedule.next_runs(datetime(2026, 11, 22, 1, 0, tzinfo=timezone.utc), 1)[0].day == 22
+    assert runs == [
+        datetime(2026, 11, 23, 2, 30, tzinfo=UTC),
+        datetime(2026, 11, 24, 2, 30, tzinfo=UTC),
+    ]
+    assert schedule.next_runs(datetime(2026, 11, 22, 1, 0, tzinfo=UTC), 1)[0].day == 22
     assert schedule.batch_date_for(runs[0]) == date(2026, 11, 22)
     with pytest.raises(ValueError, match="hour must be 0-23"):
         DailySchedule(hour=24)

@@ -68,8 +68,14 @@ def test_failure_mid_write_keeps_the_previous_rows(clean):
             raise ConnectionError("network dropped after 100 rows")
 
     with pytest.raises(ConnectionError):
-        write_outliers(clean, scored("2023-01-15", seed=9), "2023-01-15", run_id="run-2",
-                       chunk_size=50, on_chunk=crash)
+        write_outliers(
+            clean,
+            scored("2023-01-15", seed=9),
+            "2023-01-15",
+            run_id="run-2",
+            chunk_size=50,
+            on_chunk=crash,
+        )
     pd.testing.assert_frame_equal(read_outliers(clean, "2023-01-15"), before)
 
     # A database-side failure in a later chunk: a duplicate ride id violates the key.

@@ -27,8 +27,20 @@ def test_real_january_day():
 def test_impossible_rows_are_dropped_and_counted(tmp_path):
     frame = pd.DataFrame(
         {
-            "lpep_pickup_datetime": ["2023-01-01 10:00:00", None, "2023-01-01 10:00:00", "2023-01-01 10:00:00", "2023-01-01 10:00:00"],
-            "lpep_dropoff_datetime": ["2023-01-01 10:30:00", "2023-01-01 10:30:00", "2023-01-01 09:00:00", "2023-01-01 10:10:00", "2023-01-01 10:06:00"],
+            "lpep_pickup_datetime": [
+                "2023-01-01 10:00:00",
+                None,
+                "2023-01-01 10:00:00",
+                "2023-01-01 10:00:00",
+                "2023-01-01 10:00:00",
+            ],
+            "lpep_dropoff_datetime": [
+                "2023-01-01 10:30:00",
+                "2023-01-01 10:30:00",
+                "2023-01-01 09:00:00",
+                "2023-01-01 10:10:00",
+                "2023-01-01 10:06:00",
+            ],
             "trip_distance": [5.0, 1.0, 1.0, -2.0, 0.0],
         }
     )
@@ -53,7 +65,12 @@ def test_missing_columns_are_named():
 def test_simulator_matches_the_founding_text():
     rides = simulate_rides(seed=3)
     assert len(rides) == 400
-    assert rides["group"].value_counts().to_dict() == {"normal": 370, "long": 10, "fast": 10, "slow": 10}
+    assert rides["group"].value_counts().to_dict() == {
+        "normal": 370,
+        "long": 10,
+        "fast": 10,
+        "slow": 10,
+    }
     speeds = rides.groupby("group")["ride_speed"].mean()
     assert speeds["fast"] > speeds["normal"] > speeds["slow"]
     assert rides.loc[rides["group"] == "normal", "ride_dist"].between(0, 10).all()

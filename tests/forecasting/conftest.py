@@ -20,7 +20,9 @@ def synthetic_sales():
 
 @pytest.fixture(scope="session")
 def synthetic_result(synthetic_sales):
-    return train_model_factory(synthetic_sales, ForecastConfig(holdout_weeks=4, uncertainty_samples=200))
+    return train_model_factory(
+        synthetic_sales, ForecastConfig(holdout_weeks=4, uncertainty_samples=200)
+    )
 
 
 @pytest.fixture(scope="session")

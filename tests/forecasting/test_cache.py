@@ -48,7 +48,10 @@ def test_concurrent_misses_compute_once():
         return "value"
 
     results = []
-    threads = [threading.Thread(target=lambda: results.append(cache.get_or_compute("k", slow))) for _ in range(8)]
+    threads = [
+        threading.Thread(target=lambda: results.append(cache.get_or_compute("k", slow)))
+        for _ in range(8)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -85,7 +88,11 @@ def test_forecasts_are_cached_per_store_horizon_and_version():
     cache.forecast(1, 14)
     cache.forecast(2, 7)
     assert loads == [1, 2]
-    assert forecasts == [("model-1", 7, "last_year"), ("model-1", 14, "last_year"), ("model-2", 7, "last_year")]
+    assert forecasts == [
+        ("model-1", 7, "last_year"),
+        ("model-1", 14, "last_year"),
+        ("model-2", 7, "last_year"),
+    ]
     assert cache.set_version("1") is False and len(cache.forecasts) == 3
     assert cache.set_version("2") is True
     assert len(cache.forecasts) == 0 and len(cache.models) == 0

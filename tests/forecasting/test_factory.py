@@ -88,7 +88,9 @@ def test_short_history_is_warned_and_skipped(synthetic_sales):
     result = time_split(frames, holdout_weeks=4, min_train_days=180)
     assert sorted(result.stores) == [1, 2]
     assert 3 in result.skipped
-    assert any(w.startswith("store 3: too little history") and "need 180" in w for w in result.warnings)
+    assert any(
+        w.startswith("store 3: too little history") and "need 180" in w for w in result.warnings
+    )
     cutoff = result.stores[1].cutoff
     assert result.stores[1].holdout["ds"].min() >= cutoff > result.stores[1].train["ds"].max()
     assert (result.stores[1].holdout["ds"].max() - cutoff).days == 27
@@ -96,14 +98,21 @@ def test_short_history_is_warned_and_skipped(synthetic_sales):
 
 def test_regressors_are_added_only_where_they_vary():
     train = pd.DataFrame(
-        {"promo": [0, 1] * 50, "state_holiday": [0.0] * 100, "school_holiday": [1.0] * 3 + [0.0] * 97}
+        {
+            "promo": [0, 1] * 50,
+            "state_holiday": [0.0] * 100,
+            "school_holiday": [1.0] * 3 + [0.0] * 97,
+        }
     )
     assert select_regressors(train, ForecastConfig()) == ["promo"]
-    assert select_regressors(train, ForecastConfig(regressor_policy="always")) == ["promo", "school_holiday"]
-    assert select_regressors(train, ForecastConfig(regressor_policy="never")) == []
-    assert select_regressors(train, ForecastConfig(regressors=("school_holiday",), min_regressor_days=3)) == [
-        "school_holiday"
+    assert select_regressors(train, ForecastConfig(regressor_policy="always")) == [
+        "promo",
+        "school_holiday",
     ]
+    assert select_regressors(train, ForecastConfig(regressor_policy="never")) == []
+    assert select_regressors(
+        train, ForecastConfig(regressors=("school_holiday",), min_regressor_days=3)
+    ) == ["school_holiday"]
 
 
 def test_seasonal_naive_repeats_the_last_open_weekday():
@@ -135,3 +144,22 @@ def test_config_round_trip_and_validation():
         ForecastConfig(regressors=("weather",))
     with pytest.raises(ValueError, match="unknown field"):
         ForecastConfig.from_dict({"holdout_weeks": 2, "colour": "red"})
+
+
+_real_fit_chunk = factory_module._fit_chunk
+
+
+def _die_on_store_2(chunk, config):
+    import os
+
+    if any(store == 2 for store, _ in chunk):
+        os._exit(1)  # a worker killed (OOM killer, segfault in a native library)
+    return _real_fit_chunk(chunk, config)
+
+
+def test_a_dead_worker_is_reported_per_store(synthetic_sales, monkeypatch):
+    monkeypatch.setattr(factory_module, "_fit_chunk", _die_on_store_2)
+    config = ForecastConfig(holdout_weeks=4, refit_full_history=False, max_failure_share=1.0)
+    result = train_model_factory(synthetic_sales, config, n_jobs=2, backend="processes")
+    assert 2 in result.failures
+    assert result.failures[2].startswith("worker process failed: BrokenProcessPool")

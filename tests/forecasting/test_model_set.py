@@ -38,7 +38,9 @@ def test_loading_one_store_reads_only_its_file(model_set_dir, tmp_path):
     (copy / "stores").mkdir(parents=True)
     (copy / "manifest.json").write_text("not json")  # never read on the happy path
     (copy / "stores" / "store_1.json").write_text("garbage")  # never read either
-    (copy / "stores" / "store_2.json").write_bytes((model_set_dir / "stores" / "store_2.json").read_bytes())
+    (copy / "stores" / "store_2.json").write_bytes(
+        (model_set_dir / "stores" / "store_2.json").read_bytes()
+    )
     model = load_store_model(copy, 2)
     assert model.store == 2
     assert model.history_end == pd.Timestamp("2015-07-31")
@@ -46,7 +48,9 @@ def test_loading_one_store_reads_only_its_file(model_set_dir, tmp_path):
 
 
 def test_unknown_store_says_what_the_set_holds(model_set_dir):
-    with pytest.raises(ModelSetError, match=r"store 9: no model in .* the set has 3 stores \(\[1, 2, 3\]\)"):
+    with pytest.raises(
+        ModelSetError, match=r"store 9: no model in .* the set has 3 stores \(\[1, 2, 3\]\)"
+    ):
         load_store_model(model_set_dir, 9)
     with pytest.raises(ModelSetError, match="not a model set"):
         load_store_model(model_set_dir / "stores", 1)

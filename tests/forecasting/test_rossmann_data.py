@@ -26,7 +26,12 @@ def test_real_subset_is_clean_and_normalised(real_sales):
 
 
 def test_state_holiday_mixing_number_and_text_zero(tmp_path):
-    path = write(tmp_path, "1,2,2015-07-28,5000,500,1,1,0,0\n1,3,2015-07-29,0,0,0,0,a,0\n1,4,2015-07-30,4000,400,1,0,'0',0\n".replace("'", ""))
+    path = write(
+        tmp_path,
+        "1,2,2015-07-28,5000,500,1,1,0,0\n1,3,2015-07-29,0,0,0,0,a,0\n1,4,2015-07-30,4000,400,1,0,'0',0\n".replace(
+            "'", ""
+        ),
+    )
     frame = load_rossmann(path)
     assert frame["StateHoliday"].tolist() == ["0", "a", "0"]
 
