@@ -21,6 +21,7 @@ import pandas as pd
 
 from modelfactory.inference.fastpath import CompiledClassifier, compile_classifier, parity_gap
 from modelfactory.inference.schema import InputSchema
+from modelfactory.inference.served import DATATYPE_BY_KIND, TensorSpec
 from modelfactory.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,19 @@ class ServedClassifier:
         negative, positive = self.labels
         return [{"class": positive if p >= self.threshold else negative, "probability": float(p)}
                 for p in probabilities]
+
+    # The served-model interface (modelfactory.inference.served.ServedModel).
+    def input_tensors(self) -> list[TensorSpec]:
+        return [TensorSpec(f.name, DATATYPE_BY_KIND[f.kind], f.kind) for f in self.schema.fields]
+
+    def output_tensors(self) -> list[TensorSpec]:
+        return [TensorSpec("class", "BYTES", "string"), TensorSpec("probability", "FP64", "number")]
+
+    def summarize(self, prediction: Mapping) -> tuple[str, float]:
+        return prediction["class"], prediction["probability"]
+
+    def agrees(self, ours: Sequence[Mapping], theirs: Sequence[Mapping]) -> list[bool]:
+        return [a["class"] == b["class"] for a, b in zip(ours, theirs, strict=True)]
 
 
 def _input_example(model_info) -> pd.DataFrame | None:

@@ -91,6 +91,7 @@ class InputSchema:
         return frame
 
 
+_INT64 = 2**63
 _ARTICLE = {"integer": "an integer", "number": "a number", "string": "a string", "boolean": "true or false"}
 
 
@@ -99,10 +100,11 @@ def _fits(value: Any, kind: str) -> bool:
         return isinstance(value, bool)
     if isinstance(value, bool):
         return False
-    if kind == "integer":
-        return isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    if kind == "integer":  # within int64, as the model was trained on
+        return (isinstance(value, int) and -_INT64 <= value < _INT64) or (
+            isinstance(value, float) and value.is_integer() and -_INT64 <= value < _INT64)
     if kind == "number":
-        return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
+        return (isinstance(value, int) and abs(value) < _INT64) or (isinstance(value, float) and math.isfinite(value))
     return isinstance(value, str)
 
 

@@ -1,0 +1,393 @@
+"""The model router: which version answers a request, during a canary or a shadow rollout.
+
+The registry is the source of truth. Aliases ``champion`` and ``challenger`` say
+which versions take part; registered-model tags say how:
+
+- ``rollout.mode``: ``canary`` (the challenger answers ``rollout.weight`` percent of
+  requests) or ``shadow`` (the challenger also predicts ``rollout.weight`` percent
+  of requests; its answers are recorded, never returned);
+- ``rollout.weight``: percent, 0-100; ``rollout.step``: the operator's step index;
+- ``rollout.budget_ms``: the challenger's latency budget; past it the champion answers.
+
+The operator (cluster) or ``modelfactory rollout`` (by hand) writes them; every
+serving process polls them (:class:`ModelRouter`) and keeps the last known state
+when the registry does not answer. :func:`choose_route` is the pure per-request
+decision; :class:`ModelRouter` holds the loaded versions and runs the decision
+with fallback to the champion ("better wrong than late") and shadow predictions
+off the request path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field, replace
+
+from modelfactory.errors import ModelFactoryError
+from modelfactory.inference.schema import InvalidInput
+from modelfactory.inference.served import ServedModel
+
+log = logging.getLogger(__name__)
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+TAG_MODE, TAG_WEIGHT, TAG_STEP, TAG_BUDGET = "rollout.mode", "rollout.weight", "rollout.step", "rollout.budget_ms"
+ROLLOUT_TAGS = (TAG_MODE, TAG_WEIGHT, TAG_STEP, TAG_BUDGET)
+MODES = ("canary", "shadow")
+DEFAULT_BUDGET_MS = 50.0
+
+
+class RolloutError(ModelFactoryError):
+    """A rollout request that cannot be honoured (bad mode or weight, no challenger)."""
+
+
+class UnknownVersion(LookupError):
+    """An explicit version that this process does not serve."""
+
+    def __init__(self, version: str, served: Sequence[str]):
+        super().__init__(f"version {version!r} is not served here (served: {', '.join(served) or 'none'})")
+        self.version = version
+
+
+@dataclass(frozen=True)
+class RolloutState:
+    champion: str | None = None
+    challenger: str | None = None
+    mode: str | None = None  # canary | shadow | None (champion only)
+    weight: float = 0.0
+    step: int = 0
+    budget_ms: float = DEFAULT_BUDGET_MS
+    problem: str | None = None  # why tags were ignored, if they were
+
+    @property
+    def active(self) -> bool:
+        return (self.mode in MODES and self.weight > 0 and self.challenger is not None
+                and self.challenger != self.champion)
+
+    @property
+    def versions(self) -> tuple[str, ...]:
+        return tuple(v for v in (self.champion, self.challenger if self.active else None) if v)
+
+    @classmethod
+    def from_registry(cls, aliases: Mapping[str, str], tags: Mapping[str, str]) -> RolloutState:
+        """The state the aliases and tags describe; malformed tags mean champion only, with the reason."""
+        champion = aliases.get(CHAMPION)
+        challenger = aliases.get(CHALLENGER)
+        base = cls(champion=str(champion) if champion else None,
+                   challenger=str(challenger) if challenger else None)
+        mode = tags.get(TAG_MODE)
+        if not mode or mode == "off":
+            return base
+        try:
+            state = replace(base, mode=mode, weight=float(tags.get(TAG_WEIGHT, 0)),
+                            step=int(tags.get(TAG_STEP, 0)),
+                            budget_ms=float(tags.get(TAG_BUDGET, DEFAULT_BUDGET_MS)))
+        except ValueError as exc:
+            return replace(base, problem=f"unreadable rollout tags ({exc}); serving the champion only")
+        problem = validate(state.mode, state.weight, state.budget_ms)
+        return replace(base, problem=problem) if problem else state
+
+    def describe(self) -> str:
+        if not self.active:
+            return f"champion v{self.champion} only" + (f" ({self.problem})" if self.problem else "")
+        return (f"{self.mode} v{self.challenger} at {self.weight:g}% (step {self.step}, budget "
+                f"{self.budget_ms:g} ms) beside champion v{self.champion}")
+
+
+def validate(mode: str | None, weight: float, budget_ms: float = DEFAULT_BUDGET_MS) -> str | None:
+    if mode not in MODES:
+        return f"rollout mode {mode!r} unknown; use one of {', '.join(MODES)}"
+    if not 0 <= weight <= 100:
+        return f"rollout weight {weight:g} outside 0-100 (percent)"
+    if not budget_ms > 0:
+        return f"latency budget {budget_ms:g} ms must be positive"
+    return None
+
+
+@dataclass(frozen=True)
+class Route:
+    version: str  # who answers
+    reason: str  # champion | canary | explicit
+    shadow: str | None = None  # who predicts on the side, never answering
+    fallback: str | None = None  # who answers if `version` errors or is late
+
+
+def request_bucket(key: str) -> float:
+    """A stable point in [0, 1) for a request key: the same key lands on the same side at a given weight,
+    and a key on the challenger side stays there as the weight grows."""
+    digest = hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+def choose_route(state: RolloutState, explicit_version: str | None = None, request_key: str | None = None,
+                 draw: Callable[[], float] = random.random) -> Route:
+    """Which version answers: an explicit version wins; else a weighted (or sticky) draw."""
+    if state.champion is None:
+        raise UnknownVersion(explicit_version or CHAMPION, ())
+    if explicit_version:
+        if explicit_version in (state.champion, state.challenger):
+            return Route(explicit_version, "explicit")
+        raise UnknownVersion(explicit_version, [v for v in (state.champion, state.challenger) if v])
+    if not state.active:
+        return Route(state.champion, "champion")
+    point = request_bucket(request_key) if request_key else draw()
+    chosen = point * 100 < state.weight
+    if state.mode == "canary":
+        if chosen:
+            return Route(state.challenger, "canary", fallback=state.champion)
+        return Route(state.champion, "champion")
+    return Route(state.champion, "champion", shadow=state.challenger if chosen else None)
+
+
+# --- the stateful router ------------------------------------------------------------------------
+
+@dataclass
+class Routed:
+    """What answered a request."""
+
+    model: ServedModel
+    predictions: list[dict]
+    route: Route
+    seconds: float
+    fallback_reason: str | None = None  # error | late | rejected, when the champion stood in
+
+
+class RouterObserver:
+    """Hooks for metrics and the prediction log; every method is a no-op by default."""
+
+    def fallback(self, model: ServedModel, challenger: str, reason: str) -> None: ...
+
+    def challenger_error(self, model: ServedModel, kind: str) -> None: ...
+
+    def shadow(self, champion: ServedModel, challenger: ServedModel, records: Sequence[Mapping],
+               predictions: list[dict] | None, agreements: list[bool] | None, seconds: float,
+               request_id: str | None, error: str | None) -> None: ...
+
+    def shadow_skipped(self, challenger: str) -> None: ...
+
+    def state_refresh_failed(self, error: Exception) -> None: ...
+
+    def state_changed(self, state: RolloutState) -> None: ...
+
+
+@dataclass
+class _Snapshot:
+    state: RolloutState
+    models: dict[str, ServedModel] = field(default_factory=dict)
+
+
+class ModelRouter:
+    """Champion and challenger of one registered model in this process, following the registry.
+
+    ``read_state`` returns the registry's :class:`RolloutState`; ``load`` loads a
+    version. Both are injected so the routing can be tested without MLflow.
+    """
+
+    def __init__(self, name: str, read_state: Callable[[], RolloutState], load: Callable[[str], ServedModel],
+                 observer: RouterObserver | None = None, poll_seconds: float = 5.0,
+                 shadow_pending_limit: int = 64):
+        self.name = name
+        self._read_state = read_state
+        self._load = load
+        self.observer = observer or RouterObserver()
+        self.poll_seconds = poll_seconds
+        self._snapshot = _Snapshot(RolloutState())
+        self._refresh_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        # The challenger runs here so a slow one can be abandoned at its budget; shadows run here too.
+        self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="challenger")
+        self._shadow_pending = 0
+        self._shadow_pending_limit = shadow_pending_limit
+        self._shadow_lock = threading.Lock()
+        self.last_refresh_error: str | None = None
+
+    # state ---------------------------------------------------------------------------------------
+    @property
+    def state(self) -> RolloutState:
+        return self._snapshot.state
+
+    @property
+    def ready(self) -> bool:
+        snapshot = self._snapshot
+        return snapshot.state.champion is not None and snapshot.state.champion in snapshot.models
+
+    def model(self, version: str | None = None) -> ServedModel | None:
+        snapshot = self._snapshot
+        return snapshot.models.get(version or snapshot.state.champion or "")
+
+    @property
+    def served_versions(self) -> list[str]:
+        snapshot = self._snapshot
+        return [v for v in (snapshot.state.champion, snapshot.state.challenger) if v and v in snapshot.models]
+
+    def refresh(self) -> bool:
+        """Read the registry and load what it names; keep the last known state on any failure."""
+        with self._refresh_lock:
+            try:
+                state = self._read_state()
+            except Exception as exc:  # registry unreachable: keep serving what we have
+                self.last_refresh_error = str(exc)
+                self.observer.state_refresh_failed(exc)
+                log.warning("rollout state of %s not refreshed, keeping %s: %s", self.name,
+                            self._snapshot.state.describe(), exc)
+                return False
+            current = self._snapshot
+            models = {v: m for v, m in current.models.items() if v in (state.champion, state.challenger)}
+            # The challenger is loaded whenever the alias exists, so `x-model-version` can reach it
+            # before any traffic is shifted.
+            for version, required in ((state.champion, True), (state.challenger, False)):
+                if version is None or version in models:
+                    continue
+                try:
+                    models[version] = self._load(version)
+                except Exception as exc:
+                    self.last_refresh_error = f"loading v{version}: {exc}"
+                    log.warning("could not load %s v%s: %s", self.name, version, exc)
+                    if required:  # no new champion: keep the whole previous snapshot
+                        self.observer.state_refresh_failed(exc)
+                        return False
+                    state = replace(state, challenger=None, mode=None,
+                                    problem=f"challenger v{version} failed to load: {exc}")
+            self.last_refresh_error = None
+            if state != current.state:
+                log.info("%s: %s", self.name, state.describe())
+                self.observer.state_changed(state)
+            self._snapshot = _Snapshot(state, models)
+            return True
+
+    def start(self) -> ModelRouter:
+        """Refresh now, then every ``poll_seconds`` in a daemon thread."""
+        self.refresh()
+        self._thread = threading.Thread(target=self._poll, daemon=True, name=f"rollout-poll-{self.name}")
+        self._thread.start()
+        return self
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self.poll_seconds if self.ready else min(self.poll_seconds, 2.0)):
+            self.refresh()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    # requests ------------------------------------------------------------------------------------
+    def predict(self, records, *, explicit_version: str | None = None, request_key: str | None = None,
+                request_id: str | None = None, max_records: int | None = None) -> Routed:
+        """Answer ``records``; raises InvalidInput (bad records), UnknownVersion, LookupError (not ready)."""
+        snapshot = self._snapshot
+        if not self.ready:
+            raise LookupError(f"no champion of {self.name} is loaded yet")
+        route = choose_route(snapshot.state, explicit_version, request_key)
+        model = snapshot.models.get(route.version)
+        if model is None:  # an explicit challenger version that is not loaded
+            raise UnknownVersion(route.version, list(snapshot.models))
+        started = time.perf_counter()
+        if route.fallback is None:
+            predictions = model.predict(records, max_records)
+            routed = Routed(model, predictions, route, time.perf_counter() - started)
+        else:
+            routed = self._with_fallback(snapshot, route, model, records, max_records, started)
+        if route.shadow is not None and route.shadow in snapshot.models:
+            self._submit_shadow(snapshot.models[route.shadow], routed, records, max_records, request_id)
+        return routed
+
+    def _with_fallback(self, snapshot: _Snapshot, route: Route, challenger: ServedModel, records,
+                       max_records, started: float) -> Routed:
+        champion = snapshot.models[route.fallback]
+        budget = snapshot.state.budget_ms / 1000
+        future = self._executor.submit(challenger.predict, records, max_records)
+        try:
+            predictions = future.result(timeout=budget)
+            return Routed(challenger, predictions, route, time.perf_counter() - started)
+        except FutureTimeout:
+            future.cancel()
+            reason = "late"
+        except InvalidInput:
+            reason = "rejected"  # the champion decides whether the input is bad for everyone
+        except Exception as exc:
+            log.warning("challenger %s v%s failed: %s", self.name, challenger.version, exc)
+            self.observer.challenger_error(challenger, type(exc).__name__)
+            reason = "error"
+        predictions = champion.predict(records, max_records)
+        self.observer.fallback(champion, challenger.version, reason)
+        return Routed(champion, predictions, replace(route, version=champion.version),
+                      time.perf_counter() - started, fallback_reason=reason)
+
+    def _submit_shadow(self, challenger: ServedModel, routed: Routed, records, max_records,
+                       request_id: str | None) -> None:
+        with self._shadow_lock:
+            if self._shadow_pending >= self._shadow_pending_limit:
+                self.observer.shadow_skipped(challenger.version)
+                return
+            self._shadow_pending += 1
+
+        def run() -> None:
+            started = time.perf_counter()
+            predictions = agreements = error = None
+            try:
+                predictions = challenger.predict(records, max_records)
+                agreements = routed.model.agrees(routed.predictions, predictions)
+            except Exception as exc:  # a shadow failure is data for the analysis, never the caller's
+                error = type(exc).__name__
+                self.observer.challenger_error(challenger, error)
+            try:
+                self.observer.shadow(routed.model, challenger, records, predictions, agreements,
+                                     time.perf_counter() - started, request_id, error)
+            finally:
+                with self._shadow_lock:
+                    self._shadow_pending -= 1
+
+        try:
+            self._executor.submit(run)
+        except RuntimeError:  # shutting down
+            with self._shadow_lock:
+                self._shadow_pending -= 1
+
+    def drain(self, timeout: float = 5.0) -> None:
+        """Wait for shadow predictions in flight (tests, shutdown)."""
+        deadline = time.monotonic() + timeout
+        while self._shadow_pending and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+
+# --- the registry side: read and write the rollout ----------------------------------------------
+
+def read_rollout(registry, name: str) -> RolloutState:
+    """The rollout state of registered model ``name`` (``registry``: a modelfactory Registry)."""
+    model = registry.client.get_registered_model(name)
+    return RolloutState.from_registry(dict(model.aliases or {}), dict(model.tags or {}))
+
+
+def set_rollout(registry, name: str, mode: str, weight: float, step: int | None = None,
+                budget_ms: float | None = None) -> RolloutState:
+    """Start or move a rollout of the current challenger; refuses what serving would ignore."""
+    problem = validate(mode, weight, budget_ms if budget_ms is not None else DEFAULT_BUDGET_MS)
+    if problem:
+        raise RolloutError(problem)
+    current = read_rollout(registry, name)
+    if current.challenger is None:
+        raise RolloutError(f"{name} has no challenger version; register one first (`modelfactory run`)")
+    if current.challenger == current.champion:
+        raise RolloutError(f"{name}: challenger and champion are the same version ({current.champion})")
+    tags = {TAG_MODE: mode, TAG_WEIGHT: f"{weight:g}",
+            TAG_STEP: str(step if step is not None else current.step + (1 if current.active else 0))}
+    if budget_ms is not None:
+        tags[TAG_BUDGET] = f"{budget_ms:g}"
+    for key, value in tags.items():
+        registry.client.set_registered_model_tag(name, key, value)
+    return read_rollout(registry, name)
+
+
+def clear_rollout(registry, name: str) -> RolloutState:
+    """Stop the rollout: champion only. The challenger alias stays (rollback is the operator's call)."""
+    model = registry.client.get_registered_model(name)
+    for key in ROLLOUT_TAGS:
+        if key in (model.tags or {}):
+            registry.client.delete_registered_model_tag(name, key)
+    return read_rollout(registry, name)
