@@ -35,7 +35,7 @@ from modelfactory.anomaly import (
 )
 from modelfactory.data.taxi import load_taxi_rides, simulate_rides
 
-TAXI_DIR = Path("/work/shared/data/taxi")
+TAXI_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "taxi"  # ../shared/data
 
 
 def real_rides(n: int, seed: int = 0) -> pd.DataFrame:

@@ -32,7 +32,10 @@ from modelfactory.forecasting.factory import default_jobs, fit_stores
 from modelfactory.forecasting.features import prophet_frame, split_by_store
 from modelfactory.forecasting.split import time_split
 
-DEFAULT_DATA = "/work/shared/data/rossmann/train.csv.gz"
+# The shared datasets live beside the repository (../shared/data).
+DEFAULT_DATA = str(
+    Path(__file__).resolve().parents[2] / "shared" / "data" / "rossmann" / "train.csv.gz"
+)
 
 
 class TreeMemorySampler:

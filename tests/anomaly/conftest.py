@@ -21,7 +21,9 @@ from pathlib import Path
 
 import pytest
 
-TAXI_JANUARY = Path("/work/shared/data/taxi/green_tripdata_2023-01.csv.gz")
+# The shared datasets live beside the repository (../shared/data), as in tests/conftest.py.
+TAXI_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "taxi"
+TAXI_JANUARY = TAXI_DIR / "green_tripdata_2023-01.csv.gz"
 
 
 def _postgres_bin() -> Path:

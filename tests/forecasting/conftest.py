@@ -9,7 +9,10 @@ import pytest
 from modelfactory.data.rossmann import load_rossmann, synthetic_rossmann
 from modelfactory.forecasting import ForecastConfig, save_model_set, train_model_factory
 
-ROSSMANN_TRAIN = Path("/work/shared/data/rossmann/train.csv.gz")
+# The shared datasets live beside the repository (../shared/data), as in tests/conftest.py.
+ROSSMANN_TRAIN = (
+    Path(__file__).resolve().parents[3] / "shared" / "data" / "rossmann" / "train.csv.gz"
+)
 REAL_STORES = [1, 2, 3, 4, 5, 6, 7, 8]
 
 
