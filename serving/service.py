@@ -1,127 +1,97 @@
-"""The BentoML service that serves one registered model's champion over HTTP.
+"""The BentoML service that serves one registered model: HTTP (JSON + v2 REST), v2 gRPC, the model router.
 
 Run it with ``bentoml serve serving.service:ModelService`` (``modelfactory serve
 <model>`` does that with the right environment). Which model it serves comes from
-``MODELFACTORY_MODEL_NAME`` / ``MODELFACTORY_MODEL_ALIAS``; the registry from
-``MLFLOW_TRACKING_URI``. BentoML provides the process model (workers), ``/livez``,
-``/healthz``, ``/readyz`` (ready once the model is loaded) and Prometheus
-``/metrics``; the JSON routes are a FastAPI app mounted into the service so that
-every status code is ours: 422 naming the fields for bad input, never a 500.
+``MODELFACTORY_MODEL_NAME``; the registry from ``MLFLOW_TRACKING_URI``; serving
+knobs from :class:`~modelfactory.inference.options.ServingOptions`.
+
+Each worker process holds the champion and, when the alias exists, the
+challenger, and polls the registry's rollout state
+(:class:`~modelfactory.routing.ModelRouter`). BentoML provides the process
+model (workers), ``/livez``, ``/healthz``, ``/readyz`` (ready once the champion
+is loaded) and Prometheus ``/metrics``; the HTTP routes are a FastAPI app
+(:mod:`serving.app`) mounted at "/" so every status code is ours; v2 gRPC runs
+beside it in every worker on a shared port (:mod:`serving.grpc_server`).
+
+BentoML writes an INFO access-log line per request; it is off unless
+``MODELFACTORY_ACCESS_LOG=true`` (the same as BentoML configuration
+``api_server.logging.access.enabled: false``).
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import threading
-import time
 
 import bentoml
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
 
-from modelfactory import __version__
 from modelfactory.config import get_settings
-from modelfactory.inference.classifier import ServedClassifier
-from modelfactory.inference.schema import InvalidInput
+from modelfactory.inference.options import ServingOptions
+from serving.app import build_api
 
 log = logging.getLogger("modelfactory.serving")
 settings = get_settings()
-MAX_RECORDS = 1000
-RETRY_LOAD_SECONDS = 10
+options = ServingOptions.from_env()
 
-api = FastAPI(title="modelfactory model API", version=__version__,
-              description=f"Predictions of the champion of registered model '{settings.model_name}'.")
-
-PREDICTIONS = bentoml.metrics.Counter(
-    name="modelfactory_predictions_total", documentation="Records predicted, by model version and class.",
-    labelnames=["model", "version", "predicted_class"])
-REQUEST_LATENCY = bentoml.metrics.Histogram(
-    name="modelfactory_predict_latency_seconds", documentation="Time to check and predict one request.",
-    labelnames=["model", "version"],
-    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0))
-REJECTED = bentoml.metrics.Counter(
-    name="modelfactory_rejected_requests_total", documentation="Requests refused, by reason.",
-    labelnames=["model", "reason"])
-PROBABILITY = bentoml.metrics.Histogram(
-    name="modelfactory_predicted_probability", documentation="Distribution of positive-class probabilities.",
-    labelnames=["model", "version"], buckets=tuple(i / 10 for i in range(1, 11)))
+api = build_api(settings.model_name)
 
 
-def _error(status: int, message: str, problems: list[str] | None = None, reason: str = "invalid") -> JSONResponse:
-    REJECTED.labels(model=settings.model_name, reason=reason).inc()
-    body = {"error": message}
-    if problems is not None:
-        body["problems"] = problems
-    return JSONResponse(body, status_code=status)
-
-
-@bentoml.service(name="modelfactory-model", workers=settings.workers, traffic={"timeout": 30})
+@bentoml.service(name="modelfactory-model", workers=settings.workers, traffic={"timeout": 30},
+                 logging={"access": {"enabled": options.access_log}})
 @bentoml.asgi_app(api, path="/")
 class ModelService:
     def __init__(self) -> None:
-        self.model: ServedClassifier | None = None
-        api.state.service = self
-        if not self._try_load():
-            threading.Thread(target=self._keep_trying, daemon=True, name="model-loader").start()
+        from modelfactory.inference.endpoint import InferenceEndpoint
+        from modelfactory.inference.metrics import ServingMetrics
+        from modelfactory.prediction_log import PredictionLog
 
-    def _try_load(self) -> bool:
-        try:
-            self.model = ServedClassifier.load(settings.model_name, settings.model_alias)
-            return True
-        except Exception as exc:  # registry down or no champion yet: stay up, not ready, and retry
-            log.warning("model %s@%s not loaded yet: %s", settings.model_name, settings.model_alias, exc)
-            return False
+        metrics = ServingMetrics()  # now, after BentoML set up multiprocess metrics for this worker
+        prediction_log = None
+        if options.prediction_log:
+            prediction_log = PredictionLog(
+                settings.resolved_prediction_store_url, max_queue=options.prediction_queue_size,
+                on_drop=lambda n, reason: metrics.log_dropped.labels(reason).inc(n),
+                on_write=metrics.log_written.inc).start()
+        router = registry_router(settings.model_name, options.rollout_poll_seconds, settings.model_alias)
+        self.endpoint = InferenceEndpoint(router, options, metrics, prediction_log)
+        router.start()  # loads what it can now, keeps polling (and retrying) in the background
+        api.state.endpoint = self.endpoint
+        self.grpc = None
+        if options.grpc_enabled:
+            from serving.grpc_server import start_grpc_server
 
-    def _keep_trying(self) -> None:
-        while not self._try_load():
-            time.sleep(RETRY_LOAD_SECONDS)
+            self.grpc = start_grpc_server(self.endpoint, settings.grpc_port, settings.http_host,
+                                          threads=options.grpc_threads)
 
     def __is_ready__(self) -> bool:
-        return self.model is not None
+        return self.endpoint.router.ready
+
+    @bentoml.on_shutdown
+    def shutdown(self) -> None:
+        if self.grpc is not None:
+            self.grpc.stop(grace=2)
+        self.endpoint.router.stop()
+        if self.endpoint.prediction_log is not None:
+            self.endpoint.prediction_log.close()
 
 
-@api.post("/predict", summary="Predict the class and probability of each record",
-          openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
-              "type": "object", "required": ["records"],
-              "properties": {"records": {"type": "array", "items": {"type": "object"}, "minItems": 1}}}}}}})
-async def predict(request: Request) -> JSONResponse:
-    model: ServedClassifier | None = request.app.state.service.model
-    if model is None:
-        return _error(503, f"no '{settings.model_alias}' version of {settings.model_name} is loaded yet",
-                      reason="not_ready")
-    try:
-        body = json.loads(await request.body())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        return _error(400, f"the request body is not valid JSON: {exc}", reason="malformed")
-    if not isinstance(body, dict) or "records" not in body:
-        return _error(422, 'expected a JSON object {"records": [{...}, ...]}',
-                      [f"records: missing; each record needs {', '.join(model.schema.names)}"])
-    started = time.perf_counter()
-    try:
-        if model.compiled is not None:
-            predictions = model.predict(body["records"], MAX_RECORDS)
-        else:  # the slow path must not stall the event loop
-            predictions = await run_in_threadpool(model.predict, body["records"], MAX_RECORDS)
-    except InvalidInput as exc:
-        return _error(422, "the records do not match the model's input schema", exc.problems)
-    REQUEST_LATENCY.labels(model=model.name, version=model.version).observe(time.perf_counter() - started)
-    for prediction in predictions:
-        PREDICTIONS.labels(model=model.name, version=model.version,
-                           predicted_class=prediction["class"]).inc()
-        PROBABILITY.labels(model=model.name, version=model.version).observe(prediction["probability"])
-    return JSONResponse({"model": model.name, "model_version": model.version, "predictions": predictions},
-                        headers={"x-model-version": model.version})
+def registry_router(model_name: str, poll_seconds: float, alias: str = "champion"):
+    """A ModelRouter that reads the rollout from the MLflow registry and loads versions from it.
 
+    Serving another alias than ``champion`` (``modelfactory serve --alias``) serves that version alone.
+    """
+    from modelfactory.inference.classifier import ServedClassifier
+    from modelfactory.registry import Registry
+    from modelfactory.routing import CHAMPION, ModelRouter, RolloutState, read_rollout
 
-@api.get("/model", summary="The served model: name, version, input fields and serving path")
-async def describe(request: Request) -> JSONResponse:
-    model: ServedClassifier | None = request.app.state.service.model
-    if model is None:
-        return _error(503, "no model loaded yet", reason="not_ready")
-    return JSONResponse({
-        "name": model.name, "version": model.version, "alias": settings.model_alias, "run_id": model.run_id,
-        "inputs": [{"name": f.name, "type": f.kind} for f in model.schema.fields],
-        "labels": list(model.labels), "threshold": model.threshold, **model.info,
-    })
+    registry = Registry()
+
+    def read_state() -> RolloutState:
+        if alias == CHAMPION:
+            return read_rollout(registry, model_name)
+        found = registry.version_by_alias(model_name, alias)
+        return RolloutState(champion=str(found.version) if found else None)
+
+    return ModelRouter(model_name, read_state=read_state,
+                       load=lambda version: ServedClassifier.load(model_name, version=version,
+                                                                  tracking_uri=registry.tracking_uri),
+                       poll_seconds=poll_seconds)

@@ -1,0 +1,131 @@
+"""One inference endpoint for every protocol: route, predict, count, log.
+
+The HTTP routes (plain JSON and v2 REST) and the gRPC servicer are thin
+adapters over :class:`InferenceEndpoint`: they parse their wire format, call
+:meth:`~InferenceEndpoint.predict` or :meth:`~InferenceEndpoint.infer`, and map
+:class:`~modelfactory.inference.v2.V2Error` kinds to their status codes. Metrics
+and the prediction log are fed here, and as the router's observer (fallbacks,
+shadow predictions).
+"""
+
+from __future__ import annotations
+
+import hmac
+import uuid
+from collections.abc import Mapping, Sequence
+
+from modelfactory.inference.metrics import ServingMetrics
+from modelfactory.inference.options import ServingOptions
+from modelfactory.inference.schema import InvalidInput
+from modelfactory.inference.served import ServedModel
+from modelfactory.inference.v2 import InferRequest, Tensor, V2Error, output_tensors, tensors_to_records
+from modelfactory.prediction_log import PredictionLog
+from modelfactory.routing import ModelRouter, Routed, RouterObserver, RolloutState, UnknownVersion
+
+
+class InferenceEndpoint(RouterObserver):
+    def __init__(self, router: ModelRouter, options: ServingOptions, metrics: ServingMetrics,
+                 prediction_log: PredictionLog | None = None):
+        self.router = router
+        self.options = options
+        self.metrics = metrics
+        self.prediction_log = prediction_log
+        router.observer = self
+        self.name = router.name
+
+    # checks shared by the protocols ------------------------------------------------------------
+    def authorized(self, authorization: str | None) -> bool:
+        token = self.options.auth_token
+        if not token:
+            return True
+        expected = f"Bearer {token}"
+        return authorization is not None and hmac.compare_digest(authorization.encode(), expected.encode())
+
+    def check_model(self, name: str) -> None:
+        if name != self.name:
+            raise V2Error("not_found", f"model {name!r} is not served here (this server serves {self.name!r})")
+
+    def refuse(self, reason: str, protocol: str, version: str = "") -> None:
+        self.metrics.errors.labels(self.name, version, reason, protocol).inc()
+
+    # predictions ---------------------------------------------------------------------------------
+    def predict(self, records, *, protocol: str, explicit_version: str | None = None,
+                request_key: str | None = None, request_id: str | None = None) -> Routed:
+        """Answer JSON records. Raises InvalidInput, V2Error (not_found, unavailable)."""
+        try:
+            routed = self.router.predict(records, explicit_version=explicit_version, request_key=request_key,
+                                         request_id=request_id, max_records=self.options.max_records)
+        except InvalidInput:
+            self.refuse("invalid", protocol)
+            raise
+        except UnknownVersion as exc:
+            self.refuse("not_found", protocol)
+            raise V2Error("not_found", str(exc)) from None
+        except LookupError as exc:
+            self.refuse("not_ready", protocol)
+            raise V2Error("unavailable", str(exc)) from None
+        self._served(routed, records, protocol, request_id)
+        return routed
+
+    def infer(self, request: InferRequest, *, protocol: str, explicit_version: str | None = None,
+              request_key: str | None = None) -> tuple[Routed, list[Tensor], str]:
+        """Answer a v2 request: records from tensors, the routed prediction, output tensors, request id."""
+        model = self.router.model(explicit_version) or self.router.model()
+        if model is None:
+            self.refuse("not_ready", protocol)
+            raise V2Error("unavailable", f"no champion of {self.name} is loaded yet")
+        try:
+            records = tensors_to_records(request, model.input_tensors(), self.options.max_records)
+            if request.outputs is not None:  # refuse unknown outputs before predicting
+                output_tensors([], model.output_tensors(), request.outputs)
+        except V2Error:
+            self.refuse("invalid", protocol)
+            raise
+        request_id = request.id or uuid.uuid4().hex
+        try:
+            routed = self.predict(records, protocol=protocol, explicit_version=explicit_version,
+                                  request_key=request_key, request_id=request_id)
+        except InvalidInput as exc:
+            raise V2Error("invalid", "the inputs do not match the model", exc.problems) from None
+        tensors = output_tensors(routed.predictions, routed.model.output_tensors(), request.outputs)
+        return routed, tensors, request_id
+
+    def _served(self, routed: Routed, records: Sequence[Mapping], protocol: str, request_id: str | None) -> None:
+        model = routed.model
+        requests, latency, score = self.metrics.per_version(model.name, model.version, routed.route.reason, protocol)
+        requests.inc()
+        latency.observe(routed.seconds)
+        for prediction in routed.predictions:
+            label, value = model.summarize(prediction)
+            self.metrics.predictions.labels(model.name, model.version, label).inc()
+            score.observe(value)
+        if self.prediction_log is not None:
+            self.prediction_log.record(model.name, model.version, records, routed.predictions, request_id)
+
+    # RouterObserver --------------------------------------------------------------------------------
+    def fallback(self, model: ServedModel, challenger: str, reason: str) -> None:
+        self.metrics.fallbacks.labels(self.name, challenger, reason).inc()
+
+    def challenger_error(self, model: ServedModel, kind: str) -> None:
+        self.metrics.challenger_errors.labels(self.name, model.version, kind).inc()
+
+    def shadow(self, champion, challenger, records, predictions, agreements, seconds, request_id, error) -> None:
+        if predictions is None:
+            return
+        self.metrics.shadow_predictions.labels(self.name, challenger.version).inc(len(predictions))
+        self.metrics.shadow_latency.labels(self.name, challenger.version).observe(seconds)
+        disagreements = sum(1 for agree in agreements or () if not agree)
+        if disagreements:
+            self.metrics.shadow_disagreements.labels(self.name, challenger.version).inc(disagreements)
+        if self.prediction_log is not None:
+            self.prediction_log.record(challenger.name, challenger.version, records, predictions, request_id,
+                                       role="shadow")
+
+    def shadow_skipped(self, challenger: str) -> None:
+        self.metrics.shadow_skipped.labels(self.name, challenger).inc()
+
+    def state_refresh_failed(self, error: Exception) -> None:
+        self.metrics.rollout_refresh_failures.labels(self.name).inc()
+
+    def state_changed(self, state: RolloutState) -> None:
+        pass
