@@ -6,6 +6,7 @@ promotion gate said), both small forests so the session starts in well under a m
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,9 @@ from modelfactory.data.bank_marketing import FEATURES, generate_bank_marketing
 from modelfactory.mlflow_server import EmbeddedMlflow, free_port
 
 MODEL = "bank-marketing"
+# MLflow's telemetry thread sets and unsets an environment variable while other threads read the
+# environment (urllib's proxy lookup), which fails requests at random: no telemetry in tests.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
 @pytest.fixture(scope="session")
