@@ -24,7 +24,8 @@ log = logging.getLogger(__name__)
 
 metadata = sa.MetaData()
 predictions_table = sa.Table(
-    "predictions", metadata,
+    "predictions",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, index=True),
     sa.Column("request_id", sa.String(64), index=True),
@@ -48,9 +49,15 @@ class PredictionRow:
     output: Mapping
 
     def as_dict(self) -> dict:
-        return {"created_at": self.created_at, "request_id": self.request_id, "model_name": self.model_name,
-                "model_version": self.model_version, "role": self.role, "features": dict(self.features),
-                "output": dict(self.output)}
+        return {
+            "created_at": self.created_at,
+            "request_id": self.request_id,
+            "model_name": self.model_name,
+            "model_version": self.model_version,
+            "role": self.role,
+            "features": dict(self.features),
+            "output": dict(self.output),
+        }
 
 
 def _ignore(count: int, reason: str) -> None:
@@ -60,10 +67,16 @@ def _ignore(count: int, reason: str) -> None:
 class PredictionLog:
     """A bounded queue in front of the store, drained in batches by one daemon thread."""
 
-    def __init__(self, url: str, max_queue: int = 10_000, batch_size: int = 500, flush_seconds: float = 1.0,
-                 on_drop: Callable[[int, str], None] = _ignore,
-                 on_write: Callable[[int], None] = lambda n: None,
-                 engine_factory: Callable[[str], sa.Engine] | None = None):
+    def __init__(
+        self,
+        url: str,
+        max_queue: int = 10_000,
+        batch_size: int = 500,
+        flush_seconds: float = 1.0,
+        on_drop: Callable[[int, str], None] = _ignore,
+        on_write: Callable[[int], None] = lambda n: None,
+        engine_factory: Callable[[str], sa.Engine] | None = None,
+    ):
         self.url = url
         self.batch_size = batch_size
         self.flush_seconds = flush_seconds
@@ -84,8 +97,15 @@ class PredictionLog:
         self._thread.start()
         return self
 
-    def record(self, model_name: str, model_version: str, records: Sequence[Mapping],
-               outputs: Sequence[Mapping], request_id: str | None = None, role: str = "served") -> None:
+    def record(
+        self,
+        model_name: str,
+        model_version: str,
+        records: Sequence[Mapping],
+        outputs: Sequence[Mapping],
+        request_id: str | None = None,
+        role: str = "served",
+    ) -> None:
         """Queue one row per record; never blocks, never raises."""
         now = dt.datetime.now(dt.UTC)
         for i, (features, output) in enumerate(zip(records, outputs, strict=False)):
@@ -143,8 +163,15 @@ class PredictionLog:
             self._drop(len(batch), "store_error")
             if time.monotonic() - self._last_error_logged > 30:
                 self._last_error_logged = time.monotonic()
-                log.warning("prediction store %s refused %d rows (dropped): %s", _safe(self.url), len(batch), exc)
-            self._stop.wait(min(self.flush_seconds, 1.0))  # back off instead of spinning on a dead store
+                log.warning(
+                    "prediction store %s refused %d rows (dropped): %s",
+                    _safe(self.url),
+                    len(batch),
+                    exc,
+                )
+            self._stop.wait(
+                min(self.flush_seconds, 1.0)
+            )  # back off instead of spinning on a dead store
 
     def flush(self, timeout: float = 10.0) -> None:
         """Wait until the queue is empty (tests, shutdown)."""
@@ -183,7 +210,9 @@ def _safe(url: str) -> str:
         return "<prediction store>"
 
 
-def read_predictions(url: str, model_name: str | None = None, limit: int | None = None) -> list[dict]:
+def read_predictions(
+    url: str, model_name: str | None = None, limit: int | None = None
+) -> list[dict]:
     """Logged rows, newest first (drift jobs and tests)."""
     engine = _engine(url)
     try:

@@ -25,7 +25,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field, replace
 
@@ -36,7 +36,12 @@ from modelfactory.inference.served import ServedModel
 log = logging.getLogger(__name__)
 
 CHAMPION, CHALLENGER = "champion", "challenger"
-TAG_MODE, TAG_WEIGHT, TAG_STEP, TAG_BUDGET = "rollout.mode", "rollout.weight", "rollout.step", "rollout.budget_ms"
+TAG_MODE, TAG_WEIGHT, TAG_STEP, TAG_BUDGET = (
+    "rollout.mode",
+    "rollout.weight",
+    "rollout.step",
+    "rollout.budget_ms",
+)
 ROLLOUT_TAGS = (TAG_MODE, TAG_WEIGHT, TAG_STEP, TAG_BUDGET)
 MODES = ("canary", "shadow")
 DEFAULT_BUDGET_MS = 50.0
@@ -50,7 +55,9 @@ class UnknownVersion(LookupError):
     """An explicit version that this process does not serve."""
 
     def __init__(self, version: str, served: Sequence[str]):
-        super().__init__(f"version {version!r} is not served here (served: {', '.join(served) or 'none'})")
+        super().__init__(
+            f"version {version!r} is not served here (served: {', '.join(served) or 'none'})"
+        )
         self.version = version
 
 
@@ -66,8 +73,12 @@ class RolloutState:
 
     @property
     def active(self) -> bool:
-        return (self.mode in MODES and self.weight > 0 and self.challenger is not None
-                and self.challenger != self.champion)
+        return (
+            self.mode in MODES
+            and self.weight > 0
+            and self.challenger is not None
+            and self.challenger != self.champion
+        )
 
     @property
     def versions(self) -> tuple[str, ...]:
@@ -78,25 +89,37 @@ class RolloutState:
         """The state the aliases and tags describe; malformed tags mean champion only, with the reason."""
         champion = aliases.get(CHAMPION)
         challenger = aliases.get(CHALLENGER)
-        base = cls(champion=str(champion) if champion else None,
-                   challenger=str(challenger) if challenger else None)
+        base = cls(
+            champion=str(champion) if champion else None,
+            challenger=str(challenger) if challenger else None,
+        )
         mode = tags.get(TAG_MODE)
         if not mode or mode == "off":
             return base
         try:
-            state = replace(base, mode=mode, weight=float(tags.get(TAG_WEIGHT, 0)),
-                            step=int(tags.get(TAG_STEP, 0)),
-                            budget_ms=float(tags.get(TAG_BUDGET, DEFAULT_BUDGET_MS)))
+            state = replace(
+                base,
+                mode=mode,
+                weight=float(tags.get(TAG_WEIGHT, 0)),
+                step=int(tags.get(TAG_STEP, 0)),
+                budget_ms=float(tags.get(TAG_BUDGET, DEFAULT_BUDGET_MS)),
+            )
         except ValueError as exc:
-            return replace(base, problem=f"unreadable rollout tags ({exc}); serving the champion only")
+            return replace(
+                base, problem=f"unreadable rollout tags ({exc}); serving the champion only"
+            )
         problem = validate(state.mode, state.weight, state.budget_ms)
         return replace(base, problem=problem) if problem else state
 
     def describe(self) -> str:
         if not self.active:
-            return f"champion v{self.champion} only" + (f" ({self.problem})" if self.problem else "")
-        return (f"{self.mode} v{self.challenger} at {self.weight:g}% (step {self.step}, budget "
-                f"{self.budget_ms:g} ms) beside champion v{self.champion}")
+            return f"champion v{self.champion} only" + (
+                f" ({self.problem})" if self.problem else ""
+            )
+        return (
+            f"{self.mode} v{self.challenger} at {self.weight:g}% (step {self.step}, budget "
+            f"{self.budget_ms:g} ms) beside champion v{self.champion}"
+        )
 
 
 def validate(mode: str | None, weight: float, budget_ms: float = DEFAULT_BUDGET_MS) -> str | None:
@@ -124,8 +147,12 @@ def request_bucket(key: str) -> float:
     return int.from_bytes(digest, "big") / 2**64
 
 
-def choose_route(state: RolloutState, explicit_version: str | None = None, request_key: str | None = None,
-                 draw: Callable[[], float] = random.random) -> Route:
+def choose_route(
+    state: RolloutState,
+    explicit_version: str | None = None,
+    request_key: str | None = None,
+    draw: Callable[[], float] = random.random,
+) -> Route:
     """Which version answers: an explicit version wins; else a weighted (or sticky) draw."""
     if state.champion is None:
         raise UnknownVersion(explicit_version or CHAMPION, ())
@@ -146,6 +173,7 @@ def choose_route(state: RolloutState, explicit_version: str | None = None, reque
 
 # --- the stateful router ------------------------------------------------------------------------
 
+
 @dataclass
 class Routed:
     """What answered a request."""
@@ -164,9 +192,17 @@ class RouterObserver:
 
     def challenger_error(self, model: ServedModel, kind: str) -> None: ...
 
-    def shadow(self, champion: ServedModel, challenger: ServedModel, records: Sequence[Mapping],
-               predictions: list[dict] | None, agreements: list[bool] | None, seconds: float,
-               request_id: str | None, error: str | None) -> None: ...
+    def shadow(
+        self,
+        champion: ServedModel,
+        challenger: ServedModel,
+        records: Sequence[Mapping],
+        predictions: list[dict] | None,
+        agreements: list[bool] | None,
+        seconds: float,
+        request_id: str | None,
+        error: str | None,
+    ) -> None: ...
 
     def shadow_skipped(self, challenger: str) -> None: ...
 
@@ -188,9 +224,15 @@ class ModelRouter:
     version. Both are injected so the routing can be tested without MLflow.
     """
 
-    def __init__(self, name: str, read_state: Callable[[], RolloutState], load: Callable[[str], ServedModel],
-                 observer: RouterObserver | None = None, poll_seconds: float = 5.0,
-                 shadow_pending_limit: int = 64):
+    def __init__(
+        self,
+        name: str,
+        read_state: Callable[[], RolloutState],
+        load: Callable[[str], ServedModel],
+        observer: RouterObserver | None = None,
+        poll_seconds: float = 5.0,
+        shadow_pending_limit: int = 64,
+    ):
         self.name = name
         self._read_state = read_state
         self._load = load
@@ -224,7 +266,11 @@ class ModelRouter:
     @property
     def served_versions(self) -> list[str]:
         snapshot = self._snapshot
-        return [v for v in (snapshot.state.champion, snapshot.state.challenger) if v and v in snapshot.models]
+        return [
+            v
+            for v in (snapshot.state.champion, snapshot.state.challenger)
+            if v and v in snapshot.models
+        ]
 
     def refresh(self) -> bool:
         """Read the registry and load what it names; keep the last known state on any failure."""
@@ -234,11 +280,17 @@ class ModelRouter:
             except Exception as exc:  # registry unreachable: keep serving what we have
                 self.last_refresh_error = str(exc)
                 self.observer.state_refresh_failed(exc)
-                log.warning("rollout state of %s not refreshed, keeping %s: %s", self.name,
-                            self._snapshot.state.describe(), exc)
+                log.warning(
+                    "rollout state of %s not refreshed, keeping %s: %s",
+                    self.name,
+                    self._snapshot.state.describe(),
+                    exc,
+                )
                 return False
             current = self._snapshot
-            models = {v: m for v, m in current.models.items() if v in (state.champion, state.challenger)}
+            models = {
+                v: m for v, m in current.models.items() if v in (state.champion, state.challenger)
+            }
             # The challenger is loaded whenever the alias exists, so `x-model-version` can reach it
             # before any traffic is shifted.
             for version, required in ((state.champion, True), (state.challenger, False)):
@@ -252,8 +304,12 @@ class ModelRouter:
                     if required:  # no new champion: keep the whole previous snapshot
                         self.observer.state_refresh_failed(exc)
                         return False
-                    state = replace(state, challenger=None, mode=None,
-                                    problem=f"challenger v{version} failed to load: {exc}")
+                    state = replace(
+                        state,
+                        challenger=None,
+                        mode=None,
+                        problem=f"challenger v{version} failed to load: {exc}",
+                    )
             self.last_refresh_error = None
             if state != current.state:
                 log.info("%s: %s", self.name, state.describe())
@@ -264,7 +320,9 @@ class ModelRouter:
     def start(self) -> ModelRouter:
         """Refresh now, then every ``poll_seconds`` in a daemon thread."""
         self.refresh()
-        self._thread = threading.Thread(target=self._poll, daemon=True, name=f"rollout-poll-{self.name}")
+        self._thread = threading.Thread(
+            target=self._poll, daemon=True, name=f"rollout-poll-{self.name}"
+        )
         self._thread.start()
         return self
 
@@ -277,8 +335,15 @@ class ModelRouter:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     # requests ------------------------------------------------------------------------------------
-    def predict(self, records, *, explicit_version: str | None = None, request_key: str | None = None,
-                request_id: str | None = None, max_records: int | None = None) -> Routed:
+    def predict(
+        self,
+        records,
+        *,
+        explicit_version: str | None = None,
+        request_key: str | None = None,
+        request_id: str | None = None,
+        max_records: int | None = None,
+    ) -> Routed:
         """Answer ``records``; raises InvalidInput (bad records), UnknownVersion, LookupError (not ready)."""
         snapshot = self._snapshot
         if not self.ready:
@@ -294,11 +359,20 @@ class ModelRouter:
         else:
             routed = self._with_fallback(snapshot, route, model, records, max_records, started)
         if route.shadow is not None and route.shadow in snapshot.models:
-            self._submit_shadow(snapshot.models[route.shadow], routed, records, max_records, request_id)
+            self._submit_shadow(
+                snapshot.models[route.shadow], routed, records, max_records, request_id
+            )
         return routed
 
-    def _with_fallback(self, snapshot: _Snapshot, route: Route, challenger: ServedModel, records,
-                       max_records, started: float) -> Routed:
+    def _with_fallback(
+        self,
+        snapshot: _Snapshot,
+        route: Route,
+        challenger: ServedModel,
+        records,
+        max_records,
+        started: float,
+    ) -> Routed:
         champion = snapshot.models[route.fallback]
         budget = snapshot.state.budget_ms / 1000
         future = self._executor.submit(challenger.predict, records, max_records)
@@ -316,11 +390,17 @@ class ModelRouter:
             reason = "error"
         predictions = champion.predict(records, max_records)
         self.observer.fallback(champion, challenger.version, reason)
-        return Routed(champion, predictions, replace(route, version=champion.version),
-                      time.perf_counter() - started, fallback_reason=reason)
+        return Routed(
+            champion,
+            predictions,
+            replace(route, version=champion.version),
+            time.perf_counter() - started,
+            fallback_reason=reason,
+        )
 
-    def _submit_shadow(self, challenger: ServedModel, routed: Routed, records, max_records,
-                       request_id: str | None) -> None:
+    def _submit_shadow(
+        self, challenger: ServedModel, routed: Routed, records, max_records, request_id: str | None
+    ) -> None:
         with self._shadow_lock:
             if self._shadow_pending >= self._shadow_pending_limit:
                 self.observer.shadow_skipped(challenger.version)
@@ -333,12 +413,22 @@ class ModelRouter:
             try:
                 predictions = challenger.predict(records, max_records)
                 agreements = routed.model.agrees(routed.predictions, predictions)
-            except Exception as exc:  # a shadow failure is data for the analysis, never the caller's
+            except (
+                Exception
+            ) as exc:  # a shadow failure is data for the analysis, never the caller's
                 error = type(exc).__name__
                 self.observer.challenger_error(challenger, error)
             try:
-                self.observer.shadow(routed.model, challenger, records, predictions, agreements,
-                                     time.perf_counter() - started, request_id, error)
+                self.observer.shadow(
+                    routed.model,
+                    challenger,
+                    records,
+                    predictions,
+                    agreements,
+                    time.perf_counter() - started,
+                    request_id,
+                    error,
+                )
             finally:
                 with self._shadow_lock:
                     self._shadow_pending -= 1
@@ -358,25 +448,39 @@ class ModelRouter:
 
 # --- the registry side: read and write the rollout ----------------------------------------------
 
+
 def read_rollout(registry, name: str) -> RolloutState:
     """The rollout state of registered model ``name`` (``registry``: a modelfactory Registry)."""
     model = registry.client.get_registered_model(name)
     return RolloutState.from_registry(dict(model.aliases or {}), dict(model.tags or {}))
 
 
-def set_rollout(registry, name: str, mode: str, weight: float, step: int | None = None,
-                budget_ms: float | None = None) -> RolloutState:
+def set_rollout(
+    registry,
+    name: str,
+    mode: str,
+    weight: float,
+    step: int | None = None,
+    budget_ms: float | None = None,
+) -> RolloutState:
     """Start or move a rollout of the current challenger; refuses what serving would ignore."""
     problem = validate(mode, weight, budget_ms if budget_ms is not None else DEFAULT_BUDGET_MS)
     if problem:
         raise RolloutError(problem)
     current = read_rollout(registry, name)
     if current.challenger is None:
-        raise RolloutError(f"{name} has no challenger version; register one first (`modelfactory run`)")
+        raise RolloutError(
+            f"{name} has no challenger version; register one first (`modelfactory run`)"
+        )
     if current.challenger == current.champion:
-        raise RolloutError(f"{name}: challenger and champion are the same version ({current.champion})")
-    tags = {TAG_MODE: mode, TAG_WEIGHT: f"{weight:g}",
-            TAG_STEP: str(step if step is not None else current.step + (1 if current.active else 0))}
+        raise RolloutError(
+            f"{name}: challenger and champion are the same version ({current.champion})"
+        )
+    tags = {
+        TAG_MODE: mode,
+        TAG_WEIGHT: f"{weight:g}",
+        TAG_STEP: str(step if step is not None else current.step + (1 if current.active else 0)),
+    }
     if budget_ms is not None:
         tags[TAG_BUDGET] = f"{budget_ms:g}"
     for key, value in tags.items():

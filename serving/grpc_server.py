@@ -33,10 +33,17 @@ from modelfactory.inference.v2 import V2Error, fill_grpc_response, grpc_request_
 
 log = logging.getLogger("modelfactory.serving.grpc")
 
-STATUS = {"invalid": grpc.StatusCode.INVALID_ARGUMENT, "not_found": grpc.StatusCode.NOT_FOUND,
-          "too_large": grpc.StatusCode.RESOURCE_EXHAUSTED, "unauthenticated": grpc.StatusCode.UNAUTHENTICATED,
-          "unavailable": grpc.StatusCode.UNAVAILABLE}
-OPEN_METHODS = ("/inference.GRPCInferenceService/ServerLive", "/inference.GRPCInferenceService/ServerReady")
+STATUS = {
+    "invalid": grpc.StatusCode.INVALID_ARGUMENT,
+    "not_found": grpc.StatusCode.NOT_FOUND,
+    "too_large": grpc.StatusCode.RESOURCE_EXHAUSTED,
+    "unauthenticated": grpc.StatusCode.UNAUTHENTICATED,
+    "unavailable": grpc.StatusCode.UNAVAILABLE,
+}
+OPEN_METHODS = (
+    "/inference.GRPCInferenceService/ServerLive",
+    "/inference.GRPCInferenceService/ServerReady",
+)
 
 
 class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
@@ -56,27 +63,42 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         try:
             self.endpoint.check_model(name)
             if version and version not in self.endpoint.router.served_versions:
-                raise V2Error("not_found", f"version {version!r} of {name} is not served here (served: "
-                              f"{', '.join(self.endpoint.router.served_versions) or 'none'})")
+                raise V2Error(
+                    "not_found",
+                    f"version {version!r} of {name} is not served here (served: "
+                    f"{', '.join(self.endpoint.router.served_versions) or 'none'})",
+                )
         except V2Error as exc:
             self.endpoint.refuse(exc.kind, "v2_grpc")
             context.abort(STATUS[exc.kind], exc.message)
 
     def ModelReady(self, request, context):
         self._check(context, request.name, request.version)
-        ready = self.endpoint.router.ready and self.endpoint.router.model(request.version or None) is not None
+        ready = (
+            self.endpoint.router.ready
+            and self.endpoint.router.model(request.version or None) is not None
+        )
         return pb.ModelReadyResponse(ready=ready)
 
     def ModelMetadata(self, request, context):
         self._check(context, request.name, request.version)
         model = self.endpoint.router.model(request.version or None)
         if model is None:
-            context.abort(grpc.StatusCode.UNAVAILABLE, f"no champion of {request.name} is loaded yet")
+            context.abort(
+                grpc.StatusCode.UNAVAILABLE, f"no champion of {request.name} is loaded yet"
+            )
         tensor = pb.ModelMetadataResponse.TensorMetadata
         return pb.ModelMetadataResponse(
-            name=request.name, versions=self.endpoint.router.served_versions, platform="modelfactory",
-            inputs=[tensor(name=t.name, datatype=t.datatype, shape=[-1]) for t in model.input_tensors()],
-            outputs=[tensor(name=t.name, datatype=t.datatype, shape=[-1]) for t in model.output_tensors()])
+            name=request.name,
+            versions=self.endpoint.router.served_versions,
+            platform="modelfactory",
+            inputs=[
+                tensor(name=t.name, datatype=t.datatype, shape=[-1]) for t in model.input_tensors()
+            ],
+            outputs=[
+                tensor(name=t.name, datatype=t.datatype, shape=[-1]) for t in model.output_tensors()
+            ],
+        )
 
     def ModelInfer(self, request, context):
         endpoint = self.endpoint
@@ -93,14 +115,20 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
                 raise
             metadata = dict(context.invocation_metadata())
             routed, tensors, request_id = endpoint.infer(
-                v2_request, protocol="v2_grpc",
+                v2_request,
+                protocol="v2_grpc",
                 explicit_version=request.model_version or metadata.get("x-model-version") or None,
-                request_key=metadata.get("x-request-key") or None)
+                request_key=metadata.get("x-request-key") or None,
+            )
         except V2Error as exc:
             context.abort(STATUS[exc.kind], exc.detail())
         response = pb.ModelInferResponse()
-        fill_grpc_response(response, request.model_name, routed.model.version, request.id or None, tensors)
-        context.set_trailing_metadata((("x-model-version", routed.model.version), ("x-request-id", request_id)))
+        fill_grpc_response(
+            response, request.model_name, routed.model.version, request.id or None, tensors
+        )
+        context.set_trailing_metadata(
+            (("x-model-version", routed.model.version), ("x-request-id", request_id))
+        )
         return response
 
 
@@ -111,8 +139,10 @@ class BearerToken(grpc.ServerInterceptor):
         self.endpoint = endpoint
 
         def deny(request, context):
-            context.abort(grpc.StatusCode.UNAUTHENTICATED,
-                          "missing or wrong bearer token (metadata authorization: Bearer <token>)")
+            context.abort(
+                grpc.StatusCode.UNAUTHENTICATED,
+                "missing or wrong bearer token (metadata authorization: Bearer <token>)",
+            )
 
         self._deny = grpc.unary_unary_rpc_method_handler(deny)
 
@@ -126,17 +156,25 @@ class BearerToken(grpc.ServerInterceptor):
         return self._deny
 
 
-def start_grpc_server(endpoint: InferenceEndpoint, port: int, host: str = "0.0.0.0", threads: int = 8,
-                      reuse_port: bool = True) -> grpc.Server:
+def start_grpc_server(
+    endpoint: InferenceEndpoint,
+    port: int,
+    host: str = "0.0.0.0",
+    threads: int = 8,
+    reuse_port: bool = True,
+) -> grpc.Server:
     """Serve v2 gRPC on ``host:port`` in background threads; returns the started server."""
     limit = endpoint.options.max_request_bytes
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="grpc"),
         interceptors=[BearerToken(endpoint)] if endpoint.options.auth_token else None,
-        options=[("grpc.so_reuseport", 1 if reuse_port else 0),
-                 # Over the limit, grpcio answers RESOURCE_EXHAUSTED before any of our code runs.
-                 ("grpc.max_receive_message_length", limit),
-                 ("grpc.max_send_message_length", max(limit, 4 << 20))])
+        options=[
+            ("grpc.so_reuseport", 1 if reuse_port else 0),
+            # Over the limit, grpcio answers RESOURCE_EXHAUSTED before any of our code runs.
+            ("grpc.max_receive_message_length", limit),
+            ("grpc.max_send_message_length", max(limit, 4 << 20)),
+        ],
+    )
     pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(endpoint), server)
     bound = server.add_insecure_port(f"{host}:{port}")
     if bound == 0:

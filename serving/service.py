@@ -35,8 +35,12 @@ options = ServingOptions.from_env()
 api = build_api(settings.model_name)
 
 
-@bentoml.service(name="modelfactory-model", workers=settings.workers, traffic={"timeout": 30},
-                 logging={"access": {"enabled": options.access_log}})
+@bentoml.service(
+    name="modelfactory-model",
+    workers=settings.workers,
+    traffic={"timeout": 30},
+    logging={"access": {"enabled": options.access_log}},
+)
 @bentoml.asgi_app(api, path="/")
 class ModelService:
     def __init__(self) -> None:
@@ -48,10 +52,14 @@ class ModelService:
         prediction_log = None
         if options.prediction_log:
             prediction_log = PredictionLog(
-                settings.resolved_prediction_store_url, max_queue=options.prediction_queue_size,
+                settings.resolved_prediction_store_url,
+                max_queue=options.prediction_queue_size,
                 on_drop=lambda n, reason: metrics.log_dropped.labels(reason).inc(n),
-                on_write=metrics.log_written.inc).start()
-        router = registry_router(settings.model_name, options.rollout_poll_seconds, settings.model_alias)
+                on_write=metrics.log_written.inc,
+            ).start()
+        router = registry_router(
+            settings.model_name, options.rollout_poll_seconds, settings.model_alias
+        )
         self.endpoint = InferenceEndpoint(router, options, metrics, prediction_log)
         router.start()  # loads what it can now, keeps polling (and retrying) in the background
         api.state.endpoint = self.endpoint
@@ -59,8 +67,9 @@ class ModelService:
         if options.grpc_enabled:
             from serving.grpc_server import start_grpc_server
 
-            self.grpc = start_grpc_server(self.endpoint, settings.grpc_port, settings.http_host,
-                                          threads=options.grpc_threads)
+            self.grpc = start_grpc_server(
+                self.endpoint, settings.grpc_port, settings.http_host, threads=options.grpc_threads
+            )
 
     def __is_ready__(self) -> bool:
         return self.endpoint.router.ready
@@ -91,7 +100,11 @@ def registry_router(model_name: str, poll_seconds: float, alias: str = "champion
         found = registry.version_by_alias(model_name, alias)
         return RolloutState(champion=str(found.version) if found else None)
 
-    return ModelRouter(model_name, read_state=read_state,
-                       load=lambda version: ServedClassifier.load(model_name, version=version,
-                                                                  tracking_uri=registry.tracking_uri),
-                       poll_seconds=poll_seconds)
+    return ModelRouter(
+        model_name,
+        read_state=read_state,
+        load=lambda version: ServedClassifier.load(
+            model_name, version=version, tracking_uri=registry.tracking_uri
+        ),
+        poll_seconds=poll_seconds,
+    )

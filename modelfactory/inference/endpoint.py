@@ -18,14 +18,25 @@ from modelfactory.inference.metrics import ServingMetrics
 from modelfactory.inference.options import ServingOptions
 from modelfactory.inference.schema import InvalidInput
 from modelfactory.inference.served import ServedModel
-from modelfactory.inference.v2 import InferRequest, Tensor, V2Error, output_tensors, tensors_to_records
+from modelfactory.inference.v2 import (
+    InferRequest,
+    Tensor,
+    V2Error,
+    output_tensors,
+    tensors_to_records,
+)
 from modelfactory.prediction_log import PredictionLog
-from modelfactory.routing import ModelRouter, Routed, RouterObserver, RolloutState, UnknownVersion
+from modelfactory.routing import ModelRouter, RolloutState, Routed, RouterObserver, UnknownVersion
 
 
 class InferenceEndpoint(RouterObserver):
-    def __init__(self, router: ModelRouter, options: ServingOptions, metrics: ServingMetrics,
-                 prediction_log: PredictionLog | None = None):
+    def __init__(
+        self,
+        router: ModelRouter,
+        options: ServingOptions,
+        metrics: ServingMetrics,
+        prediction_log: PredictionLog | None = None,
+    ):
         self.router = router
         self.options = options
         self.metrics = metrics
@@ -39,22 +50,38 @@ class InferenceEndpoint(RouterObserver):
         if not token:
             return True
         expected = f"Bearer {token}"
-        return authorization is not None and hmac.compare_digest(authorization.encode(), expected.encode())
+        return authorization is not None and hmac.compare_digest(
+            authorization.encode(), expected.encode()
+        )
 
     def check_model(self, name: str) -> None:
         if name != self.name:
-            raise V2Error("not_found", f"model {name!r} is not served here (this server serves {self.name!r})")
+            raise V2Error(
+                "not_found", f"model {name!r} is not served here (this server serves {self.name!r})"
+            )
 
     def refuse(self, reason: str, protocol: str, version: str = "") -> None:
         self.metrics.errors.labels(self.name, version, reason, protocol).inc()
 
     # predictions ---------------------------------------------------------------------------------
-    def predict(self, records, *, protocol: str, explicit_version: str | None = None,
-                request_key: str | None = None, request_id: str | None = None) -> Routed:
+    def predict(
+        self,
+        records,
+        *,
+        protocol: str,
+        explicit_version: str | None = None,
+        request_key: str | None = None,
+        request_id: str | None = None,
+    ) -> Routed:
         """Answer JSON records. Raises InvalidInput, V2Error (not_found, unavailable)."""
         try:
-            routed = self.router.predict(records, explicit_version=explicit_version, request_key=request_key,
-                                         request_id=request_id, max_records=self.options.max_records)
+            routed = self.router.predict(
+                records,
+                explicit_version=explicit_version,
+                request_key=request_key,
+                request_id=request_id,
+                max_records=self.options.max_records,
+            )
         except InvalidInput:
             self.refuse("invalid", protocol)
             raise
@@ -67,8 +94,14 @@ class InferenceEndpoint(RouterObserver):
         self._served(routed, records, protocol, request_id)
         return routed
 
-    def infer(self, request: InferRequest, *, protocol: str, explicit_version: str | None = None,
-              request_key: str | None = None) -> tuple[Routed, list[Tensor], str]:
+    def infer(
+        self,
+        request: InferRequest,
+        *,
+        protocol: str,
+        explicit_version: str | None = None,
+        request_key: str | None = None,
+    ) -> tuple[Routed, list[Tensor], str]:
         """Answer a v2 request: records from tensors, the routed prediction, output tensors, request id."""
         model = self.router.model(explicit_version) or self.router.model()
         if model is None:
@@ -83,16 +116,25 @@ class InferenceEndpoint(RouterObserver):
             raise
         request_id = request.id or uuid.uuid4().hex
         try:
-            routed = self.predict(records, protocol=protocol, explicit_version=explicit_version,
-                                  request_key=request_key, request_id=request_id)
+            routed = self.predict(
+                records,
+                protocol=protocol,
+                explicit_version=explicit_version,
+                request_key=request_key,
+                request_id=request_id,
+            )
         except InvalidInput as exc:
             raise V2Error("invalid", "the inputs do not match the model", exc.problems) from None
         tensors = output_tensors(routed.predictions, routed.model.output_tensors(), request.outputs)
         return routed, tensors, request_id
 
-    def _served(self, routed: Routed, records: Sequence[Mapping], protocol: str, request_id: str | None) -> None:
+    def _served(
+        self, routed: Routed, records: Sequence[Mapping], protocol: str, request_id: str | None
+    ) -> None:
         model = routed.model
-        requests, latency, score = self.metrics.per_version(model.name, model.version, routed.route.reason, protocol)
+        requests, latency, score = self.metrics.per_version(
+            model.name, model.version, routed.route.reason, protocol
+        )
         requests.inc()
         latency.observe(routed.seconds)
         for prediction in routed.predictions:
@@ -100,7 +142,9 @@ class InferenceEndpoint(RouterObserver):
             self.metrics.predictions.labels(model.name, model.version, label).inc()
             score.observe(value)
         if self.prediction_log is not None:
-            self.prediction_log.record(model.name, model.version, records, routed.predictions, request_id)
+            self.prediction_log.record(
+                model.name, model.version, records, routed.predictions, request_id
+            )
 
     # RouterObserver --------------------------------------------------------------------------------
     def fallback(self, model: ServedModel, challenger: str, reason: str) -> None:
@@ -109,17 +153,22 @@ class InferenceEndpoint(RouterObserver):
     def challenger_error(self, model: ServedModel, kind: str) -> None:
         self.metrics.challenger_errors.labels(self.name, model.version, kind).inc()
 
-    def shadow(self, champion, challenger, records, predictions, agreements, seconds, request_id, error) -> None:
+    def shadow(
+        self, champion, challenger, records, predictions, agreements, seconds, request_id, error
+    ) -> None:
         if predictions is None:
             return
         self.metrics.shadow_predictions.labels(self.name, challenger.version).inc(len(predictions))
         self.metrics.shadow_latency.labels(self.name, challenger.version).observe(seconds)
         disagreements = sum(1 for agree in agreements or () if not agree)
         if disagreements:
-            self.metrics.shadow_disagreements.labels(self.name, challenger.version).inc(disagreements)
+            self.metrics.shadow_disagreements.labels(self.name, challenger.version).inc(
+                disagreements
+            )
         if self.prediction_log is not None:
-            self.prediction_log.record(challenger.name, challenger.version, records, predictions, request_id,
-                                       role="shadow")
+            self.prediction_log.record(
+                challenger.name, challenger.version, records, predictions, request_id, role="shadow"
+            )
 
     def shadow_skipped(self, challenger: str) -> None:
         self.metrics.shadow_skipped.labels(self.name, challenger).inc()

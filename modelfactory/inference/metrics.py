@@ -17,45 +17,93 @@ class ServingMetrics:
 
         kw = {"registry": registry} if registry is not None else {}
         self.requests = prom.Counter(
-            "modelfactory_requests", "Requests answered, by model version, route and protocol.",
-            ["model", "version", "route", "protocol"], **kw)
+            "modelfactory_requests",
+            "Requests answered, by model version, route and protocol.",
+            ["model", "version", "route", "protocol"],
+            **kw,
+        )
         self.errors = prom.Counter(
-            "modelfactory_request_errors", "Requests refused or failed, by reason (invalid, not_found, "
-            "too_large, unauthenticated, not_ready, model_error).", ["model", "version", "reason", "protocol"], **kw)
+            "modelfactory_request_errors",
+            "Requests refused or failed, by reason (invalid, not_found, "
+            "too_large, unauthenticated, not_ready, model_error).",
+            ["model", "version", "reason", "protocol"],
+            **kw,
+        )
         self.latency = prom.Histogram(
-            "modelfactory_predict_latency_seconds", "Time to route, check and predict one request.",
-            ["model", "version"], buckets=LATENCY_BUCKETS, **kw)
+            "modelfactory_predict_latency_seconds",
+            "Time to route, check and predict one request.",
+            ["model", "version"],
+            buckets=LATENCY_BUCKETS,
+            **kw,
+        )
         self.fallbacks = prom.Counter(
-            "modelfactory_fallbacks", "Challenger requests answered by the champion instead, by reason "
-            "(error, late, rejected).", ["model", "challenger", "reason"], **kw)
+            "modelfactory_fallbacks",
+            "Challenger requests answered by the champion instead, by reason "
+            "(error, late, rejected).",
+            ["model", "challenger", "reason"],
+            **kw,
+        )
         self.challenger_errors = prom.Counter(
-            "modelfactory_challenger_errors", "Challenger predictions that raised.", ["model", "version", "kind"], **kw)
+            "modelfactory_challenger_errors",
+            "Challenger predictions that raised.",
+            ["model", "version", "kind"],
+            **kw,
+        )
         self.shadow_predictions = prom.Counter(
-            "modelfactory_shadow_predictions", "Records predicted in shadow by the challenger.",
-            ["model", "version"], **kw)
+            "modelfactory_shadow_predictions",
+            "Records predicted in shadow by the challenger.",
+            ["model", "version"],
+            **kw,
+        )
         self.shadow_disagreements = prom.Counter(
-            "modelfactory_shadow_disagreements", "Shadow records where the challenger disagreed with the champion.",
-            ["model", "version"], **kw)
+            "modelfactory_shadow_disagreements",
+            "Shadow records where the challenger disagreed with the champion.",
+            ["model", "version"],
+            **kw,
+        )
         self.shadow_skipped = prom.Counter(
-            "modelfactory_shadow_skipped", "Shadow predictions skipped because too many were in flight.",
-            ["model", "version"], **kw)
+            "modelfactory_shadow_skipped",
+            "Shadow predictions skipped because too many were in flight.",
+            ["model", "version"],
+            **kw,
+        )
         self.shadow_latency = prom.Histogram(
-            "modelfactory_shadow_latency_seconds", "Time the challenger took in shadow.",
-            ["model", "version"], buckets=LATENCY_BUCKETS, **kw)
+            "modelfactory_shadow_latency_seconds",
+            "Time the challenger took in shadow.",
+            ["model", "version"],
+            buckets=LATENCY_BUCKETS,
+            **kw,
+        )
         self.predictions = prom.Counter(
-            "modelfactory_predictions", "Records predicted, by model version and predicted label.",
-            ["model", "version", "label"], **kw)
+            "modelfactory_predictions",
+            "Records predicted, by model version and predicted label.",
+            ["model", "version", "label"],
+            **kw,
+        )
         self.score = prom.Histogram(
-            "modelfactory_prediction_score", "Distribution of predicted scores (positive-class probability).",
-            ["model", "version"], buckets=tuple(i / 10 for i in range(1, 11)), **kw)
+            "modelfactory_prediction_score",
+            "Distribution of predicted scores (positive-class probability).",
+            ["model", "version"],
+            buckets=tuple(i / 10 for i in range(1, 11)),
+            **kw,
+        )
         self.log_written = prom.Counter(
-            "modelfactory_prediction_log_written", "Prediction rows written to the prediction store.", **kw)
+            "modelfactory_prediction_log_written",
+            "Prediction rows written to the prediction store.",
+            **kw,
+        )
         self.log_dropped = prom.Counter(
-            "modelfactory_prediction_log_dropped", "Prediction rows dropped (queue_full, store_error).",
-            ["reason"], **kw)
+            "modelfactory_prediction_log_dropped",
+            "Prediction rows dropped (queue_full, store_error).",
+            ["reason"],
+            **kw,
+        )
         self.rollout_refresh_failures = prom.Counter(
-            "modelfactory_rollout_refresh_failures", "Polls of the registry that failed (last state kept).",
-            ["model"], **kw)
+            "modelfactory_rollout_refresh_failures",
+            "Polls of the registry that failed (last state kept).",
+            ["model"],
+            **kw,
+        )
         self._children: dict[tuple, tuple] = {}
 
     def per_version(self, model: str, version: str, route: str, protocol: str):
@@ -63,7 +111,10 @@ class ServingMetrics:
         key = (model, version, route, protocol)
         children = self._children.get(key)
         if children is None:
-            children = (self.requests.labels(model, version, route, protocol),
-                        self.latency.labels(model, version), self.score.labels(model, version))
+            children = (
+                self.requests.labels(model, version, route, protocol),
+                self.latency.labels(model, version),
+                self.score.labels(model, version),
+            )
             self._children[key] = children
         return children

@@ -13,11 +13,17 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class ServingOptions:
-    max_request_bytes: int = 1 << 20  # MODELFACTORY_MAX_REQUEST_BYTES: larger bodies get 413 / RESOURCE_EXHAUSTED
-    auth_token: str | None = None  # MODELFACTORY_AUTH_TOKEN: when set, HTTP and gRPC need "Bearer <token>"
+    max_request_bytes: int = (
+        1 << 20
+    )  # MODELFACTORY_MAX_REQUEST_BYTES: larger bodies get 413 / RESOURCE_EXHAUSTED
+    auth_token: str | None = (
+        None  # MODELFACTORY_AUTH_TOKEN: when set, HTTP and gRPC need "Bearer <token>"
+    )
     rollout_poll_seconds: float = 5.0  # MODELFACTORY_ROLLOUT_POLL_SECONDS
     prediction_log: bool = True  # MODELFACTORY_PREDICTION_LOG: write every prediction to the store
-    prediction_queue_size: int = 10_000  # MODELFACTORY_PREDICTION_QUEUE_SIZE: rows beyond it are dropped
+    prediction_queue_size: int = (
+        10_000  # MODELFACTORY_PREDICTION_QUEUE_SIZE: rows beyond it are dropped
+    )
     max_records: int = 1000  # MODELFACTORY_MAX_RECORDS: rows per request
     grpc_enabled: bool = True  # MODELFACTORY_GRPC_ENABLED
     grpc_threads: int = 8  # MODELFACTORY_GRPC_THREADS: gRPC handler threads per worker

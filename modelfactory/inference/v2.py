@@ -23,9 +23,18 @@ import numpy as np
 from modelfactory.inference.served import ACCEPTED_DATATYPES, TensorSpec
 
 NUMPY_DTYPE = {
-    "BOOL": np.bool_, "INT8": np.int8, "INT16": np.int16, "INT32": np.int32, "INT64": np.int64,
-    "UINT8": np.uint8, "UINT16": np.uint16, "UINT32": np.uint32, "UINT64": np.uint64,
-    "FP16": np.float16, "FP32": np.float32, "FP64": np.float64,
+    "BOOL": np.bool_,
+    "INT8": np.int8,
+    "INT16": np.int16,
+    "INT32": np.int32,
+    "INT64": np.int64,
+    "UINT8": np.uint8,
+    "UINT16": np.uint16,
+    "UINT32": np.uint32,
+    "UINT64": np.uint64,
+    "FP16": np.float16,
+    "FP32": np.float32,
+    "FP64": np.float64,
 }
 DATATYPES = (*NUMPY_DTYPE, "BYTES")
 BINARY_HEADER = "inference-header-content-length"
@@ -34,8 +43,13 @@ BINARY_HEADER = "inference-header-content-length"
 class V2Error(Exception):
     """A request the protocol refuses. ``kind``: invalid, not_found, too_large, unauthenticated, unavailable."""
 
-    HTTP_STATUS = {"invalid": 422, "not_found": 404, "too_large": 413, "unauthenticated": 401,
-                   "unavailable": 503}
+    HTTP_STATUS = {
+        "invalid": 422,
+        "not_found": 404,
+        "too_large": 413,
+        "unauthenticated": 401,
+        "unavailable": 503,
+    }
 
     def __init__(self, kind: str, message: str, problems: Sequence[str] = ()):
         super().__init__(message)
@@ -69,6 +83,7 @@ class InferRequest:
 
 # --- decoding -----------------------------------------------------------------------------------
 
+
 def parse_json_request(body: Any, binary: bytes = b"") -> InferRequest:
     """A v2 JSON inference request (``binary`` = the bytes after the JSON header, if any)."""
     if not isinstance(body, Mapping):
@@ -94,24 +109,36 @@ def parse_json_request(body: Any, binary: bytes = b"") -> InferRequest:
 
 def _json_tensor(i: int, item: Any, binary: bytes, offset: int) -> tuple[Tensor, int]:
     if not isinstance(item, Mapping):
-        raise V2Error("invalid", f"inputs[{i}]: expected an object with name, shape, datatype and data")
+        raise V2Error(
+            "invalid", f"inputs[{i}]: expected an object with name, shape, datatype and data"
+        )
     name = item.get("name")
     if not isinstance(name, str) or not name:
         raise V2Error("invalid", f"inputs[{i}].name: expected a non-empty string")
     datatype, shape = item.get("datatype"), item.get("shape")
     if datatype not in DATATYPES:
-        raise V2Error("invalid", f"input '{name}': datatype {datatype!r} is not a v2 datatype "
-                      f"({', '.join(DATATYPES)})")
+        raise V2Error(
+            "invalid",
+            f"input '{name}': datatype {datatype!r} is not a v2 datatype ({', '.join(DATATYPES)})",
+        )
     _check_shape(name, shape)
     parameters = item.get("parameters") or {}
     if not isinstance(parameters, Mapping):
         raise V2Error("invalid", f"input '{name}': parameters: expected an object")
     size = parameters.get("binary_data_size")
     if size is not None:
-        if not isinstance(size, int) or isinstance(size, bool) or size < 0 or offset + size > len(binary):
-            raise V2Error("invalid", f"input '{name}': binary_data_size {size!r} does not fit the "
-                          f"{len(binary)} bytes of binary data")
-        data = decode_raw(name, datatype, binary[offset:offset + size])
+        if (
+            not isinstance(size, int)
+            or isinstance(size, bool)
+            or size < 0
+            or offset + size > len(binary)
+        ):
+            raise V2Error(
+                "invalid",
+                f"input '{name}': binary_data_size {size!r} does not fit the "
+                f"{len(binary)} bytes of binary data",
+            )
+        data = decode_raw(name, datatype, binary[offset : offset + size])
         return Tensor(name, datatype, list(shape), data), offset + size
     if "data" not in item:
         raise V2Error("invalid", f"input '{name}': data missing")
@@ -119,9 +146,14 @@ def _json_tensor(i: int, item: Any, binary: bytes, offset: int) -> tuple[Tensor,
 
 
 def _check_shape(name: str, shape: Any) -> None:
-    if (not isinstance(shape, list) or not shape
-            or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)):
-        raise V2Error("invalid", f"input '{name}': shape must be a non-empty list of non-negative integers")
+    if (
+        not isinstance(shape, list)
+        or not shape
+        or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
+    ):
+        raise V2Error(
+            "invalid", f"input '{name}': shape must be a non-empty list of non-negative integers"
+        )
 
 
 def _flatten(name: str, data: Any) -> list:
@@ -172,12 +204,14 @@ def decode_raw(name: str, datatype: str, raw: bytes) -> list:
             offset += 4
             if offset + length > len(raw):
                 raise V2Error("invalid", f"input '{name}': BYTES element longer than the data")
-            values.append(raw[offset:offset + length])
+            values.append(raw[offset : offset + length])
             offset += length
         return values
     dtype = np.dtype(NUMPY_DTYPE[datatype]).newbyteorder("<")
     if len(raw) % dtype.itemsize:
-        raise V2Error("invalid", f"input '{name}': {len(raw)} bytes is not a whole number of {datatype}")
+        raise V2Error(
+            "invalid", f"input '{name}': {len(raw)} bytes is not a whole number of {datatype}"
+        )
     return np.frombuffer(raw, dtype=dtype).tolist()
 
 
@@ -185,18 +219,29 @@ def grpc_request_tensors(request) -> InferRequest:
     """A ``inference.ModelInferRequest`` as tensors (contents fields or raw_input_contents)."""
     raw = request.raw_input_contents
     if raw and len(raw) != len(request.inputs):
-        raise V2Error("invalid", f"raw_input_contents has {len(raw)} entries for {len(request.inputs)} inputs")
+        raise V2Error(
+            "invalid", f"raw_input_contents has {len(raw)} entries for {len(request.inputs)} inputs"
+        )
     if not request.inputs:
         raise V2Error("invalid", "inputs: expected at least one tensor")
     tensors = []
     for i, item in enumerate(request.inputs):
         name = item.name or f"inputs[{i}]"
         if item.datatype not in DATATYPES:
-            raise V2Error("invalid", f"input '{name}': datatype {item.datatype!r} is not a v2 datatype")
+            raise V2Error(
+                "invalid", f"input '{name}': datatype {item.datatype!r} is not a v2 datatype"
+            )
         shape = list(item.shape)
         if not shape or any(d < 0 for d in shape):
-            raise V2Error("invalid", f"input '{name}': shape must be a non-empty list of non-negative integers")
-        data = decode_raw(name, item.datatype, raw[i]) if raw else _grpc_contents(item.datatype, item.contents)
+            raise V2Error(
+                "invalid",
+                f"input '{name}': shape must be a non-empty list of non-negative integers",
+            )
+        data = (
+            decode_raw(name, item.datatype, raw[i])
+            if raw
+            else _grpc_contents(item.datatype, item.contents)
+        )
         tensors.append(Tensor(name, item.datatype, shape, data))
     outputs = [o.name for o in request.outputs] or None
     return InferRequest(tensors, request.id or None, outputs)
@@ -222,8 +267,10 @@ def _grpc_contents(datatype: str, contents) -> list:
 
 # --- tensors <-> records ------------------------------------------------------------------------
 
-def tensors_to_records(request: InferRequest, specs: Sequence[TensorSpec], max_rows: int | None = None
-                       ) -> list[dict]:
+
+def tensors_to_records(
+    request: InferRequest, specs: Sequence[TensorSpec], max_rows: int | None = None
+) -> list[dict]:
     """Records from one tensor per column; every problem names the input it is about."""
     by_name: dict[str, Tensor] = {}
     problems = []
@@ -234,7 +281,9 @@ def tensors_to_records(request: InferRequest, specs: Sequence[TensorSpec], max_r
     expected = {spec.name for spec in specs}
     for name in by_name:
         if name not in expected:
-            problems.append(f"input '{name}': not an input of this model (inputs: {', '.join(sorted(expected))})")
+            problems.append(
+                f"input '{name}': not an input of this model (inputs: {', '.join(sorted(expected))})"
+            )
     row_counts: dict[str, int] = {}
     columns: dict[str, list] = {}
     for spec in specs:
@@ -243,27 +292,37 @@ def tensors_to_records(request: InferRequest, specs: Sequence[TensorSpec], max_r
             problems.append(f"input '{spec.name}': missing ({spec.datatype}, shape [n])")
             continue
         if tensor.datatype not in ACCEPTED_DATATYPES[spec.kind]:
-            problems.append(f"input '{spec.name}': datatype {tensor.datatype} not accepted; send {spec.datatype}")
+            problems.append(
+                f"input '{spec.name}': datatype {tensor.datatype} not accepted; send {spec.datatype}"
+            )
             continue
         if len(tensor.shape) > 2 or (len(tensor.shape) == 2 and tensor.shape[1] != 1):
-            problems.append(f"input '{spec.name}': shape {tensor.shape}; expected [n] or [n, 1], "
-                            "one value per row")
+            problems.append(
+                f"input '{spec.name}': shape {tensor.shape}; expected [n] or [n, 1], "
+                "one value per row"
+            )
             continue
         n = tensor.shape[0]
         if len(tensor.data) != n:
-            problems.append(f"input '{spec.name}': shape {tensor.shape} holds {n} values, data has "
-                            f"{len(tensor.data)}")
+            problems.append(
+                f"input '{spec.name}': shape {tensor.shape} holds {n} values, data has "
+                f"{len(tensor.data)}"
+            )
             continue
         row_counts[spec.name] = n
         values, bad = _column(spec, tensor)
         if bad is not None:
-            problems.append(f"input '{spec.name}'[{bad[0]}]: expected {_ARTICLE[spec.kind]} "
-                            f"({tensor.datatype}), got {_describe(bad[1])}")
+            problems.append(
+                f"input '{spec.name}'[{bad[0]}]: expected {_ARTICLE[spec.kind]} "
+                f"({tensor.datatype}), got {_describe(bad[1])}"
+            )
             continue
         columns[spec.name] = values
     if len(set(row_counts.values())) > 1:
         counts = ", ".join(f"{name}: {n}" for name, n in row_counts.items())
-        problems.append(f"inputs: different numbers of rows ({counts}); every input needs one value per row")
+        problems.append(
+            f"inputs: different numbers of rows ({counts}); every input needs one value per row"
+        )
     rows = next(iter(row_counts.values()), 0)
     if not problems and not rows:
         problems.append("inputs: every tensor is empty; send at least one row")
@@ -307,8 +366,12 @@ def _column(spec: TensorSpec, tensor: Tensor) -> tuple[list, tuple[int, Any] | N
     return values, None
 
 
-_ARTICLE = {"integer": "an integer", "number": "a finite number", "string": "a UTF-8 string",
-            "boolean": "true or false"}
+_ARTICLE = {
+    "integer": "an integer",
+    "number": "a finite number",
+    "string": "a UTF-8 string",
+    "boolean": "true or false",
+}
 
 
 def _describe(value: Any) -> str:
@@ -318,19 +381,26 @@ def _describe(value: Any) -> str:
 
 # --- encoding -----------------------------------------------------------------------------------
 
-def output_tensors(predictions: Sequence[Mapping], specs: Sequence[TensorSpec],
-                   requested: Sequence[str] | None) -> list[Tensor]:
+
+def output_tensors(
+    predictions: Sequence[Mapping], specs: Sequence[TensorSpec], requested: Sequence[str] | None
+) -> list[Tensor]:
     by_name = {spec.name: spec for spec in specs}
     if requested is not None:
         unknown = [name for name in requested if name not in by_name]
         if unknown:
-            raise V2Error("invalid", f"outputs: {', '.join(unknown)} not produced by this model "
-                          f"(outputs: {', '.join(by_name)})")
+            raise V2Error(
+                "invalid",
+                f"outputs: {', '.join(unknown)} not produced by this model "
+                f"(outputs: {', '.join(by_name)})",
+            )
         chosen = [by_name[name] for name in requested]
     else:
         chosen = list(specs)
-    return [Tensor(spec.name, spec.datatype, [len(predictions)], [p[spec.name] for p in predictions])
-            for spec in chosen]
+    return [
+        Tensor(spec.name, spec.datatype, [len(predictions)], [p[spec.name] for p in predictions])
+        for spec in chosen
+    ]
 
 
 def encode_raw(tensor: Tensor) -> bytes:
@@ -341,11 +411,18 @@ def encode_raw(tensor: Tensor) -> bytes:
             parts.append(struct.pack("<I", len(data)))
             parts.append(data)
         return b"".join(parts)
-    return np.asarray(tensor.data, dtype=np.dtype(NUMPY_DTYPE[tensor.datatype]).newbyteorder("<")).tobytes()
+    return np.asarray(
+        tensor.data, dtype=np.dtype(NUMPY_DTYPE[tensor.datatype]).newbyteorder("<")
+    ).tobytes()
 
 
-def json_response(model_name: str, version: str, request_id: str | None, tensors: Sequence[Tensor],
-                  binary_outputs: set[str]) -> tuple[dict, bytes]:
+def json_response(
+    model_name: str,
+    version: str,
+    request_id: str | None,
+    tensors: Sequence[Tensor],
+    binary_outputs: set[str],
+) -> tuple[dict, bytes]:
     """The v2 JSON reply, and the binary tail for outputs sent with the binary-data extension."""
     outputs, tail = [], []
     for tensor in tensors:
@@ -363,8 +440,9 @@ def json_response(model_name: str, version: str, request_id: str | None, tensors
     return body, b"".join(tail)
 
 
-def fill_grpc_response(response, model_name: str, version: str, request_id: str | None,
-                       tensors: Sequence[Tensor]) -> None:
+def fill_grpc_response(
+    response, model_name: str, version: str, request_id: str | None, tensors: Sequence[Tensor]
+) -> None:
     """Fill a ``ModelInferResponse`` using raw_output_contents (what Triton sends and its client reads)."""
     response.model_name = model_name
     response.model_version = version
@@ -378,8 +456,17 @@ def fill_grpc_response(response, model_name: str, version: str, request_id: str 
         response.raw_output_contents.append(encode_raw(tensor))
 
 
-def model_metadata(model_name: str, versions: Sequence[str], inputs: Sequence[TensorSpec],
-                   outputs: Sequence[TensorSpec], platform: str = "modelfactory") -> dict:
-    return {"name": model_name, "versions": list(versions), "platform": platform,
-            "inputs": [spec.as_metadata() for spec in inputs],
-            "outputs": [spec.as_metadata() for spec in outputs]}
+def model_metadata(
+    model_name: str,
+    versions: Sequence[str],
+    inputs: Sequence[TensorSpec],
+    outputs: Sequence[TensorSpec],
+    platform: str = "modelfactory",
+) -> dict:
+    return {
+        "name": model_name,
+        "versions": list(versions),
+        "platform": platform,
+        "inputs": [spec.as_metadata() for spec in inputs],
+        "outputs": [spec.as_metadata() for spec in outputs],
+    }

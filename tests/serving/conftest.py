@@ -32,15 +32,21 @@ def mlflow_server(tmp_path_factory):
 
 def _train_version(uri: str, workdir: Path, seed: int) -> str:
     from modelfactory.steps import classification as steps
-
     from modelfactory.steps.common import write_dataset
 
     data = workdir / f"data-{seed}.parquet"
     write_dataset(generate_bank_marketing(3000, seed=seed), str(data))
-    train, holdout = str(workdir / f"train-{seed}.parquet"), str(workdir / f"holdout-{seed}.parquet")
+    train, holdout = (
+        str(workdir / f"train-{seed}.parquet"),
+        str(workdir / f"holdout-{seed}.parquet"),
+    )
     steps.split(str(data), train, holdout, seed=seed)
-    info = steps.train(train, str(workdir / f"model-{seed}.json"), tracking_uri=uri,
-                       config=ClassifierConfig(n_estimators=25, imbalance="class_weight", seed=seed, n_jobs=1))
+    info = steps.train(
+        train,
+        str(workdir / f"model-{seed}.json"),
+        tracking_uri=uri,
+        config=ClassifierConfig(n_estimators=25, imbalance="class_weight", seed=seed, n_jobs=1),
+    )
     steps.evaluate(info, holdout, tracking_uri=uri)
     return steps.register(info, holdout, MODEL, tracking_uri=uri)["version"]
 
@@ -110,9 +116,13 @@ def make_endpoint(served_models, tmp_path):
         metrics = ServingMetrics(registry)
         plog = None
         if log_url is not False:
-            plog = PredictionLog(log_url or f"sqlite:///{tmp_path / 'predictions.db'}", flush_seconds=0.05,
-                                 on_drop=lambda n, r: metrics.log_dropped.labels(r).inc(n),
-                                 on_write=metrics.log_written.inc, **log_kw).start()
+            plog = PredictionLog(
+                log_url or f"sqlite:///{tmp_path / 'predictions.db'}",
+                flush_seconds=0.05,
+                on_drop=lambda n, r: metrics.log_dropped.labels(r).inc(n),
+                on_write=metrics.log_written.inc,
+                **log_kw,
+            ).start()
         router = ModelRouter(MODEL, read_state=rollout, load=served_models.__getitem__)
         endpoint = InferenceEndpoint(router, options or ServingOptions(), metrics, plog)
         router.refresh()
@@ -153,7 +163,15 @@ def v2_body(records, datatypes=None):
     inputs = []
     for column in records[0]:
         values = [r[column] for r in records]
-        kind = "BYTES" if column in CATEGORIES else ("INT64" if isinstance(values[0], int) else "FP64")
-        inputs.append({"name": column, "shape": [len(values)], "datatype": (datatypes or {}).get(column, kind),
-                       "data": values})
+        kind = (
+            "BYTES" if column in CATEGORIES else ("INT64" if isinstance(values[0], int) else "FP64")
+        )
+        inputs.append(
+            {
+                "name": column,
+                "shape": [len(values)],
+                "datatype": (datatypes or {}).get(column, kind),
+                "data": values,
+            }
+        )
     return {"inputs": inputs}

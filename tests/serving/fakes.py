@@ -11,8 +11,14 @@ from modelfactory.inference.served import TensorSpec
 class FakeModel:
     name = "fake"
 
-    def __init__(self, version: str, answer: str = "no", delay: float = 0.0, fail: bool = False,
-                 reject: bool = False):
+    def __init__(
+        self,
+        version: str,
+        answer: str = "no",
+        delay: float = 0.0,
+        fail: bool = False,
+        reject: bool = False,
+    ):
         self.version = version
         self.answer = answer
         self.delay = delay
@@ -28,7 +34,9 @@ class FakeModel:
 
     def predict(self, records, max_records=None):
         self.calls += 1
-        if not isinstance(records, list) or not all(isinstance(r, dict) and "x" in r for r in records):
+        if not isinstance(records, list) or not all(
+            isinstance(r, dict) and "x" in r for r in records
+        ):
             raise InvalidInput(["records[0].x: missing"])
         if self.reject:
             raise InvalidInput(["records[0].x: not for me"])
@@ -36,7 +44,10 @@ class FakeModel:
             time.sleep(self.delay)
         if self.fail:
             raise RuntimeError("challenger blew up")
-        return [{"class": self.answer, "probability": 0.9 if self.answer == "yes" else 0.1} for _ in records]
+        return [
+            {"class": self.answer, "probability": 0.9 if self.answer == "yes" else 0.1}
+            for _ in records
+        ]
 
     def summarize(self, prediction):
         return prediction["class"], prediction["probability"]

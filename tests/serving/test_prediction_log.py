@@ -15,7 +15,9 @@ def test_rows_reach_the_store_in_batches(tmp_path):
     written = []
     plog = PredictionLog(url, batch_size=50, flush_seconds=0.05, on_write=written.append).start()
     for i in range(120):
-        plog.record("m", "3", [{"age": i}], [{"class": "no", "probability": 0.1}], request_id=f"r{i}")
+        plog.record(
+            "m", "3", [{"age": i}], [{"class": "no", "probability": 0.1}], request_id=f"r{i}"
+        )
     plog.flush()
     plog.close()
     rows = read_predictions(url, "m")
@@ -32,8 +34,13 @@ def test_a_blocked_store_drops_rows_without_blocking_callers(tmp_path):
         raise sa.exc.OperationalError("connect", {}, Exception("store unreachable"))
 
     drops = []
-    plog = PredictionLog("postgresql://nowhere/db", max_queue=100, flush_seconds=0.01,
-                         engine_factory=blocking_engine, on_drop=lambda n, r: drops.append((n, r))).start()
+    plog = PredictionLog(
+        "postgresql://nowhere/db",
+        max_queue=100,
+        flush_seconds=0.01,
+        engine_factory=blocking_engine,
+        on_drop=lambda n, r: drops.append((n, r)),
+    ).start()
     started = time.perf_counter()
     for _ in range(1000):
         plog.record("m", "1", [{"x": 1}], [{"class": "no"}])
@@ -50,7 +57,9 @@ def test_a_failing_store_counts_every_lost_row(tmp_path):
     def failing_engine(url):
         raise sa.exc.OperationalError("connect", {}, Exception("connection refused"))
 
-    plog = PredictionLog("postgresql://nowhere/db", flush_seconds=0.01, engine_factory=failing_engine).start()
+    plog = PredictionLog(
+        "postgresql://nowhere/db", flush_seconds=0.01, engine_factory=failing_engine
+    ).start()
     plog.record("m", "1", [{"x": 1}] * 7, [{"class": "no"}] * 7)
     plog.flush()
     plog.close()

@@ -26,16 +26,32 @@ def canary(weight: float, **kw) -> RolloutState:
 
 
 def test_tags_describe_the_rollout_and_bad_tags_mean_champion_only():
-    state = RolloutState.from_registry({"champion": "3", "challenger": "4"},
-                                       {"rollout.mode": "canary", "rollout.weight": "25", "rollout.step": "2",
-                                        "rollout.budget_ms": "20"})
-    assert (state.mode, state.weight, state.step, state.budget_ms, state.active) == ("canary", 25, 2, 20, True)
-    for tags in ({"rollout.mode": "blue-green", "rollout.weight": "10"},
-                 {"rollout.mode": "canary", "rollout.weight": "150"},
-                 {"rollout.mode": "canary", "rollout.weight": "ten"}):
+    state = RolloutState.from_registry(
+        {"champion": "3", "challenger": "4"},
+        {
+            "rollout.mode": "canary",
+            "rollout.weight": "25",
+            "rollout.step": "2",
+            "rollout.budget_ms": "20",
+        },
+    )
+    assert (state.mode, state.weight, state.step, state.budget_ms, state.active) == (
+        "canary",
+        25,
+        2,
+        20,
+        True,
+    )
+    for tags in (
+        {"rollout.mode": "blue-green", "rollout.weight": "10"},
+        {"rollout.mode": "canary", "rollout.weight": "150"},
+        {"rollout.mode": "canary", "rollout.weight": "ten"},
+    ):
         ignored = RolloutState.from_registry({"champion": "3", "challenger": "4"}, tags)
         assert not ignored.active and ignored.problem
-    assert not RolloutState.from_registry({"champion": "3"}, {"rollout.mode": "canary", "rollout.weight": "50"}).active
+    assert not RolloutState.from_registry(
+        {"champion": "3"}, {"rollout.mode": "canary", "rollout.weight": "50"}
+    ).active
 
 
 def test_weighted_choice_follows_the_weight():
@@ -68,8 +84,12 @@ def test_shadow_never_answers_with_the_challenger():
     state = RolloutState(champion="1", challenger="2", mode="shadow", weight=100)
     route = choose_route(state)
     assert (route.version, route.shadow) == ("1", "2")
-    assert choose_route(RolloutState(champion="1", challenger="2", mode="shadow", weight=100),
-                        draw=lambda: 0.5).shadow == "2"
+    assert (
+        choose_route(
+            RolloutState(champion="1", challenger="2", mode="shadow", weight=100), draw=lambda: 0.5
+        ).shadow
+        == "2"
+    )
 
 
 class Recorder(RouterObserver):
@@ -82,7 +102,9 @@ class Recorder(RouterObserver):
     def challenger_error(self, model, kind):
         self.errors.append(kind)
 
-    def shadow(self, champion, challenger, records, predictions, agreements, seconds, request_id, error):
+    def shadow(
+        self, champion, challenger, records, predictions, agreements, seconds, request_id, error
+    ):
         self.shadows.append((challenger.version, predictions, agreements, request_id))
 
     def state_refresh_failed(self, error):
@@ -91,15 +113,19 @@ class Recorder(RouterObserver):
 
 def make_router(state: RolloutState, champion: FakeModel, challenger: FakeModel, observer=None):
     models = {"1": champion, "2": challenger}
-    router = ModelRouter("fake", read_state=lambda: state, load=models.__getitem__, observer=observer)
+    router = ModelRouter(
+        "fake", read_state=lambda: state, load=models.__getitem__, observer=observer
+    )
     assert router.refresh()
     return router
 
 
 def test_canary_answers_from_the_challenger_and_falls_back_when_it_fails_is_late_or_rejects():
-    for challenger, reason in ((FakeModel("2", "yes", fail=True), "error"),
-                               (FakeModel("2", "yes", delay=0.3), "late"),
-                               (FakeModel("2", "yes", reject=True), "rejected")):
+    for challenger, reason in (
+        (FakeModel("2", "yes", fail=True), "error"),
+        (FakeModel("2", "yes", delay=0.3), "late"),
+        (FakeModel("2", "yes", reject=True), "rejected"),
+    ):
         observer = Recorder()
         router = make_router(canary(100, budget_ms=50), FakeModel("1", "no"), challenger, observer)
         routed = router.predict(RECORDS)
@@ -108,25 +134,41 @@ def test_canary_answers_from_the_challenger_and_falls_back_when_it_fails_is_late
         router.stop()
     router = make_router(canary(100), FakeModel("1", "no"), FakeModel("2", "yes"))
     routed = router.predict(RECORDS)
-    assert (routed.model.version, routed.predictions[0]["class"], routed.fallback_reason) == ("2", "yes", None)
-    with pytest.raises(InvalidInput):  # bad for the champion too: the caller's problem, not a fallback
+    assert (routed.model.version, routed.predictions[0]["class"], routed.fallback_reason) == (
+        "2",
+        "yes",
+        None,
+    )
+    with pytest.raises(
+        InvalidInput
+    ):  # bad for the champion too: the caller's problem, not a fallback
         router.predict([{"y": 1}])
 
 
 def test_shadow_records_the_challengers_answer_and_its_disagreement():
     observer = Recorder()
-    router = make_router(RolloutState(champion="1", challenger="2", mode="shadow", weight=100),
-                         FakeModel("1", "no"), FakeModel("2", "yes"), observer)
+    router = make_router(
+        RolloutState(champion="1", challenger="2", mode="shadow", weight=100),
+        FakeModel("1", "no"),
+        FakeModel("2", "yes"),
+        observer,
+    )
     routed = router.predict(RECORDS * 3, request_id="r-1")
     router.drain()
     assert routed.model.version == "1" and [p["class"] for p in routed.predictions] == ["no"] * 3
-    assert observer.shadows == [("2", [{"class": "yes", "probability": 0.9}] * 3, [False] * 3, "r-1")]
+    assert observer.shadows == [
+        ("2", [{"class": "yes", "probability": 0.9}] * 3, [False] * 3, "r-1")
+    ]
 
 
 def test_a_failing_shadow_never_reaches_the_caller():
     observer = Recorder()
-    router = make_router(RolloutState(champion="1", challenger="2", mode="shadow", weight=100),
-                         FakeModel("1", "no"), FakeModel("2", fail=True), observer)
+    router = make_router(
+        RolloutState(champion="1", challenger="2", mode="shadow", weight=100),
+        FakeModel("1", "no"),
+        FakeModel("2", fail=True),
+        observer,
+    )
     assert router.predict(RECORDS).predictions[0]["class"] == "no"
     router.drain()
     assert observer.errors == ["RuntimeError"]

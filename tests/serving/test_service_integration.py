@@ -20,7 +20,6 @@ pytestmark = pytest.mark.integration
 TOKEN = "integration-token"
 
 
-
 def auth() -> dict:  # a new dict per call: tritonclient writes its own headers into the one it gets
     return {"authorization": f"Bearer {TOKEN}"}
 
@@ -31,15 +30,32 @@ def service(registered, tmp_path_factory):
     home = tmp_path_factory.mktemp("serving-home")
     grpc_port = free_port()
     store = f"sqlite:///{home / 'predictions.db'}"
-    process = ServingProcess(MODEL, uri, free_port(), workers=2, log_file=home / "serve.log", extra_env={
-        "MODELFACTORY_HOME": str(home), "MODELFACTORY_GRPC_PORT": str(grpc_port),
-        "MODELFACTORY_AUTH_TOKEN": TOKEN, "MODELFACTORY_MAX_REQUEST_BYTES": "200000",
-        "MODELFACTORY_ROLLOUT_POLL_SECONDS": "1", "MODELFACTORY_PREDICTION_STORE_URL": store,
-    })
+    process = ServingProcess(
+        MODEL,
+        uri,
+        free_port(),
+        workers=2,
+        log_file=home / "serve.log",
+        extra_env={
+            "MODELFACTORY_HOME": str(home),
+            "MODELFACTORY_GRPC_PORT": str(grpc_port),
+            "MODELFACTORY_AUTH_TOKEN": TOKEN,
+            "MODELFACTORY_MAX_REQUEST_BYTES": "200000",
+            "MODELFACTORY_ROLLOUT_POLL_SECONDS": "1",
+            "MODELFACTORY_PREDICTION_STORE_URL": store,
+        },
+    )
     with process:
         _wait_for_grpc(grpc_port)
-        yield {"http": process.url, "grpc": f"127.0.0.1:{grpc_port}", "store": store, "uri": uri,
-               "champion": champion, "challenger": challenger, "log": home / "serve.log"}
+        yield {
+            "http": process.url,
+            "grpc": f"127.0.0.1:{grpc_port}",
+            "store": store,
+            "uri": uri,
+            "champion": champion,
+            "challenger": challenger,
+            "log": home / "serve.log",
+        }
     clear_rollout(Registry(uri), MODEL)
 
 
@@ -84,7 +100,9 @@ def test_tritonclient_http_and_grpc_agree_with_the_json_route(service, sample_re
     import tritonclient.http as httpclient
 
     records = sample_records[:4]
-    plain = httpx.post(f"{service['http']}/predict", json={"records": records}, headers=auth()).json()
+    plain = httpx.post(
+        f"{service['http']}/predict", json={"records": records}, headers=auth()
+    ).json()
     expected = np.array([p["probability"] for p in plain["predictions"]])
     classes = [p["class"].encode() for p in plain["predictions"]]
 
@@ -101,7 +119,9 @@ def test_tritonclient_http_and_grpc_agree_with_the_json_route(service, sample_re
     grpc = grpcclient.InferenceServerClient(service["grpc"])
     assert grpc.is_server_live() and grpc.is_server_ready()
     assert grpc.is_model_ready(MODEL, headers=auth())
-    assert {i.name for i in grpc.get_model_metadata(MODEL, headers=auth()).inputs} == set(records[0])
+    assert {i.name for i in grpc.get_model_metadata(MODEL, headers=auth()).inputs} == set(
+        records[0]
+    )
     result = grpc.infer(MODEL, _inputs(grpcclient, records), headers=auth())
     np.testing.assert_allclose(result.as_numpy("probability"), expected)
     assert list(result.as_numpy("class")) == classes
@@ -122,20 +142,30 @@ def test_grpc_refusals_have_the_right_codes(service, sample_records):
 
     code, message = status(lambda: grpc.infer(MODEL, _inputs(grpcclient, records)))
     assert code == "StatusCode.UNAUTHENTICATED"
-    code, message = status(lambda: grpc.infer(MODEL, _inputs(grpcclient, records)[1:], headers=auth()))
+    code, message = status(
+        lambda: grpc.infer(MODEL, _inputs(grpcclient, records)[1:], headers=auth())
+    )
     assert code == "StatusCode.INVALID_ARGUMENT" and "input 'age': missing" in message
     wrong = _inputs(grpcclient, records)
     wrong[0] = grpcclient.InferInput("age", [2], "FP64")
     wrong[0].set_data_from_numpy(np.array([30.0, 40.0]))
     code, message = status(lambda: grpc.infer(MODEL, wrong, headers=auth()))
     assert code == "StatusCode.INVALID_ARGUMENT" and "input 'age': datatype FP64" in message
-    code, _ = status(lambda: grpc.infer("no-such-model", _inputs(grpcclient, records), headers=auth()))
+    code, _ = status(
+        lambda: grpc.infer("no-such-model", _inputs(grpcclient, records), headers=auth())
+    )
     assert code == "StatusCode.NOT_FOUND"
-    code, _ = status(lambda: grpc.infer(MODEL, _inputs(grpcclient, records), model_version="99", headers=auth()))
+    code, _ = status(
+        lambda: grpc.infer(MODEL, _inputs(grpcclient, records), model_version="99", headers=auth())
+    )
     assert code == "StatusCode.NOT_FOUND"
-    code, _ = status(lambda: grpc.infer(MODEL, _inputs(grpcclient, sample_records * 100), headers=auth()))
+    code, _ = status(
+        lambda: grpc.infer(MODEL, _inputs(grpcclient, sample_records * 100), headers=auth())
+    )
     assert code == "StatusCode.RESOURCE_EXHAUSTED"
-    too_big = httpx.post(f"{service['http']}/predict", json={"records": sample_records * 100}, headers=auth())
+    too_big = httpx.post(
+        f"{service['http']}/predict", json={"records": sample_records * 100}, headers=auth()
+    )
     assert too_big.status_code == 413
 
 
@@ -144,23 +174,38 @@ def test_rollout_from_the_registry_reaches_every_worker(service, sample_records)
     body = {"records": sample_records[:1]}
     url = f"{service['http']}/predict"
     set_rollout(registry, MODEL, "canary", 100)
-    _until(lambda: all(httpx.post(url, json=body, headers=auth()).headers["x-model-version"] == service["challenger"]
-                       for _ in range(8)))
+    _until(
+        lambda: all(
+            httpx.post(url, json=body, headers=auth()).headers["x-model-version"]
+            == service["challenger"]
+            for _ in range(8)
+        )
+    )
     pinned = httpx.post(url, json=body, headers={**auth(), "x-model-version": service["champion"]})
     assert pinned.headers["x-model-version"] == service["champion"]
     set_rollout(registry, MODEL, "shadow", 100)
-    _until(lambda: all(httpx.post(url, json=body, headers=auth()).headers["x-model-version"] == service["champion"]
-                       for _ in range(8)))
+    _until(
+        lambda: all(
+            httpx.post(url, json=body, headers=auth()).headers["x-model-version"]
+            == service["champion"]
+            for _ in range(8)
+        )
+    )
     for _ in range(10):
         httpx.post(url, json=body, headers=auth())
     clear_rollout(registry, MODEL)
     time.sleep(1.5)
     metrics = httpx.get(f"{service['http']}/metrics").text
-    assert f'modelfactory_requests_total{{model="{MODEL}",protocol="json",route="canary",' \
-           f'version="{service["challenger"]}"}}' in metrics
-    assert f'modelfactory_shadow_predictions_total{{model="{MODEL}",version="{service["challenger"]}"}}' in metrics
+    assert (
+        f'modelfactory_requests_total{{model="{MODEL}",protocol="json",route="canary",'
+        f'version="{service["challenger"]}"}}' in metrics
+    )
+    assert (
+        f'modelfactory_shadow_predictions_total{{model="{MODEL}",version="{service["challenger"]}"}}'
+        in metrics
+    )
     assert "modelfactory_prediction_log_written_total" in metrics
-    assert 'modelfactory_predict_latency_seconds_bucket' in metrics
+    assert "modelfactory_predict_latency_seconds_bucket" in metrics
     rows = _until(lambda: read_predictions(service["store"], MODEL))
     assert {r["role"] for r in rows} == {"served", "shadow"}
     assert {r["model_version"] for r in rows} == {service["champion"], service["challenger"]}

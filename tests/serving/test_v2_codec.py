@@ -18,41 +18,83 @@ from modelfactory.inference.v2 import (
     tensors_to_records,
 )
 
-SPECS = [TensorSpec("age", "INT64", "integer"), TensorSpec("job", "BYTES", "string"),
-         TensorSpec("rate", "FP64", "number")]
+SPECS = [
+    TensorSpec("age", "INT64", "integer"),
+    TensorSpec("job", "BYTES", "string"),
+    TensorSpec("rate", "FP64", "number"),
+]
 
 
 def body(**overrides):
-    inputs = {"age": {"name": "age", "shape": [2], "datatype": "INT64", "data": [30, 41]},
-              "job": {"name": "job", "shape": [2, 1], "datatype": "BYTES", "data": [["admin."], ["student"]]},
-              "rate": {"name": "rate", "shape": [2], "datatype": "FP32", "data": [1.5, 2]}}
+    inputs = {
+        "age": {"name": "age", "shape": [2], "datatype": "INT64", "data": [30, 41]},
+        "job": {
+            "name": "job",
+            "shape": [2, 1],
+            "datatype": "BYTES",
+            "data": [["admin."], ["student"]],
+        },
+        "rate": {"name": "rate", "shape": [2], "datatype": "FP32", "data": [1.5, 2]},
+    }
     inputs.update(overrides)
     return {"inputs": [v for v in inputs.values() if v is not None]}
 
 
 def test_one_tensor_per_column_becomes_records():
     records = tensors_to_records(parse_json_request(body()), SPECS)
-    assert records == [{"age": 30, "job": "admin.", "rate": 1.5}, {"age": 41, "job": "student", "rate": 2}]
+    assert records == [
+        {"age": 30, "job": "admin.", "rate": 1.5},
+        {"age": 41, "job": "student", "rate": 2},
+    ]
 
 
-@pytest.mark.parametrize("override, fragment", [
-    ({"age": None}, "input 'age': missing"),
-    ({"age": {"name": "age", "shape": [2], "datatype": "FP64", "data": [1.5, 2.0]}}, "input 'age': datatype FP64"),
-    ({"age": {"name": "age", "shape": [3], "datatype": "INT64", "data": [1, 2, 3]}}, "(age: 3, job: 2, rate: 2)"),
-    ({"age": {"name": "age", "shape": [2, 2], "datatype": "INT64", "data": [1, 2, 3, 4]}}, "input 'age': shape"),
-    ({"age": {"name": "age", "shape": [2], "datatype": "INT64", "data": [1]}}, "input 'age': shape [2] holds 2"),
-    ({"job": {"name": "job", "shape": [2], "datatype": "BYTES", "data": ["a", 3]}}, "input 'job'[1]"),
-    ({"extra": {"name": "extra", "shape": [2], "datatype": "INT64", "data": [1, 2]}}, "input 'extra': not an"),
-])
+@pytest.mark.parametrize(
+    "override, fragment",
+    [
+        ({"age": None}, "input 'age': missing"),
+        (
+            {"age": {"name": "age", "shape": [2], "datatype": "FP64", "data": [1.5, 2.0]}},
+            "input 'age': datatype FP64",
+        ),
+        (
+            {"age": {"name": "age", "shape": [3], "datatype": "INT64", "data": [1, 2, 3]}},
+            "(age: 3, job: 2, rate: 2)",
+        ),
+        (
+            {"age": {"name": "age", "shape": [2, 2], "datatype": "INT64", "data": [1, 2, 3, 4]}},
+            "input 'age': shape",
+        ),
+        (
+            {"age": {"name": "age", "shape": [2], "datatype": "INT64", "data": [1]}},
+            "input 'age': shape [2] holds 2",
+        ),
+        (
+            {"job": {"name": "job", "shape": [2], "datatype": "BYTES", "data": ["a", 3]}},
+            "input 'job'[1]",
+        ),
+        (
+            {"extra": {"name": "extra", "shape": [2], "datatype": "INT64", "data": [1, 2]}},
+            "input 'extra': not an",
+        ),
+    ],
+)
 def test_bad_tensors_are_refused_naming_the_input(override, fragment):
     with pytest.raises(V2Error) as caught:
         tensors_to_records(parse_json_request(body(**override)), SPECS)
     assert caught.value.kind == "invalid" and fragment in caught.value.detail()
 
 
-@pytest.mark.parametrize("bad", [None, [], {"inputs": []}, {"inputs": [{"name": "a"}]},
-                                 {"inputs": [{"name": "a", "shape": [1], "datatype": "STRING", "data": [1]}]},
-                                 {"inputs": [{"name": "a", "shape": [-1], "datatype": "INT64", "data": [1]}]}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        None,
+        [],
+        {"inputs": []},
+        {"inputs": [{"name": "a"}]},
+        {"inputs": [{"name": "a", "shape": [1], "datatype": "STRING", "data": [1]}]},
+        {"inputs": [{"name": "a", "shape": [-1], "datatype": "INT64", "data": [1]}]},
+    ],
+)
 def test_malformed_requests_are_invalid(bad):
     with pytest.raises(V2Error) as caught:
         parse_json_request(bad)
@@ -62,23 +104,48 @@ def test_malformed_requests_are_invalid(bad):
 def test_binary_tensor_extension_in_and_out():
     ages = np.array([30, 41], dtype=np.int64).tobytes()
     jobs = b"".join(struct.pack("<I", len(s)) + s for s in (b"admin.", b"student"))
-    request = body(age={"name": "age", "shape": [2], "datatype": "INT64", "parameters": {"binary_data_size": 16}},
-                   job={"name": "job", "shape": [2], "datatype": "BYTES",
-                        "parameters": {"binary_data_size": len(jobs)}})
+    request = body(
+        age={
+            "name": "age",
+            "shape": [2],
+            "datatype": "INT64",
+            "parameters": {"binary_data_size": 16},
+        },
+        job={
+            "name": "job",
+            "shape": [2],
+            "datatype": "BYTES",
+            "parameters": {"binary_data_size": len(jobs)},
+        },
+    )
     request["parameters"] = {"binary_data_output": True}
     parsed = parse_json_request(request, ages + jobs)
     assert tensors_to_records(parsed, SPECS)[1] == {"age": 41, "job": "student", "rate": 2}
-    tensors = output_tensors([{"class": "no", "probability": 0.25}], [TensorSpec("class", "BYTES", "string"),
-                             TensorSpec("probability", "FP64", "number")], None)
+    tensors = output_tensors(
+        [{"class": "no", "probability": 0.25}],
+        [TensorSpec("class", "BYTES", "string"), TensorSpec("probability", "FP64", "number")],
+        None,
+    )
     head, tail = json_response("m", "1", None, tensors, parsed.binary_outputs)
     assert [o["parameters"]["binary_data_size"] for o in head["outputs"]] == [6, 8]
-    assert decode_raw("class", "BYTES", tail[:6]) == [b"no"] and decode_raw("p", "FP64", tail[6:]) == [0.25]
+    assert decode_raw("class", "BYTES", tail[:6]) == [b"no"] and decode_raw(
+        "p", "FP64", tail[6:]
+    ) == [0.25]
     assert encode_raw(tensors[1]) == np.array([0.25]).tobytes()
 
 
 def test_truncated_binary_data_is_invalid():
     with pytest.raises(V2Error, match="binary_data_size"):
-        parse_json_request(body(age={"name": "age", "shape": [2], "datatype": "INT64",
-                                     "parameters": {"binary_data_size": 16}}), b"\x00" * 8)
+        parse_json_request(
+            body(
+                age={
+                    "name": "age",
+                    "shape": [2],
+                    "datatype": "INT64",
+                    "parameters": {"binary_data_size": 16},
+                }
+            ),
+            b"\x00" * 8,
+        )
     with pytest.raises(V2Error, match="whole number"):
         decode_raw("age", "INT64", b"\x00" * 9)
