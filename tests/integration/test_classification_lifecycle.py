@@ -154,3 +154,31 @@ def test_health_readiness_model_card_and_metrics(served, real_bank):
     assert predicted >= 1
     assert samples[("modelfactory_rejected_requests_total", (("model", MODEL), ("reason", "invalid")))] >= 1
     assert any(name == "modelfactory_predict_latency_seconds_bucket" for name, _ in samples)
+
+
+def test_cli_lists_models_with_versions_aliases_and_gate_metrics(first_run, mlflow_server, monkeypatch):
+    from typer.testing import CliRunner
+
+    from modelfactory.cli import app
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    result = CliRunner().invoke(app, ["models"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert MODEL in result.output
+    row = next(line for line in result.output.splitlines() if "challenger, champion" in line)
+    assert "│ 1 " in row and "roc_auc" in row and "promoted" in row
+
+
+def test_cli_run_on_bad_data_prints_the_reason_without_a_traceback(mlflow_server, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from modelfactory.cli import app
+
+    path = tmp_path / "comma.csv"
+    path.write_text("age,job,y\n30,admin.,no\n")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    result = CliRunner().invoke(app, ["run", "classification", "--data", str(path)], env={"COLUMNS": "200"})
+    assert result.exit_code == 1
+    assert "failed at step 'validate-data'" in result.output
+    assert "comma-separated" in result.output
+    assert "Traceback" not in result.output
