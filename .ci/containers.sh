@@ -145,7 +145,13 @@ else
     || die "$PYTHON is not Python 3.11 (the images' Python); set PYTHON=python3.11"
   BASE_IMAGE="$BASE_IMAGE" WHEELHOUSE=1 PYTHON="$PYTHON" IMAGES="${names[*]}" VERSION="$VERSION" \
     bash tools/build-images.sh
-  for image in "${stale[@]}"; do stamp "$image" "$want"; done
+  # A file edited while the build read the context: the image may hold either version, so
+  # leave it unstamped (the next run rebuilds it) rather than vouch for the wrong hash.
+  if [ "$(images_inputs)" = "$want" ]; then
+    for image in "${stale[@]}"; do stamp "$image" "$want"; done
+  else
+    echo "warning: sources changed during the build; ${stale[*]} left unstamped (rerun to rebuild)" >&2
+  fi
   # Earlier builds of our images, now untagged, hold a gigabyte each.
   docker image prune -f --filter "label=$LABEL" >/dev/null
 fi
