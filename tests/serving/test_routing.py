@@ -161,6 +161,47 @@ def test_shadow_records_the_challengers_answer_and_its_disagreement():
     ]
 
 
+def test_shadow_requests_queued_together_are_predicted_in_one_challenger_call():
+    observer = Recorder()
+    challenger = FakeModel("2", "yes", delay=0.2)  # busy: later requests queue up behind it
+    router = make_router(
+        RolloutState(champion="1", challenger="2", mode="shadow", weight=100),
+        FakeModel("1", "no"),
+        challenger,
+        observer,
+    )
+    for i in range(6):
+        router.predict(RECORDS * (i + 1), request_id=f"r-{i}")
+    router.drain()
+    assert challenger.calls == 2  # the first request alone, then the five that queued meanwhile
+    assert sorted((len(p), rid) for _, p, _, rid in observer.shadows) == [
+        (i + 1, f"r-{i}") for i in range(6)
+    ]
+
+
+class RefusesThirteen(FakeModel):
+    def predict(self, records, max_records=None):
+        if any(r.get("x") == 13 for r in records):
+            raise RuntimeError("13 is unlucky")
+        return super().predict(records, max_records)
+
+
+def test_a_failing_request_in_a_shadow_batch_does_not_cost_the_others_their_answer():
+    observer = Recorder()
+    router = make_router(
+        RolloutState(champion="1", challenger="2", mode="shadow", weight=100),
+        FakeModel("1", "no"),
+        RefusesThirteen("2", "yes", delay=0.1),
+        observer,
+    )
+    for request_id, records in (("first", RECORDS), ("a", RECORDS), ("b", [{"x": 13}]), ("c", RECORDS)):
+        router.predict(records, request_id=request_id)
+    router.drain()
+    answered = {rid: p is not None for _, p, _, rid in observer.shadows}
+    assert answered == {"first": True, "a": True, "b": False, "c": True}
+    assert observer.errors == ["RuntimeError"]
+
+
 def test_a_failing_shadow_never_reaches_the_caller():
     observer = Recorder()
     router = make_router(
