@@ -26,6 +26,15 @@ app = typer.Typer(help="modelfactory: train, register and serve models on one ma
 console = Console()
 
 
+def _mount_subcommands() -> None:
+    from modelfactory.cli_rollout import rollout_app
+
+    app.add_typer(rollout_app, name="rollout")
+
+
+_mount_subcommands()
+
+
 def _friendly_errors(command):
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
