@@ -27,17 +27,18 @@ COPY modelfactory ./modelfactory
 RUN /opt/venv/bin/pip install --no-deps --force-reinstall .
 
 FROM ${BASE_IMAGE}
-LABEL org.opencontainers.image.title="modelfactory-serving" \
-      org.opencontainers.image.description="modelfactory BentoML model service (HTTP 3000, gRPC 8001)" \
-      org.opencontainers.image.licenses="Apache-2.0"
 # A fixed non-root uid/gid that the Helm chart's securityContext names (10001).
 RUN groupadd --system --gid 10001 app \
  && useradd --system --uid 10001 --gid app --home-dir /home/app --create-home --shell /usr/sbin/nologin app
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /opt/modelfactory
-COPY serving ./serving
+# Same layers in the same order in both images, so they share them (one venv on disk).
 COPY components ./components
 COPY pipelines ./pipelines
+COPY serving ./serving
+LABEL org.opencontainers.image.title="modelfactory-serving" \
+      org.opencontainers.image.description="modelfactory BentoML model service (HTTP 3000, gRPC 8001)" \
+      org.opencontainers.image.licenses="Apache-2.0"
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONPATH=/opt/modelfactory \
     PYTHONDONTWRITEBYTECODE=1 \

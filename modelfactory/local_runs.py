@@ -89,12 +89,17 @@ class _ProgressLog(io.TextIOBase):
 
 
 def run_locally(pipeline_func: Callable, arguments: dict, pipeline_root: Path,
-                on_event: Callable[[StepEvent], None] = lambda event: None) -> dict:
-    """Run ``pipeline_func`` with the SubprocessRunner in this Python environment; return its JSON output."""
+                on_event: Callable[[StepEvent], None] = lambda event: None, runner=None) -> dict:
+    """Run ``pipeline_func`` locally and return its JSON output.
+
+    The default runner is the SubprocessRunner in this Python environment; pass
+    ``kfp.local.DockerRunner(...)`` to run every step in the component image.
+    """
     import kfp.local
 
     pipeline_root.mkdir(parents=True, exist_ok=True)
-    kfp.local.init(runner=kfp.local.SubprocessRunner(use_venv=False), pipeline_root=str(pipeline_root))
+    kfp.local.init(runner=runner or kfp.local.SubprocessRunner(use_venv=False),
+                   pipeline_root=str(pipeline_root))
     name = getattr(pipeline_func, "name", pipeline_func.__class__.__name__)
     log_path = pipeline_root / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.log"
     stream = _ProgressLog(log_path, on_event)
