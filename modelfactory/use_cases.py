@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from modelfactory.data import bank_marketing
+from modelfactory.data import bank_marketing, batch_formats
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,25 @@ USE_CASES: dict[str, UseCase] = {
         generate=bank_marketing.generate_bank_marketing,
         write=bank_marketing.write_bank_marketing,
         file_name="bank-additional.csv",
+    ),
+    "forecasting": UseCase(
+        name="forecasting",
+        model_name="store-sales",
+        load=batch_formats.load_sales,
+        validate=batch_formats.validate_sales,
+        generate=batch_formats.generate_sales,
+        write=batch_formats.write_sales,
+        file_name="train.csv",
+    ),
+    # Anomaly detection registers no model: each daily batch is clustered on its own.
+    "anomaly": UseCase(
+        name="anomaly",
+        model_name="taxi-anomaly",
+        load=batch_formats.load_rides,
+        validate=batch_formats.validate_rides,
+        generate=batch_formats.generate_rides,
+        write=batch_formats.write_rides,
+        file_name="rides.csv",
     ),
 }
 
