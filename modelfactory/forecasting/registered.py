@@ -1,0 +1,102 @@
+"""A model set in the MLflow registry: one pyfunc model per registered version of ``store-sales``.
+
+The whole model-set directory (manifest + a file per store, see
+:mod:`modelfactory.forecasting.model_set`) is logged as the artifact ``model_set`` of
+one ``mlflow.pyfunc`` model, so a registered version is one consistent set of per-store
+models and their metrics. :class:`ModelSetPyfunc` loads a store's model the first time
+that store is asked for (a set may hold a thousand stores; a request names one).
+
+``predict`` takes a frame with ``store`` and ``horizon_days`` (one row per request) and
+returns the stacked daily forecasts with a ``store`` column.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from mlflow.pyfunc import PythonModel
+
+from modelfactory.forecasting.cache import LRUCache
+from modelfactory.forecasting.model_set import (
+    forecast,
+    list_stores,
+    load_store_model,
+    read_manifest,
+)
+
+ARTIFACT = "model_set"
+
+
+class ModelSetPyfunc(PythonModel):
+    """Per-store Prophet models from the ``model_set`` artifact, loaded lazily and kept in an LRU."""
+
+    def __init__(self, max_models: int = 32):
+        self.max_models = max_models
+        self.directory: Path | None = None
+        self._models: LRUCache | None = None
+
+    def load_context(self, context) -> None:
+        self.directory = Path(context.artifacts[ARTIFACT])
+        self._models = LRUCache(max_entries=self.max_models)
+
+    def __getstate__(self):  # what MLflow pickles: settings only, never loaded models
+        return {"max_models": self.max_models, "directory": None, "_models": None}
+
+    def stores(self) -> list[int]:
+        return list_stores(self.directory)
+
+    def manifest(self) -> dict:
+        return read_manifest(self.directory)
+
+    def store_model(self, store: int):
+        return self._models.get_or_compute(int(store), lambda: load_store_model(self.directory, int(store)))
+
+    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+        policy = (params or {}).get("future_regressors", "last_year")
+        frames = []
+        for row in model_input[["store", "horizon_days"]].itertuples(index=False):
+            out = forecast(self.store_model(int(row.store)), int(row.horizon_days), policy)
+            frames.append(out.assign(store=int(row.store)))
+        return pd.concat(frames, ignore_index=True)[["store", "ds", "yhat", "yhat_lower", "yhat_upper", "open"]]
+
+
+def log_model_set(directory: str | Path, input_example: pd.DataFrame | None = None):
+    """Log ``directory`` as one pyfunc model named ``model`` in the active run; returns ModelInfo."""
+    import mlflow
+
+    return mlflow.pyfunc.log_model(
+        name="model", python_model=ModelSetPyfunc(), artifacts={ARTIFACT: str(directory)},
+        pip_requirements=_requirements(), input_example=input_example,
+    )
+
+
+def _requirements() -> list[str]:
+    from importlib.metadata import version
+
+    return [f"{p}=={version(p)}" for p in ("mlflow", "prophet", "pandas", "numpy")]
+
+
+@dataclass
+class LoadedModelSet:
+    """A registered version's model set, downloaded and ready to load stores from."""
+
+    name: str
+    version: str
+    model: ModelSetPyfunc
+
+    @property
+    def directory(self) -> Path:
+        return self.model.directory
+
+
+def load_model_set(name: str, version: str, tracking_uri: str | None = None) -> LoadedModelSet:
+    """Download version ``version`` of ``name`` and return its (lazily loading) model set."""
+    import mlflow
+
+    if tracking_uri:
+        mlflow.set_tracking_uri(tracking_uri)
+        mlflow.set_registry_uri(tracking_uri)
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+    return LoadedModelSet(name, str(version), pyfunc.unwrap_python_model())
