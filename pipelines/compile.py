@@ -4,9 +4,15 @@ from pathlib import Path
 
 from kfp import compiler
 
+from pipelines.anomaly import anomaly_pipeline
 from pipelines.classification import classification_pipeline
+from pipelines.forecasting import forecasting_pipeline
 
-PIPELINES = {"classification": classification_pipeline}
+PIPELINES = {
+    "classification": classification_pipeline,
+    "forecasting": forecasting_pipeline,
+    "anomaly": anomaly_pipeline,
+}
 HERE = Path(__file__).parent
 
 

@@ -1,0 +1,17 @@
+"""evaluate_forecasts: per-store and aggregate holdout MAPE/RMSE against the seasonal-naive baseline."""
+
+from kfp import dsl
+from kfp.dsl import Input, Metrics, Model, Output
+
+from components import COMPONENT_IMAGE
+
+
+@dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
+def evaluate_forecasts(model: Input[Model], mlflow_tracking_uri: str, metrics: Output[Metrics]):
+    from modelfactory.steps.forecasting import evaluate
+
+    results = evaluate(dict(model.metadata), model.path, mlflow_tracking_uri)
+    for name, value in results["model"].items():
+        metrics.log_metric(name, value)
+    for name, value in results["baseline"].items():
+        metrics.log_metric(f"baseline_{name}", value)
