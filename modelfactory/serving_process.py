@@ -21,10 +21,18 @@ from modelfactory.errors import ModelFactoryError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SERVICE = "serving.service:ModelService"
+FORECAST_SERVICE = "serving.forecast_service:ForecastService"
 
 
 class ServingError(ModelFactoryError):
     pass
+
+
+def service_for(model_name: str) -> str:
+    """The BentoML service that serves ``model_name``: the forecast API for forecasting model sets."""
+    from modelfactory.use_cases import USE_CASES
+
+    return FORECAST_SERVICE if model_name == USE_CASES["forecasting"].model_name else SERVICE
 
 
 @dataclass
@@ -38,6 +46,7 @@ class ServingProcess:
     log_file: Path | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen | None = None
+    service: str = SERVICE  # the BentoML service to serve, e.g. FORECAST_SERVICE
 
     @property
     def url(self) -> str:
@@ -56,7 +65,7 @@ class ServingProcess:
         }
 
     def command(self) -> list[str]:
-        return [sys.executable, "-m", "bentoml", "serve", SERVICE,
+        return [sys.executable, "-m", "bentoml", "serve", self.service,
                 "--host", self.host, "--port", str(self.port), "--working-dir", str(PROJECT_ROOT)]
 
     def start(self, timeout: float = 120.0) -> ServingProcess:
