@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 import time
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -70,24 +71,74 @@ def embedded_mlflow():
 @app.command()
 @_friendly_errors
 def run(
-    use_case: Annotated[str, typer.Argument(help="Which pipeline: classification.")],
+    use_case: Annotated[str, typer.Argument(help="Which pipeline: classification, forecasting or anomaly.")],
     data: Annotated[str | None, typer.Option("--data", help="Path or URL of your data file; "
                                              "synthetic demo data when omitted.")] = None,
-    rows: Annotated[int, typer.Option(help="Rows of synthetic data when --data is omitted.")] = 20000,
-    split: Annotated[str, typer.Option(help="Split strategy: random or sequential.")] = "random",
-    holdout: Annotated[float, typer.Option(help="Share of rows held out for evaluation.")] = 0.2,
-    imbalance: Annotated[str, typer.Option(help="auto, class_weight or smote.")] = "auto",
+    rows: Annotated[int | None, typer.Option(help="Rows of synthetic data when --data is omitted "
+                                             "(default 20000, 5000 or 400 by use case).")] = None,
+    split: Annotated[str, typer.Option(help="Classification: split strategy, random or sequential.")] = "random",
+    holdout: Annotated[float, typer.Option(help="Classification: share of rows held out.")] = 0.2,
+    imbalance: Annotated[str, typer.Option(help="Classification: auto, class_weight or smote.")] = "auto",
+    stores: Annotated[str, typer.Option(help="Forecasting: comma-separated store ids; all when empty.")] = "",
+    max_failure_share: Annotated[float, typer.Option(help="Forecasting: share of stores that may fail "
+                                                     "before the run fails.")] = 0.05,
+    batch_date: Annotated[str, typer.Option(help="Anomaly: the day to score (YYYY-MM-DD); "
+                                            "default the day most rides are from.")] = "",
+    eps: Annotated[float, typer.Option(help="Anomaly: DBSCAN eps on standardised features.")] = 0.5,
+    min_samples: Annotated[int, typer.Option(help="Anomaly: DBSCAN min_samples.")] = 10,
+    staging_url: Annotated[str, typer.Option(help="Anomaly: SQLAlchemy URL of the staging table "
+                                             "(default sqlite under MODELFACTORY_HOME).")] = "",
     margin: Annotated[float | None, typer.Option(help="Promotion margin over the champion.")] = None,
     seed: Annotated[int, typer.Option(help="Random seed for data, split and model.")] = 42,
 ):
-    """Run a use case's pipeline with the kfp local runner and register the model."""
+    """Run a use case's pipeline with the kfp local runner (and register the model, if it makes one)."""
     from modelfactory import workflows
 
+    arguments = workflows.use_case_arguments(
+        use_case, rows=rows, seed=seed, split=split, holdout=holdout, imbalance=imbalance, stores=stores,
+        max_failure_share=max_failure_share, batch_date=batch_date, eps=eps, min_samples=min_samples,
+        staging_url=staging_url)
     uri = _registry_uri()
-    summary = workflows.run_pipeline(use_case, uri, console, source=data, n_synthetic_rows=rows,
-                                     split_strategy=split, holdout_fraction=holdout, imbalance=imbalance,
-                                     promotion_margin=margin, seed=seed)
-    workflows.print_registration(summary, uri, console)
+    summary = workflows.run_pipeline(use_case, uri, console, source=data, promotion_margin=margin, **arguments)
+    if use_case == "anomaly":
+        workflows.print_anomaly_batch(summary, uri, console)
+    else:
+        workflows.print_registration(summary, uri, console)
+
+
+@app.command()
+@_friendly_errors
+def forecast(
+    store: Annotated[int, typer.Option(help="Store id.")],
+    horizon: Annotated[int, typer.Option(help="Days to forecast (1-365).")] = 42,
+    plot: Annotated[Path | None, typer.Option(help="Write a PNG of history, forecast and interval here.")] = None,
+    model: Annotated[str, typer.Option(help="Registered model set.")] = "store-sales",
+    alias: Annotated[str, typer.Option(help="Which alias to forecast with.")] = "champion",
+):
+    """Forecast one store's daily sales with the registered champion model set."""
+    from modelfactory import workflows
+
+    workflows.forecast_store(store, horizon, _registry_uri(), console, plot, model, alias)
+
+
+@app.command()
+@_friendly_errors
+def schedule(
+    use_case: Annotated[str, typer.Argument(help="Which batch: anomaly.")],
+    data: Annotated[str, typer.Option("--data", help="The daily data file (path or URL); "
+                                      "synthetic rides when omitted.")] = "",
+    staging_url: Annotated[str, typer.Option(help="SQLAlchemy URL of the staging table.")] = "",
+    hour: Annotated[int, typer.Option(help="Hour of the daily run (UTC).")] = 2,
+    minute: Annotated[int, typer.Option(help="Minute of the daily run.")] = 0,
+    install: Annotated[bool, typer.Option("--install", help="Write the line into your crontab.")] = False,
+):
+    """Print the cron line that runs a daily batch on this machine (--install writes it with crontab)."""
+    from modelfactory import workflows
+
+    if use_case != "anomaly":
+        raise typer.BadParameter(f"only the anomaly batch runs on a schedule, not {use_case!r}")
+    workflows.schedule_anomaly(console, data, staging_url, hour, minute, install,
+                               tracking_uri=os.environ.get("MLFLOW_TRACKING_URI", ""))
 
 
 @app.command()
@@ -101,7 +152,7 @@ def serve(
 ):
     """Serve a registered model's champion over HTTP until Ctrl-C."""
     from modelfactory.registry import Registry
-    from modelfactory.serving_process import ServingProcess
+    from modelfactory.serving_process import FORECAST_SERVICE, ServingProcess, service_for
 
     settings = get_settings()
     uri = _registry_uri()
@@ -109,8 +160,9 @@ def serve(
         raise LookupError(f"registered model {model!r} has no {alias!r} version at {uri}; "
                           f"run `modelfactory run` first, or see `modelfactory models`")
     process = ServingProcess(model, uri, port or settings.http_port, host or settings.http_host,
-                             workers or settings.workers, alias)
-    console.print(f"Serving {model}@{alias} at [bold]{process.url}[/] (POST /predict, /docs); Ctrl-C stops")
+                             workers or settings.workers, alias, service=service_for(model))
+    route = "POST /forecast" if process.service == FORECAST_SERVICE else "POST /predict"
+    console.print(f"Serving {model}@{alias} at [bold]{process.url}[/] ({route}, /docs); Ctrl-C stops")
     os.execvpe(process.command()[0], process.command(), process.environment())
 
 
@@ -128,7 +180,7 @@ def models():
 def up():
     """Keep MLflow, and a service per champion, running for interactive use until Ctrl-C."""
     from modelfactory.registry import Registry
-    from modelfactory.serving_process import ServingProcess
+    from modelfactory.serving_process import FORECAST_SERVICE, ServingProcess, service_for
 
     settings = get_settings()
     server = embedded_mlflow()
@@ -145,8 +197,9 @@ def up():
             log_file.parent.mkdir(parents=True, exist_ok=True)
             with console.status(f"Starting {name} on port {port}..."):
                 services.append(ServingProcess(name, uri, port, settings.http_host, settings.workers,
-                                               log_file=log_file).start())
-            console.print(f"[green]✓[/] {name}@champion at http://{settings.http_host}:{port}/predict")
+                                               log_file=log_file, service=service_for(name)).start())
+            route = "/forecast" if services[-1].service == FORECAST_SERVICE else "/predict"
+            console.print(f"[green]✓[/] {name}@champion at http://{settings.http_host}:{port}{route}")
             port += 1
         console.print(f"MLflow UI: [bold]{uri}[/]" + ("" if services else
                       "  (no champion yet: `modelfactory run classification`)"))

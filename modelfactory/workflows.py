@@ -6,6 +6,7 @@ tested) without a terminal; output goes to the rich ``Console`` passed in.
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from pathlib import Path
@@ -25,6 +26,14 @@ def _pipeline(use_case: str):
         from pipelines.classification import classification_pipeline
 
         return classification_pipeline
+    if use_case == "forecasting":
+        from pipelines.forecasting import forecasting_pipeline
+
+        return forecasting_pipeline
+    if use_case == "anomaly":
+        from pipelines.anomaly import anomaly_pipeline
+
+        return anomaly_pipeline
     get_use_case(use_case)  # raises a clear error naming the known use cases
     raise ValueError(f"use case {use_case!r} has no local pipeline yet")
 
@@ -39,6 +48,10 @@ def run_pipeline(use_case: str, tracking_uri: str, console: Console, source: str
     margin = settings.promotion_margin if promotion_margin is None else promotion_margin
     args = {"source": source or "", "mlflow_tracking_uri": tracking_uri, "model_name": case.model_name,
             "promotion_margin": margin, **arguments}
+    pipeline = _pipeline(use_case)
+    accepted = set(pipeline.component_spec.inputs or {})
+    # Registration settings only reach pipelines that register a model (anomaly does not).
+    args = {k: v for k, v in args.items() if k in accepted or k not in ("model_name", "promotion_margin")}
     status = console.status("Starting the pipeline...")
     status.start()
 
@@ -51,7 +64,7 @@ def run_pipeline(use_case: str, tracking_uri: str, console: Console, source: str
             console.print(f"[red]✗[/] {event.task} [dim]({event.seconds:.1f}s)[/]")
 
     try:
-        return run_locally(_pipeline(use_case), args, settings.home / "pipeline_runs", show)
+        return run_locally(pipeline, args, settings.home / "pipeline_runs", show)
     finally:
         status.stop()
 
@@ -64,11 +77,15 @@ def print_registration(summary: dict, tracking_uri: str, console: Console) -> No
                   f"(alias {summary['alias']}): {verdict}")
     console.print(f"  reason: {summary['reason']}", highlight=False)
     table = Table("holdout metric", "model", "baseline", title=f"run {summary['run_id']}")
-    for name in ("roc_auc", "pr_auc", "f1", "precision", "recall"):
+    for name in ("roc_auc", "pr_auc", "f1", "precision", "recall", "mape", "median_mape", "rmse"):
         if f"holdout_{name}" in metrics:
             table.add_row(name, f"{metrics[f'holdout_{name}']:.4f}",
                           f"{metrics.get(f'baseline_holdout_{name}', float('nan')):.4f}")
     console.print(table)
+    if summary.get("failed_stores"):
+        console.print(f"  [yellow]stores without a model[/] ({len(summary['failed_stores'])}):", highlight=False)
+        for store, reason in list(summary["failed_stores"].items())[:20]:
+            console.print(f"    store {store}: {reason}", highlight=False)
     experiment = registry.client.get_run(summary["run_id"]).info.experiment_id
     console.print(f"  MLflow run: {tracking_uri}/#/experiments/{experiment}/runs/{summary['run_id']}")
 
@@ -99,7 +116,11 @@ def _fmt(value: float | None) -> str:
 
 def demo(tracking_uri: str, console: Console, rows: int = 20000) -> None:
     """Generate data, run the classification pipeline, serve the champion, send real predictions."""
-    from modelfactory.data.bank_marketing import FEATURES, generate_bank_marketing, write_bank_marketing
+    from modelfactory.data.bank_marketing import (
+        FEATURES,
+        generate_bank_marketing,
+        write_bank_marketing,
+    )
     from modelfactory.mlflow_server import free_port
     from modelfactory.serving_process import ServingProcess
 
@@ -148,3 +169,94 @@ def _port_free(port: int) -> bool:
 
     with socket.socket() as probe:
         return probe.connect_ex(("127.0.0.1", port)) != 0
+
+
+# Defaults per use case for the options of `modelfactory run` (synthetic rows: classification
+# customers, forecasting ~5 stores of daily sales, anomaly the founding 370 + 3x10 rides).
+SYNTHETIC_ROWS = {"classification": 20000, "forecasting": 5000, "anomaly": 400}
+
+
+def use_case_arguments(use_case: str, rows: int | None = None, seed: int = 42, split: str = "random",
+                       holdout: float = 0.2, imbalance: str = "auto", stores: str = "",
+                       max_failure_share: float = 0.05, batch_date: str = "", eps: float = 0.5,
+                       min_samples: int = 10, staging_url: str = "") -> dict:
+    """The pipeline arguments of ``use_case`` from the CLI's options (each pipeline takes its own)."""
+    get_use_case(use_case)
+    common = {"n_synthetic_rows": rows or SYNTHETIC_ROWS[use_case], "seed": seed}
+    if use_case == "forecasting":
+        if stores:
+            from modelfactory.steps.forecasting import parse_stores
+
+            parse_stores(stores)  # a typo fails here, before any step runs
+        return {**common, "stores": stores, "max_failure_share": max_failure_share}
+    if use_case == "anomaly":
+        return {**common, "batch_date": batch_date, "eps": eps, "min_samples": min_samples,
+                "staging_url": staging_url}
+    return {**common, "split_strategy": split, "holdout_fraction": holdout, "imbalance": imbalance}
+
+
+def print_anomaly_batch(summary: dict, tracking_uri: str, console: Console) -> None:
+    registry = Registry(tracking_uri)
+    run = registry.client.get_run(summary["run_id"])
+    metrics = run.data.metrics
+    console.print(f"\n[bold]{summary['batch_date']}[/]: {summary['rows']} rides scored, "
+                  f"[bold]{summary['outliers']}[/] flagged as outliers → {summary['staging_url']} "
+                  f"(table ride_outliers; a re-run replaces this day's rows)", highlight=False)
+    silhouette = metrics.get("silhouette")
+    console.print(f"  clusters {metrics.get('clusters', 0):.0f}, noise {metrics.get('noise', 0):.0f}, "
+                  f"silhouette {'-' if silhouette is None else f'{silhouette:.3f}'}", highlight=False)
+    console.print(f"  MLflow run (metrics and the scatter plot): "
+                  f"{tracking_uri}/#/experiments/{run.info.experiment_id}/runs/{summary['run_id']}")
+
+
+def forecast_store(store: int, horizon: int, tracking_uri: str, console: Console,
+                   plot: Path | None = None, model_name: str = "store-sales", alias: str = "champion"):
+    """Forecast one store with the registered champion set; print a summary, optionally write a PNG."""
+    from modelfactory.forecasting.champion import registry_forecaster
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keep the terminal readable
+    forecaster = registry_forecaster(model_name, tracking_uri, alias=alias)
+    with console.status(f"Loading {model_name}@{alias}..."):
+        forecaster.refresh()
+    if forecaster.version is None:
+        raise LookupError(f"registered model {model_name!r} has no {alias!r} version at {tracking_uri}; "
+                          "run `modelfactory run forecasting` first")
+    version, frame = forecaster.forecast(store, horizon)
+    open_days = frame[frame["open"]]
+    console.print(f"Store {store}, {model_name} v{version}: {horizon} days from {frame['ds'].min():%Y-%m-%d} "
+                  f"to {frame['ds'].max():%Y-%m-%d}; {len(open_days)} open days, expected sales "
+                  f"{open_days['yhat'].sum():,.0f}",
+                  highlight=False)
+    table = Table("date", "yhat", "lower", "upper", title=f"first days of store {store}")
+    for row in frame.head(7).itertuples(index=False):
+        table.add_row(f"{row.ds:%Y-%m-%d %a}", f"{row.yhat:,.0f}", f"{row.yhat_lower:,.0f}",
+                      f"{row.yhat_upper:,.0f}")
+    console.print(table)
+    if plot is not None:
+        from modelfactory.forecasting.plot import plot_forecast
+
+        path = plot_forecast(forecaster.history(store), frame, plot,
+                             title=f"store {store}: {horizon}-day forecast ({model_name} v{version})")
+        console.print(f"[green]✓[/] plot written to {path}")
+    return version, frame
+
+
+def schedule_anomaly(console: Console, source: str = "", staging_url: str = "", hour: int = 2,
+                     minute: int = 0, install: bool = False, tracking_uri: str = "") -> str:
+    """Print (and with ``install``, put into the user's crontab) the daily anomaly batch's cron line."""
+    from modelfactory.anomaly.crontab import crontab_line, install_line
+    from modelfactory.anomaly.schedule import DailySchedule
+
+    schedule = DailySchedule(hour=hour, minute=minute)
+    if source and Path(source).exists():
+        source = str(Path(source).resolve())
+    line = crontab_line(schedule, get_settings().home, source, staging_url, tracking_uri=tracking_uri)
+    console.print(line, highlight=False, soft_wrap=True)
+    if install:
+        install_line(line)
+        console.print("[green]✓[/] installed in your crontab; next runs (UTC): "
+                      + ", ".join(f"{t:%Y-%m-%d %H:%M}" for t in schedule.next_runs()))
+    else:
+        console.print("[dim]Add it with `crontab -e`, or run again with --install. On a cluster, "
+                      "pipelines.anomaly.create_daily_recurring_run makes the KFP recurring run.[/]")
+    return line
