@@ -164,7 +164,7 @@ def main(argv=None) -> int:
         ).stores
         fit_stores({sample[0]: splits[sample[0]]}, config, backend="sequential")  # warm imports
         started = time.perf_counter()
-        with CpuShare("sequential sample"):
+        with CpuShare("sequential sample") as seq_cpu:
             fit_stores(splits, config, backend="sequential")
         seq_sample_seconds = time.perf_counter() - started
         seq_per_store = seq_sample_seconds / len(splits)
@@ -193,7 +193,7 @@ def main(argv=None) -> int:
                 )
 
         started = time.perf_counter()
-        with CpuShare("parallel factory, all stores"):
+        with CpuShare("parallel factory, all stores") as par_cpu:
             result = train_model_factory(sales, config, n_jobs=jobs)
         parallel_seconds = time.perf_counter() - started
         # The machine may be shared: measure the sequential sample again after the
@@ -231,6 +231,15 @@ def main(argv=None) -> int:
     print(
         "speedup vs sequential (extrapolated from the sample): "
         f"{seq_estimate / parallel_seconds:.2f}x"
+    )
+    # Load-independent view: CPU seconds per store in each mode. On idle cores the
+    # parallel run would take (its CPU per store / jobs) per store of wall time.
+    seq_cpu_per_store = seq_cpu.own / len(splits)
+    par_cpu_per_store = par_cpu.own / max(1, len(result.models) + len(result.failures))
+    print(
+        f"CPU per store: sequential {seq_cpu_per_store:.3f} s, parallel {par_cpu_per_store:.3f} s "
+        f"-> projected speedup on {jobs} idle cores: "
+        f"{jobs * seq_cpu_per_store / par_cpu_per_store:.2f}x (a projection, not a measurement)"
     )
     print(f"model set: {mib(size)} on disk, saved in {save_seconds:.1f} s")
     print(
