@@ -12,16 +12,14 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-import mlflow
 import pandas as pd
 
-from modelfactory.anomaly.detection import DetectionConfig, detect_outliers
-from modelfactory.anomaly.plot import plot_batch
-from modelfactory.anomaly.staging import write_outliers
 from modelfactory.data.batch_formats import RIDE_FEATURES
 from modelfactory.errors import DataValidationError
-from modelfactory.registry import resolve_tracking_uri
 from modelfactory.steps.common import read_dataset, write_dataset
+
+# mlflow, scikit-learn, matplotlib and SQLAlchemy are imported by the step that needs them:
+# each step is a fresh process, and mlflow alone takes seconds to import.
 
 EXPERIMENT = "taxi-anomaly"
 
@@ -53,9 +51,18 @@ def features(data_path: str, out_path: str, batch_date: str = "") -> dict:
     return {"batch_date": batch_date, "rides": len(day), "other_days_rides": int(len(rides) - len(day))}
 
 
-def detect(features_path: str, scored_path: str, config: DetectionConfig | None = None,
+def detect(features_path: str, scored_path: str, config=None,
            tracking_uri: str = "", batch_id: str = "", source: str = "", experiment: str = EXPERIMENT) -> dict:
-    """DBSCAN on the standardised features; metrics, parameters and the scatter go to a new MLflow run."""
+    """DBSCAN on the standardised features; metrics, parameters and the scatter go to a new MLflow run.
+
+    ``config`` is a :class:`~modelfactory.anomaly.detection.DetectionConfig` (default settings when None).
+    """
+    import mlflow
+
+    from modelfactory.anomaly.detection import DetectionConfig, detect_outliers
+    from modelfactory.anomaly.plot import plot_batch
+    from modelfactory.registry import resolve_tracking_uri
+
     config = config or DetectionConfig()
     rides = read_dataset(features_path)
     result = detect_outliers(rides, config)
@@ -81,6 +88,8 @@ def detect(features_path: str, scored_path: str, config: DetectionConfig | None 
 
 def write_flags(scored_path: str, staging_url: str, batch_date: str, run_id: str) -> dict:
     """One flag per ride into the staging table, replacing ``batch_date``'s rows."""
+    from modelfactory.anomaly.staging import write_outliers
+
     url = staging_url or default_staging_url()
     scored = read_dataset(scored_path)
     rows = write_outliers(url, scored, batch_date, run_id)

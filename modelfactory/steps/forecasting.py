@@ -19,7 +19,6 @@ import logging
 import tempfile
 from pathlib import Path
 
-import mlflow
 import numpy as np
 import pandas as pd
 
@@ -29,10 +28,10 @@ from modelfactory.forecasting.evaluation import aggregate_metrics, error_terms
 from modelfactory.forecasting.factory import FactoryError, FactoryResult, fit_stores
 from modelfactory.forecasting.features import prophet_frame, split_by_store
 from modelfactory.forecasting.model_set import read_manifest, save_model_set
-from modelfactory.forecasting.registered import load_model_set, log_model_set
 from modelfactory.forecasting.split import StoreSplit, time_split
 from modelfactory.promotion import GateMetric, promotion_gate
-from modelfactory.registry import REFERENCE_DATA_PATH, Registry, resolve_tracking_uri
+
+# mlflow (~5 s to import) is imported by the steps that log: features and split start fast.
 from modelfactory.steps.common import read_dataset, write_dataset
 
 GATE_METRIC = GateMetric("mape", higher_is_better=False)
@@ -95,6 +94,11 @@ def train(train_path: str, holdout_path: str, model_dir: str, tracking_uri: str 
           source: str = "", config: ForecastConfig | None = None, known_failures: dict | None = None,
           warnings: list[str] | None = None, n_jobs: int | None = None, experiment: str = EXPERIMENT) -> dict:
     """Fit every store (in parallel), save the model set, and log it to a new MLflow run as one model."""
+    import mlflow
+
+    from modelfactory.forecasting.registered import log_model_set
+    from modelfactory.registry import REFERENCE_DATA_PATH, resolve_tracking_uri
+
     config = config or ForecastConfig()
     splits = read_splits(train_path, holdout_path)
     outcomes = fit_stores(splits, config, n_jobs=n_jobs)
@@ -137,6 +141,10 @@ def train(train_path: str, holdout_path: str, model_dir: str, tracking_uri: str 
 
 def evaluate(model_info: dict, model_dir: str, tracking_uri: str = "") -> dict:
     """Log per-store metrics (artifact) and the aggregate holdout errors of model and baseline."""
+    import mlflow
+
+    from modelfactory.registry import resolve_tracking_uri
+
     mlflow.set_tracking_uri(resolve_tracking_uri(tracking_uri or model_info.get("tracking_uri")))
     manifest = read_manifest(model_dir)
     per_store = {int(s): record["metrics"] for s, record in manifest["stores"].items()}
@@ -166,6 +174,8 @@ def champion_holdout_score(model_name: str, version: str, holdout_path: str, tra
     share of holdout days it was trained on is returned as ``seen_share`` so the
     decision can say so.
     """
+    from modelfactory.forecasting.registered import load_model_set
+
     champion = load_model_set(model_name, version, tracking_uri)
     holdout = split_by_store(read_dataset(holdout_path))
     per_store, seen, days = {}, 0, 0
@@ -189,6 +199,10 @@ def champion_holdout_score(model_name: str, version: str, holdout_path: str, tra
 def register(model_info: dict, holdout_path: str, model_name: str, margin: float = 0.0,
              tracking_uri: str = "", batch_id: str = "") -> dict:
     """Register the model set as challenger; the gate (MAPE, lower is better) may make it champion."""
+    import mlflow
+
+    from modelfactory.registry import Registry, resolve_tracking_uri
+
     uri = resolve_tracking_uri(tracking_uri or model_info.get("tracking_uri"))
     mlflow.set_tracking_uri(uri)
     registry = Registry(uri)
