@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from modelfactory.config import get_settings
+from modelfactory.errors import ModelFactoryError
 from modelfactory.local_runs import StepEvent, run_locally
 from modelfactory.registry import Registry
 from modelfactory.use_cases import use_case as get_use_case
@@ -187,7 +188,10 @@ def use_case_arguments(use_case: str, rows: int | None = None, seed: int = 42, s
         if stores:
             from modelfactory.steps.forecasting import parse_stores
 
-            parse_stores(stores)  # a typo fails here, before any step runs
+            try:
+                parse_stores(stores)  # a typo fails here, before any step runs
+            except ValueError as exc:
+                raise ModelFactoryError(str(exc)) from None
         return {**common, "stores": stores, "max_failure_share": max_failure_share}
     if use_case == "anomaly":
         return {**common, "batch_date": batch_date, "eps": eps, "min_samples": min_samples,

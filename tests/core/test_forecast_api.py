@@ -115,6 +115,25 @@ def test_not_ready_without_a_champion(registry):
     assert TestClient(api).post("/forecast", json={"store": 1, "horizon_days": 3}).status_code == 503
 
 
+def test_store_sales_is_served_by_the_forecast_service():
+    from modelfactory.serving_process import FORECAST_SERVICE, SERVICE, ServingProcess, service_for
+
+    assert service_for("store-sales") == FORECAST_SERVICE and service_for("bank-marketing") == SERVICE
+    command = ServingProcess("store-sales", "http://mlflow", service=FORECAST_SERVICE).command()
+    assert "serving.forecast_service:ForecastService" in command
+    assert "serving.service:ModelService" in ServingProcess("bank-marketing", "http://mlflow").command()
+
+
+def test_cli_refuses_a_mistyped_store_list_without_a_traceback():
+    from typer.testing import CliRunner
+
+    from modelfactory.cli import app
+
+    result = CliRunner().invoke(app, ["run", "forecasting", "--stores", "1,x"])
+    assert result.exit_code == 1 and "'x' is not a store id" in result.output
+    assert "Traceback" not in result.output
+
+
 def test_parse_stores():
     assert parse_stores("3, 1,2,,3") == [1, 2, 3]
     assert parse_stores("") is None
