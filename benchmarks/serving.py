@@ -9,8 +9,8 @@ Prints figures, asserts nothing. Against one registered version (the champion):
 - router cost on HTTP JSON at c8: champion only, canary 50%, shadow 100% (set through the registry tags);
 - prediction logging on vs off (a second service with MODELFACTORY_PREDICTION_LOG=false).
 
-The load generator is one asyncio loop in this process for every target (aiohttp with keep-alive
-connections for HTTP, grpc.aio channels for gRPC), ``concurrency`` tasks sending back to back.
+The load generator is one asyncio loop in this process for every target (raw keep-alive HTTP/1.1
+connections from benchmarks/loadgen.py for HTTP, grpc.aio channels for gRPC), ``concurrency`` tasks sending back to back.
 
 Usage (after `modelfactory demo` twice, so a challenger exists):
     MLFLOW_TRACKING_URI=http://127.0.0.1:5044 python benchmarks/serving.py --seconds 8
@@ -33,6 +33,9 @@ import httpx
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from loadgen import run_load  # noqa: E402
 
 from modelfactory.data.bank_marketing import CATEGORIES, FEATURES, generate_bank_marketing  # noqa: E402
 from modelfactory.mlflow_server import free_port  # noqa: E402
@@ -79,22 +82,11 @@ async def drive(send, concurrency: int, seconds: float, warmup: float = 1.0) -> 
 
 
 def run_http(url: str, body: bytes, concurrency: int, seconds: float, headers=None) -> dict:
-    import aiohttp
-
-    async def main():
-        connector = aiohttp.TCPConnector(limit=concurrency, keepalive_timeout=60)
-        async with aiohttp.ClientSession(connector=connector) as session:
-            hdrs = {"content-type": "application/json", **(headers or {})}
-
-            async def send():
-                async with session.post(url, data=body, headers=hdrs) as response:
-                    await response.read()
-                    if response.status != 200:
-                        raise RuntimeError(response.status)
-
-            return await drive(send, concurrency, seconds)
-
-    return asyncio.run(main())
+    """HTTP targets share the raw keep-alive generator of serving_http.py: its own CPU cost per
+    request is far below an HTTP client library's, which matters with the servers on the same cores."""
+    result = run_load(url, url, body, concurrency, seconds, headers=headers)
+    return {"rps": result.throughput, "p50": result.p50, "p99": result.p99, "n": result.requests,
+            "errors": result.errors}
 
 
 def run_grpc(target: str, request, concurrency: int, seconds: float) -> dict:
