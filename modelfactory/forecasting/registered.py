@@ -92,11 +92,23 @@ class LoadedModelSet:
 
 
 def load_model_set(name: str, version: str, tracking_uri: str | None = None) -> LoadedModelSet:
-    """Download version ``version`` of ``name`` and return its (lazily loading) model set."""
-    import mlflow
+    """Download version ``version`` of ``name`` and return its (lazily loading) model set.
 
-    if tracking_uri:
-        mlflow.set_tracking_uri(tracking_uri)
-        mlflow.set_registry_uri(tracking_uri)
-    pyfunc = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+    Touches no process-wide MLflow setting (tracking or registry URI): a serving process
+    or a test may talk to several servers.
+    """
+    import mlflow
+    from mlflow import MlflowClient
+
+    from modelfactory.registry import _model_id
+
+    uri = tracking_uri or mlflow.get_tracking_uri()
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    found = client.get_model_version(name, str(version))
+    # MLflow 3 versions point at a logged model (models:/m-...); its artifact location is a
+    # plain artifact URI that downloads from this server, whatever the process-wide setting.
+    model_id = found.model_id or _model_id(found.source)
+    source = client.get_logged_model(model_id).artifact_location if model_id else found.source
+    local = mlflow.artifacts.download_artifacts(artifact_uri=source, tracking_uri=uri)
+    pyfunc = mlflow.pyfunc.load_model(local)
     return LoadedModelSet(name, str(version), pyfunc.unwrap_python_model())

@@ -75,9 +75,8 @@ def test_the_run_holds_aggregate_and_per_store_metrics(first_run, mlflow_server,
     for name in ("holdout_mape", "holdout_rmse", "baseline_holdout_mape", "baseline_holdout_rmse"):
         assert name in run.data.metrics
     assert run.data.tags["modelfactory.failed_stores"] == "99999"
-    mlflow.set_tracking_uri(mlflow_server)
     local = mlflow.artifacts.download_artifacts(run_id=summary["run_id"], artifact_path="evaluation",
-                                                dst_path=str(tmp_path))
+                                                dst_path=str(tmp_path), tracking_uri=mlflow_server)
     per_store = pd.read_csv(f"{local}/store_metrics.csv")
     assert sorted(per_store["store"]) == STORES and (per_store["mape"] > 0).all()
     failed = json.loads(open(f"{local}/failed_stores.json").read())
