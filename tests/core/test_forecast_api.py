@@ -96,6 +96,9 @@ def test_http_api_answers_forecasts_404_and_422(forecaster):
     assert body["store"] == 2 and body["model_version"] == "1" and len(body["forecast"]) == 42
     assert set(body["forecast"][0]) >= {"ds", "yhat", "yhat_lower", "yhat_upper"}
 
+    assert client.post("/forecast", json={"store": 2, "horizon_days": 42}).json() == body
+    assert client.get("/model").json()["cache"]["hits"] == 1
+
     missing = client.post("/forecast", json={"store": 99999, "horizon_days": 42})
     assert missing.status_code == 404 and "99999" in missing.json()["error"]
     for bad in ({"store": 2, "horizon_days": 0}, {"store": 2, "horizon_days": 10000},
