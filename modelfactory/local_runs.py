@@ -23,7 +23,8 @@ from modelfactory.errors import ModelFactoryError
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _TASK_START = re.compile(r"Executing task '([^']+)'")
 _TASK_END = re.compile(r"Task '([^']+)' finished with status (\w+)")
-_USER_ERROR = re.compile(r"modelfactory\.errors\.(\w+): (.*)")
+# Any exception class defined in modelfactory is one whose message was written for users.
+_USER_ERROR = re.compile(r"modelfactory(?:\.\w+)+\.(\w*Error): (.*)")
 
 
 class PipelineFailed(ModelFactoryError):

@@ -53,16 +53,20 @@ def run_pipeline(use_case: str, tracking_uri: str, console: Console, source: str
     accepted = set(pipeline.component_spec.inputs or {})
     # Registration settings only reach pipelines that register a model (anomaly does not).
     args = {k: v for k, v in args.items() if k in accepted or k not in ("model_name", "promotion_margin")}
-    status = console.status("Starting the pipeline...")
+    # run_locally sends kfp's own output to the run's log by redirecting stdout; the progress
+    # lines must still reach the terminal the console writes to now.
+    progress = Console(file=console.file, force_terminal=console.is_terminal, width=console.width,
+                       no_color=console.no_color)
+    status = progress.status("Starting the pipeline...")
     status.start()
 
     def show(event: StepEvent) -> None:
         if event.status == "running":
             status.update(f"Running [bold]{event.task}[/]...")
         elif event.status == "SUCCESS":
-            console.print(f"[green]✓[/] {event.task} [dim]({event.seconds:.1f}s)[/]")
+            progress.print(f"[green]✓[/] {event.task} [dim]({event.seconds:.1f}s)[/]")
         else:
-            console.print(f"[red]✗[/] {event.task} [dim]({event.seconds:.1f}s)[/]")
+            progress.print(f"[red]✗[/] {event.task} [dim]({event.seconds:.1f}s)[/]")
 
     try:
         return run_locally(pipeline, args, settings.home / "pipeline_runs", show)

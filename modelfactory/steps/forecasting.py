@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from modelfactory.errors import ModelFactoryError
 from modelfactory.forecasting.config import ForecastConfig
 from modelfactory.forecasting.evaluation import aggregate_metrics, error_terms
 from modelfactory.forecasting.factory import FactoryError, FactoryResult, fit_stores
@@ -112,8 +111,7 @@ def train(train_path: str, holdout_path: str, model_dir: str, tracking_uri: str 
             models[outcome.store] = outcome
     total = len(models) + len(failures)
     if not models or (total and len(failures) / total > config.max_failure_share):
-        # Raised as the base class so the local runner shows the message and the stores at fault.
-        raise ModelFactoryError(str(FactoryError(failures, total, config.max_failure_share)))
+        raise FactoryError(failures, total, config.max_failure_share)
     result = FactoryResult(config=config, models=models, failures=dict(sorted(failures.items())),
                            warnings=list(warnings or []),
                            metrics=aggregate_metrics({s: o.metrics for s, o in models.items()}))
