@@ -220,6 +220,26 @@ def fit_stores(
     return [outcome for chunk in results for outcome in chunk]
 
 
+def keep_fitted(outcomes: Iterable[StoreOutcome], failures: dict[int, str],
+                max_failure_share: float) -> dict[int, StoreOutcome]:
+    """The stores that fitted; the others are added to ``failures`` (store id -> reason).
+
+    Raises :class:`FactoryError` naming the failed stores when their share of all
+    stores is above ``max_failure_share``.
+    """
+    models = {}
+    for outcome in outcomes:
+        if outcome.error:
+            failures[outcome.store] = outcome.error
+            log.warning("store %s failed to fit: %s", outcome.store, outcome.error)
+        else:
+            models[outcome.store] = outcome
+    total = len(models) + len(failures)
+    if total and len(failures) / total > max_failure_share:
+        raise FactoryError(failures, total, max_failure_share)
+    return models
+
+
 def train_model_factory(
     sales: pd.DataFrame,
     config: ForecastConfig | None = None,
@@ -249,16 +269,7 @@ def train_model_factory(
     split = time_split(per_store, config.holdout_weeks, config.min_train_days)
     failures.update(split.skipped)
     outcomes = fit_stores(split.stores, config, n_jobs=n_jobs, backend=backend)
-    models = {}
-    for outcome in outcomes:
-        if outcome.error:
-            failures[outcome.store] = outcome.error
-            log.warning("store %s failed to fit: %s", outcome.store, outcome.error)
-        else:
-            models[outcome.store] = outcome
-    total = len(models) + len(failures)
-    if total and len(failures) / total > config.max_failure_share:
-        raise FactoryError(failures, total, config.max_failure_share)
+    models = keep_fitted(outcomes, failures, config.max_failure_share)
     return FactoryResult(
         config=config,
         models=models,

@@ -15,7 +15,6 @@ the others carry on unless more than ``max_failure_share`` of the stores fail.
 from __future__ import annotations
 
 import json
-import logging
 import tempfile
 from pathlib import Path
 
@@ -24,7 +23,7 @@ import pandas as pd
 
 from modelfactory.forecasting.config import ForecastConfig
 from modelfactory.forecasting.evaluation import aggregate_metrics, error_terms
-from modelfactory.forecasting.factory import FactoryError, FactoryResult, fit_stores
+from modelfactory.forecasting.factory import FactoryError, FactoryResult, fit_stores, keep_fitted
 from modelfactory.forecasting.features import prophet_frame, split_by_store
 from modelfactory.forecasting.model_set import read_manifest, save_model_set
 from modelfactory.forecasting.split import StoreSplit, time_split
@@ -35,7 +34,6 @@ from modelfactory.steps.common import read_dataset, write_dataset
 
 GATE_METRIC = GateMetric("mape", higher_is_better=False)
 EXPERIMENT = "store-sales"
-log = logging.getLogger(__name__)
 
 
 def parse_stores(stores: str | list[int] | None) -> list[int] | None:
@@ -102,16 +100,9 @@ def train(train_path: str, holdout_path: str, model_dir: str, tracking_uri: str 
     splits = read_splits(train_path, holdout_path)
     outcomes = fit_stores(splits, config, n_jobs=n_jobs)
     failures = {int(k): v for k, v in (known_failures or {}).items()}
-    models = {}
-    for outcome in outcomes:
-        if outcome.error:
-            failures[outcome.store] = outcome.error
-            log.warning("store %s failed to fit: %s", outcome.store, outcome.error)
-        else:
-            models[outcome.store] = outcome
-    total = len(models) + len(failures)
-    if not models or (total and len(failures) / total > config.max_failure_share):
-        raise FactoryError(failures, total, config.max_failure_share)
+    models = keep_fitted(outcomes, failures, config.max_failure_share)
+    if not models:
+        raise FactoryError(failures, len(failures), config.max_failure_share)
     result = FactoryResult(config=config, models=models, failures=dict(sorted(failures.items())),
                            warnings=list(warnings or []),
                            metrics=aggregate_metrics({s: o.metrics for s, o in models.items()}))
