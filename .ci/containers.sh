@@ -23,7 +23,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 BASE_IMAGE="${BASE_IMAGE:-modelfactory/python:3.11-bookworm}"
-VERSION="$(sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml | head -1)"
+VERSION="$(awk -F'"' '/^version = /{print $2; exit}' pyproject.toml)"
 IMAGES=("modelfactory-components:$VERSION" "modelfactory-serving:$VERSION")
 STATE_DIR="${STATE_DIR:-/var/tmp/modelfactory-docker}"
 DOCKERD_LOG="$STATE_DIR/dockerd.log"

@@ -18,7 +18,7 @@ cd "$(dirname "$0")/.."
 
 PYTHON="${PYTHON:-python3}"
 BASE_IMAGE="${BASE_IMAGE:-python:3.11-slim}"
-VERSION="${VERSION:-$(sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml | head -1)}"
+VERSION="${VERSION:-$(awk -F'"' '/^version = /{print $2; exit}' pyproject.toml)}"
 IMAGES="${IMAGES:-components serving}"
 WHEELHOUSE="${WHEELHOUSE:-0}"
 WHEELHOUSE_PORT="${WHEELHOUSE_PORT:-8765}"

@@ -4,7 +4,7 @@
 set -euo pipefail
 CLUSTER_NAME="${CLUSTER_NAME:-modelfactory}"
 command -v kind >/dev/null || { echo "error: kind not found" >&2; exit 1; }
-if kind get clusters 2>/dev/null | grep -qx "$CLUSTER_NAME"; then
+if kind get clusters 2>/dev/null | grep -x "$CLUSTER_NAME" >/dev/null; then
   kind delete cluster --name "$CLUSTER_NAME"
 else
   echo "no kind cluster named $CLUSTER_NAME"

@@ -24,7 +24,7 @@ KFP_VERSION="${KFP_VERSION:-2.17.0}"
 KFP_NAMESPACE=kubeflow
 KFP_UI_NODE_PORT=30080          # mapped to localhost:30080 by kind-config.yaml
 TIMEOUT="${TIMEOUT:-15m}"
-VERSION="$(sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml | head -1)"
+VERSION="$(awk -F'"' '/^version = /{print $2; exit}' pyproject.toml)"
 IMAGES=("modelfactory-components:$VERSION" "modelfactory-serving:$VERSION")
 
 step() { printf '\n==> %s\n' "$*"; }
@@ -37,7 +37,7 @@ need helm "Run tools/install-tools.sh (installs it into .tools/bin)."
 docker info >/dev/null 2>&1 || { echo "error: the Docker engine does not answer" >&2; exit 1; }
 
 step "cluster $CLUSTER_NAME"
-if kind get clusters 2>/dev/null | grep -qx "$CLUSTER_NAME"; then
+if kind get clusters 2>/dev/null | grep -x "$CLUSTER_NAME" >/dev/null; then
   echo "exists; reusing it"
 else
   kind create cluster --name "$CLUSTER_NAME" --config kind-config.yaml --wait 5m
