@@ -17,10 +17,10 @@ from modelfactory.classification import (
     train_classifier,
 )
 from modelfactory.data import bank_marketing as bank
-from modelfactory.promotion import GateMetric, promotion_gate
-from modelfactory.registry import REFERENCE_DATA_PATH, Registry, resolve_tracking_uri
+from modelfactory.promotion import GateMetric
+from modelfactory.registry import REFERENCE_DATA_PATH, resolve_tracking_uri
 from modelfactory.split import class_balance_warnings, split_strategy
-from modelfactory.steps.common import read_dataset, write_dataset
+from modelfactory.steps.common import read_dataset, register_behind_gate, write_dataset
 
 GATE_METRIC = GateMetric("roc_auc", higher_is_better=True)
 # skops refuses tree internals unless trusted; we trust the trees we trained ourselves.
@@ -105,33 +105,11 @@ def evaluate(model_info: dict, holdout_path: str, tracking_uri: str = "") -> dic
 
 def register(model_info: dict, holdout_path: str, model_name: str, margin: float = 0.0,
              tracking_uri: str = "", batch_id: str = "") -> dict:
-    """Register the new version as challenger, then let the gate decide whether it becomes champion.
+    """Register the new version as challenger; the gate (ROC-AUC) may make it champion."""
 
-    The champion is scored on this run's holdout, so both numbers answer the same question.
-    """
-    uri = resolve_tracking_uri(tracking_uri or model_info.get("tracking_uri"))
-    mlflow.set_tracking_uri(uri)
-    registry = Registry(uri)
-    metrics = registry.run_metrics(model_info["run_id"])
-    candidate = metrics[f"holdout_{GATE_METRIC.name}"]
-    baseline = metrics[f"baseline_holdout_{GATE_METRIC.name}"]
-    champion = registry.version_by_alias(model_name, "champion")
-    champion_score = None
-    if champion is not None:
-        holdout = read_dataset(holdout_path)
-        champion_model = load_classifier(f"models:/{model_name}@champion")
-        champion_score = evaluate_classifier(champion_model, holdout)[GATE_METRIC.name]
-    decision = promotion_gate(GATE_METRIC, candidate, champion=champion_score, baseline=baseline,
-                              margin=margin, champion_version=champion.version if champion else None)
-    version = registry.register(model_name, model_info["model_uri"], model_info["run_id"],
-                                tags={"modelfactory.batch_id": batch_id})
-    registry.record_decision(model_name, version.version, decision)
-    with mlflow.start_run(run_id=model_info["run_id"]):
-        mlflow.set_tags({**decision.as_tags(), "modelfactory.registered_version": version.version})
-        if champion_score is not None:
-            mlflow.log_metric(f"champion_holdout_{GATE_METRIC.name}", champion_score)
-    return {"model_name": model_name, "version": version.version, "promoted": decision.promote,
-            "alias": "champion" if decision.promote else "challenger", "reason": decision.reason,
-            "run_id": model_info["run_id"], "metric": GATE_METRIC.name, "candidate": candidate,
-            "baseline": baseline, "champion": champion_score,
-            "previous_champion": champion.version if champion else None}
+    def score_champion(version: str, uri: str) -> tuple[float, dict]:
+        champion = load_classifier(f"models:/{model_name}/{version}")
+        return evaluate_classifier(champion, read_dataset(holdout_path))[GATE_METRIC.name], {}
+
+    return register_behind_gate(model_info, model_name, GATE_METRIC, score_champion, margin,
+                                tracking_uri, {"modelfactory.batch_id": batch_id})

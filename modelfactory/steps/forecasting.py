@@ -27,10 +27,10 @@ from modelfactory.forecasting.factory import FactoryError, FactoryResult, fit_st
 from modelfactory.forecasting.features import prophet_frame, split_by_store
 from modelfactory.forecasting.model_set import read_manifest, save_model_set
 from modelfactory.forecasting.split import StoreSplit, time_split
-from modelfactory.promotion import GateMetric, promotion_gate
+from modelfactory.promotion import GateMetric
 
 # mlflow (~5 s to import) is imported by the steps that log: features and split start fast.
-from modelfactory.steps.common import read_dataset, write_dataset
+from modelfactory.steps.common import read_dataset, register_behind_gate, write_dataset
 
 GATE_METRIC = GateMetric("mape", higher_is_better=False)
 EXPERIMENT = "store-sales"
@@ -188,38 +188,15 @@ def champion_holdout_score(model_name: str, version: str, holdout_path: str, tra
 def register(model_info: dict, holdout_path: str, model_name: str, margin: float = 0.0,
              tracking_uri: str = "", batch_id: str = "") -> dict:
     """Register the model set as challenger; the gate (MAPE, lower is better) may make it champion."""
-    import mlflow
 
-    from modelfactory.registry import Registry, resolve_tracking_uri
+    def score_champion(version: str, uri: str) -> tuple[float, dict]:
+        scored = champion_holdout_score(model_name, version, holdout_path, uri)
+        return scored["mape"], {"promotion.champion_seen_holdout_share": f"{scored['seen_share']:.3f}"}
 
-    uri = resolve_tracking_uri(tracking_uri or model_info.get("tracking_uri"))
-    mlflow.set_tracking_uri(uri)
-    registry = Registry(uri)
-    metrics = registry.run_metrics(model_info["run_id"])
-    candidate = metrics[f"holdout_{GATE_METRIC.name}"]
-    baseline = metrics[f"baseline_holdout_{GATE_METRIC.name}"]
-    champion = registry.version_by_alias(model_name, "champion")
-    champion_score = None
-    scored: dict = {}
-    if champion is not None:
-        scored = champion_holdout_score(model_name, champion.version, holdout_path, uri)
-        champion_score = scored["mape"]
-    decision = promotion_gate(GATE_METRIC, candidate, champion=champion_score, baseline=baseline,
-                              margin=margin, champion_version=champion.version if champion else None)
-    version = registry.register(model_name, model_info["model_uri"], model_info["run_id"],
-                                tags={"modelfactory.batch_id": batch_id,
-                                      "modelfactory.stores": str(int(model_info.get("stores", 0))),
-                                      "modelfactory.failed_stores": ",".join(model_info.get("failed_stores", {}))
-                                      or "none"})
-    registry.record_decision(model_name, version.version, decision)
-    with mlflow.start_run(run_id=model_info["run_id"]):
-        mlflow.set_tags({**decision.as_tags(), "modelfactory.registered_version": version.version})
-        if champion_score is not None:
-            mlflow.log_metric(f"champion_holdout_{GATE_METRIC.name}", champion_score)
-            mlflow.set_tag("promotion.champion_seen_holdout_share", f"{scored['seen_share']:.3f}")
-    return {"model_name": model_name, "version": version.version, "promoted": decision.promote,
-            "alias": "champion" if decision.promote else "challenger", "reason": decision.reason,
-            "run_id": model_info["run_id"], "metric": GATE_METRIC.name, "candidate": candidate,
-            "baseline": baseline, "champion": champion_score,
-            "previous_champion": champion.version if champion else None,
-            "stores": int(model_info.get("stores", 0)), "failed_stores": model_info.get("failed_stores", {})}
+    stores = int(model_info.get("stores", 0))
+    failed = model_info.get("failed_stores", {})
+    summary = register_behind_gate(
+        model_info, model_name, GATE_METRIC, score_champion, margin, tracking_uri,
+        {"modelfactory.batch_id": batch_id, "modelfactory.stores": str(stores),
+         "modelfactory.failed_stores": ",".join(failed) or "none"})
+    return {**summary, "stores": stores, "failed_stores": failed}
