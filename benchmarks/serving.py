@@ -23,19 +23,18 @@ import asyncio
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import httpx
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from loadgen import run_load  # noqa: E402
+from mlflow_serve import MlflowModelServer  # noqa: E402
 
 from modelfactory.data.bank_marketing import CATEGORIES, FEATURES, generate_bank_marketing  # noqa: E402
 from modelfactory.mlflow_server import free_port  # noqa: E402
@@ -157,59 +156,6 @@ def in_process_floor(model, version: str, uri: str, record: dict, n: int = 3000)
         "n": n,
         "errors": 0,
     }
-
-
-class MlflowModelServer:
-    def __init__(self, model_uri: str, uri: str, workers: int, log: Path):
-        self.port = free_port()
-        self.command = [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "models",
-            "serve",
-            "-m",
-            model_uri,
-            "--env-manager",
-            "local",
-            "-p",
-            str(self.port),
-            "-h",
-            "127.0.0.1",
-            "-w",
-            str(workers),
-        ]
-        # it execs `uvicorn` from PATH: make it this interpreter's.
-        bin_dir = str(Path(sys.executable).parent)
-        path = os.pathsep.join([bin_dir, os.environ.get("PATH", "")])
-        self.env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PATH": path}
-        self.log = log
-
-    def __enter__(self):
-        self.process = subprocess.Popen(
-            self.command,
-            env=self.env,
-            stdout=open(self.log, "ab"),  # noqa: SIM115
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/ping", timeout=2).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            if self.process.poll() is not None:
-                raise RuntimeError(f"mlflow models serve exited; see {self.log}")
-            time.sleep(1)
-        raise RuntimeError(f"mlflow models serve not up; see {self.log}")
-
-    def __exit__(self, *exc):
-        import signal
-
-        os.killpg(self.process.pid, signal.SIGTERM)
-        self.process.wait(30)
 
 
 def line(name: str, r: dict, base: dict | None = None) -> str:

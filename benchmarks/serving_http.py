@@ -16,18 +16,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from loadgen import format_row, run_load  # noqa: E402
+from mlflow_serve import MlflowModelServer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BANK_FILE = ROOT.parent / "shared" / "data" / "bank-marketing" / "bank-additional-full.csv.gz"
@@ -61,30 +58,6 @@ def in_process_floor(tracking_uri: str, record: dict, repeats: int = 300) -> dic
     return timings
 
 
-def wait_ready(url: str, process: subprocess.Popen, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(f"{url} not ready after {timeout}s")
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is not None:
-        return
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=10.0, help="measurement time per target and level")
@@ -116,22 +89,12 @@ def main() -> None:
                 results.append(run_load("modelfactory  POST /predict", f"{ours.url}/predict", body,
                                         concurrency, args.seconds))
 
-        port = free_port()
-        mlflow_serve = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/{MODEL}/{version}",
-             "--env-manager", "local", "-w", str(args.workers), "-h", "127.0.0.1", "-p", str(port)],
-            # mlflow execs `uvicorn` by name: put this environment's scripts first on PATH.
-            env={**os.environ, "MLFLOW_TRACKING_URI": tracking_uri,
-                 "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"},
-            stdout=open(work / "mlflow-serve.log", "wb"), stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            wait_ready(f"http://127.0.0.1:{port}/ping", mlflow_serve)
+        with MlflowModelServer(f"models:/{MODEL}/{version}", tracking_uri, args.workers,
+                               work / "mlflow-serve.log") as theirs:
             body = json.dumps({"dataframe_split": {"columns": list(record), "data": [list(record.values())]}}).encode()
             for concurrency in (1, 8):
-                results.append(run_load("mlflow models serve /invocations",
-                                        f"http://127.0.0.1:{port}/invocations", body, concurrency, args.seconds))
-        finally:
-            stop(mlflow_serve)
+                results.append(run_load("mlflow models serve /invocations", f"{theirs.url}/invocations",
+                                        body, concurrency, args.seconds))
     finally:
         server.stop()
 
