@@ -93,8 +93,13 @@ def run_grpc(target: str, request, concurrency: int, seconds: float) -> dict:
     from tritonclient.grpc import service_pb2_grpc
 
     async def main():
-        # One channel per task: like separate clients, so SO_REUSEPORT spreads them over the workers.
-        channels = [grpc.aio.insecure_channel(target) for _ in range(concurrency)]
+        # One channel and TCP connection per task, like separate clients, so SO_REUSEPORT spreads
+        # them over the workers. Without a local subchannel pool, channels to the same target
+        # share one connection, and every call lands on one worker.
+        channels = [
+            grpc.aio.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
+            for _ in range(concurrency)
+        ]
         stubs = [service_pb2_grpc.GRPCInferenceServiceStub(c) for c in channels]
         counter = iter(range(1 << 62))
 

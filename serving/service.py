@@ -64,20 +64,22 @@ class ModelService:
         router.start()  # loads what it can now, keeps polling (and retrying) in the background
         api.state.endpoint = self.endpoint
         self.grpc = None
+
+    @bentoml.on_startup
+    async def start_grpc(self) -> None:
+        """v2 gRPC on this worker's event loop (the hook runs on it, after ``__init__``)."""
         if options.grpc_enabled:
             from serving.grpc_server import start_grpc_server
 
-            self.grpc = start_grpc_server(
-                self.endpoint, settings.grpc_port, settings.http_host, threads=options.grpc_threads
-            )
+            self.grpc = await start_grpc_server(self.endpoint, settings.grpc_port, settings.http_host)
 
     def __is_ready__(self) -> bool:
         return self.endpoint.router.ready
 
     @bentoml.on_shutdown
-    def shutdown(self) -> None:
+    async def shutdown(self) -> None:
         if self.grpc is not None:
-            self.grpc.stop(grace=2)
+            await self.grpc.stop(grace=2)
         self.endpoint.router.stop()
         if self.endpoint.prediction_log is not None:
             self.endpoint.prediction_log.close()

@@ -26,7 +26,6 @@ class ServingOptions:
     )
     max_records: int = 1000  # MODELFACTORY_MAX_RECORDS: rows per request
     grpc_enabled: bool = True  # MODELFACTORY_GRPC_ENABLED
-    grpc_threads: int = 8  # MODELFACTORY_GRPC_THREADS: gRPC handler threads per worker
     access_log: bool = False  # MODELFACTORY_ACCESS_LOG: BentoML's per-request INFO line
 
     @classmethod
@@ -48,7 +47,6 @@ class ServingOptions:
             prediction_queue_size=get("PREDICTION_QUEUE_SIZE", cls.prediction_queue_size, int),
             max_records=get("MAX_RECORDS", cls.max_records, int),
             grpc_enabled=get("GRPC_ENABLED", cls.grpc_enabled, _flag),
-            grpc_threads=get("GRPC_THREADS", cls.grpc_threads, int),
             access_log=get("ACCESS_LOG", cls.access_log, _flag),
         )
 
