@@ -64,3 +64,29 @@ def test_a_failing_store_counts_every_lost_row(tmp_path):
     plog.flush()
     plog.close()
     assert plog.dropped == {"store_error": 7} and plog.written == 0
+
+
+def test_the_batched_sqlite_insert_stores_what_sqlalchemy_would(tmp_path):
+    """The writer's multi-row INSERT for sqlite binds through the column types: same text on disk."""
+    import datetime as dt
+
+    from modelfactory.prediction_log import PredictionRow, _engine, _insert, metadata, predictions_table
+
+    engine = _engine(f"sqlite:///{tmp_path / 'p.db'}")
+    metadata.create_all(engine)
+    when = dt.datetime(2026, 5, 1, 12, 30, 15, 123456, tzinfo=dt.UTC)
+    rows = [
+        PredictionRow(when, f"r{i}", "m", "2", "shadow", {"job": "é", "age": i}, {"p": 0.5})
+        for i in range(300)  # more than one statement's worth
+    ]
+    with engine.begin() as connection:
+        _insert(connection, rows)
+        connection.execute(predictions_table.insert(), [rows[0].as_dict()])
+    with engine.connect() as connection:
+        stored = connection.exec_driver_sql(
+            "SELECT created_at, request_id, role, features, output FROM predictions ORDER BY id"
+        ).fetchall()
+    engine.dispose()
+    assert len(stored) == 301
+    assert stored[0] == stored[-1]  # batched row 0 and SQLAlchemy's row 0 are byte-identical
+    assert [row[1] for row in stored[:300]] == [f"r{i}" for i in range(300)]
