@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import queue
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -45,6 +45,7 @@ TAG_MODE, TAG_WEIGHT, TAG_STEP, TAG_BUDGET = (
 )
 ROLLOUT_TAGS = (TAG_MODE, TAG_WEIGHT, TAG_STEP, TAG_BUDGET)
 SHADOW_BATCH = 64  # shadow requests predicted together in one challenger call
+SHADOW_TICK_SECONDS = 0.02  # the shadow thread wakes this often and takes everything queued
 MODES = ("canary", "shadow")
 DEFAULT_BUDGET_MS = 50.0
 
@@ -195,22 +196,27 @@ class RouterObserver:
     def challenger_error(self, model: ServedModel, kind: str) -> None: ...
 
     def shadow(
-        self,
-        champion: ServedModel,
-        challenger: ServedModel,
-        records: Sequence[Mapping],
-        predictions: list[dict] | None,
-        agreements: list[bool] | None,
-        seconds: float,
-        request_id: str | None,
-        error: str | None,
-    ) -> None: ...
+        self, challenger: ServedModel, results: Sequence[ShadowResult], seconds: float
+    ) -> None:
+        """The challenger's answers to a batch of shadowed requests, predicted in ``seconds``."""
 
     def shadow_skipped(self, challenger: str) -> None: ...
 
     def state_refresh_failed(self, error: Exception) -> None: ...
 
     def state_changed(self, state: RolloutState) -> None: ...
+
+
+@dataclass(frozen=True)
+class ShadowResult:
+    """The challenger's answer to one shadowed request (``predictions`` None when it failed)."""
+
+    champion: ServedModel
+    records: Sequence[Mapping]
+    predictions: list[dict] | None
+    agreements: list[bool] | None
+    request_id: str | None
+    error: str | None
 
 
 @dataclass
@@ -233,7 +239,7 @@ class ModelRouter:
         load: Callable[[str], ServedModel],
         observer: RouterObserver | None = None,
         poll_seconds: float = 5.0,
-        shadow_pending_limit: int = 64,
+        shadow_pending_limit: int = 256,
     ):
         self.name = name
         self._read_state = read_state
@@ -246,7 +252,11 @@ class ModelRouter:
         self._thread: threading.Thread | None = None
         # A canary challenger runs here so a slow one can be abandoned at its budget.
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="challenger")
-        self._shadow_queue: queue.Queue[_ShadowJob] = queue.Queue(maxsize=shadow_pending_limit)
+        # Shadow requests wait here for the shadow thread; appends and pops of a deque are
+        # atomic, so the request path takes no lock and wakes no thread.
+        self._shadow_jobs: deque[_ShadowJob] = deque()
+        self._shadow_pending_limit = shadow_pending_limit
+        self._shadow_in_flight = 0
         self._shadow_thread: threading.Thread | None = None
         self._shadow_lock = threading.Lock()
         self.last_refresh_error: str | None = None
@@ -404,11 +414,10 @@ class ModelRouter:
         self, challenger: ServedModel, routed: Routed, records, max_records, request_id: str | None
     ) -> None:
         """Queue a shadow prediction; past ``shadow_pending_limit`` queued, skip it (counted)."""
-        try:
-            self._shadow_queue.put_nowait(_ShadowJob(challenger, routed, records, request_id))
-        except queue.Full:
+        if len(self._shadow_jobs) >= self._shadow_pending_limit:
             self.observer.shadow_skipped(challenger.version)
             return
+        self._shadow_jobs.append(_ShadowJob(challenger, routed, records, request_id))
         if self._shadow_thread is None:
             with self._shadow_lock:
                 if self._shadow_thread is None:
@@ -417,31 +426,28 @@ class ModelRouter:
                     self._shadow_thread.start()
 
     def _shadow_loop(self) -> None:
-        # One thread predicts every queued shadow request in a single call per batch: a
-        # thread per request fought the request threads for the GIL, and the compiled
-        # model costs far less per row in a batch than in single-row calls.
-        while not self._stop.is_set():
-            try:
-                batch = [self._shadow_queue.get(timeout=0.5)]
-            except queue.Empty:
-                continue
-            while len(batch) < SHADOW_BATCH:
+        # One thread wakes every SHADOW_TICK_SECONDS and predicts everything queued, a batch per
+        # challenger call: a thread per request, or a wake-up per request, fought the request
+        # threads for the GIL, and the compiled model costs far less per row in a batch.
+        while not self._stop.wait(SHADOW_TICK_SECONDS):
+            while self._shadow_jobs:
+                batch = []
+                while self._shadow_jobs and len(batch) < SHADOW_BATCH:
+                    batch.append(self._shadow_jobs.popleft())
+                self._shadow_in_flight = len(batch)
                 try:
-                    batch.append(self._shadow_queue.get_nowait())
-                except queue.Empty:
-                    break
-            try:
-                self._run_shadow_batch(batch)
-            finally:
-                for _ in batch:
-                    self._shadow_queue.task_done()
+                    self._run_shadow_batch(batch)
+                except Exception:  # metrics or logging trouble must not stop the shadow thread
+                    log.exception("recording shadow predictions failed")
+                finally:
+                    self._shadow_in_flight = 0
 
     def _run_shadow_batch(self, batch: list[_ShadowJob]) -> None:
-        started = time.perf_counter()
         by_challenger: dict[str, list[_ShadowJob]] = {}
         for job in batch:
             by_challenger.setdefault(job.challenger.version, []).append(job)
         for jobs in by_challenger.values():
+            started = time.perf_counter()
             challenger = jobs[0].challenger
             try:
                 merged = challenger.predict([r for job in jobs for r in job.records], None)
@@ -452,14 +458,19 @@ class ModelRouter:
             except Exception:  # one bad request must not cost the others their shadow answer
                 answers = [self._shadow_one(challenger, job) for job in jobs]
             seconds = time.perf_counter() - started
-            for job, (predictions, error) in zip(jobs, answers, strict=True):
-                agreements = (job.routed.model.agrees(job.routed.predictions, predictions)
-                              if predictions is not None else None)
-                try:
-                    self.observer.shadow(job.routed.model, challenger, job.records, predictions,
-                                         agreements, seconds, job.request_id, error)
-                except Exception:  # metrics or logging trouble must not stop the shadow thread
-                    log.exception("recording a shadow prediction failed")
+            results = [
+                ShadowResult(
+                    job.routed.model,
+                    job.records,
+                    predictions,
+                    job.routed.model.agrees(job.routed.predictions, predictions)
+                    if predictions is not None else None,
+                    job.request_id,
+                    error,
+                )
+                for job, (predictions, error) in zip(jobs, answers, strict=True)
+            ]
+            self.observer.shadow(challenger, results, seconds)
 
     def _shadow_one(self, challenger: ServedModel, job: _ShadowJob) -> tuple[list[dict] | None, str | None]:
         try:
@@ -471,7 +482,7 @@ class ModelRouter:
     def drain(self, timeout: float = 5.0) -> None:
         """Wait for shadow predictions in flight (tests, shutdown)."""
         deadline = time.monotonic() + timeout
-        while self._shadow_queue.unfinished_tasks and time.monotonic() < deadline:
+        while (self._shadow_jobs or self._shadow_in_flight) and time.monotonic() < deadline:
             time.sleep(0.005)
 
 

@@ -26,7 +26,14 @@ from modelfactory.inference.v2 import (
     tensors_to_records,
 )
 from modelfactory.prediction_log import PredictionLog
-from modelfactory.routing import ModelRouter, RolloutState, Routed, RouterObserver, UnknownVersion
+from modelfactory.routing import (
+    ModelRouter,
+    RolloutState,
+    Routed,
+    RouterObserver,
+    ShadowResult,
+    UnknownVersion,
+)
 
 
 class InferenceEndpoint(RouterObserver):
@@ -153,22 +160,31 @@ class InferenceEndpoint(RouterObserver):
     def challenger_error(self, model: ServedModel, kind: str) -> None:
         self.metrics.challenger_errors.labels(self.name, model.version, kind).inc()
 
-    def shadow(
-        self, champion, challenger, records, predictions, agreements, seconds, request_id, error
-    ) -> None:
-        if predictions is None:
+    def shadow(self, challenger: ServedModel, results: Sequence[ShadowResult], seconds: float) -> None:
+        answered = [result for result in results if result.predictions is not None]
+        if not answered:
             return
-        self.metrics.shadow_predictions.labels(self.name, challenger.version).inc(len(predictions))
-        self.metrics.shadow_latency.labels(self.name, challenger.version).observe(seconds)
-        disagreements = sum(1 for agree in agreements or () if not agree)
+        # Counted once per batch: the metrics are shared-memory writes, not free per request.
+        version = challenger.version
+        self.metrics.shadow_predictions.labels(self.name, version).inc(
+            sum(len(result.predictions) for result in answered)
+        )
+        self.metrics.shadow_latency.labels(self.name, version).observe(seconds)
+        disagreements = sum(
+            1 for result in answered for agree in result.agreements or () if not agree
+        )
         if disagreements:
-            self.metrics.shadow_disagreements.labels(self.name, challenger.version).inc(
-                disagreements
-            )
+            self.metrics.shadow_disagreements.labels(self.name, version).inc(disagreements)
         if self.prediction_log is not None:
-            self.prediction_log.record(
-                challenger.name, challenger.version, records, predictions, request_id, role="shadow"
-            )
+            for result in answered:
+                self.prediction_log.record(
+                    challenger.name,
+                    version,
+                    result.records,
+                    result.predictions,
+                    result.request_id,
+                    role="shadow",
+                )
 
     def shadow_skipped(self, challenger: str) -> None:
         self.metrics.shadow_skipped.labels(self.name, challenger).inc()

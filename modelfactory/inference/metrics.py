@@ -69,7 +69,7 @@ class ServingMetrics:
         )
         self.shadow_latency = prom.Histogram(
             "modelfactory_shadow_latency_seconds",
-            "Time the challenger took in shadow.",
+            "Time the challenger took per shadow batch (the requests queued since the last one).",
             ["model", "version"],
             buckets=LATENCY_BUCKETS,
             **kw,
