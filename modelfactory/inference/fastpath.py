@@ -77,7 +77,8 @@ class _Forest:
                 nodes = self.children[2 * nodes + go_left]
             done = self.leaf[nodes]
             if done.any():
-                total += np.bincount(rows[done], weights=self.positive_fraction[nodes[done]], minlength=n)
+                reached = self.positive_fraction[nodes[done]]
+                total += np.bincount(rows[done], weights=reached, minlength=n)
                 running = ~done
                 nodes, offsets, rows = nodes[running], offsets[running], rows[running]
         return total / trees
