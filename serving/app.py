@@ -5,7 +5,10 @@ ours), and usable on its own in tests. Handlers are thin: they check the token
 and the body size, parse, and call the shared
 :class:`~modelfactory.inference.endpoint.InferenceEndpoint` found at
 ``app.state.endpoint``. Bad input is always a 4xx that names the field or input:
-422 invalid, 404 unknown model or version, 413 too large, 401 missing token.
+422 invalid, 404 unknown model or version (or a record naming something the model
+does not have, such as a store without a forecast model), 413 too large, 401
+missing token. The app is the same for every served model (the forecast service
+adds ``POST /forecast`` to it, :mod:`serving.forecast_app`).
 """
 
 from __future__ import annotations
@@ -14,10 +17,11 @@ import json
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from modelfactory import __version__
 from modelfactory.inference.endpoint import InferenceEndpoint
-from modelfactory.inference.schema import InvalidInput
+from modelfactory.inference.schema import InputNotFound, InvalidInput
 from modelfactory.inference.v2 import (
     BINARY_HEADER,
     DATATYPES,
@@ -107,7 +111,7 @@ _ERRORS = {
     str(code): {"description": text, "content": {"application/json": {"schema": _ERROR}}}
     for code, text in (
         (401, "Missing or wrong bearer token"),
-        (404, "Unknown model or version"),
+        (404, "Unknown model or version, or a record naming what the model does not have"),
         (413, "Request body over MODELFACTORY_MAX_REQUEST_BYTES"),
         (422, "Input that does not fit the model, naming the field or input"),
         (503, "No model loaded yet"),
@@ -174,13 +178,20 @@ def _authorize(request: Request, endpoint: InferenceEndpoint, protocol: str = "v
         )
 
 
-def build_api(model_name: str) -> FastAPI:
+async def _predicting(endpoint: InferenceEndpoint, method, *args, **kwargs):
+    """``endpoint.predict`` or ``infer``: inline, or in a worker thread for blocking models."""
+    if endpoint.blocking_predictions:
+        return await run_in_threadpool(method, *args, **kwargs)
+    return method(*args, **kwargs)
+
+
+def build_api(model_name: str, title: str = "modelfactory model API", about: str = "") -> FastAPI:
     api = FastAPI(
-        title="modelfactory model API",
+        title=title,
         version=__version__,
         description=f"Predictions of registered model '{model_name}': plain JSON (/predict) "
         "and the Open Inference Protocol v2 (/v2/...). The rollout (canary or shadow) decides "
-        "which version answers unless the x-model-version header names one.",
+        "which version answers unless the x-model-version header names one." + about,
     )
 
     def endpoint_of(request: Request) -> InferenceEndpoint | None:
@@ -188,7 +199,7 @@ def build_api(model_name: str) -> FastAPI:
 
     @api.post(
         "/predict",
-        summary="Predict the class and probability of each record",
+        summary="Predict each record: one object of the model's outputs per record",
         openapi_extra={
             **_body(
                 {
@@ -217,13 +228,17 @@ def build_api(model_name: str) -> FastAPI:
                     422, 'expected a JSON object {"records": [{...}, ...]}', ["records: missing"]
                 )
             request_id = request.headers.get(REQUEST_ID)
-            routed = endpoint.predict(
+            routed = await _predicting(
+                endpoint,
+                endpoint.predict,
                 body["records"],
                 protocol="json",
                 explicit_version=request.headers.get(MODEL_VERSION) or None,
                 request_key=request.headers.get(REQUEST_KEY) or None,
                 request_id=request_id,
             )
+        except InputNotFound as exc:
+            return _error(404, str(exc))
         except InvalidInput as exc:
             return _error(422, "the records do not match the model's input schema", exc.problems)
         except V2Error as exc:
@@ -404,7 +419,9 @@ def build_api(model_name: str) -> FastAPI:
                 endpoint.refuse("not_found", "v2_rest")
                 raise
             v2_request = _parse(raw, request.headers.get(BINARY_HEADER), endpoint)
-            routed, tensors, request_id = endpoint.infer(
+            routed, tensors, request_id = await _predicting(
+                endpoint,
+                endpoint.infer,
                 v2_request,
                 protocol="v2_rest",
                 explicit_version=version or request.headers.get(MODEL_VERSION) or None,

@@ -16,12 +16,13 @@ from collections.abc import Mapping, Sequence
 
 from modelfactory.inference.metrics import ServingMetrics
 from modelfactory.inference.options import ServingOptions
-from modelfactory.inference.schema import InvalidInput
+from modelfactory.inference.schema import InputNotFound, InvalidInput
 from modelfactory.inference.served import ServedModel
 from modelfactory.inference.v2 import (
     InferRequest,
     Tensor,
     V2Error,
+    check_rectangular,
     output_tensors,
     tensors_to_records,
 )
@@ -37,17 +38,23 @@ from modelfactory.routing import (
 
 
 class InferenceEndpoint(RouterObserver):
+    """``blocking_predictions``: a prediction may take long enough to stall an event loop (the
+    forecaster runs Prophet on a cache miss, 100 ms and more), so adapters running on one
+    call :meth:`predict` / :meth:`infer` in a worker thread instead of inline."""
+
     def __init__(
         self,
         router: ModelRouter,
         options: ServingOptions,
         metrics: ServingMetrics,
         prediction_log: PredictionLog | None = None,
+        blocking_predictions: bool = False,
     ):
         self.router = router
         self.options = options
         self.metrics = metrics
         self.prediction_log = prediction_log
+        self.blocking_predictions = blocking_predictions
         router.observer = self
         self.name = router.name
 
@@ -80,7 +87,11 @@ class InferenceEndpoint(RouterObserver):
         request_key: str | None = None,
         request_id: str | None = None,
     ) -> Routed:
-        """Answer JSON records. Raises InvalidInput, V2Error (not_found, unavailable)."""
+        """Answer JSON records.
+
+        Raises InvalidInput (its subclass InputNotFound for a 404), V2Error (not_found,
+        unavailable).
+        """
         try:
             routed = self.router.predict(
                 records,
@@ -89,8 +100,8 @@ class InferenceEndpoint(RouterObserver):
                 request_id=request_id,
                 max_records=self.options.max_records,
             )
-        except InvalidInput:
-            self.refuse("invalid", protocol)
+        except InvalidInput as exc:
+            self.refuse(exc.kind, protocol)
             raise
         except UnknownVersion as exc:
             self.refuse("not_found", protocol)
@@ -116,6 +127,7 @@ class InferenceEndpoint(RouterObserver):
             raise V2Error("unavailable", f"no champion of {self.name} is loaded yet")
         try:
             records = tensors_to_records(request, model.input_tensors(), self.options.max_records)
+            check_rectangular(records, model.output_tensors())
             if request.outputs is not None:  # refuse unknown outputs before predicting
                 output_tensors([], model.output_tensors(), request.outputs)
         except V2Error:
@@ -130,6 +142,8 @@ class InferenceEndpoint(RouterObserver):
                 request_key=request_key,
                 request_id=request_id,
             )
+        except InputNotFound as exc:
+            raise V2Error("not_found", str(exc)) from None
         except InvalidInput as exc:
             raise V2Error("invalid", "the inputs do not match the model", exc.problems) from None
         tensors = output_tensors(routed.predictions, routed.model.output_tensors(), request.outputs)

@@ -26,11 +26,26 @@ _KIND_BY_MLFLOW_TYPE = {
 class InvalidInput(ModelFactoryError):
     """The request does not fit the model's input schema; ``problems`` name each field."""
 
-    def __init__(self, problems: Sequence[str]):
+    kind = "invalid"  # the V2Error kind (and refusal reason) protocols answer with
+
+    def __init__(self, problems: Sequence[str], message: str | None = None):
         self.problems = list(problems)
         shown = "; ".join(self.problems[:20])
         more = f" (and {len(self.problems) - 20} more)" if len(self.problems) > 20 else ""
-        super().__init__(f"invalid input: {shown}{more}")
+        super().__init__(message or f"invalid input: {shown}{more}")
+
+
+class InputNotFound(InvalidInput):
+    """A well-formed record asks for something the model does not have (a store without a model).
+
+    Protocols answer 404 / NOT_FOUND with the message. It stays an InvalidInput so that in
+    a canary the champion decides, as for any input the challenger refuses.
+    """
+
+    kind = "not_found"
+
+    def __init__(self, message: str):
+        super().__init__([message], message)
 
 
 @dataclass(frozen=True)

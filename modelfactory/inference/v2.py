@@ -1,13 +1,14 @@
 """The Open Inference Protocol (v2) for tabular models: tensors in, records out, and back.
 
-A tabular request carries one tensor per input column, shape ``[n]`` (or
-``[n, 1]``), the convention of MLServer's pandas codec; a reply carries one
-tensor per output. This module is protocol-only and pure: it turns the JSON
-body (with Triton's binary-data extension, which tritonclient uses by default)
-or a gRPC ``ModelInferRequest`` into :class:`Tensor` objects, checks them
-against the model's :class:`~modelfactory.inference.served.TensorSpec` list,
-naming the input at fault, and encodes predictions back. HTTP and gRPC adapters
-map :class:`V2Error` kinds to status codes (422/INVALID_ARGUMENT, ...).
+A tabular request carries one tensor per input column, shape ``[n]`` (or ``[n, 1]``),
+the convention of MLServer's pandas codec; a reply carries one tensor per output, shape
+``[n]``, or ``[n, h]`` for an output that holds a list of ``h`` values per record (a
+forecast's days; see ``TensorSpec.length_from``). This module is protocol-only and pure:
+it turns the JSON body (with Triton's binary-data extension, which tritonclient uses by
+default) or a gRPC ``ModelInferRequest`` into :class:`Tensor` objects, checks them
+against the model's :class:`~modelfactory.inference.served.TensorSpec` list, naming the
+input at fault, and encodes predictions back. HTTP and gRPC adapters map
+:class:`V2Error` kinds to status codes (422/INVALID_ARGUMENT, ...).
 """
 
 from __future__ import annotations
@@ -397,10 +398,45 @@ def output_tensors(
         chosen = [by_name[name] for name in requested]
     else:
         chosen = list(specs)
-    return [
-        Tensor(spec.name, spec.datatype, [len(predictions)], [p[spec.name] for p in predictions])
-        for spec in chosen
-    ]
+    return [_output_tensor(spec, predictions) for spec in chosen]
+
+
+def _output_tensor(spec: TensorSpec, predictions: Sequence[Mapping]) -> Tensor:
+    values = [p[spec.name] for p in predictions]
+    if spec.length_from is None:
+        return Tensor(spec.name, spec.datatype, [len(values)], values)
+    # A list per record: shape [n, length], flattened row-major.
+    width = len(values[0]) if values else 0
+    if any(len(v) != width for v in values):
+        lengths = sorted({len(v) for v in values})
+        raise V2Error(
+            "invalid",
+            f"output '{spec.name}': records have {lengths} values each; v2 tensors are "
+            f"rectangular, so send records with the same {spec.length_from}",
+        )
+    return Tensor(spec.name, spec.datatype, [len(values), width], [x for v in values for x in v])
+
+
+def check_rectangular(records: Sequence[Mapping], outputs: Sequence[TensorSpec]) -> None:
+    """Refuse, before predicting, records whose list outputs would have different lengths.
+
+    v2 tensors are rectangular: an output of shape ``[n, h]`` needs every record to ask for
+    the same ``h``, i.e. the same value of the input named by ``TensorSpec.length_from``.
+    """
+    for name in dict.fromkeys(spec.length_from for spec in outputs if spec.length_from):
+        values = list(dict.fromkeys(record.get(name) for record in records))
+        if len(values) > 1:
+            shown = ", ".join(_describe(v) for v in values[:5])
+            shown += ", ..." if len(values) > 5 else ""
+            raise V2Error(
+                "invalid",
+                "the inputs do not match the model",
+                [
+                    f"input '{name}': rows ask for different values ({shown}); v2 output tensors "
+                    f"are rectangular, so every row of a request needs the same {name} (send one "
+                    f"request per {name}, or use the JSON routes)"
+                ],
+            )
 
 
 def encode_raw(tensor: Tensor) -> bytes:

@@ -10,6 +10,7 @@ import pytest
 from modelfactory.inference.served import TensorSpec
 from modelfactory.inference.v2 import (
     V2Error,
+    check_rectangular,
     decode_raw,
     encode_raw,
     json_response,
@@ -149,3 +150,35 @@ def test_truncated_binary_data_is_invalid():
         )
     with pytest.raises(V2Error, match="whole number"):
         decode_raw("age", "INT64", b"\x00" * 9)
+
+
+DAILY = [
+    TensorSpec("ds", "BYTES", "string", length_from="days"),
+    TensorSpec("y", "FP64", "number", length_from="days"),
+]
+
+
+def test_a_list_per_record_is_an_n_by_length_tensor():
+    predictions = [{"ds": ("d1", "d2", "d3"), "y": (1.0, 2.0, 3.0)},
+                   {"ds": ("e1", "e2", "e3"), "y": (4.0, 5.0, 6.0)}]
+    ds, y = output_tensors(predictions, DAILY, None)
+    assert (ds.shape, ds.data) == ([2, 3], ["d1", "d2", "d3", "e1", "e2", "e3"])
+    assert (y.shape, y.data) == ([2, 3], [1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    head, tail = json_response("m", "1", None, [y], {"y"})
+    assert head["outputs"][0]["shape"] == [2, 3]
+    assert np.frombuffer(tail, "<f8").reshape(2, 3).tolist() == [[1, 2, 3], [4, 5, 6]]
+    (scalar,) = output_tensors([{"p": 0.5}], [TensorSpec("p", "FP64", "number")], None)
+    assert scalar.shape == [1]  # one value per record stays [n]
+    with pytest.raises(V2Error, match="output 'y': records have \\[1, 3\\] values each"):
+        output_tensors([predictions[0], {"ds": ("x",), "y": (1.0,)}], DAILY, ["y"])
+
+
+def test_rows_asking_for_different_lengths_are_refused_naming_the_input():
+    check_rectangular([{"days": 7}, {"days": 7}], DAILY)
+    check_rectangular([{"days": 7}, {"days": 14}], SPECS)  # no list outputs: anything goes
+    with pytest.raises(V2Error) as caught:
+        check_rectangular([{"days": 7}, {"days": 14}, {"days": 7}], DAILY)
+    assert caught.value.kind == "invalid"
+    assert caught.value.problems[0].startswith(
+        "input 'days': rows ask for different values (7, 14)"
+    )
