@@ -239,7 +239,7 @@ class ModelRouter:
         load: Callable[[str], ServedModel],
         observer: RouterObserver | None = None,
         poll_seconds: float = 5.0,
-        shadow_pending_limit: int = 256,
+        shadow_pending_limit: int = 1024,
     ):
         self.name = name
         self._read_state = read_state
