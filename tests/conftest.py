@@ -1,4 +1,5 @@
-"""Fixtures shared by the whole suite: the real datasets, and one real MLflow server per session."""
+"""Fixtures shared by the whole suite: the real datasets, one real MLflow server per session, and a
+small forecasting model set (3 synthetic stores, Prophet, trained once per session)."""
 
 from __future__ import annotations
 
@@ -53,3 +54,41 @@ def mlflow_server(tmp_path_factory):
     server.start()
     yield server.url
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def synthetic_sales():
+    from modelfactory.data.rossmann import synthetic_rossmann
+
+    return synthetic_rossmann(n_stores=3, start="2013-06-01", end="2015-07-31", seed=7)
+
+
+@pytest.fixture(scope="session")
+def synthetic_result(synthetic_sales):
+    from modelfactory.forecasting import ForecastConfig, train_model_factory
+
+    return train_model_factory(
+        synthetic_sales, ForecastConfig(holdout_weeks=4, uncertainty_samples=200)
+    )
+
+
+@pytest.fixture(scope="session")
+def model_set_dir(synthetic_result, tmp_path_factory):
+    """A model-set directory with stores 1, 2 and 3."""
+    from modelfactory.forecasting import save_model_set
+
+    directory = tmp_path_factory.mktemp("model_set")
+    save_model_set(directory, synthetic_result, metadata={"source": "synthetic"})
+    return directory
+
+
+@pytest.fixture(scope="session")
+def model_set(model_set_dir):
+    """The model set as serving loads it (the registered pyfunc, stores loaded lazily)."""
+    from types import SimpleNamespace
+
+    from modelfactory.forecasting.registered import ARTIFACT, ModelSetPyfunc
+
+    loaded = ModelSetPyfunc()
+    loaded.load_context(SimpleNamespace(artifacts={ARTIFACT: str(model_set_dir)}))
+    return loaded

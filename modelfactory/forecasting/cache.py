@@ -16,7 +16,7 @@ from __future__ import annotations
 import sys
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,11 +24,17 @@ import pandas as pd
 
 
 def approximate_size(value: Any) -> int:
-    """Bytes a cached value holds, roughly: DataFrames count their memory, strings their length."""
+    """Bytes a cached value holds, roughly: DataFrames count their memory, strings their length,
+    a mapping of sequences (a served forecast: a tuple per output) its containers and items."""
     if isinstance(value, pd.DataFrame):
         return int(value.memory_usage(deep=True).sum())
     if isinstance(value, (str, bytes)):
         return len(value)
+    if isinstance(value, Mapping):
+        return sys.getsizeof(value) + sum(
+            sys.getsizeof(v) + (sum(map(sys.getsizeof, v)) if isinstance(v, tuple | list) else 0)
+            for v in value.values()
+        )
     model = getattr(value, "model", None)
     history = getattr(model, "history", None)
     if isinstance(history, pd.DataFrame):
@@ -162,8 +168,10 @@ class ForecastCache:
 
     ``load_model(store)`` and ``make_forecast(model, horizon, policy)`` are the slow
     operations, e.g. ``lambda s: load_store_model(directory, s)`` and
-    :func:`modelfactory.forecasting.model_set.forecast`. Call :meth:`set_version` whenever
-    the registry says a new version serves; a different version empties both caches.
+    :func:`modelfactory.forecasting.model_set.forecast`; a forecast is any value with
+    ``copy()`` (a DataFrame, or the served forecaster's dict of tuples). Call
+    :meth:`set_version` whenever the registry says a new version serves; a different
+    version empties both caches.
     """
 
     def __init__(

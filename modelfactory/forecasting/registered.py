@@ -85,6 +85,7 @@ class LoadedModelSet:
     name: str
     version: str
     model: ModelSetPyfunc
+    run_id: str | None = None
 
     @property
     def directory(self) -> Path:
@@ -111,4 +112,4 @@ def load_model_set(name: str, version: str, tracking_uri: str | None = None) -> 
     source = client.get_logged_model(model_id).artifact_location if model_id else found.source
     local = mlflow.artifacts.download_artifacts(artifact_uri=source, tracking_uri=uri)
     pyfunc = mlflow.pyfunc.load_model(local)
-    return LoadedModelSet(name, str(version), pyfunc.unwrap_python_model())
+    return LoadedModelSet(name, str(version), pyfunc.unwrap_python_model(), found.run_id)
