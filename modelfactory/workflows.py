@@ -220,16 +220,12 @@ def print_anomaly_batch(summary: dict, tracking_uri: str, console: Console) -> N
 def forecast_store(store: int, horizon: int, tracking_uri: str, console: Console,
                    plot: Path | None = None, model_name: str = "store-sales", alias: str = "champion"):
     """Forecast one store with the registered champion set; print a summary, optionally write a PNG."""
-    from modelfactory.forecasting.champion import registry_forecaster
+    from modelfactory.forecasting.served import ServedForecaster
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keep the terminal readable
-    forecaster = registry_forecaster(model_name, tracking_uri, alias=alias)
     with console.status(f"Loading {model_name}@{alias}..."):
-        forecaster.refresh()
-    if forecaster.version is None:
-        raise LookupError(f"registered model {model_name!r} has no {alias!r} version at {tracking_uri}; "
-                          "run `modelfactory run forecasting` first")
-    version, frame = forecaster.forecast(store, horizon)
+        forecaster = ServedForecaster.load(model_name, tracking_uri=tracking_uri, alias=alias)
+    version, frame = forecaster.version, forecaster.forecast(store, horizon)
     open_days = frame[frame["open"]]
     console.print(f"Store {store}, {model_name} v{version}: {horizon} days from {frame['ds'].min():%Y-%m-%d} "
                   f"to {frame['ds'].max():%Y-%m-%d}; {len(open_days)} open days, expected sales "

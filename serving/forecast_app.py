@@ -1,10 +1,19 @@
-"""The HTTP API of the forecast service: ``POST /forecast`` and ``GET /model``.
+"""The HTTP API of the forecast service: the model API of every service, plus ``POST /forecast``.
 
-A FastAPI app mounted into the BentoML service at "/" (so every status code is ours),
-and usable on its own in tests. It calls the
-:class:`~modelfactory.forecasting.champion.ChampionForecaster` found at
-``app.state.forecaster``. Unknown store → 404 naming the store; a horizon out of
-range or a field of the wrong type → 422 naming the field; no champion yet → 503.
+It is :func:`serving.app.build_api` (JSON ``/predict``, ``/model``, the Open Inference
+Protocol v2 REST routes), which serves the
+:class:`~modelfactory.forecasting.served.ServedForecaster` like any model, and one route
+of its own: ``POST /forecast`` takes ``{"store": 2, "horizon_days": 42}`` and answers the
+store's forecast as one row per day. It goes through the same
+:class:`~modelfactory.inference.endpoint.InferenceEndpoint` (``app.state.endpoint``) as
+the other routes, so it is routed (canary, shadow, ``x-model-version``), counted per
+version in ``/metrics`` and written to the prediction log. Unknown store → 404 naming the
+store; a horizon out of range or a field of the wrong type → 422 naming the field; no
+champion yet → 503.
+
+Warm requests repeat, and encoding a forecast as JSON costs more than finding it in the
+version's forecast cache: encoded answers are kept in a bounded LRU keyed by the version
+that actually answered (a canary's answers never meet the champion's), store and horizon.
 """
 
 from __future__ import annotations
@@ -17,14 +26,24 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from modelfactory.forecasting.cache import LRUCache
-from modelfactory.forecasting.champion import MAX_HORIZON_DAYS, NoChampion, UnknownStore
+from modelfactory.forecasting.served import MAX_HORIZON_DAYS, UnknownStore, as_rows
+from modelfactory.inference.schema import InvalidInput
+from modelfactory.inference.v2 import V2Error
+from serving.app import MODEL_VERSION, REQUEST_ID, REQUEST_KEY, build_api
+from serving.app import _error as error_response
+from serving.app import _v2_error as v2_error_response
+
+PROTOCOL = "json"  # the metrics' protocol label of /forecast, as of /predict
 
 
 class ForecastRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     store: StrictInt = Field(description="Store id, e.g. 4.")
-    horizon_days: StrictInt = Field(ge=1, le=MAX_HORIZON_DAYS,
-                                    description=f"Days to forecast after the history ends (1..{MAX_HORIZON_DAYS}).")
+    horizon_days: StrictInt = Field(
+        ge=1,
+        le=MAX_HORIZON_DAYS,
+        description=f"Days to forecast after the history ends (1..{MAX_HORIZON_DAYS}).",
+    )
 
 
 class ForecastDay(BaseModel):
@@ -49,50 +68,78 @@ def _problems(exc: RequestValidationError) -> list[str]:
     return problems
 
 
-def encode_forecast(store: int, version: str, frame) -> bytes:
-    rows = [{"ds": f"{ds:%Y-%m-%d}", "yhat": float(y), "yhat_lower": float(lo), "yhat_upper": float(hi),
-             "open": bool(is_open)}
-            for ds, y, lo, hi, is_open in frame[["ds", "yhat", "yhat_lower", "yhat_upper", "open"]]
-            .itertuples(index=False)]
-    return json.dumps({"store": store, "model_version": version, "forecast": rows}).encode()
+def encode_forecast(store: int, version: str, prediction) -> bytes:
+    """The ``POST /forecast`` answer for one served prediction (a tuple per output)."""
+    return json.dumps(
+        {"store": store, "model_version": version, "forecast": as_rows(prediction)}
+    ).encode()
 
 
 def build_forecast_api(model_name: str, max_encoded_bytes: int = 16 * 1024 * 1024) -> FastAPI:
-    # Warm requests repeat: keep the encoded answers too, keyed by version (a new champion's
-    # answers never meet the old ones; the old ones age out of the LRU).
     encoded = LRUCache(max_entries=None, max_bytes=max_encoded_bytes)
-    api = FastAPI(title=f"modelfactory forecasts: {model_name}",
-                  description="Daily sales forecasts with 95% intervals from the champion model set.")
+    api = build_api(
+        model_name,
+        title=f"modelfactory forecasts: {model_name}",
+        about=" POST /forecast answers one store's daily sales forecast with its 95% interval; "
+        "/predict and v2 take records {store, horizon_days} (v2 outputs have shape "
+        "[n, horizon_days], so every row of a v2 request needs the same horizon_days).",
+    )
 
     @api.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"error": "invalid request", "problems": _problems(exc)}, status_code=422)
+        endpoint = getattr(request.app.state, "endpoint", None)
+        if endpoint is not None:
+            endpoint.refuse("invalid", PROTOCOL)
+        return JSONResponse(
+            {"error": "invalid request", "problems": _problems(exc)}, status_code=422
+        )
 
-    @api.post("/forecast", response_model=ForecastResponse,
-              responses={404: {"description": "unknown store"}, 422: {"description": "invalid request"},
-                         503: {"description": "no champion loaded yet"}})
+    @api.post(
+        "/forecast",
+        response_model=ForecastResponse,
+        summary="One store's daily sales forecast (routed like every prediction)",
+        responses={
+            401: {"description": "missing or wrong bearer token"},
+            404: {"description": "unknown store, or a version not served here"},
+            422: {"description": "invalid request, naming the field"},
+            503: {"description": "no champion loaded yet"},
+        },
+    )
     def forecast(request: ForecastRequest, http: Request):
-        forecaster = http.app.state.forecaster
-        key = (forecaster.version, request.store, request.horizon_days)
+        # A plain def: FastAPI runs it in a worker thread, so a cold forecast (Prophet runs)
+        # never stalls the event loop that other requests and v2 gRPC share.
+        endpoint = getattr(http.app.state, "endpoint", None)
+        if endpoint is None:
+            return error_response(503, f"the {model_name} service is starting")
+        if not endpoint.authorized(http.headers.get("authorization")):
+            endpoint.refuse("unauthenticated", PROTOCOL)
+            return error_response(
+                401, "missing or wrong bearer token (Authorization: Bearer <token>)"
+            )
+        request_id = http.headers.get(REQUEST_ID)
+        try:
+            routed = endpoint.predict(
+                [{"store": request.store, "horizon_days": request.horizon_days}],
+                protocol=PROTOCOL,
+                explicit_version=http.headers.get(MODEL_VERSION) or None,
+                request_key=http.headers.get(REQUEST_KEY) or None,
+                request_id=request_id,
+            )
+        except UnknownStore as exc:
+            return JSONResponse({"error": str(exc), "store": exc.store}, status_code=404)
+        except InvalidInput as exc:
+            return error_response(422, "invalid request", exc.problems)
+        except V2Error as exc:
+            return v2_error_response(exc)
+        version = routed.model.version
+        key = (version, request.store, request.horizon_days)
         body = encoded.get(key)
         if body is None:
-            try:
-                version, frame = forecaster.forecast(request.store, request.horizon_days)
-            except UnknownStore as exc:
-                return JSONResponse({"error": str(exc), "store": exc.store}, status_code=404)
-            except NoChampion as exc:
-                return JSONResponse({"error": str(exc)}, status_code=503)
-            body = encode_forecast(request.store, version, frame)
-            encoded.put((version, request.store, request.horizon_days), body)
-        return Response(body, media_type="application/json")
-
-    @api.get("/model")
-    def model(http: Request):
-        forecaster = http.app.state.forecaster
-        stats, answers = forecaster.cache.forecasts.stats(), encoded.stats()
-        # hits: requests answered without running Prophet (an encoded answer or a cached forecast).
-        return {"model": model_name, "model_version": forecaster.version, "stores": len(forecaster.stores()),
-                "cache": {"models": len(forecaster.cache.models), "forecasts": stats.entries,
-                          "answers": answers.entries, "hits": answers.hits + stats.hits, "misses": stats.misses}}
+            body = encode_forecast(request.store, version, routed.predictions[0])
+            encoded.put(key, body)
+        headers = {MODEL_VERSION: version}
+        if request_id:
+            headers[REQUEST_ID] = request_id
+        return Response(body, media_type="application/json", headers=headers)
 
     return api
