@@ -71,7 +71,11 @@ def service(model_set, tmp_path):
             )
         raise LookupError(f"no version {version}")
 
-    def make(champion: str | None = "1", challenger: str | None = "2"):
+    def make(
+        champion: str | None = "1",
+        challenger: str | None = "2",
+        options: ServingOptions | None = None,
+    ):
         registry = Registry(RolloutState(champion=champion, challenger=challenger))
         metrics_registry = CollectorRegistry()
         log_url = f"sqlite:///{tmp_path / 'predictions.db'}"
@@ -79,7 +83,7 @@ def service(model_set, tmp_path):
         router = ModelRouter(MODEL, read_state=registry, load=load)
         endpoint = InferenceEndpoint(
             router,
-            ServingOptions(),
+            options or ServingOptions(),
             ServingMetrics(metrics_registry),
             prediction_log,
             blocking_predictions=True,
@@ -173,6 +177,45 @@ def test_forecast_route_refuses_unknown_stores_and_bad_fields_naming_them(servic
     assert (
         s.metric("modelfactory_requests_total", version="1", route="champion", protocol="json") == 0
     )
+
+
+def test_a_token_guards_the_forecast_route_as_every_route(service):
+    s = service(options=ServingOptions(auth_token="s3cret"))
+    body = {"store": 1, "horizon_days": 3}
+    assert s.client.post("/forecast", json=body).status_code == 401
+    wrong = s.client.post("/forecast", json=body, headers={"authorization": "Bearer nope"})
+    assert wrong.status_code == 401
+    assert s.client.post(INFER, json=v2_inputs([1], [3])).status_code == 401
+    ok = s.client.post("/forecast", json=body, headers={"authorization": "Bearer s3cret"})
+    assert ok.status_code == 200
+    refused = s.metric(
+        "modelfactory_request_errors_total", version="", reason="unauthenticated", protocol="json"
+    )
+    assert refused == 2
+
+
+def test_no_request_makes_a_server_error(service):
+    """Fuzz every route from the app's own OpenAPI document, as test_fuzz_openapi.py does."""
+    import schemathesis
+    from hypothesis import HealthCheck, given, settings
+    from schemathesis.checks import not_a_server_error
+
+    s = service(options=ServingOptions(max_request_bytes=4096, max_records=5))
+    schema = schemathesis.openapi.from_asgi("/openapi.json", s.client.app)
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert "/forecast" in {operation.path for operation in operations}
+    for operation in operations:
+
+        @given(case=operation.as_strategy())
+        @settings(
+            max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None
+        )
+        def run(case):
+            if "name" in (case.path_parameters or {}):
+                case.path_parameters["name"] = MODEL  # reach inference, not only the 404
+            case.call_and_validate(checks=[not_a_server_error])
+
+        run()
 
 
 def test_not_ready_without_a_champion(service):
