@@ -11,7 +11,8 @@ BentoML startup hook), and it predicts inline on that loop exactly as the HTTP
 routes do: a prediction takes a fraction of a millisecond, so handing each call
 to a thread pool (grpcio's synchronous server) costs more in GIL hand-offs than
 the prediction itself; measured, the thread-pool server served less than half
-the HTTP route's throughput at 8 concurrent calls.
+the HTTP route's throughput at 8 concurrent calls. Services whose predictions can
+block (``endpoint.blocking_predictions``, the forecaster) predict in a thread.
 
 The message and service definitions are tritonclient's generated stubs
 (``tritonclient.grpc.service_pb2``): the same ``inference`` package and field
@@ -27,7 +28,10 @@ Metadata: ``x-model-version`` and ``x-request-key`` as in HTTP headers;
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from functools import partial
+
 import grpc
 from tritonclient.grpc import service_pb2 as pb
 from tritonclient.grpc import service_pb2_grpc as pb_grpc
@@ -98,10 +102,12 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             versions=self.endpoint.router.served_versions,
             platform="modelfactory",
             inputs=[
-                tensor(name=t.name, datatype=t.datatype, shape=[-1]) for t in model.input_tensors()
+                tensor(name=t.name, datatype=t.datatype, shape=t.shape)
+                for t in model.input_tensors()
             ],
             outputs=[
-                tensor(name=t.name, datatype=t.datatype, shape=[-1]) for t in model.output_tensors()
+                tensor(name=t.name, datatype=t.datatype, shape=t.shape)
+                for t in model.output_tensors()
             ],
         )
 
@@ -119,12 +125,19 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
                 endpoint.refuse("invalid", "v2_grpc")
                 raise
             metadata = dict(context.invocation_metadata())
-            routed, tensors, request_id = endpoint.infer(
+            infer = partial(
+                endpoint.infer,
                 v2_request,
                 protocol="v2_grpc",
                 explicit_version=request.model_version or metadata.get("x-model-version") or None,
                 request_key=metadata.get("x-request-key") or None,
             )
+            # Inline on the loop, like the HTTP routes, unless a prediction can take long
+            # (a cold Prophet forecast): then in a thread, so the worker keeps answering.
+            if endpoint.blocking_predictions:
+                routed, tensors, request_id = await asyncio.to_thread(infer)
+            else:
+                routed, tensors, request_id = infer()
         except V2Error as exc:
             await context.abort(STATUS[exc.kind], exc.detail())
         response = pb.ModelInferResponse()

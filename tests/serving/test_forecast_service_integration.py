@@ -108,6 +108,10 @@ def test_tritonclient_http_and_grpc_agree_with_the_forecast_route(service):
     }
     by_http = http.infer(MODEL, _inputs(httpclient, [2, 1], [14, 14]))
     grpc = service["grpc"]
+    grpc_meta = grpc.get_model_metadata(MODEL)
+    assert {o.name: list(o.shape) for o in grpc_meta.outputs} == {
+        o["name"]: o["shape"] for o in meta["outputs"]
+    }
     by_grpc = grpc.infer(MODEL, _inputs(grpcclient, [2, 1], [14, 14]))
     assert by_grpc.get_response().model_version == service["champion"]
     for result in (by_http, by_grpc):
