@@ -1,4 +1,5 @@
-# The serving image: `bentoml serve serving.service:ModelService` for one model
+# The serving image: `bentoml serve` of the service for one model (python -m serving picks the
+# classifier or the forecast service from MODELFACTORY_MODEL_NAME)
 # (HTTP on 3000, gRPC Open Inference Protocol on 8001). The chart runs one
 # Deployment per model from it. Build from the repo root:
 #   docker build -f docker/serving.Dockerfile -t modelfactory-serving:0.1.0 .
@@ -53,4 +54,4 @@ USER 10001:10001
 EXPOSE 3000 8001
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s \
   CMD ["python3", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('MODELFACTORY_HTTP_PORT', '3000'), timeout=4)"]
-CMD ["sh", "-c", "exec bentoml serve serving.service:ModelService --host 0.0.0.0 --port \"${MODELFACTORY_HTTP_PORT}\""]
+CMD ["python3", "-m", "serving"]
