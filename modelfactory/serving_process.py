@@ -53,6 +53,9 @@ class ServingProcess:
         return f"http://{self.host}:{self.port}"
 
     def environment(self) -> dict[str, str]:
+        from modelfactory.config import get_settings
+
+        home = Path(self.extra_env.get("MODELFACTORY_HOME") or get_settings().home)
         return {
             **os.environ,
             "MLFLOW_TRACKING_URI": self.tracking_uri,
@@ -61,6 +64,9 @@ class ServingProcess:
             "MODELFACTORY_WORKERS": str(self.workers),
             "MODELFACTORY_HTTP_PORT": str(self.port),
             "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])),
+            # BentoML keeps its workers' Prometheus files in $BENTOML_HOME and empties that
+            # directory when a server starts: services sharing it would lose each other's /metrics.
+            "BENTOML_HOME": str(home / "bentoml" / f"{self.model_name}-{self.port}"),
             **self.extra_env,
         }
 

@@ -31,3 +31,18 @@ def test_without_a_model_name_it_stops_with_a_message_naming_the_variable():
     )
     assert done.returncode != 0 and "MODELFACTORY_MODEL_NAME is not set" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_two_services_on_one_machine_keep_their_metrics_apart(tmp_path):
+    """BentoML empties $BENTOML_HOME/prometheus_multiproc_dir when a server starts: two local
+    services sharing one BENTOML_HOME lost each other's /metrics (seen with the benchmark's
+    logging-on and logging-off services)."""
+    from modelfactory.serving_process import FORECAST_SERVICE, ServingProcess
+
+    home = {"MODELFACTORY_HOME": str(tmp_path)}
+    classifier = ServingProcess("bank-marketing", "http://mlflow", 3100, extra_env=home)
+    forecaster = ServingProcess(
+        "store-sales", "http://mlflow", 3200, extra_env=home, service=FORECAST_SERVICE
+    )
+    homes = {p.environment()["BENTOML_HOME"] for p in (classifier, forecaster)}
+    assert len(homes) == 2 and all(h.startswith(str(tmp_path)) for h in homes)
