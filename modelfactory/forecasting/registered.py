@@ -12,6 +12,9 @@ returns the stacked daily forecasts with a ``store`` column.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,6 +113,16 @@ def load_model_set(name: str, version: str, tracking_uri: str | None = None) -> 
     # plain artifact URI that downloads from this server, whatever the process-wide setting.
     model_id = found.model_id or _model_id(found.source)
     source = client.get_logged_model(model_id).artifact_location if model_id else found.source
-    local = mlflow.artifacts.download_artifacts(artifact_uri=source, tracking_uri=uri)
-    pyfunc = mlflow.pyfunc.load_model(local)
-    return LoadedModelSet(name, str(version), pyfunc.unwrap_python_model(), found.run_id)
+    # Our own directory, removed once nothing holds the model set any more (a serving process
+    # drops a version when the rollout moves on: ~200 MB per version for all Rossmann stores).
+    directory = tempfile.mkdtemp(prefix=f"modelfactory-{name}-v{version}-")
+    try:
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=source, tracking_uri=uri, dst_path=directory
+        )
+        model = mlflow.pyfunc.load_model(local).unwrap_python_model()
+    except BaseException:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise
+    weakref.finalize(model, shutil.rmtree, directory, ignore_errors=True)
+    return LoadedModelSet(name, str(version), model, found.run_id)

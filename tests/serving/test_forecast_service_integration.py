@@ -226,3 +226,18 @@ def _until(check, timeout: float = 30):
             return found
         time.sleep(0.3)
     raise AssertionError("condition not reached in time")
+
+
+def test_a_loaded_version_removes_its_downloaded_model_set_once_dropped(service, mlflow_server):
+    """A long-running service drops versions as rollouts move on; their files must not pile up."""
+    import gc
+
+    from modelfactory.forecasting.served import ServedForecaster
+
+    served = ServedForecaster.load(MODEL, service["champion"], mlflow_server)
+    directory = served.model_set.directory
+    assert directory.is_dir() and any(directory.rglob("*"))
+    assert served.predict([{"store": 1, "horizon_days": 3}])[0]["yhat"]
+    del served
+    gc.collect()
+    assert not directory.exists()
