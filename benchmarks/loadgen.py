@@ -47,13 +47,40 @@ class LoadResult:
         return self.percentile(99)
 
 
+@dataclass
+class _Run:
+    """One measurement: connections opened one after another, a warm-up, then recorded calls."""
+
+    measure_from: float
+    deadline: float
+    latencies: list[float]
+    errors: int = 0
+
+    def record(self, started: float, ok: bool) -> None:
+        if started >= self.measure_from:
+            self.latencies.append((time.perf_counter() - started) * 1000)
+            self.errors += not ok
+
+
+async def _opened_in_turn(connect, previous: asyncio.Event | None):
+    """Connect once the previous connection has had an answer, so each connection is accepted
+    by whichever server worker is free then, rather than all of a burst by the first awake."""
+    if previous is not None:
+        await previous.wait()
+    return await connect()
+
+
 async def _connection(
-    host: str, port: int, request: bytes, deadline: float, latencies: list[float], counts: dict
+    host: str,
+    port: int,
+    request: bytes,
+    run: _Run,
+    previous: asyncio.Event | None,
+    answered: asyncio.Event,
 ) -> None:
-    reader, writer = await asyncio.open_connection(host, port)
+    reader, writer = await _opened_in_turn(lambda: asyncio.open_connection(host, port), previous)
     try:
-        while time.perf_counter() < deadline:
-            started = time.perf_counter()
+        while (started := time.perf_counter()) < run.deadline:
             writer.write(request)
             status_line = await reader.readline()
             length = 0
@@ -61,10 +88,10 @@ async def _connection(
                 if line[:15].lower() == b"content-length:":
                     length = int(line[15:])
             await reader.readexactly(length)
-            latencies.append((time.perf_counter() - started) * 1000)
-            if status_line.split(b" ", 2)[1] != b"200":
-                counts["errors"] += 1
+            run.record(started, status_line.split(b" ", 2)[1] == b"200")
+            answered.set()
     finally:
+        answered.set()
         writer.close()
 
 
@@ -73,21 +100,25 @@ def _measure(
     concurrency: int,
     seconds: float,
     warmup: float,
-    connection: Callable[[float, list[float], dict], Awaitable[None]],
+    connection: Callable[[_Run, asyncio.Event | None, asyncio.Event], Awaitable[None]],
 ) -> LoadResult:
-    """``concurrency`` copies of ``connection(deadline, latencies, counts)``: warm up, measure."""
+    """``concurrency`` copies of ``connection(run, previous, answered)``, for a warm-up and then
+    ``seconds`` on the same connections."""
 
-    async def phase(duration: float) -> tuple[list[float], dict, float]:
-        latencies: list[float] = []
-        counts = {"errors": 0}
+    async def main() -> _Run:
         started = time.perf_counter()
-        deadline = started + duration
-        await asyncio.gather(*(connection(deadline, latencies, counts) for _ in range(concurrency)))
-        return latencies, counts, time.perf_counter() - started
+        run = _Run(started + warmup, started + warmup + seconds, [])
+        answered = [asyncio.Event() for _ in range(concurrency)]
+        await asyncio.gather(
+            *(
+                connection(run, answered[i - 1] if i else None, answered[i])
+                for i in range(concurrency)
+            )
+        )
+        return run
 
-    asyncio.run(phase(warmup))
-    latencies, counts, elapsed = asyncio.run(phase(seconds))
-    return LoadResult(name, concurrency, len(latencies), counts["errors"], elapsed, latencies)
+    run = asyncio.run(main())
+    return LoadResult(name, concurrency, len(run.latencies), run.errors, seconds, run.latencies)
 
 
 def run_load(
@@ -111,8 +142,8 @@ def run_load(
         concurrency,
         seconds,
         warmup,
-        lambda deadline, latencies, counts: _connection(
-            parts.hostname, parts.port, request, deadline, latencies, counts
+        lambda run, previous, answered: _connection(
+            parts.hostname, parts.port, request, run, previous, answered
         ),
     )
 
@@ -163,11 +194,11 @@ async def _grpc_connection(
     port: int,
     header_block: bytes,
     message: bytes,
-    deadline: float,
-    latencies: list[float],
-    counts: dict,
+    run: _Run,
+    previous: asyncio.Event | None,
+    answered: asyncio.Event,
 ) -> None:
-    reader, writer = await asyncio.open_connection(host, port)
+    reader, writer = await _opened_in_turn(lambda: asyncio.open_connection(host, port), previous)
     # Our receive windows as large as allowed, so the server never waits for WINDOW_UPDATEs.
     writer.write(
         _PREFACE
@@ -178,7 +209,7 @@ async def _grpc_connection(
     data = b"\x00" + struct.pack(">I", len(message)) + message  # gRPC length-prefixed message
     stream = 1
     try:
-        while time.perf_counter() < deadline:
+        while time.perf_counter() < run.deadline:
             while send_window < len(data):  # wait for the server to open its window
                 send_window += await _read_until(reader, writer)
             started = time.perf_counter()
@@ -202,11 +233,12 @@ async def _grpc_connection(
                     kind == _RST_STREAM or flags & _END_STREAM and kind in (_DATA, _HEADERS)
                 ):
                     break
-            latencies.append((time.perf_counter() - started) * 1000)
-            if not got_data or kind == _RST_STREAM:  # a trailers-only answer is a gRPC error
-                counts["errors"] += 1
+            # A trailers-only answer (no message) is a gRPC error.
+            run.record(started, got_data and kind != _RST_STREAM)
+            answered.set()
             stream += 2
     finally:
+        answered.set()
         writer.close()
 
 
@@ -251,8 +283,8 @@ def run_grpc_load(
         concurrency,
         seconds,
         warmup,
-        lambda deadline, latencies, counts: _grpc_connection(
-            host, int(port), block, message, deadline, latencies, counts
+        lambda run, previous, answered: _grpc_connection(
+            host, int(port), block, message, run, previous, answered
         ),
     )
 

@@ -7,10 +7,18 @@ Prints figures, asserts nothing. Against one registered version (the champion):
 - ``bentoml serve`` of modelfactory, 2 workers: HTTP JSON /predict, v2 REST (JSON tensors), v2 gRPC;
   each at concurrency 1 and 8, single-row requests;
 - router cost on HTTP JSON at c8: champion only, canary 50%, shadow 100% (set through the registry tags);
-- prediction logging on vs off (a second service with MODELFACTORY_PREDICTION_LOG=false).
+- prediction logging on vs off (a second service with MODELFACTORY_PREDICTION_LOG=false, running
+  beside the first from the start).
 
-The load generator is one asyncio loop in this process for every target (raw keep-alive HTTP/1.1
-connections from benchmarks/loadgen.py for HTTP, grpc.aio channels for gRPC), ``concurrency`` tasks sending back to back.
+Every figure is the median of ``--rounds`` runs, the runs of the things compared interleaved
+(champion, canary, shadow, champion, canary, ...), so a slow spell of the machine or an uneven
+share of the 8 connections between the 2 workers (the kernel decides: an accept race for
+HTTP, a hash of the ports for gRPC's SO_REUSEPORT) moves one run, not a whole comparison.
+
+The load generators are raw asyncio clients in this process (benchmarks/loadgen.py): HTTP/1.1
+keep-alive connections, and unary gRPC over HTTP/2, one connection per concurrent caller. The
+line "v2 gRPC, grpcio client" measures the same calls through Python's grpc.aio client, whose own
+CPU cost per call is about three times the raw generator's, for reference.
 
 Usage (after `modelfactory demo` twice, so a challenger exists):
     MLFLOW_TRACKING_URI=http://127.0.0.1:5044 python benchmarks/serving.py --seconds 8
@@ -26,6 +34,8 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +43,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from loadgen import run_load  # noqa: E402
+from loadgen import run_grpc_load, run_load  # noqa: E402
 from mlflow_serve import MlflowModelServer  # noqa: E402
 
 from modelfactory.data.bank_marketing import CATEGORIES, FEATURES, generate_bank_marketing  # noqa: E402
@@ -47,72 +57,89 @@ def percentile(values, q):
     return float(np.percentile(values, q)) * 1000 if values else float("nan")
 
 
-async def drive(send, concurrency: int, seconds: float, warmup: float = 1.0) -> dict:
-    """``concurrency`` tasks calling ``send()`` back to back; latencies after the warm-up count."""
-    latencies: list[float] = []
-    errors = 0
-    start = time.perf_counter()
-    measure_from = start + warmup
-    stop_at = measure_from + seconds
-
-    async def worker():
-        nonlocal errors
-        while True:
-            sent = time.perf_counter()
-            if sent >= stop_at:
-                return
-            try:
-                await send()
-            except Exception:
-                errors += 1
-                continue
-            done = time.perf_counter()
-            if sent >= measure_from:
-                latencies.append(done - sent)
-
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
+def as_figures(result) -> dict:
     return {
-        "rps": len(latencies) / seconds,
-        "p50": percentile(latencies, 50),
-        "p99": percentile(latencies, 99),
-        "n": len(latencies),
-        "errors": errors,
+        "rps": result.throughput,
+        "p50": result.p50,
+        "p99": result.p99,
+        "n": result.requests,
+        "errors": result.errors,
     }
 
 
 def run_http(url: str, body: bytes, concurrency: int, seconds: float, headers=None) -> dict:
-    """HTTP targets share the raw keep-alive generator of serving_http.py: its own CPU cost per
-    request is far below an HTTP client library's, which matters with the servers on the same cores."""
-    result = run_load(url, url, body, concurrency, seconds, headers=headers)
-    return {"rps": result.throughput, "p50": result.p50, "p99": result.p99, "n": result.requests,
-            "errors": result.errors}
+    return as_figures(run_load(url, url, body, concurrency, seconds, headers=headers))
 
 
 def run_grpc(target: str, request, concurrency: int, seconds: float) -> dict:
+    return as_figures(
+        run_grpc_load(
+            target, target, MODEL_INFER, request.SerializeToString(), concurrency, seconds
+        )
+    )
+
+
+def run_grpcio(target: str, request, concurrency: int, seconds: float) -> dict:
+    """The same calls through grpc.aio (Python's grpcio client), for reference."""
     import grpc
     from tritonclient.grpc import service_pb2_grpc
 
     async def main():
-        # One channel and TCP connection per task, like separate clients, so SO_REUSEPORT spreads
-        # them over the workers. Without a local subchannel pool, channels to the same target
-        # share one connection, and every call lands on one worker.
+        # One channel and TCP connection per task, like separate clients. Without a local
+        # subchannel pool, channels to one target share a connection, and one worker.
         channels = [
             grpc.aio.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
             for _ in range(concurrency)
         ]
         stubs = [service_pb2_grpc.GRPCInferenceServiceStub(c) for c in channels]
-        counter = iter(range(1 << 62))
+        latencies, errors = [], 0
+        measure_from = time.perf_counter() + 1.0
+        stop_at = measure_from + seconds
 
-        async def send():
-            await stubs[next(counter) % concurrency].ModelInfer(request)
+        async def worker(stub):
+            nonlocal errors
+            while (sent := time.perf_counter()) < stop_at:
+                try:
+                    await stub.ModelInfer(request)
+                except grpc.RpcError:
+                    errors += 1
+                    continue
+                if sent >= measure_from:
+                    latencies.append(time.perf_counter() - sent)
 
         try:
-            return await drive(send, concurrency, seconds)
+            await asyncio.gather(*(worker(stub) for stub in stubs))
         finally:
             for channel in channels:
                 await channel.close()
+        return {
+            "rps": len(latencies) / seconds,
+            "p50": percentile(latencies, 50),
+            "p99": percentile(latencies, 99),
+            "n": len(latencies),
+            "errors": errors,
+        }
 
     return asyncio.run(main())
+
+
+def median_of(runs: list[dict]) -> dict:
+    return {
+        key: statistics.median(run[key] for run in runs)
+        for key in ("rps", "p50", "p99", "n", "errors")
+    }
+
+
+def interleaved(rounds: int, plan: dict[str, Callable[[], dict]]) -> dict[str, dict]:
+    """Every entry of ``plan`` once per round, in order, round after round; medians per entry."""
+    runs: dict[str, list[dict]] = {name: [] for name in plan}
+    for _ in range(rounds):
+        for name, run in plan.items():
+            runs[name].append(run())
+    return {name: median_of(results) for name, results in runs.items()}
+
+
+MODEL_INFER = "/inference.GRPCInferenceService/ModelInfer"
 
 
 def v2_grpc_request(model: str, record: dict):
@@ -166,7 +193,8 @@ def in_process_floor(model, version: str, uri: str, record: dict, n: int = 3000)
 def line(name: str, r: dict, base: dict | None = None) -> str:
     ratio = f"  x{r['rps'] / base['rps']:.2f} vs {base['name']}" if base else ""
     errors = f"  errors {r['errors']}" if r["errors"] else ""
-    return f"  {name:<34} {r['rps']:8.1f} req/s   p50 {r['p50']:7.2f} ms   p99 {r['p99']:7.2f} ms{ratio}{errors}"
+    figures = f"{r['rps']:8.1f} req/s   p50 {r['p50']:7.2f} ms   p99 {r['p99']:7.2f} ms"
+    return f"  {name:<34} {figures}{ratio}{errors}"
 
 
 def main() -> None:
@@ -180,6 +208,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--skip-mlflow", action="store_true")
+    parser.add_argument("--rounds", type=int, default=3, help="runs per figure (median)")
     args = parser.parse_args()
     uri, model = args.tracking_uri, args.model
     registry = Registry(uri)
@@ -204,98 +233,116 @@ def main() -> None:
         {"dataframe_split": {"columns": columns, "data": [[record[c] for c in columns]]}}
     ).encode()
     logs = Path(tempfile.mkdtemp(prefix="bench-serving-"))
-    s = args.seconds
+    s, rounds = args.seconds, args.rounds
     print(
         f"bank-marketing champion v{champion}, challenger v{challenger}; {os.cpu_count()} cores, "
-        f"{args.workers} workers per server, single-row requests, {s:g}s per run; logs in {logs}"
+        f"{args.workers} workers per server, single-row requests, {s:g}s per run, median of "
+        f"{rounds} interleaved runs; logs in {logs}"
     )
     results: dict[str, dict] = {}
     try:
-        floor = in_process_floor(model, champion, uri, record)
-        print(line("in-process predict (floor)", floor))
-
+        print(line("in-process predict (floor)", in_process_floor(model, champion, uri, record)))
         if not args.skip_mlflow:
             with MlflowModelServer(
                 f"models:/{model}/{champion}", uri, args.workers, logs / "mlflow.log"
             ) as server:
                 url = f"http://127.0.0.1:{server.port}/invocations"
-                for c in (1, 8):
-                    results[f"mlflow c{c}"] = run_http(url, mlflow_body, c, s)
-                    print(line(f"mlflow models serve c{c}", results[f"mlflow c{c}"]))
-
-        grpc_port = free_port()
-        env = {
-            "MODELFACTORY_GRPC_PORT": str(grpc_port),
-            "MODELFACTORY_ROLLOUT_POLL_SECONDS": "1",
-            "MODELFACTORY_HOME": str(logs),
-            "MLFLOW_DISABLE_TELEMETRY": "true",
-        }
-        service = ServingProcess(
-            model,
-            uri,
-            free_port(),
-            workers=args.workers,
-            log_file=logs / "serve.log",
-            extra_env=env,
-        )
-        with service:
-            time.sleep(2)
-            target = f"127.0.0.1:{grpc_port}"
-            grpc_request = v2_grpc_request(model, record)
-            for c in (1, 8):
-                results[f"json c{c}"] = run_http(f"{service.url}/predict", json_body, c, s)
-                results[f"v2rest c{c}"] = run_http(
-                    f"{service.url}/v2/models/{model}/infer", v2_body, c, s
+                results |= interleaved(
+                    rounds,
+                    {f"mlflow c{c}": partial(run_http, url, mlflow_body, c, s) for c in (1, 8)},
                 )
-                results[f"grpc c{c}"] = run_grpc(target, grpc_request, c, s)
+            for c in (1, 8):
+                print(line(f"mlflow models serve c{c}", results[f"mlflow c{c}"]))
+
+        def serving(name: str, **env) -> ServingProcess:
+            return ServingProcess(
+                model,
+                uri,
+                free_port(),
+                workers=args.workers,
+                log_file=logs / f"{name}.log",
+                extra_env={
+                    "MODELFACTORY_GRPC_PORT": str(free_port()),
+                    "MODELFACTORY_ROLLOUT_POLL_SECONDS": "1",
+                    "MODELFACTORY_HOME": str(logs),
+                    "MLFLOW_DISABLE_TELEMETRY": "true",
+                    **env,
+                },
+            )
+
+        service = serving("serve")
+        unlogged = serving("serve-nolog", MODELFACTORY_PREDICTION_LOG="false")
+        with service, unlogged:
+            time.sleep(2)
+            target = f"127.0.0.1:{service.extra_env['MODELFACTORY_GRPC_PORT']}"
+            grpc_request = v2_grpc_request(model, record)
+            v2_url = f"{service.url}/v2/models/{model}/infer"
+            for c in (1, 8):
+                results |= interleaved(
+                    rounds,
+                    {
+                        f"json c{c}": partial(run_http, f"{service.url}/predict", json_body, c, s),
+                        f"v2rest c{c}": partial(run_http, v2_url, v2_body, c, s),
+                        f"grpc c{c}": partial(run_grpc, target, grpc_request, c, s),
+                        f"grpcio c{c}": partial(run_grpcio, target, grpc_request, c, s),
+                    },
+                )
                 base = results.get(f"mlflow c{c}")
-                if base:
-                    base = {**base, "name": f"mlflow c{c}"}
+                base = {**base, "name": f"mlflow c{c}"} if base else None
                 print(line(f"HTTP JSON /predict c{c}", results[f"json c{c}"], base))
                 print(line(f"v2 REST c{c}", results[f"v2rest c{c}"], base))
                 print(line(f"v2 gRPC c{c}", results[f"grpc c{c}"], base))
+                print(line(f"v2 gRPC c{c}, grpcio client", results[f"grpcio c{c}"], base))
+
+            def under(mode: str | None, weight: float = 0) -> Callable[[], dict]:
+                def run() -> dict:
+                    if mode:
+                        set_rollout(registry, model, mode, weight)
+                    else:
+                        clear_rollout(registry, model)
+                    time.sleep(2.5)  # every worker polls the registry each second
+                    return run_http(f"{service.url}/predict", json_body, 8, s)
+
+                return run
 
             print("router cost (HTTP JSON c8):")
-            champion_only = {**results["json c8"], "name": "champion only"}
-            set_rollout(registry, model, "canary", 50)
-            time.sleep(3)
-            results["canary50"] = run_http(f"{service.url}/predict", json_body, 8, s)
-            print(line("canary 50%", results["canary50"], champion_only))
-            set_rollout(registry, model, "shadow", 100)
-            time.sleep(3)
-            results["shadow100"] = run_http(f"{service.url}/predict", json_body, 8, s)
-            print(line("shadow 100%", results["shadow100"], champion_only))
+            results |= interleaved(
+                rounds,
+                {
+                    "champion": under(None),
+                    "canary50": under("canary", 50),
+                    "shadow100": under("shadow", 100),
+                },
+            )
             clear_rollout(registry, model)
-            time.sleep(3)
-            results["champion again"] = run_http(f"{service.url}/predict", json_body, 8, s)
-            print(line("champion only, again", results["champion again"], champion_only))
+            router_base = {**results["champion"], "name": "champion only"}
+            print(line("champion only", results["champion"]))
+            print(line("canary 50%", results["canary50"], router_base))
+            print(line("shadow 100%", results["shadow100"], router_base))
+            shadowed = shadow_counts(service.url, model, challenger)
+            print(
+                f"  shadow predictions made {shadowed['made']:.0f}, "
+                f"skipped {shadowed['skipped']:.0f}"
+            )
 
-        off = ServingProcess(
-            model,
-            uri,
-            free_port(),
-            workers=args.workers,
-            log_file=logs / "serve-nolog.log",
-            extra_env={
-                **env,
-                "MODELFACTORY_GRPC_PORT": str(free_port()),
-                "MODELFACTORY_PREDICTION_LOG": "false",
-            },
-        )
-        with off:
-            time.sleep(2)
-            results["nolog"] = run_http(f"{off.url}/predict", json_body, 8, s)
-        logged = statistics.mean([results["json c8"]["rps"], results["champion again"]["rps"]])
-        print("prediction logging (HTTP JSON c8):")
-        print(line("logging off", results["nolog"]))
-        print(
-            f"  logging on (mean of the two champion-only runs) {logged:8.1f} req/s   "
-            f"cost {100 * (1 - logged / results['nolog']['rps']):.1f}%"
-        )
+            print("prediction logging (HTTP JSON c8):")
+            results |= interleaved(
+                rounds,
+                {
+                    "logging on": partial(run_http, f"{service.url}/predict", json_body, 8, s),
+                    "logging off": partial(run_http, f"{unlogged.url}/predict", json_body, 8, s),
+                },
+            )
+            print(line("logging off", results["logging off"]))
+            print(
+                line("logging on", results["logging on"], {**results["logging off"], "name": "off"})
+            )
+
         print("targets:")
         if "mlflow c8" in results:
             print(
-                f"  HTTP JSON c8 vs mlflow c8: x{results['json c8']['rps'] / results['mlflow c8']['rps']:.2f} "
+                "  HTTP JSON c8 vs mlflow c8: "
+                f"x{results['json c8']['rps'] / results['mlflow c8']['rps']:.2f} "
                 "(target >= 2)"
             )
         print(f"  HTTP JSON c8 p99: {results['json c8']['p99']:.2f} ms (target < 15)")
@@ -304,18 +351,34 @@ def main() -> None:
                 f"  v2 gRPC p50 c{c} {results[f'grpc c{c}']['p50']:.2f} ms vs HTTP JSON "
                 f"{results[f'json c{c}']['p50']:.2f} ms (target: at or below)"
             )
-        base = statistics.mean([results["json c8"]["rps"], results["champion again"]["rps"]])
-        print(
-            f"  canary 50% cost: {100 * (1 - results['canary50']['rps'] / base):.1f}% (target <= 10)"
-        )
-        print(
-            f"  shadow 100% cost: {100 * (1 - results['shadow100']['rps'] / base):.1f}% (target <= 35)"
-        )
-        print(f"  logging cost: {100 * (1 - logged / results['nolog']['rps']):.1f}% (target <= 10)")
+        cost = {
+            name: 100 * (1 - results[name]["rps"] / results["champion"]["rps"])
+            for name in ("canary50", "shadow100")
+        }
+        print(f"  canary 50% cost: {cost['canary50']:.1f}% (target <= 10)")
+        print(f"  shadow 100% cost: {cost['shadow100']:.1f}% (target <= 35)")
+        logging_cost = 100 * (1 - results["logging on"]["rps"] / results["logging off"]["rps"])
+        print(f"  logging cost: {logging_cost:.1f}% (target <= 10)")
     finally:
         clear_rollout(registry, model)
         if original_challenger:
             registry.set_alias(model, "challenger", original_challenger)
+
+
+def shadow_counts(url: str, model: str, version: str) -> dict[str, float]:
+    """Shadow predictions made and skipped by ``version``, summed over the workers (/metrics)."""
+    import httpx
+
+    counts = {"made": 0.0, "skipped": 0.0}
+    names = {
+        "modelfactory_shadow_predictions_total": "made",
+        "modelfactory_shadow_skipped_total": "skipped",
+    }
+    for text_line in httpx.get(f"{url}/metrics", timeout=10).text.splitlines():
+        name, _, rest = text_line.partition("{")
+        if name in names and f'version="{version}"' in rest and f'model="{model}"' in rest:
+            counts[names[name]] += float(text_line.rsplit(" ", 1)[1])
+    return counts
 
 
 if __name__ == "__main__":
