@@ -240,7 +240,10 @@ class PredictionLog:
 
 
 _COLUMNS = ("created_at", "request_id", "model_name", "model_version", "role", "features", "output")
-_ROWS_PER_STATEMENT = 999 // len(_COLUMNS)  # SQLite's historical limit of 999 parameters
+# Rows per INSERT statement. Building a statement's parameters holds the GIL; executing it
+# lets go. Small statements keep each hold short, so requests wait behind the writer for a
+# fraction of a millisecond (fewer, larger statements doubled the forecast API's p99 at c8).
+_ROWS_PER_STATEMENT = 32
 
 
 def _insert(connection: sa.Connection, batch: list[PredictionRow]) -> None:
