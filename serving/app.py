@@ -178,9 +178,10 @@ def _authorize(request: Request, endpoint: InferenceEndpoint, protocol: str = "v
         )
 
 
-async def _predicting(endpoint: InferenceEndpoint, method, *args, **kwargs):
-    """``endpoint.predict`` or ``infer``: inline, or in a worker thread for blocking models."""
-    if endpoint.blocking_predictions:
+async def predicting(endpoint: InferenceEndpoint, records, method, *args, **kwargs):
+    """``method(*args, **kwargs)`` (``endpoint.predict`` or ``infer``) for ``records`` (None when
+    not parsed yet): inline, or in a worker thread when it may block the event loop."""
+    if endpoint.would_block(records):
         return await run_in_threadpool(method, *args, **kwargs)
     return method(*args, **kwargs)
 
@@ -228,8 +229,9 @@ def build_api(model_name: str, title: str = "modelfactory model API", about: str
                     422, 'expected a JSON object {"records": [{...}, ...]}', ["records: missing"]
                 )
             request_id = request.headers.get(REQUEST_ID)
-            routed = await _predicting(
+            routed = await predicting(
                 endpoint,
+                body["records"],
                 endpoint.predict,
                 body["records"],
                 protocol="json",
@@ -419,8 +421,9 @@ def build_api(model_name: str, title: str = "modelfactory model API", about: str
                 endpoint.refuse("not_found", "v2_rest")
                 raise
             v2_request = _parse(raw, request.headers.get(BINARY_HEADER), endpoint)
-            routed, tensors, request_id = await _predicting(
+            routed, tensors, request_id = await predicting(
                 endpoint,
+                None,
                 endpoint.infer,
                 v2_request,
                 protocol="v2_rest",

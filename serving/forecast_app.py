@@ -29,7 +29,7 @@ from modelfactory.forecasting.cache import LRUCache
 from modelfactory.forecasting.served import MAX_HORIZON_DAYS, UnknownStore, as_rows
 from modelfactory.inference.schema import InvalidInput
 from modelfactory.inference.v2 import V2Error
-from serving.app import MODEL_VERSION, REQUEST_ID, REQUEST_KEY, build_api
+from serving.app import MODEL_VERSION, REQUEST_ID, REQUEST_KEY, build_api, predicting
 from serving.app import _error as error_response
 from serving.app import _v2_error as v2_error_response
 
@@ -105,9 +105,9 @@ def build_forecast_api(model_name: str, max_encoded_bytes: int = 16 * 1024 * 102
             503: {"description": "no champion loaded yet"},
         },
     )
-    def forecast(request: ForecastRequest, http: Request):
-        # A plain def: FastAPI runs it in a worker thread, so a cold forecast (Prophet runs)
-        # never stalls the event loop that other requests and v2 gRPC share.
+    async def forecast(request: ForecastRequest, http: Request):
+        # A cold forecast (Prophet runs) goes to a worker thread, so it never stalls the event
+        # loop that other requests and v2 gRPC share; a cached one is answered on the loop.
         endpoint = getattr(http.app.state, "endpoint", None)
         if endpoint is None:
             return error_response(503, f"the {model_name} service is starting")
@@ -117,9 +117,13 @@ def build_forecast_api(model_name: str, max_encoded_bytes: int = 16 * 1024 * 102
                 401, "missing or wrong bearer token (Authorization: Bearer <token>)"
             )
         request_id = http.headers.get(REQUEST_ID)
+        records = [{"store": request.store, "horizon_days": request.horizon_days}]
         try:
-            routed = endpoint.predict(
-                [{"store": request.store, "horizon_days": request.horizon_days}],
+            routed = await predicting(
+                endpoint,
+                records,
+                endpoint.predict,
+                records,
                 protocol=PROTOCOL,
                 explicit_version=http.headers.get(MODEL_VERSION) or None,
                 request_key=http.headers.get(REQUEST_KEY) or None,

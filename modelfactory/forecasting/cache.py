@@ -217,6 +217,10 @@ class ForecastCache:
             (version, int(store)), lambda: self._load_model(int(store))
         )
 
+    def has_forecast(self, store: int, horizon_days: int, policy: str = "last_year") -> bool:
+        """Whether :meth:`forecast` would answer from the cache (no Prophet run)."""
+        return (self._version, int(store), int(horizon_days), policy) in self.forecasts
+
     def forecast(self, store: int, horizon_days: int, policy: str = "last_year") -> pd.DataFrame:
         """The forecast for (current version, store, horizon, policy); a copy, safe to modify."""
         version = self._version

@@ -178,6 +178,19 @@ class ServedForecaster:
             self._check_store(store)
         return [self.cache.forecast(store, horizon) for store, horizon in wanted]
 
+    def would_block(self, records: Any) -> bool:
+        """Whether predicting ``records`` may run Prophet (some forecast is not cached yet).
+
+        Refused records and unknown stores answer at once, so they do not block."""
+        try:
+            wanted = checked_records(records)
+        except InvalidInput:
+            return False
+        return not all(
+            store not in self._stores or self.cache.has_forecast(store, horizon)
+            for store, horizon in wanted
+        )
+
     def summarize(self, prediction: Mapping) -> tuple[str, float]:
         """Label ``forecast``; score: the mean daily sales forecast (closed days count as 0)."""
         yhat = prediction["yhat"]

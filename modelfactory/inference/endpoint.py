@@ -77,6 +77,21 @@ class InferenceEndpoint(RouterObserver):
     def refuse(self, reason: str, protocol: str, version: str = "") -> None:
         self.metrics.errors.labels(self.name, version, reason, protocol).inc()
 
+    def would_block(self, records=None) -> bool:
+        """Whether answering ``records`` (None: not parsed yet) may stall an event loop.
+
+        Only with ``blocking_predictions``; then it does unless every served version says it
+        will not (a model's optional ``would_block(records)``, e.g. a cached forecast), so
+        warm requests stay on the loop and skip the hand-off to a thread."""
+        if not self.blocking_predictions:
+            return False
+        if records is None:
+            return True
+        models = [self.router.model(version) for version in self.router.served_versions]
+        return not models or any(
+            getattr(model, "would_block", lambda _: True)(records) for model in models
+        )
+
     # predictions ---------------------------------------------------------------------------------
     def predict(
         self,

@@ -78,6 +78,19 @@ def test_answers_from_its_own_cache_the_second_time(served, model_set):
     assert other.cache.forecasts.stats().misses == 1 and served.cache.forecasts.stats().hits == 1
 
 
+def test_says_it_would_block_only_until_the_forecasts_are_cached(served):
+    """The HTTP app answers cached forecasts on the event loop and sends the rest to a thread."""
+    wanted = [{"store": 1, "horizon_days": 7}, {"store": 2, "horizon_days": 7}]
+    assert served.would_block(wanted)
+    served.predict(wanted[:1])
+    assert served.would_block(wanted) and not served.would_block(wanted[:1])
+    served.predict(wanted)
+    assert not served.would_block(wanted)
+    # answered at once: refused records and stores without a model
+    assert not served.would_block([{"store": 1, "horizon_days": 0}])
+    assert not served.would_block([{"store": 99999, "horizon_days": 7}])
+
+
 def test_refuses_bad_records_naming_the_record_and_field(served):
     cases = [
         (
