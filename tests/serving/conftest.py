@@ -7,6 +7,7 @@ promotion gate said), both small forests so the session starts in well under a m
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -175,3 +176,17 @@ def v2_body(records, datatypes=None):
             }
         )
     return {"inputs": inputs}
+
+
+def until(check, timeout: float = 30):
+    """Poll ``check()`` until it returns something truthy (errors count as not yet); return it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            found = check()
+        except Exception:
+            found = None
+        if found:
+            return found
+        time.sleep(0.3)
+    raise AssertionError("condition not reached in time")

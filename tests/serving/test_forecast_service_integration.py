@@ -4,7 +4,6 @@ and the prediction store."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 
 import httpx
@@ -16,6 +15,7 @@ from modelfactory.prediction_log import read_predictions
 from modelfactory.registry import Registry
 from modelfactory.routing import clear_rollout, set_rollout
 from modelfactory.serving_process import FORECAST_SERVICE, ServingProcess
+from tests.serving.conftest import until
 
 pytestmark = pytest.mark.integration
 MODEL = "store-sales-protocols"
@@ -67,7 +67,7 @@ def service(mlflow_server, model_set_dir, synthetic_result, tmp_path_factory):
         import tritonclient.grpc as grpcclient
 
         grpc = grpcclient.InferenceServerClient(f"127.0.0.1:{grpc_port}")
-        _until(grpc.is_server_ready)
+        until(grpc.is_server_ready)
         yield {
             "http": process.url,
             "grpc": grpc,
@@ -173,7 +173,7 @@ def test_the_registry_rollout_reaches_the_forecasts_with_metrics_and_the_log(ser
     service["grpc"].infer(MODEL, _inputs(grpcclient, [2], [7]))
     service["grpc"].infer(MODEL, _inputs(grpcclient, [2], [7]), model_version=challenger)
     set_rollout(service["registry"], MODEL, "canary", 100, budget_ms=60_000)
-    _until(
+    until(
         lambda: (
             httpx.post(url, json={"store": 1, "horizon_days": 7}).headers.get("x-model-version")
             == challenger
@@ -183,7 +183,7 @@ def test_the_registry_rollout_reaches_the_forecasts_with_metrics_and_the_log(ser
     lacking = httpx.post(url, json={"store": 3, "horizon_days": 7})
     assert lacking.status_code == 200 and lacking.json()["model_version"] == champion
     clear_rollout(service["registry"], MODEL)
-    _until(
+    until(
         lambda: (
             httpx.post(url, json={"store": 1, "horizon_days": 7}).headers.get("x-model-version")
             == champion
@@ -209,23 +209,10 @@ def test_the_registry_rollout_reaches_the_forecasts_with_metrics_and_the_log(ser
         rows = read_predictions(service["store"], MODEL)
         return [r for r in rows if r["features"] == {"store": 3, "horizon_days": 7}] and rows
 
-    rows = _until(logged_store_3)
+    rows = until(logged_store_3)
     assert {r["model_version"] for r in rows} == {champion, challenger}
     (row,) = [r for r in rows if r["features"] == {"store": 3, "horizon_days": 7}]
     assert row["model_version"] == champion and len(row["output"]["yhat"]) == 7
-
-
-def _until(check, timeout: float = 30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            found = check()
-        except Exception:
-            found = None
-        if found:
-            return found
-        time.sleep(0.3)
-    raise AssertionError("condition not reached in time")
 
 
 def test_a_loaded_version_removes_its_downloaded_model_set_once_dropped(service, mlflow_server):

@@ -14,7 +14,7 @@ from modelfactory.prediction_log import read_predictions
 from modelfactory.registry import Registry
 from modelfactory.routing import clear_rollout, set_rollout
 from modelfactory.serving_process import ServingProcess
-from tests.serving.conftest import MODEL
+from tests.serving.conftest import MODEL, until
 
 pytestmark = pytest.mark.integration
 TOKEN = "integration-token"
@@ -59,19 +59,10 @@ def service(registered, tmp_path_factory):
     clear_rollout(Registry(uri), MODEL)
 
 
-def _wait_for_grpc(port: int, timeout: float = 30) -> None:
+def _wait_for_grpc(port: int) -> None:
     import tritonclient.grpc as grpcclient
 
-    client = grpcclient.InferenceServerClient(f"127.0.0.1:{port}")
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if client.is_server_ready():
-                return
-        except Exception:
-            pass
-        time.sleep(0.3)
-    raise AssertionError(f"gRPC did not come up on {port}")
+    until(grpcclient.InferenceServerClient(f"127.0.0.1:{port}").is_server_ready)
 
 
 def _inputs(module, records, binary: bool = True):
@@ -174,7 +165,7 @@ def test_rollout_from_the_registry_reaches_every_worker(service, sample_records)
     body = {"records": sample_records[:1]}
     url = f"{service['http']}/predict"
     set_rollout(registry, MODEL, "canary", 100)
-    _until(
+    until(
         lambda: all(
             httpx.post(url, json=body, headers=auth()).headers["x-model-version"]
             == service["challenger"]
@@ -184,7 +175,7 @@ def test_rollout_from_the_registry_reaches_every_worker(service, sample_records)
     pinned = httpx.post(url, json=body, headers={**auth(), "x-model-version": service["champion"]})
     assert pinned.headers["x-model-version"] == service["champion"]
     set_rollout(registry, MODEL, "shadow", 100)
-    _until(
+    until(
         lambda: all(
             httpx.post(url, json=body, headers=auth()).headers["x-model-version"]
             == service["champion"]
@@ -206,19 +197,6 @@ def test_rollout_from_the_registry_reaches_every_worker(service, sample_records)
     )
     assert "modelfactory_prediction_log_written_total" in metrics
     assert "modelfactory_predict_latency_seconds_bucket" in metrics
-    rows = _until(lambda: read_predictions(service["store"], MODEL))
+    rows = until(lambda: read_predictions(service["store"], MODEL))
     assert {r["role"] for r in rows} == {"served", "shadow"}
     assert {r["model_version"] for r in rows} == {service["champion"], service["challenger"]}
-
-
-def _until(check, timeout: float = 20):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            found = check()
-        except Exception:
-            found = None
-        if found:
-            return found
-        time.sleep(0.5)
-    raise AssertionError("condition not reached in time")
