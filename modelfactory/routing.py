@@ -431,6 +431,7 @@ class ModelRouter:
         # threads for the GIL, and the compiled model costs far less per row in a batch.
         while not self._stop.wait(SHADOW_TICK_SECONDS):
             while self._shadow_jobs:
+                self._shadow_in_flight = 1  # before taking jobs, so drain() never sees neither
                 batch = []
                 while self._shadow_jobs and len(batch) < SHADOW_BATCH:
                     batch.append(self._shadow_jobs.popleft())
