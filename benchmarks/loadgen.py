@@ -189,6 +189,28 @@ def grpc_header_block(authority: str, method: str, metadata: dict[str, str] | No
     return block
 
 
+class _H2Frames:
+    """Frames from the server, with the connection-level chores done on the way: acknowledge
+    SETTINGS and PINGs, count the server's window for our DATA, stop on GOAWAY."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        self.reader, self.writer = reader, writer
+        self.send_window = 65535  # the server's connection-level window for our DATA
+
+    async def next(self) -> tuple[int, int, int, bytes]:
+        head = await self.reader.readexactly(9)
+        length = int.from_bytes(head[:3], "big")
+        payload = await self.reader.readexactly(length) if length else b""
+        kind, flags, stream = head[3], head[4], int.from_bytes(head[5:9], "big") & _MAX_WINDOW
+        if kind == _WINDOW_UPDATE and stream == 0:
+            self.send_window += struct.unpack(">I", payload)[0] & _MAX_WINDOW
+        elif kind in (_SETTINGS, _PING) and not flags & _ACK:
+            self.writer.write(_frame(kind, _ACK, 0, payload if kind == _PING else b""))
+        elif kind == _GOAWAY:
+            raise ConnectionError("server sent GOAWAY")
+        return kind, flags, stream, payload
+
+
 async def _grpc_connection(
     host: str,
     port: int,
@@ -205,33 +227,26 @@ async def _grpc_connection(
         + _frame(_SETTINGS, 0, 0, struct.pack(">HI", 2, 0) + struct.pack(">HI", 4, _MAX_WINDOW))
         + _frame(_WINDOW_UPDATE, 0, 0, struct.pack(">I", _MAX_WINDOW - 65535))
     )
-    send_window = 65535  # the server's connection-level window for our DATA
+    frames = _H2Frames(reader, writer)
     data = b"\x00" + struct.pack(">I", len(message)) + message  # gRPC length-prefixed message
     stream = 1
     try:
         while time.perf_counter() < run.deadline:
-            while send_window < len(data):  # wait for the server to open its window
-                send_window += await _read_until(reader, writer)
+            while frames.send_window < len(data):  # wait for the server to open its window
+                await frames.next()
             started = time.perf_counter()
             writer.write(
                 _frame(_HEADERS, 0x4, stream, header_block)
                 + _frame(_DATA, _END_STREAM, stream, data)
             )
-            send_window -= len(data)
+            frames.send_window -= len(data)
             got_data = False
             while True:
-                kind, flags, sid, payload = await _read_frame(reader)
-                if kind == _WINDOW_UPDATE and sid == 0:
-                    send_window += struct.unpack(">I", payload)[0] & _MAX_WINDOW
-                elif kind in (_SETTINGS, _PING):
-                    _answer_control(writer, kind, flags, payload)
-                elif kind == _GOAWAY:
-                    raise ConnectionError("server sent GOAWAY")
-                elif sid == stream and kind == _DATA and payload:
-                    got_data = True
-                if sid == stream and (
-                    kind == _RST_STREAM or flags & _END_STREAM and kind in (_DATA, _HEADERS)
-                ):
+                kind, flags, sid, payload = await frames.next()
+                if sid != stream:
+                    continue
+                got_data |= kind == _DATA and bool(payload)
+                if kind == _RST_STREAM or flags & _END_STREAM and kind in (_DATA, _HEADERS):
                     break
             # A trailers-only answer (no message) is a gRPC error.
             run.record(started, got_data and kind != _RST_STREAM)
@@ -240,28 +255,6 @@ async def _grpc_connection(
     finally:
         answered.set()
         writer.close()
-
-
-async def _read_frame(reader: asyncio.StreamReader) -> tuple[int, int, int, bytes]:
-    head = await reader.readexactly(9)
-    length = int.from_bytes(head[:3], "big")
-    payload = await reader.readexactly(length) if length else b""
-    return head[3], head[4], int.from_bytes(head[5:9], "big") & _MAX_WINDOW, payload
-
-
-def _answer_control(writer: asyncio.StreamWriter, kind: int, flags: int, payload: bytes) -> None:
-    if not flags & _ACK:  # acknowledge the server's SETTINGS and PINGs
-        writer.write(_frame(kind, _ACK, 0, payload if kind == _PING else b""))
-
-
-async def _read_until(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> int:
-    """Read control frames until a connection WINDOW_UPDATE; returns its increment."""
-    while True:
-        kind, flags, sid, payload = await _read_frame(reader)
-        if kind == _WINDOW_UPDATE and sid == 0:
-            return struct.unpack(">I", payload)[0] & _MAX_WINDOW
-        if kind in (_SETTINGS, _PING):
-            _answer_control(writer, kind, flags, payload)
 
 
 def run_grpc_load(
