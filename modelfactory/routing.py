@@ -256,7 +256,7 @@ class ModelRouter:
         # atomic, so the request path takes no lock and wakes no thread.
         self._shadow_jobs: deque[_ShadowJob] = deque()
         self._shadow_pending_limit = shadow_pending_limit
-        self._shadow_in_flight = 0
+        self._shadow_busy = False
         self._shadow_thread: threading.Thread | None = None
         self._shadow_lock = threading.Lock()
         self.last_refresh_error: str | None = None
@@ -431,17 +431,16 @@ class ModelRouter:
         # threads for the GIL, and the compiled model costs far less per row in a batch.
         while not self._stop.wait(SHADOW_TICK_SECONDS):
             while self._shadow_jobs:
-                self._shadow_in_flight = 1  # before taking jobs, so drain() never sees neither
+                self._shadow_busy = True  # before taking jobs, so drain() never sees neither
                 batch = []
                 while self._shadow_jobs and len(batch) < SHADOW_BATCH:
                     batch.append(self._shadow_jobs.popleft())
-                self._shadow_in_flight = len(batch)
                 try:
                     self._run_shadow_batch(batch)
                 except Exception:  # metrics or logging trouble must not stop the shadow thread
                     log.exception("recording shadow predictions failed")
                 finally:
-                    self._shadow_in_flight = 0
+                    self._shadow_busy = False
 
     def _run_shadow_batch(self, batch: list[_ShadowJob]) -> None:
         by_challenger: dict[str, list[_ShadowJob]] = {}
@@ -483,7 +482,7 @@ class ModelRouter:
     def drain(self, timeout: float = 5.0) -> None:
         """Wait for shadow predictions in flight (tests, shutdown)."""
         deadline = time.monotonic() + timeout
-        while (self._shadow_jobs or self._shadow_in_flight) and time.monotonic() < deadline:
+        while (self._shadow_jobs or self._shadow_busy) and time.monotonic() < deadline:
             time.sleep(0.005)
 
 
