@@ -12,7 +12,8 @@ routes do: a prediction takes a fraction of a millisecond, so handing each call
 to a thread pool (grpcio's synchronous server) costs more in GIL hand-offs than
 the prediction itself; measured, the thread-pool server served less than half
 the HTTP route's throughput at 8 concurrent calls. Services whose predictions can
-block (``endpoint.blocking_predictions``, the forecaster) predict in a thread.
+block (``endpoint.would_block``: the forecaster before its requests are parsed) predict in
+a thread.
 
 The message and service definitions are tritonclient's generated stubs
 (``tritonclient.grpc.service_pb2``): the same ``inference`` package and field
@@ -134,7 +135,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             )
             # Inline on the loop, like the HTTP routes, unless a prediction can take long
             # (a cold Prophet forecast): then in a thread, so the worker keeps answering.
-            if endpoint.blocking_predictions:
+            if endpoint.would_block(None):  # the same decision as the HTTP routes
                 routed, tensors, request_id = await asyncio.to_thread(infer)
             else:
                 routed, tensors, request_id = infer()
