@@ -1,21 +1,22 @@
 """The Open Inference Protocol v2 over gRPC (``inference.GRPCInferenceService``), beside the BentoML service.
 
-BentoML 1.4 has no gRPC serving, so each BentoML worker starts this grpcio
+BentoML 1.4 has no gRPC serving, so each BentoML worker starts this gRPC
 server on ``MODELFACTORY_GRPC_PORT`` with ``SO_REUSEPORT``: every worker binds
 the same port and the kernel spreads connections across them, so gRPC scales
 with ``workers`` like HTTP does (one process owning the port would leave the
 other workers idle for gRPC; see benchmarks/serving.py).
 
-It is a ``grpc.aio`` server on the worker's own event loop (started by an async
-BentoML startup hook), and it predicts inline on that loop exactly as the HTTP
-routes do: a prediction takes a fraction of a millisecond, so handing each call
-to a thread pool (grpcio's synchronous server) costs more in GIL hand-offs than
-the prediction itself; measured, the thread-pool server served less than half
-the HTTP route's throughput at 8 concurrent calls. Services whose predictions can
-block (``endpoint.would_block``: the forecaster before its requests are parsed) predict in
-a thread.
+It runs on the worker's own event loop (started by an async BentoML startup
+hook; the HTTP/2 side is :mod:`serving.grpc_transport`) and predicts inline on
+that loop exactly as the HTTP routes do: a prediction takes a fraction of a
+millisecond, and handing each call to another thread costs more than the
+prediction itself (grpcio's thread-pool server served less than half the HTTP
+route's throughput at 8 concurrent calls; grpcio's asyncio server still hands
+every call through its own threads, see :mod:`serving.grpc_transport`). Services
+whose predictions can block (``endpoint.would_block``: the forecaster before its
+requests are parsed) predict in a thread.
 
-The message and service definitions are tritonclient's generated stubs
+The messages are tritonclient's generated classes
 (``tritonclient.grpc.service_pb2``): the same ``inference`` package and field
 numbers as KServe's grpc_predict_v2.proto, a superset of it. Using them rather
 than generating our own avoids registering a second, different definition of
@@ -31,45 +32,45 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from functools import partial
 
-import grpc
 from tritonclient.grpc import service_pb2 as pb
-from tritonclient.grpc import service_pb2_grpc as pb_grpc
 
 from modelfactory import __version__
 from modelfactory.inference.endpoint import InferenceEndpoint
 from modelfactory.inference.v2 import V2Error, fill_grpc_response, grpc_request_tensors
+from serving.grpc_transport import Call, GrpcError, StatusCode, UnaryMethod, UnaryServer
 
 log = logging.getLogger("modelfactory.serving.grpc")
 
+SERVICE = "/inference.GRPCInferenceService/"
 STATUS = {
-    "invalid": grpc.StatusCode.INVALID_ARGUMENT,
-    "not_found": grpc.StatusCode.NOT_FOUND,
-    "too_large": grpc.StatusCode.RESOURCE_EXHAUSTED,
-    "unauthenticated": grpc.StatusCode.UNAUTHENTICATED,
-    "unavailable": grpc.StatusCode.UNAVAILABLE,
+    "invalid": StatusCode.INVALID_ARGUMENT,
+    "not_found": StatusCode.NOT_FOUND,
+    "too_large": StatusCode.RESOURCE_EXHAUSTED,
+    "unauthenticated": StatusCode.UNAUTHENTICATED,
+    "unavailable": StatusCode.UNAVAILABLE,
 }
-OPEN_METHODS = (
-    "/inference.GRPCInferenceService/ServerLive",
-    "/inference.GRPCInferenceService/ServerReady",
-)
+OPEN_METHODS = ("ServerLive", "ServerReady")  # probes need no token
 
 
-class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
+class InferenceServicer:
+    """The v2 RPCs; each takes the request message and its :class:`Call`."""
+
     def __init__(self, endpoint: InferenceEndpoint):
         self.endpoint = endpoint
 
-    async def ServerLive(self, request, context):
+    def ServerLive(self, request, call: Call):
         return pb.ServerLiveResponse(live=True)
 
-    async def ServerReady(self, request, context):
+    def ServerReady(self, request, call: Call):
         return pb.ServerReadyResponse(ready=self.endpoint.router.ready)
 
-    async def ServerMetadata(self, request, context):
+    def ServerMetadata(self, request, call: Call):
         return pb.ServerMetadataResponse(name="modelfactory", version=__version__)
 
-    async def _check(self, context, name: str, version: str) -> None:
+    def _check(self, name: str, version: str) -> None:
         try:
             self.endpoint.check_model(name)
             if version and version not in self.endpoint.router.served_versions:
@@ -80,23 +81,21 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
                 )
         except V2Error as exc:
             self.endpoint.refuse(exc.kind, "v2_grpc")
-            await context.abort(STATUS[exc.kind], exc.message)
+            raise GrpcError(STATUS[exc.kind], exc.message) from None
 
-    async def ModelReady(self, request, context):
-        await self._check(context, request.name, request.version)
+    def ModelReady(self, request, call: Call):
+        self._check(request.name, request.version)
         ready = (
             self.endpoint.router.ready
             and self.endpoint.router.model(request.version or None) is not None
         )
         return pb.ModelReadyResponse(ready=ready)
 
-    async def ModelMetadata(self, request, context):
-        await self._check(context, request.name, request.version)
+    def ModelMetadata(self, request, call: Call):
+        self._check(request.name, request.version)
         model = self.endpoint.router.model(request.version or None)
         if model is None:
-            await context.abort(
-                grpc.StatusCode.UNAVAILABLE, f"no champion of {request.name} is loaded yet"
-            )
+            raise GrpcError(StatusCode.UNAVAILABLE, f"no champion of {request.name} is loaded yet")
         tensor = pb.ModelMetadataResponse.TensorMetadata
         return pb.ModelMetadataResponse(
             name=request.name,
@@ -112,7 +111,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             ],
         )
 
-    async def ModelInfer(self, request, context):
+    def ModelInfer(self, request, call: Call):
         endpoint = self.endpoint
         try:
             try:
@@ -125,54 +124,77 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             except V2Error:
                 endpoint.refuse("invalid", "v2_grpc")
                 raise
-            metadata = dict(context.invocation_metadata())
             infer = partial(
                 endpoint.infer,
                 v2_request,
                 protocol="v2_grpc",
-                explicit_version=request.model_version or metadata.get("x-model-version") or None,
-                request_key=metadata.get("x-request-key") or None,
+                explicit_version=request.model_version
+                or call.metadata.get("x-model-version")
+                or None,
+                request_key=call.metadata.get("x-request-key") or None,
             )
             # Inline on the loop, like the HTTP routes, unless a prediction can take long
             # (a cold Prophet forecast): then in a thread, so the worker keeps answering.
             if endpoint.would_block(None):  # the same decision as the HTTP routes
-                routed, tensors, request_id = await asyncio.to_thread(infer)
-            else:
-                routed, tensors, request_id = infer()
+                return self._infer_in_thread(request, call, infer)
+            return self._reply(request, call, *infer())
         except V2Error as exc:
-            await context.abort(STATUS[exc.kind], exc.detail())
+            raise GrpcError(STATUS[exc.kind], exc.detail()) from None
+
+    async def _infer_in_thread(self, request, call: Call, infer: Callable):
+        try:
+            answer = await asyncio.to_thread(infer)
+        except V2Error as exc:
+            raise GrpcError(STATUS[exc.kind], exc.detail()) from None
+        return self._reply(request, call, *answer)
+
+    def _reply(self, request, call: Call, routed, tensors, request_id: str):
         response = pb.ModelInferResponse()
         fill_grpc_response(
             response, request.model_name, routed.model.version, request.id or None, tensors
         )
-        context.set_trailing_metadata(
-            (("x-model-version", routed.model.version), ("x-request-id", request_id))
-        )
+        call.trailing_metadata += [("x-model-version", routed.model.version),
+                                   ("x-request-id", request_id)]
         return response
 
 
-class BearerToken(grpc.aio.ServerInterceptor):
-    """Refuses calls without ``authorization: Bearer <token>``; liveness and readiness stay open for probes."""
+_REQUESTS = {
+    "ServerLive": pb.ServerLiveRequest,
+    "ServerReady": pb.ServerReadyRequest,
+    "ServerMetadata": pb.ServerMetadataRequest,
+    "ModelReady": pb.ModelReadyRequest,
+    "ModelMetadata": pb.ModelMetadataRequest,
+    "ModelInfer": pb.ModelInferRequest,
+}
 
-    def __init__(self, endpoint: InferenceEndpoint):
-        self.endpoint = endpoint
 
-        async def deny(request, context):
-            await context.abort(
-                grpc.StatusCode.UNAUTHENTICATED,
+def _with_bearer_token(endpoint: InferenceEndpoint, handle: Callable) -> Callable:
+    def checked(request, call: Call):
+        if not endpoint.authorized(call.metadata.get("authorization")):
+            endpoint.refuse("unauthenticated", "v2_grpc")
+            raise GrpcError(
+                StatusCode.UNAUTHENTICATED,
                 "missing or wrong bearer token (metadata authorization: Bearer <token>)",
             )
+        return handle(request, call)
 
-        self._deny = grpc.unary_unary_rpc_method_handler(deny)
+    return checked
 
-    async def intercept_service(self, continuation, handler_call_details):
-        if handler_call_details.method in OPEN_METHODS:
-            return await continuation(handler_call_details)
-        metadata = dict(handler_call_details.invocation_metadata or ())
-        if self.endpoint.authorized(metadata.get("authorization")):
-            return await continuation(handler_call_details)
-        self.endpoint.refuse("unauthenticated", "v2_grpc")
-        return self._deny
+
+def inference_methods(endpoint: InferenceEndpoint) -> dict[str, UnaryMethod]:
+    """Path -> method for ``inference.GRPCInferenceService``; RPCs not listed answer UNIMPLEMENTED.
+
+    With a token configured (``MODELFACTORY_AUTH_TOKEN``) every RPC but the liveness and
+    readiness probes asks for ``authorization: Bearer <token>``.
+    """
+    servicer = InferenceServicer(endpoint)
+    methods = {}
+    for name, request_type in _REQUESTS.items():
+        handle = getattr(servicer, name)
+        if endpoint.options.auth_token and name not in OPEN_METHODS:
+            handle = _with_bearer_token(endpoint, handle)
+        methods[SERVICE + name] = UnaryMethod(request_type.FromString, handle)
+    return methods
 
 
 async def start_grpc_server(
@@ -180,22 +202,16 @@ async def start_grpc_server(
     port: int,
     host: str = "0.0.0.0",
     reuse_port: bool = True,
-) -> grpc.aio.Server:
-    """Serve v2 gRPC on ``host:port`` on the running event loop; returns the started server."""
-    limit = endpoint.options.max_request_bytes
-    server = grpc.aio.server(
-        interceptors=[BearerToken(endpoint)] if endpoint.options.auth_token else None,
-        options=[
-            ("grpc.so_reuseport", 1 if reuse_port else 0),
-            # Over the limit, grpcio answers RESOURCE_EXHAUSTED before any of our code runs.
-            ("grpc.max_receive_message_length", limit),
-            ("grpc.max_send_message_length", max(limit, 4 << 20)),
-        ],
-    )
-    pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(endpoint), server)
-    bound = server.add_insecure_port(f"{host}:{port}")
-    if bound == 0:
-        raise OSError(f"could not bind gRPC port {host}:{port}")
-    await server.start()
+) -> UnaryServer:
+    """Serve v2 gRPC on ``host:port`` on the running event loop; returns the started server.
+
+    A request message over ``max_request_bytes`` is refused with RESOURCE_EXHAUSTED before
+    it is read whole.
+    """
+    server = UnaryServer(inference_methods(endpoint), endpoint.options.max_request_bytes)
+    try:
+        await server.start(host, port, reuse_port=reuse_port)
+    except OSError as exc:
+        raise OSError(f"could not bind gRPC port {host}:{port}: {exc}") from exc
     log.info("v2 gRPC on %s:%d", host, port)
     return server
