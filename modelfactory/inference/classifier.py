@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import mlflow
 import numpy as np
@@ -95,6 +96,10 @@ class ServedClassifier:
 
     # The served-model interface (modelfactory.inference.served.ServedModel).
     def input_tensors(self) -> list[TensorSpec]:
+        return self._input_specs
+
+    @cached_property
+    def _input_specs(self) -> list[TensorSpec]:  # every v2 request reads them: built once
         return [TensorSpec(f.name, DATATYPE_BY_KIND[f.kind], f.kind) for f in self.schema.fields]
 
     def output_tensors(self) -> list[TensorSpec]:

@@ -226,44 +226,47 @@ def grpc_request_tensors(request) -> InferRequest:
     if not request.inputs:
         raise V2Error("invalid", "inputs: expected at least one tensor")
     tensors = []
+    # A request has one tensor per feature, and protobuf's accessors are slow at that scale:
+    # each attribute is read once, and repeated fields are copied by slicing, which is three
+    # times faster than list() (upb iterates item by item).
     for i, item in enumerate(request.inputs):
-        name = item.name or f"inputs[{i}]"
-        if item.datatype not in DATATYPES:
-            raise V2Error(
-                "invalid", f"input '{name}': datatype {item.datatype!r} is not a v2 datatype"
-            )
-        shape = list(item.shape)
-        if not shape or any(d < 0 for d in shape):
+        name, datatype = item.name or f"inputs[{i}]", item.datatype
+        contents_field = _CONTENTS_FIELD.get(datatype)
+        if contents_field is None:
+            raise V2Error("invalid", f"input '{name}': datatype {datatype!r} is not a v2 datatype")
+        shape = item.shape[:]
+        if not shape or min(shape) < 0:
             raise V2Error(
                 "invalid",
                 f"input '{name}': shape must be a non-empty list of non-negative integers",
             )
         data = (
-            decode_raw(name, item.datatype, raw[i])
+            decode_raw(name, datatype, raw[i])
             if raw
-            else _grpc_contents(item.datatype, item.contents)
+            else getattr(item.contents, contents_field)[:]
         )
-        tensors.append(Tensor(name, item.datatype, shape, data))
+        tensors.append(Tensor(name, datatype, shape, data))
     outputs = [o.name for o in request.outputs] or None
     return InferRequest(tensors, request.id or None, outputs)
 
 
-def _grpc_contents(datatype: str, contents) -> list:
-    if datatype == "BYTES":
-        return list(contents.bytes_contents)
-    if datatype == "BOOL":
-        return list(contents.bool_contents)
-    if datatype in ("FP16", "FP32"):
-        return list(contents.fp32_contents)
-    if datatype == "FP64":
-        return list(contents.fp64_contents)
-    if datatype == "INT64":
-        return list(contents.int64_contents)
-    if datatype == "UINT64":
-        return list(contents.uint64_contents)
-    if datatype.startswith("UINT"):
-        return list(contents.uint_contents)
-    return list(contents.int_contents)
+# The InferTensorContents field holding each datatype's values (FP16 travels as fp32,
+# the small integer types as int32/uint32).
+_CONTENTS_FIELD = {
+    "BYTES": "bytes_contents",
+    "BOOL": "bool_contents",
+    "FP16": "fp32_contents",
+    "FP32": "fp32_contents",
+    "FP64": "fp64_contents",
+    "INT8": "int_contents",
+    "INT16": "int_contents",
+    "INT32": "int_contents",
+    "INT64": "int64_contents",
+    "UINT8": "uint_contents",
+    "UINT16": "uint_contents",
+    "UINT32": "uint_contents",
+    "UINT64": "uint64_contents",
+}
 
 
 # --- tensors <-> records ------------------------------------------------------------------------
