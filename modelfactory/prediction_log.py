@@ -1,23 +1,34 @@
 """The prediction log: every served (and shadow) prediction, written to a SQL store off the request path.
 
 Drift detection reads this table (features, output, model version, time). A
-request only puts rows on a bounded in-memory queue; a background thread writes
-them in batches through SQLAlchemy (sqlite locally, PostgreSQL in the cluster).
-A slow, full or missing store never blocks or fails a request: rows that do not
-fit the queue, or whose batch the store refused, are dropped and counted
-(``on_drop``), and the serving metrics show the count.
+request only puts rows on a bounded in-memory queue; a background thread hands
+them, a few times a second, to a writer process that stores them in batches
+through SQLAlchemy (sqlite locally, PostgreSQL in the cluster). A slow, full or
+missing store never blocks or fails a request: rows that do not fit the queue,
+or whose batch the store refused, are dropped and counted (``on_drop``), and the
+serving metrics show the count.
+
+Why a process: the same work on a thread of the serving worker cost 15-25% of a
+worker's throughput although it took 12 us per row on its own (benchmarks/serving.py,
+one worker). Its Python held the GIL and evicted the request thread's caches; measured
+per thread, the request thread spent ~150 us more per request with the writer beside it.
+In its own process the worker's share is one pickle per batch.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import pickle
+import subprocess
+import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
+import orjson
 import sqlalchemy as sa
 
 log = logging.getLogger(__name__)
@@ -38,8 +49,9 @@ predictions_table = sa.Table(
 )
 
 
-@dataclass(frozen=True)
-class PredictionRow:
+class PredictionRow(NamedTuple):
+    """One stored prediction, its values in the table's column order."""
+
     created_at: dt.datetime
     request_id: str | None
     model_name: str
@@ -49,23 +61,14 @@ class PredictionRow:
     output: Mapping
 
     def as_dict(self) -> dict:
-        return {
-            "created_at": self.created_at,
-            "request_id": self.request_id,
-            "model_name": self.model_name,
-            "model_version": self.model_version,
-            "role": self.role,
-            "features": dict(self.features),
-            "output": dict(self.output),
-        }
+        return {**self._asdict(), "features": dict(self.features), "output": dict(self.output)}
 
 
 def _ignore(count: int, reason: str) -> None:
     pass
 
 
-@dataclass(frozen=True)
-class _Pending:
+class _Pending(NamedTuple):
     """One request's rows as the request left them: expanded into rows by the writer, not the caller."""
 
     created_at: dt.datetime
@@ -78,16 +81,9 @@ class _Pending:
     count: int
 
     def rows(self) -> list[PredictionRow]:
+        head = self[:5]
         return [
-            PredictionRow(
-                self.created_at,
-                self.request_id,
-                self.model_name,
-                self.model_version,
-                self.role,
-                features,
-                output,
-            )
+            PredictionRow(*head, features, output)
             for features, output in zip(
                 self.records[: self.count], self.outputs[: self.count], strict=False
             )
@@ -95,14 +91,15 @@ class _Pending:
 
 
 class PredictionLog:
-    """A bounded queue in front of the store, drained by one daemon thread.
+    """A bounded queue in front of the store, drained by one daemon thread and a writer process.
 
     The bound (``max_queue``) counts rows in memory, queued or being written.
 
-    The request path does one short locked append per request. The writer wakes every
-    ``flush_seconds``, takes everything queued and writes it in transactions of at most
-    ``batch_size`` rows: a few large transactions a second instead of one per request is
-    what keeps logging cheap next to a sub-millisecond prediction (benchmarks/serving.py).
+    The request path does one short locked append per request. The thread wakes every
+    ``flush_seconds``, takes everything queued and sends it to the writer process
+    (:func:`serve_store`, started on first use and again if it dies), which writes it in
+    transactions of at most ``batch_size`` rows: a few large transactions a second instead of
+    one per request is what keeps logging cheap next to a sub-millisecond prediction.
     """
 
     def __init__(
@@ -113,7 +110,6 @@ class PredictionLog:
         flush_seconds: float = 0.25,
         on_drop: Callable[[int, str], None] = _ignore,
         on_write: Callable[[int], None] = lambda n: None,
-        engine_factory: Callable[[str], sa.Engine] | None = None,
     ):
         self.url = url
         self.max_queue = max_queue
@@ -124,8 +120,7 @@ class PredictionLog:
         self._lock = threading.Lock()
         self._queue: deque[_Pending] = deque()
         self._queued_rows = 0
-        self._engine_factory = engine_factory or _engine
-        self._engine: sa.Engine | None = None
+        self._writer: subprocess.Popen | None = None
         self._stop = threading.Event()
         self._kick = threading.Event()  # flush() and close() wake the writer early
         self._thread: threading.Thread | None = None
@@ -190,38 +185,60 @@ class PredictionLog:
             stopping = self._stop.is_set()
             with self._lock:
                 taken, self._queue = self._queue, deque()
-            rows = [row for pending in taken for row in pending.rows()]
-            for start in range(0, len(rows), self.batch_size):
-                batch = rows[start : start + self.batch_size]
-                self._write(batch)
-                with self._lock:  # rows count against the bound until written or dropped
-                    self._queued_rows -= len(batch)
+            if taken:
+                self._store(taken)
             if stopping:
+                self._stop_writer()
                 return
 
-    def _write(self, batch: list[PredictionRow]) -> None:
+    def _store(self, taken: deque[_Pending]) -> None:
+        """Have the writer process store ``taken``; count what it wrote and what was lost."""
+        total = sum(pending.count for pending in taken)
         try:
-            if self._engine is None:
-                engine = self._engine_factory(self.url)
-                metadata.create_all(engine)
-                self._engine = engine
-            with self._engine.begin() as connection:
-                _insert(connection, batch)
-            self.written += len(batch)
-            self.on_write(len(batch))
-        except Exception as exc:  # the store is down or refuses: count the loss, keep serving
-            self._drop(len(batch), "store_error")
+            writer = self._writer_process()
+            _send(writer.stdin, list(taken))
+            answer = _receive(writer.stdout)
+            if answer is None:
+                raise OSError(f"the writer process exited (code {writer.wait()})")
+            written, error = answer
+        except Exception as exc:  # cannot pickle, writer died: the batch is lost, not the worker
+            self._stop_writer()
+            written, error = [], f"{type(exc).__name__}: {exc}"
+        for count in written:
+            self.written += count
+            self.on_write(count)
+        lost = total - sum(written)
+        with self._lock:  # rows count against the bound until written or dropped
+            self._queued_rows -= total
+        if lost:
+            self._drop(lost, "store_error")
             if time.monotonic() - self._last_error_logged > 30:
                 self._last_error_logged = time.monotonic()
                 log.warning(
-                    "prediction store %s refused %d rows (dropped): %s",
-                    _safe(self.url),
-                    len(batch),
-                    exc,
+                    "prediction store %s refused %d rows (dropped): %s", _safe(self.url), lost, error
                 )
-            self._stop.wait(
-                min(self.flush_seconds, 1.0)
-            )  # back off instead of spinning on a dead store
+            self._stop.wait(min(self.flush_seconds, 1.0))  # back off from a dead store
+
+    def _writer_process(self) -> subprocess.Popen:
+        if self._writer is None or self._writer.poll() is not None:
+            self._writer = subprocess.Popen(
+                [sys.executable, "-c", "from modelfactory.prediction_log import serve_store; serve_store()"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+            )
+            _send(self._writer.stdin, (self.url, self.batch_size))  # not argv: URLs hold passwords
+        return self._writer
+
+    def _stop_writer(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is None:
+            return
+        try:
+            writer.stdin.close()  # end of input: the writer finishes its batch and exits
+            writer.wait(5)
+        except (OSError, subprocess.TimeoutExpired):
+            writer.kill()
+            writer.wait()
 
     def flush(self, timeout: float = 10.0) -> None:
         """Wait until everything queued so far is written or dropped (tests, shutdown)."""
@@ -235,50 +252,102 @@ class PredictionLog:
         self._kick.set()
         if self._thread is not None:
             self._thread.join(timeout)
-        if self._engine is not None:
-            self._engine.dispose()
+        self._stop_writer()  # if the thread is stuck on a hung store, the writer goes anyway
 
 
-_COLUMNS = ("created_at", "request_id", "model_name", "model_version", "role", "features", "output")
-# Rows per INSERT statement. Building a statement's parameters holds the GIL; executing it
-# lets go. Small statements keep each hold short, so requests wait behind the writer for a
-# fraction of a millisecond (fewer, larger statements doubled the forecast API's p99 at c8).
+# Rows per INSERT statement (sqlite binds at most 32766 parameters per statement).
 _ROWS_PER_STATEMENT = 32
 
 
 def _insert(connection: sa.Connection, batch: list[PredictionRow]) -> None:
-    """Insert rows, with as few hand-offs of the GIL as the driver allows.
+    """Insert rows: multi-row INSERTs for qmark drivers (sqlite), executemany for the others.
 
-    ``executemany`` on sqlite3 releases and retakes the GIL for every row; under load each
-    retake waits for the request thread to yield, and that convoy cost ~15% of serving
-    throughput. For qmark drivers (sqlite) the rows go as multi-row INSERTs of
-    ``_ROWS_PER_STATEMENT`` rows, bound through the columns' own SQLAlchemy types, so what is
-    stored is what ``predictions_table.insert()`` would store. Other drivers (psycopg) batch
-    executemany themselves.
+    ``executemany`` on sqlite3 goes back to Python between rows; statements of
+    ``_ROWS_PER_STATEMENT`` rows, bound through the columns' own SQLAlchemy types (so what is
+    stored is what ``predictions_table.insert()`` would store), write 3x faster. psycopg
+    batches executemany itself.
     """
     dialect = connection.dialect
     if dialect.paramstyle != "qmark":
         connection.execute(predictions_table.insert(), [row.as_dict() for row in batch])
         return
     bind = [predictions_table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
-            for name in _COLUMNS]
-    group = "(" + ", ".join("?" * len(_COLUMNS)) + ")"
-    head = f"INSERT INTO {predictions_table.name} ({', '.join(_COLUMNS)}) VALUES "
+            for name in PredictionRow._fields]
+    group = "(" + ", ".join("?" * len(bind)) + ")"
+    head = f"INSERT INTO {predictions_table.name} ({', '.join(PredictionRow._fields)}) VALUES "
     for start in range(0, len(batch), _ROWS_PER_STATEMENT):
         chunk = batch[start : start + _ROWS_PER_STATEMENT]
         params: list = []
         for row in chunk:
-            values = (row.created_at, row.request_id, row.model_name, row.model_version, row.role,
-                      row.features, row.output)
-            params.extend(value if process is None else process(value)
-                          for process, value in zip(bind, values, strict=True))
+            for process, value in zip(bind, row, strict=True):
+                params.append(value if process is None else process(value))
         connection.exec_driver_sql(head + ", ".join([group] * len(chunk)), tuple(params))
+
+
+def serve_store() -> None:
+    """The writer process: (url, batch size) first, then lists of pending requests on stdin.
+
+    Each list is stored in transactions of at most ``batch size`` rows, and answered on
+    stdout with (rows written per transaction, the first error or None). Ends at end of input.
+    """
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    sys.stdout = sys.stderr  # stray prints go to the service's log, never into the pipe
+    logging.basicConfig(level=logging.WARNING)
+    url, batch_size = _receive(stdin)
+    engine: sa.Engine | None = None
+    while (taken := _receive(stdin)) is not None:
+        rows = [row for pending in taken for row in pending.rows()]
+        written, error = [], None
+        for start in range(0, len(rows), batch_size):
+            batch = rows[start : start + batch_size]
+            try:
+                if engine is None:
+                    created = _engine(url)
+                    try:
+                        metadata.create_all(created)  # until this works, every batch tries again
+                    except Exception:
+                        created.dispose()
+                        raise
+                    engine = created
+                with engine.begin() as connection:
+                    _insert(connection, batch)
+                written.append(len(batch))
+            except Exception as exc:  # counted as dropped by the serving side
+                error = error or f"{type(exc).__name__}: {exc}"
+        _send(stdout, (written, error))
+    if engine is not None:
+        engine.dispose()
+
+
+def _send(stream, message) -> None:
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(len(data).to_bytes(4, "big") + data)
+    stream.flush()
+
+
+def _receive(stream):
+    """The next message, or None at end of input."""
+    head = stream.read(4)
+    if len(head) < 4:
+        return None
+    return pickle.loads(stream.read(int.from_bytes(head, "big")))
+
+
+def _json(value) -> str:
+    """The JSON columns' serializer: orjson, 6x faster than json.dumps for a row's features.
+
+    NaN and infinities become null (valid JSON, unlike json.dumps's NaN); numpy values are
+    written as numbers, anything else JSON has no type for as its str().
+    """
+    return orjson.dumps(
+        value, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS, default=str
+    ).decode()
 
 
 def _engine(url: str) -> sa.Engine:
     if url.startswith("sqlite"):
         # Several serving workers write the same file: wait for the lock instead of failing at once.
-        engine = sa.create_engine(url, connect_args={"timeout": 30})
+        engine = sa.create_engine(url, connect_args={"timeout": 30}, json_serializer=_json)
 
         @sa.event.listens_for(engine, "connect")
         def _wal(connection, _record) -> None:
@@ -291,7 +360,7 @@ def _engine(url: str) -> sa.Engine:
             cursor.close()
 
         return engine
-    return sa.create_engine(url, pool_pre_ping=True)
+    return sa.create_engine(url, pool_pre_ping=True, json_serializer=_json)
 
 
 def _safe(url: str) -> str:

@@ -7,6 +7,7 @@ promotion gate said), both small forests so the session starts in well under a m
 from __future__ import annotations
 
 import os
+import socket
 import time
 from pathlib import Path
 
@@ -20,6 +21,18 @@ MODEL = "bank-marketing"
 # MLflow's telemetry thread sets and unsets an environment variable while other threads read the
 # environment (urllib's proxy lookup), which fails requests at random: no telemetry in tests.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+
+@pytest.fixture
+def hung_store_url():
+    """A PostgreSQL URL whose server accepts connections and never answers (a hung database).
+
+    Connecting gives up after 3 s (``connect_timeout``), so a test can also see the rows a
+    hung store held being dropped.
+    """
+    listener = socket.create_server(("127.0.0.1", 0))
+    yield f"postgresql+psycopg://u:secret@127.0.0.1:{listener.getsockname()[1]}/db?connect_timeout=3"
+    listener.close()
 
 
 @pytest.fixture(scope="session")

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import threading
 import time
-
-import sqlalchemy as sa
 
 from modelfactory.prediction_log import PredictionLog, read_predictions
 
@@ -26,44 +23,58 @@ def test_rows_reach_the_store_in_batches(tmp_path):
     assert rows[0]["request_id"] == "r119" and rows[0]["role"] == "served"
 
 
-def test_a_blocked_store_drops_rows_without_blocking_callers(tmp_path):
-    release = threading.Event()
-
-    def blocking_engine(url):
-        release.wait(30)  # the store hangs (connect never returns)
-        raise sa.exc.OperationalError("connect", {}, Exception("store unreachable"))
-
+def test_a_hung_store_drops_rows_without_blocking_callers(hung_store_url):
     drops = []
     plog = PredictionLog(
-        "postgresql://nowhere/db",
+        hung_store_url,
         max_queue=100,
         flush_seconds=0.01,
-        engine_factory=blocking_engine,
         on_drop=lambda n, r: drops.append((n, r)),
     ).start()
-    started = time.perf_counter()
-    for _ in range(1000):
-        plog.record("m", "1", [{"x": 1}], [{"class": "no"}])
-    elapsed = time.perf_counter() - started
-    assert sum(n for n, r in drops if r == "queue_full") >= 800
-    assert elapsed < 5  # generous: it is a check of "does not block", not a timing
-    release.set()
-    plog.flush()
-    assert plog.dropped.get("store_error", 0) >= 1
-    plog.close()
+    try:
+        started = time.perf_counter()
+        for _ in range(1000):
+            plog.record("m", "1", [{"x": 1}], [{"class": "no"}])
+            time.sleep(0.001)  # the writer takes the first rows, then hangs with them
+        elapsed = time.perf_counter() - started
+        assert sum(n for n, r in drops if r == "queue_full") >= 800
+        assert elapsed < 10  # generous: it is a check of "does not block", not a timing
+        plog.flush(timeout=15)  # connect_timeout ends the hang: the held rows are dropped
+        assert plog.dropped.get("store_error", 0) >= 1
+        assert plog.pending == 0
+    finally:
+        plog.close()
 
 
-def test_a_failing_store_counts_every_lost_row(tmp_path):
-    def failing_engine(url):
-        raise sa.exc.OperationalError("connect", {}, Exception("connection refused"))
-
-    plog = PredictionLog(
-        "postgresql://nowhere/db", flush_seconds=0.01, engine_factory=failing_engine
-    ).start()
+def test_a_failing_store_counts_every_lost_row_and_the_log_recovers(tmp_path):
+    missing = tmp_path / "not-yet"
+    url = f"sqlite:///{missing / 'p.db'}"  # the directory does not exist: sqlite cannot open it
+    plog = PredictionLog(url, flush_seconds=0.01).start()
     plog.record("m", "1", [{"x": 1}] * 7, [{"class": "no"}] * 7)
     plog.flush()
-    plog.close()
     assert plog.dropped == {"store_error": 7} and plog.written == 0
+    missing.mkdir()  # the store comes back
+    plog.record("m", "1", [{"x": 2}] * 3, [{"class": "no"}] * 3)
+    plog.flush()
+    plog.close()
+    assert plog.written == 3 and [r["features"] for r in read_predictions(url)] == [{"x": 2}] * 3
+
+
+def test_a_dead_writer_process_loses_only_its_batch(tmp_path):
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    plog = PredictionLog(url, flush_seconds=0.01).start()
+    plog.record("m", "1", [{"x": 1}], [{"class": "no"}])
+    plog.flush()
+    plog._writer.kill()  # the writer process dies (OOM killer, a crash in a driver)
+    plog._writer.wait()
+    plog.record("m", "1", [{"x": 2}], [{"class": "no"}])
+    plog.flush()
+    plog.record("m", "1", [{"x": 3}], [{"class": "no"}])
+    plog.flush()
+    plog.close()
+    stored = [r["features"]["x"] for r in read_predictions(url)]
+    assert 1 in stored and 3 in stored  # a new writer took over
+    assert plog.written + plog.dropped.get("store_error", 0) == 3
 
 
 def test_the_batched_sqlite_insert_stores_what_sqlalchemy_would(tmp_path):
