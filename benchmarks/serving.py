@@ -11,9 +11,12 @@ Prints figures, asserts nothing. Against one registered version (the champion):
   beside the first for this comparison only).
 
 Every figure is the median of ``--rounds`` runs, the runs of the things compared interleaved
-(champion, canary, shadow, champion, canary, ...), so a slow spell of the machine or an uneven
-share of the 8 connections between the 2 workers (the kernel decides: an accept race for
-HTTP, a hash of the ports for gRPC's SO_REUSEPORT) moves one run, not a whole comparison.
+(champion, canary, shadow, shadow, canary, champion, ...), so a slow spell of the machine or an
+uneven share of the 8 connections between the 2 workers (the kernel decides: an accept race for
+HTTP, a hash of the ports for gRPC's SO_REUSEPORT) moves one run, not a whole comparison. The
+costs (router, logging) are a few percent, the size of that noise from one run to the next:
+they get ``--cost-rounds`` runs, and each is the median of the per-round losses, printed with
+their range.
 
 The load generators are raw asyncio clients in this process (benchmarks/loadgen.py): HTTP/1.1
 keep-alive connections, and unary gRPC over HTTP/2, one connection per concurrent caller. The
@@ -124,19 +127,33 @@ def run_grpcio(target: str, request, concurrency: int, seconds: float) -> dict:
 
 
 def median_of(runs: list[dict]) -> dict:
-    return {
+    figures = {
         key: statistics.median(run[key] for run in runs)
         for key in ("rps", "p50", "p99", "n", "errors")
     }
+    return figures | {"rps_runs": [run["rps"] for run in runs]}
 
 
 def interleaved(rounds: int, plan: dict[str, Callable[[], dict]]) -> dict[str, dict]:
-    """Every entry of ``plan`` once per round, in order, round after round; medians per entry."""
+    """Every entry of ``plan`` once per round, the order reversed every other round (so no
+    entry always runs first); medians per entry, and each round's throughput (``rps_runs``)."""
     runs: dict[str, list[dict]] = {name: [] for name in plan}
-    for _ in range(rounds):
-        for name, run in plan.items():
-            runs[name].append(run())
+    for round_ in range(rounds):
+        for name in list(plan)[:: -1 if round_ % 2 else 1]:
+            runs[name].append(plan[name]())
     return {name: median_of(results) for name, results in runs.items()}
+
+
+def cost(results: dict, name: str, base: str) -> str:
+    """Throughput lost by ``name`` against ``base``: the median over rounds of each round's
+    pair, which cancels the slow drifts of a shared machine better than a ratio of medians."""
+    pairs = [
+        100 * (1 - a / b)
+        for a, b in zip(results[name]["rps_runs"], results[base]["rps_runs"], strict=True)
+    ]
+    return (
+        f"{statistics.median(pairs):.1f}% (rounds {min(pairs):.1f} to {max(pairs):.1f})"
+    )
 
 
 MODEL_INFER = "/inference.GRPCInferenceService/ModelInfer"
@@ -209,6 +226,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--skip-mlflow", action="store_true")
     parser.add_argument("--rounds", type=int, default=3, help="runs per figure (median)")
+    parser.add_argument(
+        "--cost-rounds",
+        type=int,
+        default=6,
+        help="runs per figure of the router and logging costs, a few percent each (median)",
+    )
     args = parser.parse_args()
     uri, model = args.tracking_uri, args.model
     registry = Registry(uri)
@@ -307,7 +330,7 @@ def main() -> None:
 
             print("router cost (HTTP JSON c8):")
             results |= interleaved(
-                rounds,
+                args.cost_rounds,
                 {
                     "champion": under(None),
                     "canary50": under("canary", 50),
@@ -329,7 +352,7 @@ def main() -> None:
             with unlogged:  # started only now: its idle workers stay out of the runs above
                 time.sleep(2)
                 results |= interleaved(
-                    rounds,
+                    args.cost_rounds,
                     {
                         "logging on": partial(run_http, f"{service.url}/predict", json_body, 8, s),
                         "logging off": partial(
@@ -355,14 +378,9 @@ def main() -> None:
                 f"  v2 gRPC p50 c{c} {results[f'grpc c{c}']['p50']:.2f} ms vs HTTP JSON "
                 f"{results[f'json c{c}']['p50']:.2f} ms (target: at or below)"
             )
-        cost = {
-            name: 100 * (1 - results[name]["rps"] / results["champion"]["rps"])
-            for name in ("canary50", "shadow100")
-        }
-        print(f"  canary 50% cost: {cost['canary50']:.1f}% (target <= 10)")
-        print(f"  shadow 100% cost: {cost['shadow100']:.1f}% (target <= 35)")
-        logging_cost = 100 * (1 - results["logging on"]["rps"] / results["logging off"]["rps"])
-        print(f"  logging cost: {logging_cost:.1f}% (target <= 10)")
+        print(f"  canary 50% cost: {cost(results, 'canary50', 'champion')} (target <= 10)")
+        print(f"  shadow 100% cost: {cost(results, 'shadow100', 'champion')} (target <= 35)")
+        print(f"  logging cost: {cost(results, 'logging on', 'logging off')} (target <= 10)")
     finally:
         clear_rollout(registry, model)
         if original_challenger:
