@@ -181,9 +181,11 @@ class _Connection(asyncio.Protocol):
             elif isinstance(event, h2.events.StreamReset):
                 self._forget(event.stream_id, cancel=True)
             elif isinstance(event, h2.events.ConnectionTerminated):
-                self._flush()
-                self.transport.close()
-                return
+                # The client's GOAWAY: it opens no more calls; answer the ones it has opened.
+                self.closing = True
+                if not self.streams:
+                    self._idle()
+                    return
         self._flush()
 
     # --- requests ---------------------------------------------------------------------------
@@ -229,7 +231,7 @@ class _Connection(asyncio.Protocol):
         stream.answered = True
         method = self.server.methods[stream.call.method]
         try:
-            message = method.parse(self._message(stream))
+            message = self._parse(method, stream)
             reply = method.handle(message, stream.call)
         except Exception as exc:  # a GrpcError, or a bug: the call ends with a status either way
             self._fail(stream_id, stream, exc)
@@ -238,6 +240,16 @@ class _Connection(asyncio.Protocol):
             stream.task = asyncio.ensure_future(self._finish_later(stream_id, stream, reply))
         else:
             self._reply(stream_id, stream, reply)
+
+    def _parse(self, method: UnaryMethod, stream: _Stream):
+        payload = self._message(stream)
+        try:
+            return method.parse(payload)
+        except Exception as exc:  # not a message of the method's type: the caller's fault
+            raise GrpcError(
+                StatusCode.INVALID_ARGUMENT,
+                f"the request is not a valid message for {stream.call.method}: {exc}",
+            ) from None
 
     def _message(self, stream: _Stream) -> bytes:
         body = stream.body

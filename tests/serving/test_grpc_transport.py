@@ -113,6 +113,11 @@ def test_errors_reach_the_client_with_their_code_and_message(served):
         assert unknown.value.code() == grpc.StatusCode.UNIMPLEMENTED
         assert "/t.T/Nope" in unknown.value.details()
 
+        with pytest.raises(grpc.RpcError) as garbage:  # bytes that are no StringValue
+            channel.unary_unary("/t.T/Echo")(b"\xff\xff\xff")
+        assert garbage.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "not a valid message for /t.T/Echo" in garbage.value.details()
+
         with pytest.raises(grpc.RpcError) as bug:
             unary(channel, "/t.T/Broken", StringValue, StringValue)(StringValue())
         assert bug.value.code() == grpc.StatusCode.INTERNAL
