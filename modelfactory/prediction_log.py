@@ -38,8 +38,11 @@ predictions_table = sa.Table(
     "predictions",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, index=True),
-    sa.Column("request_id", sa.String(64), index=True),
+    # One index, by model and time, which is how drift jobs read the log. Each index costs
+    # every insert; request_id's (random keys, so random pages of a large index) cost the
+    # most. Lookups by request id are joins in batch jobs (feedback labels, audits).
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("request_id", sa.String(64)),
     sa.Column("model_name", sa.String(200), nullable=False),
     sa.Column("model_version", sa.String(50), nullable=False),
     sa.Column("role", sa.String(20), nullable=False),  # served | shadow
