@@ -178,6 +178,8 @@ class _Connection(asyncio.Protocol):
                 self._ended(event.stream_id)
             elif isinstance(event, h2.events.WindowUpdated):
                 self._window_opened(event.stream_id)
+            elif isinstance(event, h2.events.RemoteSettingsChanged):
+                self._window_opened(0)  # a larger initial window opens every stream's
             elif isinstance(event, h2.events.StreamReset):
                 self._forget(event.stream_id, cancel=True)
             elif isinstance(event, h2.events.ConnectionTerminated):
