@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ import pytest
 from modelfactory.classification import ClassifierConfig
 from modelfactory.data.bank_marketing import FEATURES, generate_bank_marketing
 from modelfactory.mlflow_server import EmbeddedMlflow, free_port
+from modelfactory.serving_process import ServingProcess
 
 MODEL = "bank-marketing"
 # MLflow's telemetry thread sets and unsets an environment variable while other threads read the
@@ -189,6 +191,33 @@ def v2_body(records, datatypes=None):
             }
         )
     return {"inputs": inputs}
+
+
+@contextmanager
+def served_for_real(model: str, uri: str, home: Path, **options):
+    """`bentoml serve` of ``model`` with v2 gRPC, its own home and sqlite prediction store,
+    polling the rollout every second; yields (process, gRPC target, store URL) once gRPC answers.
+
+    ``options``: ``service`` and ``workers`` for ServingProcess, ``env`` for more environment.
+    """
+    import tritonclient.grpc as grpcclient
+
+    grpc_port = free_port()
+    store = f"sqlite:///{home / 'predictions.db'}"
+    extra_env = {
+        "MODELFACTORY_HOME": str(home),
+        "MODELFACTORY_GRPC_PORT": str(grpc_port),
+        "MODELFACTORY_ROLLOUT_POLL_SECONDS": "1",
+        "MODELFACTORY_PREDICTION_STORE_URL": store,
+        **options.pop("env", {}),
+    }
+    process = ServingProcess(
+        model, uri, free_port(), log_file=home / "serve.log", extra_env=extra_env, **options
+    )
+    with process:
+        target = f"127.0.0.1:{grpc_port}"
+        until(grpcclient.InferenceServerClient(target).is_server_ready)
+        yield process, target, store
 
 
 def until(check, timeout: float = 30):

@@ -10,12 +10,11 @@ import httpx
 import numpy as np
 import pytest
 
-from modelfactory.mlflow_server import free_port
 from modelfactory.prediction_log import read_predictions
 from modelfactory.registry import Registry
 from modelfactory.routing import clear_rollout, set_rollout
-from modelfactory.serving_process import FORECAST_SERVICE, ServingProcess
-from tests.serving.conftest import until
+from modelfactory.serving_process import FORECAST_SERVICE
+from tests.serving.conftest import served_for_real, until
 
 pytestmark = pytest.mark.integration
 MODEL = "store-sales-protocols"
@@ -47,30 +46,13 @@ def service(mlflow_server, model_set_dir, synthetic_result, tmp_path_factory):
     registry.set_alias(MODEL, "challenger", challenger)
 
     home = tmp_path_factory.mktemp("forecast-serving-home")
-    grpc_port = free_port()
-    store = f"sqlite:///{home / 'predictions.db'}"
-    process = ServingProcess(
-        MODEL,
-        mlflow_server,
-        free_port(),
-        workers=1,
-        service=FORECAST_SERVICE,
-        log_file=home / "serve.log",
-        extra_env={
-            "MODELFACTORY_HOME": str(home),
-            "MODELFACTORY_GRPC_PORT": str(grpc_port),
-            "MODELFACTORY_ROLLOUT_POLL_SECONDS": "1",
-            "MODELFACTORY_PREDICTION_STORE_URL": store,
-        },
-    )
-    with process:
+    served = served_for_real(MODEL, mlflow_server, home, workers=1, service=FORECAST_SERVICE)
+    with served as (process, target, store):
         import tritonclient.grpc as grpcclient
 
-        grpc = grpcclient.InferenceServerClient(f"127.0.0.1:{grpc_port}")
-        until(grpc.is_server_ready)
         yield {
             "http": process.url,
-            "grpc": grpc,
+            "grpc": grpcclient.InferenceServerClient(target),
             "store": store,
             "registry": registry,
             "champion": champion,

@@ -9,12 +9,10 @@ import httpx
 import numpy as np
 import pytest
 
-from modelfactory.mlflow_server import free_port
 from modelfactory.prediction_log import read_predictions
 from modelfactory.registry import Registry
 from modelfactory.routing import clear_rollout, set_rollout
-from modelfactory.serving_process import ServingProcess
-from tests.serving.conftest import MODEL, until
+from tests.serving.conftest import MODEL, served_for_real, until
 
 pytestmark = pytest.mark.integration
 TOKEN = "integration-token"
@@ -28,28 +26,11 @@ def auth() -> dict:  # a new dict per call: tritonclient writes its own headers 
 def service(registered, tmp_path_factory):
     uri, champion, challenger = registered
     home = tmp_path_factory.mktemp("serving-home")
-    grpc_port = free_port()
-    store = f"sqlite:///{home / 'predictions.db'}"
-    process = ServingProcess(
-        MODEL,
-        uri,
-        free_port(),
-        workers=2,
-        log_file=home / "serve.log",
-        extra_env={
-            "MODELFACTORY_HOME": str(home),
-            "MODELFACTORY_GRPC_PORT": str(grpc_port),
-            "MODELFACTORY_AUTH_TOKEN": TOKEN,
-            "MODELFACTORY_MAX_REQUEST_BYTES": "200000",
-            "MODELFACTORY_ROLLOUT_POLL_SECONDS": "1",
-            "MODELFACTORY_PREDICTION_STORE_URL": store,
-        },
-    )
-    with process:
-        _wait_for_grpc(grpc_port)
+    env = {"MODELFACTORY_AUTH_TOKEN": TOKEN, "MODELFACTORY_MAX_REQUEST_BYTES": "200000"}
+    with served_for_real(MODEL, uri, home, workers=2, env=env) as (process, grpc, store):
         yield {
             "http": process.url,
-            "grpc": f"127.0.0.1:{grpc_port}",
+            "grpc": grpc,
             "store": store,
             "uri": uri,
             "champion": champion,
@@ -57,12 +38,6 @@ def service(registered, tmp_path_factory):
             "log": home / "serve.log",
         }
     clear_rollout(Registry(uri), MODEL)
-
-
-def _wait_for_grpc(port: int) -> None:
-    import tritonclient.grpc as grpcclient
-
-    until(grpcclient.InferenceServerClient(f"127.0.0.1:{port}").is_server_ready)
 
 
 def _inputs(module, records, binary: bool = True):
