@@ -2,20 +2,24 @@
 PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
+# Every install (make, CI, the images) takes the versions pinned here; `make lock` refreshes them.
+LOCK   := requirements/constraints.txt
+UV_VERSION := 0.13.9
+UV_INSTALL := $(BIN)/uv pip install --python $(BIN)/python -q -c $(LOCK) --build-constraints $(LOCK)
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
-.PHONY: demo test install install-dev tools up pipelines lint clean
+.PHONY: demo test install install-dev tools up pipelines lint lock clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip uv
+	$(BIN)/pip install -q --disable-pip-version-check "uv==$(UV_VERSION)"
 
-$(VENV)/.installed: $(VENV)/bin/python pyproject.toml
-	$(BIN)/uv pip install --python $(BIN)/python -q -e .
+$(VENV)/.installed: $(VENV)/bin/python pyproject.toml setup.py $(LOCK)
+	$(UV_INSTALL) -e .
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed
-	$(BIN)/uv pip install --python $(BIN)/python -q -e '.[dev]'
+	$(UV_INSTALL) -e '.[dev]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -37,15 +41,24 @@ test: install-dev tools
 up: install
 	$(BIN)/modelfactory up
 
-## Recompile the pipelines' YAML (what a user uploads to the KFP UI).
+## Recompile the pipelines' YAML (what a user uploads to the KFP UI and `modelfactory run` runs).
 pipelines: install
-	$(BIN)/python -m pipelines.compile
+	$(BIN)/python -m modelfactory_pipelines.compile
 
+## Lint, format and type checks (CI runs this beside `make test`).
 lint: install-dev
 	$(BIN)/ruff check modelfactory components pipelines serving tests benchmarks
+	$(BIN)/ruff format --check modelfactory components pipelines serving tests benchmarks
+	$(BIN)/mypy modelfactory
+
+## Refresh the pinned versions from PyPI (newest allowed by pyproject.toml); commit the result.
+lock: $(VENV)/bin/python
+	$(BIN)/uv pip compile pyproject.toml requirements/build.in --extra dev --extra postgres \
+	  --python-version 3.11 --python-platform x86_64-manylinux_2_28 --upgrade -q \
+	  --custom-compile-command "make lock" -o $(LOCK)
 
 clean:
-	rm -rf $(VENV) .tools .pytest_cache local_outputs
+	rm -rf $(VENV) .tools .pytest_cache .mypy_cache local_outputs
 
 # Further targets by part (images, kind cluster, ...) live beside this file.
 -include mk/*.mk

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from modelfactory.anomaly import (
+from modelfactory.anomaly.detection import (
     DetectionConfig,
     dbscan_labels,
     detect_outliers,
@@ -35,7 +35,10 @@ from modelfactory.anomaly import (
 )
 from modelfactory.data.taxi import load_taxi_rides, simulate_rides
 
-TAXI_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "taxi"  # ../shared/data
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from datasets import SHARED_DATA  # noqa: E402
+
+TAXI_DIR = SHARED_DATA / "taxi"
 
 
 def real_rides(n: int, seed: int = 0) -> pd.DataFrame:

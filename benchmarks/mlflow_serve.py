@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from modelfactory.mlflow_server import free_port
+from modelfactory.local.ports import free_port
 
 
 class MlflowModelServer:
@@ -20,17 +20,36 @@ class MlflowModelServer:
     def __init__(self, model_uri: str, tracking_uri: str, workers: int, log: Path):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri,
-                        "--env-manager", "local", "-p", str(self.port), "-h", "127.0.0.1",
-                        "-w", str(workers)]
+        self.command = [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "models",
+            "serve",
+            "-m",
+            model_uri,
+            "--env-manager",
+            "local",
+            "-p",
+            str(self.port),
+            "-h",
+            "127.0.0.1",
+            "-w",
+            str(workers),
+        ]
         # mlflow execs `uvicorn` by name: put this interpreter's scripts first on PATH.
         path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
         self.env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "PATH": path}
         self.log = log
 
     def __enter__(self) -> MlflowModelServer:
-        self.process = subprocess.Popen(self.command, env=self.env, stdout=open(self.log, "ab"),  # noqa: SIM115
-                                        stderr=subprocess.STDOUT, start_new_session=True)
+        self.process = subprocess.Popen(
+            self.command,
+            env=self.env,
+            stdout=open(self.log, "ab"),  # noqa: SIM115
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline:
             try:

@@ -27,15 +27,16 @@ import time
 from pathlib import Path
 
 from modelfactory.data.rossmann import load_rossmann
-from modelfactory.forecasting import ForecastConfig, save_model_set, train_model_factory
-from modelfactory.forecasting.factory import default_jobs, fit_stores
+from modelfactory.forecasting.config import ForecastConfig
+from modelfactory.forecasting.factory import default_jobs, fit_stores, train_model_factory
 from modelfactory.forecasting.features import prophet_frame, split_by_store
+from modelfactory.forecasting.model_set import save_model_set
 from modelfactory.forecasting.split import time_split
 
-# The shared datasets live beside the repository (../shared/data).
-DEFAULT_DATA = str(
-    Path(__file__).resolve().parents[2] / "shared" / "data" / "rossmann" / "train.csv.gz"
-)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from datasets import ROSSMANN_TRAIN, SHARED_DATA  # noqa: E402
+
+DEFAULT_DATA = str(SHARED_DATA / ROSSMANN_TRAIN)
 
 
 class TreeMemorySampler:

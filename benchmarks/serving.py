@@ -50,10 +50,10 @@ from loadgen import run_grpc_load, run_load  # noqa: E402
 from mlflow_serve import MlflowModelServer  # noqa: E402
 
 from modelfactory.data.bank_marketing import CATEGORIES, FEATURES, generate_bank_marketing  # noqa: E402
-from modelfactory.mlflow_server import free_port  # noqa: E402
+from modelfactory.local.ports import free_port  # noqa: E402
+from modelfactory.local.serving import ServingProcess  # noqa: E402
 from modelfactory.registry import Registry  # noqa: E402
-from modelfactory.routing import clear_rollout, read_rollout, set_rollout  # noqa: E402
-from modelfactory.serving_process import ServingProcess  # noqa: E402
+from modelfactory.rollout import clear_rollout, read_rollout, set_rollout  # noqa: E402
 
 
 def percentile(values, q):
@@ -151,9 +151,7 @@ def cost(results: dict, name: str, base: str) -> str:
         100 * (1 - a / b)
         for a, b in zip(results[name]["rps_runs"], results[base]["rps_runs"], strict=True)
     ]
-    return (
-        f"{statistics.median(pairs):.1f}% (rounds {min(pairs):.1f} to {max(pairs):.1f})"
-    )
+    return f"{statistics.median(pairs):.1f}% (rounds {min(pairs):.1f} to {max(pairs):.1f})"
 
 
 MODEL_INFER = "/inference.GRPCInferenceService/ModelInfer"
@@ -188,7 +186,7 @@ def v2_json(record: dict) -> bytes:
 
 
 def in_process_floor(model, version: str, uri: str, record: dict, n: int = 3000) -> dict:
-    from modelfactory.inference.classifier import ServedClassifier
+    from modelfactory.classification.served import ServedClassifier
 
     served = ServedClassifier.load(model, version=version, tracking_uri=uri)
     for _ in range(200):

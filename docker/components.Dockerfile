@@ -17,30 +17,32 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_ROOT_USER_ACTION=ignore
 RUN python3 -m venv /opt/venv
 WORKDIR /src
-# Dependencies first, against a stub package, so that editing the code does not
-# reinstall them (this layer stays cached while pyproject.toml is unchanged).
-COPY pyproject.toml README.m[d] ./
-RUN mkdir modelfactory && touch modelfactory/__init__.py \
- && /opt/venv/bin/pip install ".[postgres]" \
- && rm -rf modelfactory build *.egg-info
+# Dependencies first, at the locked versions, against stub packages, so that editing the code
+# does not reinstall them (this layer stays cached while the lock and pyproject are unchanged).
+COPY pyproject.toml setup.py README.m[d] ./
+COPY requirements ./requirements
+RUN mkdir modelfactory components pipelines serving \
+ && touch modelfactory/__init__.py components/__init__.py pipelines/__init__.py serving/__init__.py \
+ && PIP_CONSTRAINT=requirements/constraints.txt /opt/venv/bin/pip install ".[postgres]" \
+ && rm -rf modelfactory components pipelines serving build *.egg-info
+# The core and its adapters, installed as modelfactory, modelfactory_components,
+# modelfactory_pipelines (with the compiled YAML) and modelfactory_serving.
 COPY modelfactory ./modelfactory
-RUN /opt/venv/bin/pip install --no-deps --force-reinstall .
+COPY components ./components
+COPY pipelines ./pipelines
+COPY serving ./serving
+RUN PIP_CONSTRAINT=requirements/constraints.txt /opt/venv/bin/pip install --no-deps --force-reinstall .
 
 FROM ${BASE_IMAGE}
 # A fixed non-root uid/gid that the Helm chart's securityContext names (10001).
 RUN groupadd --system --gid 10001 app \
  && useradd --system --uid 10001 --gid app --home-dir /home/app --create-home --shell /usr/sbin/nologin app
 COPY --from=build /opt/venv /opt/venv
-WORKDIR /opt/modelfactory
-# Same layers in the same order in both images, so they share them (one venv on disk).
-COPY components ./components
-COPY pipelines ./pipelines
-COPY serving ./serving
+WORKDIR /home/app
 LABEL org.opencontainers.image.title="modelfactory-components" \
       org.opencontainers.image.description="modelfactory KFP components, pipelines and MLflow server" \
       org.opencontainers.image.licenses="Apache-2.0"
 ENV PATH=/opt/venv/bin:$PATH \
-    PYTHONPATH=/opt/modelfactory \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     HOME=/home/app \

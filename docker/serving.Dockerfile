@@ -1,5 +1,5 @@
-# The serving image: `bentoml serve` of the service for one model (python -m serving picks the
-# classifier or the forecast service from MODELFACTORY_MODEL_NAME)
+# The serving image: `bentoml serve` of the model named by MODELFACTORY_MODEL_NAME
+# (python -m modelfactory_serving; the model's use case picks its served model and routes)
 # (HTTP on 3000, gRPC Open Inference Protocol on 8001). The chart runs one
 # Deployment per model from it. Build from the repo root:
 #   docker build -f docker/serving.Dockerfile -t modelfactory-serving:0.1.0 .
@@ -18,30 +18,32 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_ROOT_USER_ACTION=ignore
 RUN python3 -m venv /opt/venv
 WORKDIR /src
-# Dependencies first, against a stub package, so that editing the code does not
-# reinstall them (this layer stays cached while pyproject.toml is unchanged).
-COPY pyproject.toml README.m[d] ./
-RUN mkdir modelfactory && touch modelfactory/__init__.py \
- && /opt/venv/bin/pip install ".[postgres]" \
- && rm -rf modelfactory build *.egg-info
+# Dependencies first, at the locked versions, against stub packages, so that editing the code
+# does not reinstall them (this layer stays cached while the lock and pyproject are unchanged).
+COPY pyproject.toml setup.py README.m[d] ./
+COPY requirements ./requirements
+RUN mkdir modelfactory components pipelines serving \
+ && touch modelfactory/__init__.py components/__init__.py pipelines/__init__.py serving/__init__.py \
+ && PIP_CONSTRAINT=requirements/constraints.txt /opt/venv/bin/pip install ".[postgres]" \
+ && rm -rf modelfactory components pipelines serving build *.egg-info
+# The core and its adapters, installed as modelfactory, modelfactory_components,
+# modelfactory_pipelines (with the compiled YAML) and modelfactory_serving.
 COPY modelfactory ./modelfactory
-RUN /opt/venv/bin/pip install --no-deps --force-reinstall .
+COPY components ./components
+COPY pipelines ./pipelines
+COPY serving ./serving
+RUN PIP_CONSTRAINT=requirements/constraints.txt /opt/venv/bin/pip install --no-deps --force-reinstall .
 
 FROM ${BASE_IMAGE}
 # A fixed non-root uid/gid that the Helm chart's securityContext names (10001).
 RUN groupadd --system --gid 10001 app \
  && useradd --system --uid 10001 --gid app --home-dir /home/app --create-home --shell /usr/sbin/nologin app
 COPY --from=build /opt/venv /opt/venv
-WORKDIR /opt/modelfactory
-# Same layers in the same order in both images, so they share them (one venv on disk).
-COPY components ./components
-COPY pipelines ./pipelines
-COPY serving ./serving
+WORKDIR /home/app
 LABEL org.opencontainers.image.title="modelfactory-serving" \
       org.opencontainers.image.description="modelfactory BentoML model service (HTTP 3000, gRPC 8001)" \
       org.opencontainers.image.licenses="Apache-2.0"
 ENV PATH=/opt/venv/bin:$PATH \
-    PYTHONPATH=/opt/modelfactory \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     HOME=/home/app \
@@ -54,4 +56,4 @@ USER 10001:10001
 EXPOSE 3000 8001
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s \
   CMD ["python3", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('MODELFACTORY_HTTP_PORT', '3000'), timeout=4)"]
-CMD ["python3", "-m", "serving"]
+CMD ["python3", "-m", "modelfactory_serving"]

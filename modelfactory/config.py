@@ -2,8 +2,12 @@
 
 Values come from (highest first) environment variables, an optional YAML/JSON
 file named by ``MODELFACTORY_CONFIG``, and the defaults below. The environment
-variable names are the same on one machine and in the Helm charts, so a value
-means the same thing wherever it is set.
+variable names are the same on one machine and in the Helm chart, so a value
+means the same thing wherever it is set. Groups of settings that only one part
+reads are sub-models (``serving``, ``predictions``, ``forecast_cache``); in the
+file they are nested mappings, in the environment each field keeps its flat name
+(``MODELFACTORY_MAX_RECORDS``, ``MODELFACTORY_PREDICTION_STORE_URL``,
+``MODELFACTORY_FORECAST_CACHE_MB``).
 """
 
 from __future__ import annotations
@@ -12,21 +16,90 @@ import json
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from modelfactory.errors import ModelFactoryError
 
 ENV_PREFIX = "MODELFACTORY_"
+
+
+class ConfigurationError(ModelFactoryError):
+    """A setting that cannot be read: names the variable (or file key) and what was wrong."""
+
+
+class _Group(BaseSettings):
+    """Environment variables win over values given in code or read from the config file."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return env_settings, init_settings
+
+
+class ServingSettings(_Group):
+    """What a serving process serves and how; the names the chart sets on a serving Deployment."""
+
+    model_name: str = "bank-marketing"
+    model_alias: str = "champion"
+    use_case: str | None = Field(
+        default=None,
+        description="Which use case's served model this process runs; by default the use case "
+        "whose registered model is `model_name`, else classification.",
+    )
+    http_host: str = "127.0.0.1"
+    http_port: int = 3000
+    grpc_port: int = 8001
+    grpc_enabled: bool = True
+    workers: int = 2
+    max_request_bytes: int = Field(
+        default=1 << 20, description="Larger bodies get 413 / RESOURCE_EXHAUSTED."
+    )
+    max_records: int = Field(default=1000, description="Rows per request.")
+    auth_token: str | None = Field(
+        default=None, description='When set, HTTP and gRPC need "Bearer <token>".'
+    )
+    rollout_poll_seconds: float = 5.0
+    access_log: bool = Field(default=False, description="BentoML's per-request INFO line.")
+
+
+class PredictionStoreSettings(_Group):
+    """The prediction log serving writes and monitoring reads."""
+
+    model_config = SettingsConfigDict(env_prefix=f"{ENV_PREFIX}PREDICTION_", extra="ignore")
+
+    log: bool = Field(default=True, description="Write every prediction to the store.")
+    store_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; sqlite under `home` when unset."
+    )
+    queue_size: int = Field(default=10_000, description="Rows waiting beyond it are dropped.")
+
+
+class ForecastCacheSettings(_Group):
+    """Per served forecast version and worker: loaded store models and cached forecasts."""
+
+    model_config = SettingsConfigDict(env_prefix=f"{ENV_PREFIX}FORECAST_CACHE_", extra="ignore")
+
+    models: int = 32
+    mb: int = 64
 
 
 def _default_home() -> Path:
     return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "modelfactory"
 
 
-class Settings(BaseSettings):
+class Settings(_Group):
     """Every knob of the platform; each field is ``MODELFACTORY_<NAME>`` in the environment."""
-
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
     home: Path = Field(
         default_factory=_default_home,
@@ -37,15 +110,6 @@ class Settings(BaseSettings):
     # CLI starts, or reuses, an embedded `mlflow server` on this host and port.
     mlflow_host: str = "127.0.0.1"
     mlflow_port: int = 5000
-
-    # Serving: the same names in `bentoml serve` processes and in the chart's Deployments.
-    model_name: str = "bank-marketing"
-    model_alias: str = "champion"
-    http_host: str = "127.0.0.1"
-    http_port: int = 3000
-    grpc_port: int = 8001
-    workers: int = 2
-    prediction_store_url: str | None = None  # defaults to sqlite under `home`
 
     # Training and promotion.
     promotion_margin: float = Field(
@@ -58,35 +122,79 @@ class Settings(BaseSettings):
     # Pipelines: the image every KFP component runs in (cluster or DockerRunner).
     component_image: str = "modelfactory-components:0.1.0"
 
+    serving: ServingSettings = Field(default_factory=ServingSettings)
+    predictions: PredictionStoreSettings = Field(default_factory=PredictionStoreSettings)
+    forecast_cache: ForecastCacheSettings = Field(default_factory=ForecastCacheSettings)
+
+    @property
+    def tracking_uri_from_env(self) -> str | None:
+        return os.environ.get("MLFLOW_TRACKING_URI") or None
+
     @property
     def mlflow_tracking_uri(self) -> str:
-        return os.environ.get("MLFLOW_TRACKING_URI") or self.embedded_mlflow_uri
+        """MLFLOW_TRACKING_URI when set, else the embedded server's address: the one lookup."""
+        return self.tracking_uri_from_env or self.embedded_mlflow_uri
 
     @property
     def embedded_mlflow_uri(self) -> str:
         return f"http://{self.mlflow_host}:{self.mlflow_port}"
 
     @property
-    def resolved_prediction_store_url(self) -> str:
-        return self.prediction_store_url or f"sqlite:///{self.home / 'predictions.db'}"
+    def prediction_store_url(self) -> str:
+        return self.predictions.store_url or f"sqlite:///{self.home / 'predictions.db'}"
 
 
-def _file_values() -> dict:
+GROUPS: dict[str, type[_Group]] = {
+    "serving": ServingSettings,
+    "predictions": PredictionStoreSettings,
+    "forecast_cache": ForecastCacheSettings,
+}
+
+
+def _file_values() -> dict[str, Any]:
     path = os.environ.get(f"{ENV_PREFIX}CONFIG")
     if not path:
         return {}
-    text = Path(path).read_text()
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ConfigurationError(f"{ENV_PREFIX}CONFIG={path}: cannot be read ({exc})") from None
     if path.endswith((".yaml", ".yml")):
         import yaml
 
-        return yaml.safe_load(text) or {}
-    return json.loads(text)
+        values = yaml.safe_load(text) or {}
+    else:
+        values = json.loads(text)
+    if not isinstance(values, dict):
+        raise ConfigurationError(f"{path}: expected a mapping of settings at the top level")
+    return values
+
+
+def _describe(error: ValidationError, group: type[_Group], where: str) -> str:
+    prefix = group.model_config.get("env_prefix", ENV_PREFIX)
+    problems = []
+    for item in error.errors():
+        field = ".".join(str(part) for part in item["loc"])
+        problems.append(f"{prefix}{field.upper()} ({where}.{field}): {item['msg']}")
+    return "invalid settings: " + "; ".join(problems)
+
+
+def load_settings() -> Settings:
+    """Settings from the environment over the config file over the defaults (not cached)."""
+    values = _file_values()
+    groups = {}
+    for name, group in GROUPS.items():
+        try:
+            groups[name] = group(**(values.pop(name, None) or {}))
+        except ValidationError as exc:
+            raise ConfigurationError(_describe(exc, group, name)) from None
+    try:
+        return Settings(**values, **groups)
+    except ValidationError as exc:
+        raise ConfigurationError(_describe(exc, Settings, "settings")) from None
 
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process-wide settings (environment over config file over defaults)."""
-    file_values = _file_values()
-    env_names = {k[len(ENV_PREFIX) :].lower() for k in os.environ if k.startswith(ENV_PREFIX)}
-    # Environment variables win over the file: drop file values that the environment sets.
-    return Settings(**{k: v for k, v in file_values.items() if k not in env_names})
+    return load_settings()

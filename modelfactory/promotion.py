@@ -44,22 +44,37 @@ class PromotionDecision:
         return tags
 
 
-def promotion_gate(metric: GateMetric, candidate: float, *, champion: float | None,
-                   baseline: float | None, margin: float = 0.0,
-                   champion_version: str | None = None) -> PromotionDecision:
+def promotion_gate(
+    metric: GateMetric,
+    candidate: float,
+    *,
+    champion: float | None,
+    baseline: float | None,
+    margin: float = 0.0,
+    champion_version: str | None = None,
+) -> PromotionDecision:
     """Decide on one metric measured on the same holdout for candidate, champion and baseline."""
     if margin < 0:
         raise ValueError(f"promotion margin must be >= 0, got {margin}")
     decide = lambda promote, reason: PromotionDecision(  # noqa: E731
-        promote, reason, metric.name, candidate, champion, baseline)
+        promote, reason, metric.name, candidate, champion, baseline
+    )
     if baseline is not None and metric.gain(candidate, baseline) <= 0:
-        return decide(False, f"{metric.name} {candidate:.4f} does not beat the baseline's {baseline:.4f}")
+        return decide(
+            False, f"{metric.name} {candidate:.4f} does not beat the baseline's {baseline:.4f}"
+        )
     if champion is None:
         return decide(True, f"no champion yet; {metric.name} {candidate:.4f} beats the baseline")
     gain = metric.gain(candidate, champion)
     who = f"champion v{champion_version}" if champion_version else "the champion"
     if gain > margin:
-        return decide(True, f"{metric.name} {candidate:.4f} beats {who}'s {champion:.4f} "
-                            f"by {gain:.4f} (margin {margin:g})")
-    return decide(False, f"{metric.name} {candidate:.4f} vs {who}'s {champion:.4f}: "
-                         f"gain {gain:+.4f} does not exceed the margin {margin:g}")
+        return decide(
+            True,
+            f"{metric.name} {candidate:.4f} beats {who}'s {champion:.4f} "
+            f"by {gain:.4f} (margin {margin:g})",
+        )
+    return decide(
+        False,
+        f"{metric.name} {candidate:.4f} vs {who}'s {champion:.4f}: "
+        f"gain {gain:+.4f} does not exceed the margin {margin:g}",
+    )

@@ -22,9 +22,10 @@ from mlflow.exceptions import MlflowException, RestException
 from modelfactory.errors import RegistryError
 from modelfactory.promotion import PromotionDecision
 
-CHAMPION = "champion"
-CHALLENGER = "challenger"
+CHAMPION = "champion"  # the version that answers
+CHALLENGER = "challenger"  # the newest version, eligible for a rollout
 REFERENCE_DATA_PATH = "reference_data"
+USE_CASE_TAG = "modelfactory.use_case"  # on the registered model: which use case serves it
 
 
 def resolve_tracking_uri(explicit: str | None = None) -> str:
@@ -54,16 +55,30 @@ class Registry:
         self.tracking_uri = resolve_tracking_uri(tracking_uri)
         self.client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
 
-    def register(self, name: str, model_uri: str, run_id: str, tags: dict[str, str] | None = None,
-                 description: str | None = None) -> ModelVersion:
-        """Create ``name`` if new, add a version from ``model_uri``, and mark it the challenger."""
+    def register(
+        self,
+        name: str,
+        model_uri: str,
+        run_id: str,
+        use_case: str,
+        tags: dict[str, str] | None = None,
+        description: str | None = None,
+    ) -> ModelVersion:
+        """Create ``name`` if new (tagged with its use case), add a version from ``model_uri``, and
+        mark it the challenger."""
         try:
             self.client.get_registered_model(name)
         except MlflowException:
             self.client.create_registered_model(name)
+        self.client.set_registered_model_tag(name, USE_CASE_TAG, use_case)
         version = self.client.create_model_version(
-            name, source=model_uri, run_id=run_id, tags=tags, description=description,
-            model_id=_model_id(model_uri))
+            name,
+            source=model_uri,
+            run_id=run_id,
+            tags=tags,
+            description=description,
+            model_id=_model_id(model_uri),
+        )
         self.client.set_registered_model_alias(name, CHALLENGER, version.version)
         return version
 
@@ -78,6 +93,10 @@ class Registry:
             if "not found" in str(exc).lower() or "does not exist" in str(exc).lower():
                 return None
             raise
+
+    def use_case_of(self, name: str) -> str | None:
+        """The use case that registered ``name`` (None for a model registered otherwise)."""
+        return dict(self.client.get_registered_model(name).tags or {}).get(USE_CASE_TAG)
 
     def set_alias(self, name: str, alias: str, version: str) -> None:
         self.client.set_registered_model_alias(name, alias, version)
@@ -101,10 +120,16 @@ class Registry:
         aliases_by_version: dict[str, list[str]] = {}
         for alias, version in self.client.get_registered_model(name).aliases.items():
             aliases_by_version.setdefault(str(version), []).append(alias)
-        for mv in self.client.search_model_versions(f"name='{name}'", order_by=["version_number DESC"]):
+        for mv in self.client.search_model_versions(
+            f"name='{name}'", order_by=["version_number DESC"]
+        ):
             yield VersionSummary(
-                name=name, version=str(mv.version), aliases=sorted(aliases_by_version.get(str(mv.version), [])),
-                run_id=mv.run_id, created=mv.creation_timestamp, metrics=self.run_metrics(mv.run_id),
+                name=name,
+                version=str(mv.version),
+                aliases=sorted(aliases_by_version.get(str(mv.version), [])),
+                run_id=mv.run_id,
+                created=mv.creation_timestamp,
+                metrics=self.run_metrics(mv.run_id),
                 tags=dict(mv.tags),
             )
 
@@ -115,8 +140,8 @@ class Registry:
 def _model_id(model_uri: str) -> str | None:
     """The logged-model id in an MLflow 3 ``models:/m-<id>`` URI, if that is what we got."""
     prefix = "models:/"
-    if model_uri.startswith(prefix) and model_uri[len(prefix):].startswith("m-"):
-        return model_uri[len(prefix):].split("/")[0]
+    if model_uri.startswith(prefix) and model_uri[len(prefix) :].startswith("m-"):
+        return model_uri[len(prefix) :].split("/")[0]
     return None
 
 

@@ -1,65 +1,49 @@
-"""The use cases modelfactory ships, each with its data loader, validator and demo generator.
+"""The use cases modelfactory ships, by name (``classification``) or by registered model (``bank-marketing``).
 
-Pipeline steps look a use case up by name, so the generic steps (ingest,
-validate) serve all of them and a new use case is one entry here.
+Each use case package describes itself (:class:`~modelfactory.use_case.UseCase`, in its
+``__init__``); this module lists them for the parts that serve every use case: the generic
+pipeline steps (ingest, validate), the CLI, the local pipeline runner and the serving
+adapter. A new use case is a package beside ``classification/`` (training, steps, served
+model, its ``UseCase``), its data module under ``data/``, its pipeline under ``pipelines/``
+and one entry below; no model name is typed anywhere else.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
+from modelfactory.anomaly import ANOMALY
+from modelfactory.classification import CLASSIFICATION
+from modelfactory.forecasting import FORECASTING
+from modelfactory.use_case import UseCase
 
-import pandas as pd
-
-from modelfactory.data import bank_marketing, batch_formats
-
-
-@dataclass(frozen=True)
-class UseCase:
-    name: str
-    model_name: str
-    load: Callable[[str | Path], pd.DataFrame]
-    validate: Callable[[pd.DataFrame, str], pd.DataFrame]
-    generate: Callable[..., pd.DataFrame]
-    write: Callable[[pd.DataFrame, str | Path], Path]
-    file_name: str
-
-
-USE_CASES: dict[str, UseCase] = {
-    "classification": UseCase(
-        name="classification",
-        model_name="bank-marketing",
-        load=bank_marketing.load_bank_marketing,
-        validate=bank_marketing.validate_bank_marketing,
-        generate=bank_marketing.generate_bank_marketing,
-        write=bank_marketing.write_bank_marketing,
-        file_name="bank-additional.csv",
-    ),
-    "forecasting": UseCase(
-        name="forecasting",
-        model_name="store-sales",
-        load=batch_formats.load_sales,
-        validate=batch_formats.validate_sales,
-        generate=batch_formats.generate_sales,
-        write=batch_formats.write_sales,
-        file_name="train.csv",
-    ),
-    # Anomaly detection registers no model: each daily batch is clustered on its own.
-    "anomaly": UseCase(
-        name="anomaly",
-        model_name="taxi-anomaly",
-        load=batch_formats.load_rides,
-        validate=batch_formats.validate_rides,
-        generate=batch_formats.generate_rides,
-        write=batch_formats.write_rides,
-        file_name="rides.csv",
-    ),
-}
+USE_CASES: dict[str, UseCase] = {case.name: case for case in (CLASSIFICATION, FORECASTING, ANOMALY)}
+__all__ = [
+    "ANOMALY",
+    "CLASSIFICATION",
+    "FORECASTING",
+    "USE_CASES",
+    "UseCase",
+    "served_use_case",
+    "use_case",
+]
 
 
 def use_case(name: str) -> UseCase:
     try:
         return USE_CASES[name]
     except KeyError:
-        raise ValueError(f"unknown use case {name!r}; choose one of {', '.join(USE_CASES)}") from None
+        raise ValueError(
+            f"unknown use case {name!r}; choose one of {', '.join(USE_CASES)}"
+        ) from None
+
+
+def served_use_case(model_name: str, explicit: str | None = None) -> UseCase:
+    """The use case whose served model serves ``model_name``: ``explicit`` (a use case name, from
+    ``MODELFACTORY_USE_CASE``) when given, else the one registering that model, else classification
+    (a classifier registered under another name by the classification pipeline)."""
+    if explicit:
+        case = use_case(explicit)
+    else:
+        case = next((c for c in USE_CASES.values() if c.model_name == model_name), CLASSIFICATION)
+    if case.serving is None:
+        raise ValueError(f"the {case.name} use case has no model to serve")
+    return case

@@ -9,24 +9,27 @@ that with ``modelfactory schedule anomaly``.
 from pathlib import Path
 
 from kfp import dsl
+from modelfactory_components.detect_outliers.component import detect_outliers
+from modelfactory_components.ingest_data.component import ingest_data
+from modelfactory_components.ride_features.component import ride_features
+from modelfactory_components.validate_data.component import validate_data
+from modelfactory_components.write_outlier_flags.component import write_outlier_flags
+from modelfactory_pipelines import CLUSTER_MLFLOW_URI
 
-from components.detect_outliers.component import detect_outliers
-from components.ingest_data.component import ingest_data
-from components.ride_features.component import ride_features
-from components.validate_data.component import validate_data
-from components.write_outlier_flags.component import write_outlier_flags
 from modelfactory.anomaly.schedule import DailySchedule
-from pipelines.classification import CLUSTER_MLFLOW_URI
+from modelfactory.use_cases import ANOMALY as CASE
 
 COMPILED = Path(__file__).with_name("anomaly.yaml")
-RECURRING_RUN_NAME = "taxi-anomaly-daily"
+RECURRING_RUN_NAME = f"{CASE.model_name}-daily"
 
 
-@dsl.pipeline(name="taxi-anomaly-detection",
-              description="Flag anomalous taxi rides of one day with DBSCAN and write the flags to SQL.")
+@dsl.pipeline(
+    name="taxi-anomaly-detection",
+    description="Flag anomalous taxi rides of one day with DBSCAN and write the flags to SQL.",
+)
 def anomaly_pipeline(
     source: str = "",
-    n_synthetic_rows: int = 400,
+    n_synthetic_rows: int = CASE.synthetic_rows,
     batch_date: str = "",
     eps: float = 0.5,
     min_samples: int = 10,
@@ -34,21 +37,36 @@ def anomaly_pipeline(
     staging_url: str = "",
     mlflow_tracking_uri: str = CLUSTER_MLFLOW_URI,
 ) -> str:
-    ingest = ingest_data(use_case="anomaly", source=source, n_synthetic_rows=n_synthetic_rows, seed=seed)
-    validate = validate_data(use_case="anomaly", raw=ingest.outputs["raw"])
+    ingest = ingest_data(
+        use_case=CASE.name, source=source, n_synthetic_rows=n_synthetic_rows, seed=seed
+    )
+    validate = validate_data(use_case=CASE.name, raw=ingest.outputs["raw"])
     features = ride_features(data=validate.outputs["validated"], batch_date=batch_date)
-    detect = detect_outliers(features=features.outputs["features"], eps=eps, min_samples=min_samples,
-                             batch_id=ingest.outputs["Output"], source=source,
-                             mlflow_tracking_uri=mlflow_tracking_uri)
-    write = write_outlier_flags(scored=detect.outputs["scored"], staging_url=staging_url,
-                                run_id=detect.outputs["Output"])
+    detect = detect_outliers(
+        features=features.outputs["features"],
+        eps=eps,
+        min_samples=min_samples,
+        batch_id=ingest.outputs["Output"],
+        source=source,
+        mlflow_tracking_uri=mlflow_tracking_uri,
+    )
+    write = write_outlier_flags(
+        scored=detect.outputs["scored"], staging_url=staging_url, run_id=detect.outputs["Output"]
+    )
     return write.output
 
 
-def create_daily_recurring_run(client, source: str, experiment_name: str = "taxi-anomaly",
-                               schedule: DailySchedule | None = None, staging_url: str = "",
-                               mlflow_tracking_uri: str = CLUSTER_MLFLOW_URI, eps: float = 0.5,
-                               min_samples: int = 10, package_path: Path = COMPILED):
+def create_daily_recurring_run(
+    client,
+    source: str,
+    experiment_name: str = CASE.model_name,
+    schedule: DailySchedule | None = None,
+    staging_url: str = "",
+    mlflow_tracking_uri: str = CLUSTER_MLFLOW_URI,
+    eps: float = 0.5,
+    min_samples: int = 10,
+    package_path: Path = COMPILED,
+):
     """Create the KFP recurring run of the daily batch (``client`` is a ``kfp.Client``).
 
     One run at a time (``max_concurrency=1``: a slow day never overlaps the next) and no
@@ -66,7 +84,12 @@ def create_daily_recurring_run(client, source: str, experiment_name: str = "taxi
         max_concurrency=1,
         no_catchup=True,
         pipeline_package_path=str(package_path),
-        params={"source": source, "staging_url": staging_url, "mlflow_tracking_uri": mlflow_tracking_uri,
-                "eps": eps, "min_samples": min_samples},
+        params={
+            "source": source,
+            "staging_url": staging_url,
+            "mlflow_tracking_uri": mlflow_tracking_uri,
+            "eps": eps,
+            "min_samples": min_samples,
+        },
         enabled=True,
     )

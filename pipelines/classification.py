@@ -5,43 +5,64 @@ on one machine with ``modelfactory run classification``.
 """
 
 from kfp import dsl
+from modelfactory_components.evaluate_classifier.component import evaluate_classifier
+from modelfactory_components.ingest_data.component import ingest_data
+from modelfactory_components.register_model.component import register_model
+from modelfactory_components.split_dataset.component import split_dataset
+from modelfactory_components.train_classifier.component import train_classifier
+from modelfactory_components.validate_data.component import validate_data
+from modelfactory_pipelines import CLUSTER_MLFLOW_URI
 
-from components.evaluate_classifier.component import evaluate_classifier
-from components.ingest_data.component import ingest_data
-from components.register_model.component import register_model
-from components.split_dataset.component import split_dataset
-from components.train_classifier.component import train_classifier
-from components.validate_data.component import validate_data
-
-# In the cluster the chart's MLflow Service answers here (release "modelfactory", namespace "modelfactory").
-CLUSTER_MLFLOW_URI = "http://modelfactory-mlflow.modelfactory.svc.cluster.local:5000"
+from modelfactory.use_cases import CLASSIFICATION as CASE
 
 
-@dsl.pipeline(name="bank-marketing-classification",
-              description="Train, evaluate and register the bank-marketing term-deposit classifier.")
+@dsl.pipeline(
+    name="bank-marketing-classification",
+    description="Train, evaluate and register the bank-marketing term-deposit classifier.",
+)
 def classification_pipeline(
     source: str = "",
-    n_synthetic_rows: int = 20000,
+    n_synthetic_rows: int = CASE.synthetic_rows,
     split_strategy: str = "random",
     holdout_fraction: float = 0.2,
     imbalance: str = "auto",
     n_estimators: int = 150,
     seed: int = 42,
-    model_name: str = "bank-marketing",
+    model_name: str = CASE.model_name,
     promotion_margin: float = 0.0,
     mlflow_tracking_uri: str = CLUSTER_MLFLOW_URI,
 ) -> str:
-    ingest = ingest_data(use_case="classification", source=source, n_synthetic_rows=n_synthetic_rows, seed=seed)
-    validate = validate_data(use_case="classification", raw=ingest.outputs["raw"])
-    parts = split_dataset(data=validate.outputs["validated"], strategy=split_strategy,
-                          holdout_fraction=holdout_fraction, seed=seed)
-    train = train_classifier(train=parts.outputs["train"], batch_id=ingest.outputs["Output"], source=source,
-                             imbalance=imbalance, n_estimators=n_estimators, seed=seed,
-                             mlflow_tracking_uri=mlflow_tracking_uri)
-    evaluate = evaluate_classifier(model=train.outputs["model"], holdout=parts.outputs["holdout"],
-                                   mlflow_tracking_uri=mlflow_tracking_uri)
-    register = register_model(model=train.outputs["model"], holdout=parts.outputs["holdout"],
-                              metrics=evaluate.outputs["metrics"], model_name=model_name,
-                              promotion_margin=promotion_margin, batch_id=ingest.outputs["Output"],
-                              mlflow_tracking_uri=mlflow_tracking_uri)
+    ingest = ingest_data(
+        use_case=CASE.name, source=source, n_synthetic_rows=n_synthetic_rows, seed=seed
+    )
+    validate = validate_data(use_case=CASE.name, raw=ingest.outputs["raw"])
+    parts = split_dataset(
+        data=validate.outputs["validated"],
+        strategy=split_strategy,
+        holdout_fraction=holdout_fraction,
+        seed=seed,
+    )
+    train = train_classifier(
+        train=parts.outputs["train"],
+        batch_id=ingest.outputs["Output"],
+        source=source,
+        imbalance=imbalance,
+        n_estimators=n_estimators,
+        seed=seed,
+        mlflow_tracking_uri=mlflow_tracking_uri,
+    )
+    evaluate = evaluate_classifier(
+        model=train.outputs["model"],
+        holdout=parts.outputs["holdout"],
+        mlflow_tracking_uri=mlflow_tracking_uri,
+    )
+    register = register_model(
+        model=train.outputs["model"],
+        holdout=parts.outputs["holdout"],
+        metrics=evaluate.outputs["metrics"],
+        model_name=model_name,
+        promotion_margin=promotion_margin,
+        batch_id=ingest.outputs["Output"],
+        mlflow_tracking_uri=mlflow_tracking_uri,
+    )
     return register.output

@@ -1,23 +1,18 @@
-"""The BentoML service that serves one registered classifier: HTTP (JSON + v2 REST), v2 gRPC, the model router.
+"""The BentoML service of one registered model: HTTP (JSON + v2 REST), v2 gRPC, the model router.
 
-Run it with ``bentoml serve serving.service:ModelService`` (``modelfactory serve
-<model>`` does that with the right environment). Which model it serves comes from
-``MODELFACTORY_MODEL_NAME``; the registry from ``MLFLOW_TRACKING_URI``; serving
-knobs from :class:`~modelfactory.inference.options.ServingOptions`.
+``python -m modelfactory_serving`` (the serving image's command, and what ``modelfactory
+serve`` runs) serves it as ``bentoml serve modelfactory_serving.service:ModelService``.
+Which model comes from ``MODELFACTORY_MODEL_NAME``, and the use case that serves it (its
+served model, HTTP routes, timeout) from :func:`modelfactory.use_cases.served_use_case`;
+the registry from ``MLFLOW_TRACKING_URI``; every other knob from
+:class:`modelfactory.config.Settings`.
 
-Each worker process holds the champion and, when the alias exists, the
-challenger, and polls the registry's rollout state
-(:class:`~modelfactory.routing.ModelRouter`); the wiring (router, endpoint,
-metrics, prediction log, v2 gRPC on a shared port) is
-:class:`serving.registry_service.RegistryModelService`, the same for every model
-service. BentoML provides the process model (workers), ``/livez``, ``/healthz``,
-``/readyz`` (ready once the champion is loaded) and Prometheus ``/metrics``; the
-HTTP routes are a FastAPI app (:mod:`serving.app`) mounted at "/" so every status
-code is ours.
-
-BentoML writes an INFO access-log line per request; it is off unless
-``MODELFACTORY_ACCESS_LOG=true`` (the same as BentoML configuration
-``api_server.logging.access.enabled: false``).
+A thin shell: each worker process makes a :class:`~modelfactory.inference.runtime.ServingRuntime`
+(router, endpoint, metrics, prediction log, v2 gRPC) and BentoML provides the process
+model (workers), ``/livez``, ``/healthz``, ``/readyz`` (ready once the champion is loaded)
+and Prometheus ``/metrics``. The HTTP routes are a FastAPI app mounted at "/" so every
+status code is ours. BentoML's per-request access-log line is off unless
+``MODELFACTORY_ACCESS_LOG=true``.
 """
 
 from __future__ import annotations
@@ -25,28 +20,38 @@ from __future__ import annotations
 import bentoml
 
 from modelfactory.config import get_settings
-from modelfactory.inference.options import ServingOptions
-from serving.app import build_api
-from serving.registry_service import RegistryModelService
+from modelfactory.use_cases import served_use_case
 
 settings = get_settings()
-options = ServingOptions.from_env()
-
-api = build_api(settings.model_name)
+case = served_use_case(settings.serving.model_name, settings.serving.use_case)
+spec = case.serving
+assert spec is not None  # served_use_case only answers use cases that serve
+api = spec.build_api(settings.serving.model_name)
 
 
 @bentoml.service(
-    name="modelfactory-model",
-    workers=settings.workers,
-    traffic={"timeout": 30},
-    logging={"access": {"enabled": options.access_log}},
+    name=f"modelfactory-{case.name}",
+    workers=settings.serving.workers,
+    traffic={"timeout": spec.timeout_seconds},
+    logging={"access": {"enabled": settings.serving.access_log}},
 )
 @bentoml.asgi_app(api, path="/")
-class ModelService(RegistryModelService):
-    app = api
-    model_name = settings.model_name
+class ModelService:
+    def __init__(self) -> None:
+        # Made here, in the worker, after BentoML set up multiprocess Prometheus metrics.
+        from modelfactory.inference.runtime import ServingRuntime
 
-    def load_version(self, name: str, version: str, tracking_uri: str):
-        from modelfactory.inference.classifier import ServedClassifier
+        self.runtime = ServingRuntime(settings, case)
+        api.state.endpoint = self.runtime.endpoint
 
-        return ServedClassifier.load(name, version=version, tracking_uri=tracking_uri)
+    @bentoml.on_startup
+    async def start_grpc(self) -> None:
+        """v2 gRPC on this worker's event loop (the hook runs on it, after ``__init__``)."""
+        await self.runtime.start_grpc()
+
+    def __is_ready__(self) -> bool:
+        return self.runtime.ready
+
+    @bentoml.on_shutdown
+    async def shutdown(self) -> None:
+        await self.runtime.stop()

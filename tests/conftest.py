@@ -1,15 +1,19 @@
-"""Fixtures shared by the whole suite: the real datasets, one real MLflow server per session, and a
-small forecasting model set (3 synthetic stores, Prophet, trained once per session)."""
+"""Fixtures shared by the whole suite: the real datasets (``tests/support/data.py`` says where),
+one real MLflow server per session, a small forecasting model set (3 synthetic stores, Prophet,
+trained once per session); the serving and PostgreSQL fixtures come from ``tests/support``."""
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-BANK_FILE = SHARED_DATA / "bank-marketing" / "bank-additional-full.csv.gz"
+from tests.support.data import BANK_MARKETING, shared_file
+
+pytest_plugins = ["tests.support.serving_fixtures", "tests.support.postgres"]
+# MLflow's telemetry thread sets and unsets an environment variable while other threads read the
+# environment (urllib's proxy lookup), which fails requests at random: no telemetry in tests.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -32,10 +36,8 @@ def isolated_home(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def bank_file() -> Path:
-    if not BANK_FILE.exists():
-        pytest.fail(f"the real bank-marketing file is missing: {BANK_FILE} (../shared/data beside the repo)")
-    return BANK_FILE
+def bank_file():
+    return shared_file(BANK_MARKETING)
 
 
 @pytest.fixture(scope="session")
@@ -48,7 +50,8 @@ def real_bank(bank_file):
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory):
     """A real `mlflow server` (sqlite + served artifacts) on a free port, for the whole session."""
-    from modelfactory.mlflow_server import EmbeddedMlflow, free_port
+    from modelfactory.local.mlflow_server import EmbeddedMlflow
+    from modelfactory.local.ports import free_port
 
     server = EmbeddedMlflow(tmp_path_factory.mktemp("mlflow"), port=free_port())
     server.start()
@@ -65,7 +68,8 @@ def synthetic_sales():
 
 @pytest.fixture(scope="session")
 def synthetic_result(synthetic_sales):
-    from modelfactory.forecasting import ForecastConfig, train_model_factory
+    from modelfactory.forecasting.config import ForecastConfig
+    from modelfactory.forecasting.factory import train_model_factory
 
     return train_model_factory(
         synthetic_sales, ForecastConfig(holdout_weeks=4, uncertainty_samples=200)
@@ -75,7 +79,7 @@ def synthetic_result(synthetic_sales):
 @pytest.fixture(scope="session")
 def model_set_dir(synthetic_result, tmp_path_factory):
     """A model-set directory with stores 1, 2 and 3."""
-    from modelfactory.forecasting import save_model_set
+    from modelfactory.forecasting.model_set import save_model_set
 
     directory = tmp_path_factory.mktemp("model_set")
     save_model_set(directory, synthetic_result, metadata={"source": "synthetic"})

@@ -35,7 +35,8 @@ if [ "$WHEELHOUSE" = 1 ]; then
   start=$(date +%s)
   mkdir -p build/wheelhouse
   echo "building wheels for .[postgres] into build/wheelhouse"
-  "$PYTHON" -m pip wheel --quiet --find-links build/wheelhouse --wheel-dir build/wheelhouse ".[postgres]" "setuptools>=69" wheel
+  "$PYTHON" -m pip wheel --quiet --constraint requirements/constraints.txt --find-links build/wheelhouse \
+    --wheel-dir build/wheelhouse ".[postgres]" "setuptools>=69" wheel
   echo "wheelhouse ready in $(( $(date +%s) - start ))s ($(du -sh build/wheelhouse | cut -f1))"
   "$PYTHON" -m http.server --bind 127.0.0.1 --directory build/wheelhouse "$WHEELHOUSE_PORT" >/dev/null 2>&1 &
   server_pid=$!

@@ -2,13 +2,12 @@
 
 from kfp import dsl
 from kfp.dsl import Input, Metrics, Model, Output
-
-from components import COMPONENT_IMAGE
+from modelfactory_components import COMPONENT_IMAGE
 
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
 def evaluate_forecasts(model: Input[Model], mlflow_tracking_uri: str, metrics: Output[Metrics]):
-    from modelfactory.steps.forecasting import evaluate
+    from modelfactory.forecasting.steps import evaluate
 
     results = evaluate(dict(model.metadata), model.path, mlflow_tracking_uri)
     for name, value in results["model"].items():

@@ -2,14 +2,15 @@
 
 from kfp import dsl
 from kfp.dsl import Dataset, Output
-
-from components import COMPONENT_IMAGE
+from modelfactory_components import COMPONENT_IMAGE
 
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
-def ingest_data(use_case: str, source: str, n_synthetic_rows: int, seed: int, raw: Output[Dataset]) -> str:
+def ingest_data(
+    use_case: str, source: str, n_synthetic_rows: int, seed: int, raw: Output[Dataset]
+) -> str:
     """Returns the batch id; empty ``source`` means synthetic demo data."""
-    from modelfactory.steps.common import ingest
+    from modelfactory.steps import ingest
 
     lineage = ingest(use_case, source, raw.path, n_synthetic_rows=n_synthetic_rows, seed=seed)
     raw.metadata.update(lineage)

@@ -2,14 +2,13 @@
 
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Output
-
-from components import COMPONENT_IMAGE
+from modelfactory_components import COMPONENT_IMAGE
 
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
 def ride_features(data: Input[Dataset], batch_date: str, features: Output[Dataset]) -> str:
     """Returns the batch date scored: ``batch_date``, or (empty) the day most rides are from."""
-    from modelfactory.steps.anomaly import features as features_step
+    from modelfactory.anomaly.steps import features as features_step
 
     summary = features_step(data.path, features.path, batch_date)
     features.metadata.update(summary)

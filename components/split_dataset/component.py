@@ -2,16 +2,21 @@
 
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Output
-
-from components import COMPONENT_IMAGE
+from modelfactory_components import COMPONENT_IMAGE
 
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
-def split_dataset(data: Input[Dataset], strategy: str, holdout_fraction: float, seed: int,
-                  train: Output[Dataset], holdout: Output[Dataset]):
+def split_dataset(
+    data: Input[Dataset],
+    strategy: str,
+    holdout_fraction: float,
+    seed: int,
+    train: Output[Dataset],
+    holdout: Output[Dataset],
+):
     import logging
 
-    from modelfactory.steps.classification import split
+    from modelfactory.classification.steps import split
 
     summary = split(data.path, train.path, holdout.path, strategy, holdout_fraction, seed)
     for warning in summary.pop("warnings"):

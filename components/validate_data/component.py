@@ -2,13 +2,12 @@
 
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Output
-
-from components import COMPONENT_IMAGE
+from modelfactory_components import COMPONENT_IMAGE
 
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
 def validate_data(use_case: str, raw: Input[Dataset], validated: Output[Dataset]):
-    from modelfactory.steps.common import validate
+    from modelfactory.steps import validate
 
     source = raw.metadata.get("source") or raw.path
     validated.metadata.update(validate(use_case, raw.path, validated.path, source_name=source))

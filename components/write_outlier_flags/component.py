@@ -2,8 +2,7 @@
 
 from kfp import dsl
 from kfp.dsl import Dataset, Input
-
-from components import COMPONENT_IMAGE
+from modelfactory_components import COMPONENT_IMAGE
 
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
@@ -11,6 +10,6 @@ def write_outlier_flags(scored: Input[Dataset], staging_url: str, run_id: str) -
     """``staging_url``: a SQLAlchemy URL; empty means sqlite under MODELFACTORY_HOME. Returns a JSON summary."""
     import json
 
-    from modelfactory.steps.anomaly import write_flags
+    from modelfactory.anomaly.steps import write_flags
 
     return json.dumps(write_flags(scored.path, staging_url, scored.metadata["batch_date"], run_id))

@@ -1,10 +1,12 @@
 """Batch anomaly detection on taxi rides: DBSCAN on standardised distance, time and speed,
 an outlier flag per ride written to a staging SQL table, a daily schedule, a plot.
 
-Typical daily run (what the KFP component / CLI calls)::
+``ANOMALY`` describes the use case. A daily run (what the KFP components call)::
 
+    from modelfactory.anomaly.detection import DetectionConfig, detect_outliers
+    from modelfactory.anomaly.plot import plot_batch
+    from modelfactory.anomaly.staging import write_outliers
     from modelfactory.data.taxi import load_taxi_rides
-    from modelfactory.anomaly import DetectionConfig, detect_outliers, write_outliers, plot_batch
 
     load = load_taxi_rides("green_tripdata_2023-01.csv.gz", batch_date="2023-01-15")
     result = detect_outliers(load.rides, DetectionConfig(eps=0.5, min_samples=10))
@@ -12,27 +14,19 @@ Typical daily run (what the KFP component / CLI calls)::
     plot_batch(result.rides, "rides-2023-01-15.png")
 """
 
-from modelfactory.anomaly.detection import (
-    DetectionConfig,
-    DetectionResult,
-    dbscan_labels,
-    detect_outliers,
-    label_agreement,
-    standardize,
-)
-from modelfactory.anomaly.plot import plot_batch
-from modelfactory.anomaly.schedule import DailySchedule
-from modelfactory.anomaly.staging import read_outliers, write_outliers
+from modelfactory.data import taxi
+from modelfactory.use_case import DataFormat, UseCase
 
-__all__ = [
-    "DailySchedule",
-    "DetectionConfig",
-    "DetectionResult",
-    "dbscan_labels",
-    "detect_outliers",
-    "label_agreement",
-    "plot_batch",
-    "read_outliers",
-    "standardize",
-    "write_outliers",
-]
+# Anomaly detection registers no model: each daily batch is clustered on its own.
+ANOMALY = UseCase(
+    name="anomaly",
+    model_name="taxi-anomaly",
+    data=DataFormat(
+        load=taxi.load_rides,
+        validate=taxi.validate_rides,
+        generate=taxi.generate_rides,
+        write=taxi.write_rides,
+        file_name="rides.csv",
+    ),
+    synthetic_rows=400,  # the founding text's 370 normal rides + 3 groups of 10 anomalies
+)

@@ -24,8 +24,14 @@ class CrontabError(ModelFactoryError):
     pass
 
 
-def crontab_line(schedule: DailySchedule, home: Path, source: str = "", staging_url: str = "",
-                 executable: str | None = None, tracking_uri: str = "") -> str:
+def crontab_line(
+    schedule: DailySchedule,
+    home: Path,
+    source: str = "",
+    staging_url: str = "",
+    executable: str | None = None,
+    tracking_uri: str = "",
+) -> str:
     """One crontab line (with its marker comment) that runs the daily batch."""
     program = executable or str(Path(sys.executable).with_name("modelfactory"))
     # cron passes '%' as a newline unless escaped.
@@ -46,12 +52,16 @@ def install_line(line: str, crontab: str | None = None) -> str:
     """Put ``line`` into the user's crontab, replacing an earlier modelfactory anomaly line."""
     program = crontab or shutil.which("crontab")
     if not program:
-        raise CrontabError("no `crontab` program on this machine (install cron); add this line to "
-                           f"your scheduler yourself:\n{line}")
+        raise CrontabError(
+            "no `crontab` program on this machine (install cron); add this line to "
+            f"your scheduler yourself:\n{line}"
+        )
     current = subprocess.run([program, "-l"], capture_output=True, text=True)
     existing = current.stdout.splitlines() if current.returncode == 0 else []
     lines = [kept for kept in existing if MARKER not in kept] + [line]
-    written = subprocess.run([program, "-"], input="\n".join(lines) + "\n", capture_output=True, text=True)
+    written = subprocess.run(
+        [program, "-"], input="\n".join(lines) + "\n", capture_output=True, text=True
+    )
     if written.returncode != 0:
         raise CrontabError(f"`crontab -` refused the new table: {written.stderr.strip()}")
     return "\n".join(lines)

@@ -14,19 +14,39 @@ import numpy as np
 import pandas as pd
 
 from modelfactory.data.io import read_table
+from modelfactory.data.schema import Column, TableSchema, validate_table
 from modelfactory.errors import DataValidationError
-from modelfactory.validation import Column, TableSchema, validate_table
 
 TARGET = "y"
 POSITIVE = "yes"
 LEAKY_COLUMNS = ("duration",)
 
 CATEGORIES: dict[str, tuple[str, ...]] = {
-    "job": ("admin.", "blue-collar", "entrepreneur", "housemaid", "management", "retired",
-            "self-employed", "services", "student", "technician", "unemployed", "unknown"),
+    "job": (
+        "admin.",
+        "blue-collar",
+        "entrepreneur",
+        "housemaid",
+        "management",
+        "retired",
+        "self-employed",
+        "services",
+        "student",
+        "technician",
+        "unemployed",
+        "unknown",
+    ),
     "marital": ("divorced", "married", "single", "unknown"),
-    "education": ("basic.4y", "basic.6y", "basic.9y", "high.school", "illiterate",
-                  "professional.course", "university.degree", "unknown"),
+    "education": (
+        "basic.4y",
+        "basic.6y",
+        "basic.9y",
+        "high.school",
+        "illiterate",
+        "professional.course",
+        "university.degree",
+        "unknown",
+    ),
     "default": ("no", "yes", "unknown"),
     "housing": ("no", "yes", "unknown"),
     "loan": ("no", "yes", "unknown"),
@@ -35,17 +55,49 @@ CATEGORIES: dict[str, tuple[str, ...]] = {
     "day_of_week": ("mon", "tue", "wed", "thu", "fri"),
     "poutcome": ("failure", "nonexistent", "success"),
 }
-NUMERIC = ("age", "duration", "campaign", "pdays", "previous", "emp.var.rate",
-           "cons.price.idx", "cons.conf.idx", "euribor3m", "nr.employed")
-COLUMN_ORDER = ("age", "job", "marital", "education", "default", "housing", "loan", "contact",
-                "month", "day_of_week", "duration", "campaign", "pdays", "previous", "poutcome",
-                "emp.var.rate", "cons.price.idx", "cons.conf.idx", "euribor3m", "nr.employed", TARGET)
+NUMERIC = (
+    "age",
+    "duration",
+    "campaign",
+    "pdays",
+    "previous",
+    "emp.var.rate",
+    "cons.price.idx",
+    "cons.conf.idx",
+    "euribor3m",
+    "nr.employed",
+)
+COLUMN_ORDER = (
+    "age",
+    "job",
+    "marital",
+    "education",
+    "default",
+    "housing",
+    "loan",
+    "contact",
+    "month",
+    "day_of_week",
+    "duration",
+    "campaign",
+    "pdays",
+    "previous",
+    "poutcome",
+    "emp.var.rate",
+    "cons.price.idx",
+    "cons.conf.idx",
+    "euribor3m",
+    "nr.employed",
+    TARGET,
+)
 
+# Unknown categories of a feature are no error (the model's one-hot ignores them); of the
+# target they are.
 SCHEMA = TableSchema(
     columns=tuple(
-        Column(name, "numeric") if name in NUMERIC
-        else Column(name, "categorical", frozenset(("no", "yes")) if name == TARGET
-                    else frozenset(CATEGORIES[name]))
+        Column(name, "number")
+        if name in NUMERIC
+        else Column(name, "category", frozenset(("no", "yes")) if name == TARGET else None)
         for name in COLUMN_ORDER
     ),
     target=TARGET,
@@ -64,13 +116,16 @@ def load_bank_marketing(source: str | Path) -> pd.DataFrame:
     frame = read_table(source, sep=";")
     if len(frame.columns) == 1 and "," in frame.columns[0]:
         raise DataValidationError(
-            str(source), ["the file is comma-separated; the bank-marketing format uses ';' between fields"]
+            str(source),
+            ["the file is comma-separated; the bank-marketing format uses ';' between fields"],
         )
     if _BANK_FULL_ONLY <= set(frame.columns) and "euribor3m" not in frame.columns:
         raise DataValidationError(
             str(source),
-            ["this is the older 17-column bank-full format; modelfactory expects the 21-column "
-             "bank-additional format (bank-additional-full.csv)"],
+            [
+                "this is the older 17-column bank-full format; modelfactory expects the 21-column "
+                "bank-additional format (bank-additional-full.csv)"
+            ],
         )
     return frame
 
@@ -84,17 +139,19 @@ def target_vector(frame: pd.DataFrame) -> np.ndarray:
 
 
 # Macro-economic regimes of the real data (Portugal 2008-2010): the five indicators move together.
-_REGIMES = np.array([
-    # emp.var.rate, cons.price.idx, cons.conf.idx, euribor3m, nr.employed, weight
-    [1.4, 93.918, -42.7, 4.96, 5228.1, 0.20],
-    [1.1, 93.994, -36.4, 4.86, 5191.0, 0.19],
-    [1.4, 94.465, -41.8, 4.96, 5228.1, 0.11],
-    [-1.8, 92.893, -46.2, 1.30, 5099.1, 0.16],
-    [-0.1, 93.200, -42.0, 4.08, 5195.8, 0.09],
-    [-2.9, 92.963, -40.8, 1.26, 5076.2, 0.06],
-    [-3.4, 92.649, -30.1, 0.71, 5017.5, 0.04],
-    [-1.8, 93.075, -47.1, 1.41, 5099.1, 0.15],
-])
+_REGIMES = np.array(
+    [
+        # emp.var.rate, cons.price.idx, cons.conf.idx, euribor3m, nr.employed, weight
+        [1.4, 93.918, -42.7, 4.96, 5228.1, 0.20],
+        [1.1, 93.994, -36.4, 4.86, 5191.0, 0.19],
+        [1.4, 94.465, -41.8, 4.96, 5228.1, 0.11],
+        [-1.8, 92.893, -46.2, 1.30, 5099.1, 0.16],
+        [-0.1, 93.200, -42.0, 4.08, 5195.8, 0.09],
+        [-2.9, 92.963, -40.8, 1.26, 5076.2, 0.06],
+        [-3.4, 92.649, -30.1, 0.71, 5017.5, 0.04],
+        [-1.8, 93.075, -47.1, 1.41, 5099.1, 0.15],
+    ]
+)
 
 
 def generate_bank_marketing(n_rows: int = 20_000, seed: int = 0) -> pd.DataFrame:
@@ -107,19 +164,21 @@ def generate_bank_marketing(n_rows: int = 20_000, seed: int = 0) -> pd.DataFrame
     """
     rng = np.random.default_rng(seed)
     marginals = {
-        "job": [.253, .225, .035, .026, .071, .042, .035, .096, .021, .164, .025, .007],
-        "marital": [.112, .605, .281, .002],
-        "education": [.101, .056, .147, .231, .001, .127, .295, .042],
-        "default": [.791, .0005, .2085],
-        "housing": [.452, .524, .024],
-        "loan": [.824, .152, .024],
-        "month": [0, 0, .013, .064, .334, .129, .174, .15, .014, .017, .1, .005],
-        "day_of_week": [.207, .196, .197, .209, .191],
+        "job": [0.253, 0.225, 0.035, 0.026, 0.071, 0.042, 0.035, 0.096, 0.021, 0.164, 0.025, 0.007],
+        "marital": [0.112, 0.605, 0.281, 0.002],
+        "education": [0.101, 0.056, 0.147, 0.231, 0.001, 0.127, 0.295, 0.042],
+        "default": [0.791, 0.0005, 0.2085],
+        "housing": [0.452, 0.524, 0.024],
+        "loan": [0.824, 0.152, 0.024],
+        "month": [0, 0, 0.013, 0.064, 0.334, 0.129, 0.174, 0.15, 0.014, 0.017, 0.1, 0.005],
+        "day_of_week": [0.207, 0.196, 0.197, 0.209, 0.191],
     }
-    frame = pd.DataFrame({
-        name: rng.choice(CATEGORIES[name], size=n_rows, p=np.array(p) / np.sum(p))
-        for name, p in marginals.items()
-    })
+    frame = pd.DataFrame(
+        {
+            name: rng.choice(CATEGORIES[name], size=n_rows, p=np.array(p) / np.sum(p))
+            for name, p in marginals.items()
+        }
+    )
     job = frame["job"].to_numpy()
     age = rng.normal(40, 9.5, n_rows)
     age[job == "student"] = rng.normal(24, 4, (job == "student").sum())
@@ -127,14 +186,16 @@ def generate_bank_marketing(n_rows: int = 20_000, seed: int = 0) -> pd.DataFrame
     frame["age"] = np.clip(age, 17, 98).round().astype(int)
     frame["contact"] = np.where(rng.random(n_rows) < 0.635, "cellular", "telephone")
     frame["campaign"] = np.minimum(1 + rng.geometric(0.42, n_rows) - 1, 56)
-    previous = rng.choice([0, 1, 2, 3, 4], size=n_rows, p=[.863, .11, .019, .006, .002])
+    previous = rng.choice([0, 1, 2, 3, 4], size=n_rows, p=[0.863, 0.11, 0.019, 0.006, 0.002])
     frame["previous"] = previous
     contacted = previous > 0
     success = contacted & (rng.random(n_rows) < 0.25)
     frame["poutcome"] = np.where(success, "success", np.where(contacted, "failure", "nonexistent"))
     frame["pdays"] = np.where(success, rng.integers(0, 27, n_rows), 999)
     regime = rng.choice(len(_REGIMES), size=n_rows, p=_REGIMES[:, 5] / _REGIMES[:, 5].sum())
-    for i, name in enumerate(("emp.var.rate", "cons.price.idx", "cons.conf.idx", "euribor3m", "nr.employed")):
+    for i, name in enumerate(
+        ("emp.var.rate", "cons.price.idx", "cons.conf.idx", "euribor3m", "nr.employed")
+    ):
         frame[name] = _REGIMES[regime, i]
     frame["euribor3m"] = (frame["euribor3m"] + rng.normal(0, 0.02, n_rows)).round(3)
 
@@ -158,7 +219,9 @@ def generate_bank_marketing(n_rows: int = 20_000, seed: int = 0) -> pd.DataFrame
     positive = rng.random(n_rows) < 1 / (1 + np.exp(-logit))
     frame[TARGET] = np.where(positive, "yes", "no")
     # Calls that end in a subscription last longer (the reason `duration` is a leak).
-    frame["duration"] = np.round(rng.gamma(2.0, 110, n_rows) * np.where(positive, 2.5, 1.0)).astype(int)
+    frame["duration"] = np.round(rng.gamma(2.0, 110, n_rows) * np.where(positive, 2.5, 1.0)).astype(
+        int
+    )
     return frame[list(COLUMN_ORDER)]
 
 

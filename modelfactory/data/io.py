@@ -31,7 +31,9 @@ def read_table(source: str | Path, **csv_options) -> pd.DataFrame:
             if not is_url(source) and "compression" not in csv_options:
                 # Artifact files (KFP, MLflow) often lose their extension: trust the bytes, not the name.
                 with open(source, "rb") as handle:
-                    csv_options["compression"] = "gzip" if handle.read(2) == b"\x1f\x8b" else "infer"
+                    csv_options["compression"] = (
+                        "gzip" if handle.read(2) == b"\x1f\x8b" else "infer"
+                    )
             frame = pd.read_csv(source, **csv_options)
     except pd.errors.EmptyDataError as exc:
         raise DataSourceError(f"{name}: the file is empty") from exc
@@ -40,3 +42,12 @@ def read_table(source: str | Path, **csv_options) -> pd.DataFrame:
     if frame.empty:
         raise DataSourceError(f"{name}: the file has a header but no rows")
     return frame
+
+
+def read_dataset(path: str) -> pd.DataFrame:
+    return pd.read_parquet(path)
+
+
+def write_dataset(frame: pd.DataFrame, path: str) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(path, index=False)

@@ -26,13 +26,12 @@ import numpy as np
 import pandas as pd
 
 from modelfactory.data.io import read_table
+from modelfactory.data.schema import Column, TableSchema, validate_table
 from modelfactory.errors import DataValidationError, describe_rows
 
 REQUIRED_COLUMNS = ["Store", "Date", "Sales", "Open", "Promo", "StateHoliday", "SchoolHoliday"]
 OPTIONAL_COLUMNS = ["DayOfWeek", "Customers"]
 STATE_HOLIDAY_CODES = {"0", "a", "b", "c"}
-_INTEGER_COLUMNS = ["Store", "Sales", "Open", "Promo", "SchoolHoliday"]
-_FLAG_COLUMNS = ["Open", "Promo", "SchoolHoliday"]
 
 
 def load_rossmann(
@@ -60,89 +59,70 @@ def load_rossmann(
     return validate_rossmann(frame, source=str(source))
 
 
-def validate_rossmann(frame: pd.DataFrame, source: str = "sales data") -> pd.DataFrame:
-    """Check a Rossmann-format frame and return a normalised copy.
+SCHEMA = TableSchema(
+    columns=(
+        Column("Store", "integer"),
+        Column("Date", "date"),
+        Column("Sales", "integer", minimum=0),
+        Column("Open", "integer", allowed=frozenset({0, 1})),
+        Column("Promo", "integer", allowed=frozenset({0, 1})),
+        Column("StateHoliday", "category", allowed=frozenset(STATE_HOLIDAY_CODES)),
+        Column("SchoolHoliday", "integer", allowed=frozenset({0, 1})),
+    ),
+    key=("Store", "Date"),
+    missing_hint=f"expected at least {', '.join(REQUIRED_COLUMNS)} (Rossmann train.csv)",
+)
 
-    Checks: required columns present; integer columns are integers; Open/Promo/
-    SchoolHoliday are 0/1; Date parses; StateHoliday is one of 0/a/b/c; Sales is not
-    negative; no duplicate (Store, Date). Every failing check is reported with the
+
+def validate_rossmann(frame: pd.DataFrame, source: str = "sales data") -> pd.DataFrame:
+    """Check a Rossmann-format frame (:data:`SCHEMA`) and return a normalised copy.
+
+    Checks: required columns present; Store, Sales, Open, Promo and SchoolHoliday are
+    integers, the flags 0/1 and Sales not negative; Date parses; StateHoliday is one of
+    0/a/b/c; no two rows share a (Store, Date). Every failing check is reported with the
     column and rows; all problems are collected before raising.
     """
-    problems: list[str] = []
-    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
-    if missing:
-        raise DataValidationError(
-            source,
-            [f"missing column(s) {missing}; expected at least {REQUIRED_COLUMNS}"],
-        )
-    # Positions in the file (0-based, header excluded) for the messages.
-    frame = frame.reset_index(drop=True) if frame.index.has_duplicates else frame
-    out = pd.DataFrame(index=frame.index)
-    parsed = pd.DataFrame(index=frame.index)
-
-    for column in _INTEGER_COLUMNS:
-        values = pd.to_numeric(frame[column], errors="coerce")
-        bad = values.isna() | (values != values.round())
-        if bad.any():
-            problems.append(
-                f"column '{column}': expected integers, "
-                f"found {frame.loc[bad, column].head(3).tolist()} "
-                f"at {describe_rows(frame.index[bad])}"
-            )
-        parsed[column] = ~bad
-        out[column] = values.where(~bad, -1).round().astype("int64")
-    for column in _FLAG_COLUMNS:
-        bad = ~out[column].isin([0, 1]) & parsed[column]
-        if bad.any():
-            problems.append(
-                f"column '{column}': expected 0 or 1, "
-                f"found {sorted(set(out.loc[bad, column]))[:5]} "
-                f"at {describe_rows(frame.index[bad])}"
-            )
-
-    dates = pd.to_datetime(frame["Date"], errors="coerce", format="mixed")
-    bad = dates.isna()
-    if bad.any():
-        problems.append(
-            f"column 'Date': not a date: {frame.loc[bad, 'Date'].head(3).tolist()} "
-            f"at {describe_rows(frame.index[bad])}"
-        )
-    out["Date"] = dates.dt.normalize()
-
-    holiday = frame["StateHoliday"].astype(str).str.strip()
-    holiday = holiday.where(~holiday.isin(["0.0", "nan", ""]), "0")
-    bad = ~holiday.isin(STATE_HOLIDAY_CODES)
-    if bad.any():
-        problems.append(
-            f"column 'StateHoliday': expected one of 0, a, b, c, found "
-            f"{sorted(set(holiday[bad]))[:5]} at {describe_rows(frame.index[bad])}"
-        )
-    out["StateHoliday"] = holiday
-
-    negative = (out["Sales"] < 0) & parsed["Sales"]
-    if negative.any():
-        problems.append(f"column 'Sales': negative sales at {describe_rows(frame.index[negative])}")
-
-    duplicated = out.duplicated(subset=["Store", "Date"], keep=False) & dates.notna()
-    if duplicated.any():
-        first = out.loc[duplicated, ["Store", "Date"]].iloc[0]
-        problems.append(
-            f"columns 'Store','Date': {int(duplicated.sum())} rows share a (Store, Date) pair "
-            f"(e.g. store {first['Store']} on {first['Date']:%Y-%m-%d}) at "
-            f"{describe_rows(frame.index[duplicated])}"
-        )
-    if problems:
-        raise DataValidationError(source, problems)
-
+    if "StateHoliday" in frame.columns:
+        # The original file mixes 0 and '0' (and a float 0.0 once read as numbers).
+        holiday = frame["StateHoliday"].astype(str).str.strip()
+        frame = frame.assign(StateHoliday=holiday.where(~holiday.isin(["0.0", "nan", ""]), "0"))
+    out = validate_table(frame, SCHEMA, source)
     for column in OPTIONAL_COLUMNS:
-        if column in frame.columns:
-            out[column] = pd.to_numeric(frame[column], errors="coerce")
+        if column in out.columns:
+            out[column] = pd.to_numeric(out[column], errors="coerce")
     if "DayOfWeek" not in out.columns:
         out["DayOfWeek"] = out["Date"].dt.dayofweek + 1
     columns = ["Store", "DayOfWeek", "Date", "Sales"]
     columns += [c for c in ["Customers"] if c in out.columns]
     columns += ["Open", "Promo", "StateHoliday", "SchoolHoliday"]
     return out[columns].sort_values(["Store", "Date"], kind="stable").reset_index(drop=True)
+
+
+# --- the use case's raw file: read as it is, checked by the validate step -----------------------
+_DAYS_PER_STORE = 942  # 2013-01-01 .. 2015-07-31, the span of the real file
+
+
+def load_sales(source: str | Path) -> pd.DataFrame:
+    """A Rossmann ``train.csv`` as it is (StateHoliday kept as text: the file mixes 0 and '0')."""
+    return read_table(source, dtype={"StateHoliday": str}, low_memory=False)
+
+
+def validate_sales(frame: pd.DataFrame, source: str) -> pd.DataFrame:
+    return validate_rossmann(frame, source=source)
+
+
+def generate_sales(n_rows: int = 20_000, seed: int = 0) -> pd.DataFrame:
+    """About ``n_rows`` rows of synthetic store sales: as many stores as that many days need."""
+    return synthetic_rossmann(n_stores=max(1, round(n_rows / _DAYS_PER_STORE)), seed=seed)
+
+
+def write_sales(frame: pd.DataFrame, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.assign(Date=pd.to_datetime(frame["Date"]).dt.strftime("%Y-%m-%d")).to_csv(
+        path, index=False
+    )
+    return path
 
 
 def load_store_info(source: str | Path) -> pd.DataFrame:

@@ -20,10 +20,22 @@ import numpy as np
 import pandas as pd
 
 from modelfactory.data.io import read_table
+from modelfactory.data.schema import Column, TableSchema, validate_table
 from modelfactory.errors import DataValidationError
 
 TLC_COLUMNS = ["lpep_pickup_datetime", "lpep_dropoff_datetime", "trip_distance"]
 RIDE_COLUMNS = ["ride_id", "batch_date", "pickup_datetime", "ride_dist", "ride_time", "ride_speed"]
+RIDE_FEATURES = ("ride_dist", "ride_time", "ride_speed")
+RIDES_SCHEMA = TableSchema(
+    columns=(
+        Column("ride_id", "integer"),
+        Column("batch_date", "date"),
+        *(Column(feature, "number", minimum=0) for feature in RIDE_FEATURES),
+    ),
+    key=("ride_id",),
+    missing_hint=f"expected rides (ride_id, batch_date, {', '.join(RIDE_FEATURES)}) "
+    f"or TLC green trip records ({', '.join(TLC_COLUMNS)})",
+)
 
 
 @dataclass
@@ -162,3 +174,35 @@ def simulate_rides(
         }
     )
     return rides
+
+
+# --- the use case's raw file: read as it is, checked by the validate step -----------------------
+def load_rides(source: str | Path) -> pd.DataFrame:
+    """Rides from TLC trip records (converted) or from a ride-format file (read as is)."""
+    frame = read_table(source)
+    if all(column in frame.columns for column in TLC_COLUMNS):
+        return rides_from_tlc(frame, source=str(source)).rides
+    return frame
+
+
+def validate_rides(frame: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Ride id (unique), batch date and the three features present, numeric and not negative."""
+    out = validate_table(frame, RIDES_SCHEMA, source)
+    out["batch_date"] = out["batch_date"].dt.strftime("%Y-%m-%d")
+    if "pickup_datetime" in out.columns:
+        out["pickup_datetime"] = pd.to_datetime(out["pickup_datetime"], errors="coerce")
+    return out.reset_index(drop=True)
+
+
+def generate_rides(n_rows: int = 400, seed: int = 42) -> pd.DataFrame:
+    """The founding simulator: ``n_rows`` rides of which 3 groups of ~2.5% each are anomalous
+    (400 rows = the founding 370 normal + 3x10)."""
+    per_group = max(1, round(n_rows * 10 / 400))
+    return simulate_rides(n_normal=max(1, n_rows - 3 * per_group), n_per_group=per_group, seed=seed)
+
+
+def write_rides(frame: pd.DataFrame, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(path, index=False)
+    return path

@@ -2,12 +2,13 @@
 against a seasonal-naive baseline, saved as a lazily loadable model set, served with a
 bounded forecast cache.
 
-Typical flow (what the KFP components and the forecast API call)::
+``FORECASTING`` describes the use case. The flow (what the KFP components and the forecast
+API call)::
 
     from modelfactory.data.rossmann import load_rossmann
-    from modelfactory.forecasting import (
-        ForecastConfig, train_model_factory, save_model_set, load_store_model, forecast,
-    )
+    from modelfactory.forecasting.config import ForecastConfig
+    from modelfactory.forecasting.factory import train_model_factory
+    from modelfactory.forecasting.model_set import forecast, load_store_model, save_model_set
 
     sales = load_rossmann("train.csv.gz", stores=[1, 2, 3])
     result = train_model_factory(sales, ForecastConfig(holdout_weeks=6))
@@ -15,40 +16,46 @@ Typical flow (what the KFP components and the forecast API call)::
     frame = forecast(load_store_model("out/model_set", 1), horizon_days=42)
 """
 
-from modelfactory.forecasting.cache import ForecastCache, LRUCache
-from modelfactory.forecasting.config import ForecastConfig
-from modelfactory.forecasting.evaluation import aggregate_metrics, seasonal_naive
-from modelfactory.forecasting.factory import (
-    FactoryError,
-    FactoryResult,
-    StoreOutcome,
-    train_model_factory,
-)
-from modelfactory.forecasting.model_set import (
-    ModelSetError,
-    StoreModel,
-    forecast,
-    list_stores,
-    load_store_model,
-    read_manifest,
-    save_model_set,
-)
+from modelfactory.data import rossmann
+from modelfactory.promotion import GateMetric
+from modelfactory.use_case import DataFormat, ServingSpec, UseCase
 
-__all__ = [
-    "FactoryError",
-    "FactoryResult",
-    "ForecastCache",
-    "ForecastConfig",
-    "LRUCache",
-    "ModelSetError",
-    "StoreModel",
-    "StoreOutcome",
-    "aggregate_metrics",
-    "forecast",
-    "list_stores",
-    "load_store_model",
-    "read_manifest",
-    "save_model_set",
-    "seasonal_naive",
-    "train_model_factory",
-]
+
+def _load_forecaster(name: str, version: str, tracking_uri: str, settings):
+    from modelfactory.forecasting.served import ServedForecaster
+
+    return ServedForecaster.load(
+        name,
+        version,
+        tracking_uri,
+        max_models=settings.forecast_cache.models,
+        max_forecast_bytes=settings.forecast_cache.mb * 1024 * 1024,
+    )
+
+
+def _forecast_api(model_name: str):
+    from modelfactory.forecasting.rest import build_forecast_api
+
+    return build_forecast_api(model_name)
+
+
+FORECASTING = UseCase(
+    name="forecasting",
+    model_name="store-sales",
+    data=DataFormat(
+        load=rossmann.load_sales,
+        validate=rossmann.validate_sales,
+        generate=rossmann.generate_sales,
+        write=rossmann.write_sales,
+        file_name="train.csv",
+    ),
+    synthetic_rows=5_000,  # about 5 stores of daily sales
+    gate_metric=GateMetric("mape", higher_is_better=False),
+    serving=ServingSpec(
+        load=_load_forecaster,
+        build_api=_forecast_api,
+        route="POST /forecast",
+        blocking_predictions=True,  # a cold forecast runs Prophet: 100 ms and more
+        timeout_seconds=60,
+    ),
+)

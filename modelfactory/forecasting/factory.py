@@ -220,8 +220,9 @@ def fit_stores(
     return [outcome for chunk in results for outcome in chunk]
 
 
-def keep_fitted(outcomes: Iterable[StoreOutcome], failures: dict[int, str],
-                max_failure_share: float) -> dict[int, StoreOutcome]:
+def keep_fitted(
+    outcomes: Iterable[StoreOutcome], failures: dict[int, str], max_failure_share: float
+) -> dict[int, StoreOutcome]:
     """The stores that fitted; the others are added to ``failures`` (store id -> reason).
 
     Raises :class:`FactoryError` naming the failed stores when their share of all

@@ -7,8 +7,13 @@ from pathlib import Path
 import pandas as pd
 
 
-def plot_forecast(history: pd.DataFrame, forecast: pd.DataFrame, path: str | Path, title: str,
-                  history_days: int = 180) -> Path:
+def plot_forecast(
+    history: pd.DataFrame,
+    forecast: pd.DataFrame,
+    path: str | Path,
+    title: str,
+    history_days: int = 180,
+) -> Path:
     """``history``: ds, y (the fitted sales); ``forecast``: ds, yhat, yhat_lower, yhat_upper[, open].
 
     Shows the last ``history_days`` days of history so the forecast is readable; closed
@@ -26,8 +31,14 @@ def plot_forecast(history: pd.DataFrame, forecast: pd.DataFrame, path: str | Pat
     figure = Figure(figsize=(10, 5), dpi=100)
     axes = figure.add_subplot()
     axes.plot(recent["ds"], recent["y"], ".", color="black", markersize=3, label="sales (history)")
-    axes.fill_between(shown["ds"], shown["yhat_lower"], shown["yhat_upper"], color="tab:blue", alpha=0.25,
-                      label="interval")
+    axes.fill_between(
+        shown["ds"],
+        shown["yhat_lower"],
+        shown["yhat_upper"],
+        color="tab:blue",
+        alpha=0.25,
+        label="interval",
+    )
     axes.plot(shown["ds"], shown["yhat"], "-", color="tab:blue", linewidth=1.2, label="forecast")
     axes.axvline(history["ds"].max(), color="grey", linestyle=":", linewidth=1)
     axes.set_title(title)

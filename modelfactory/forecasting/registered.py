@@ -54,15 +54,21 @@ class ModelSetPyfunc(PythonModel):
         return read_manifest(self.directory)
 
     def store_model(self, store: int):
-        return self._models.get_or_compute(int(store), lambda: load_store_model(self.directory, int(store)))
+        return self._models.get_or_compute(
+            int(store), lambda: load_store_model(self.directory, int(store))
+        )
 
-    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+    def predict(
+        self, context, model_input: pd.DataFrame, params: dict | None = None
+    ) -> pd.DataFrame:
         policy = (params or {}).get("future_regressors", "last_year")
         frames = []
         for row in model_input[["store", "horizon_days"]].itertuples(index=False):
             out = forecast(self.store_model(int(row.store)), int(row.horizon_days), policy)
             frames.append(out.assign(store=int(row.store)))
-        return pd.concat(frames, ignore_index=True)[["store", "ds", "yhat", "yhat_lower", "yhat_upper", "open"]]
+        return pd.concat(frames, ignore_index=True)[
+            ["store", "ds", "yhat", "yhat_lower", "yhat_upper", "open"]
+        ]
 
 
 def log_model_set(directory: str | Path, input_example: pd.DataFrame | None = None):
@@ -70,8 +76,11 @@ def log_model_set(directory: str | Path, input_example: pd.DataFrame | None = No
     import mlflow
 
     return mlflow.pyfunc.log_model(
-        name="model", python_model=ModelSetPyfunc(), artifacts={ARTIFACT: str(directory)},
-        pip_requirements=_requirements(), input_example=input_example,
+        name="model",
+        python_model=ModelSetPyfunc(),
+        artifacts={ARTIFACT: str(directory)},
+        pip_requirements=_requirements(),
+        input_example=input_example,
     )
 
 

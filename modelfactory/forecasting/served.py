@@ -63,6 +63,7 @@ class UnknownStore(InputNotFound):
 
     def __init__(self, store: int, model_name: str, version: str | None):
         self.store = store
+        self.details = {"store": store}  # added to the 404 body beside the message
         super().__init__(
             f"store {store} has no model in {model_name} version {version}; "
             "train it with `modelfactory run forecasting --stores ...`"

@@ -3,7 +3,7 @@
 The HTTP routes (plain JSON and v2 REST) and the gRPC servicer are thin
 adapters over :class:`InferenceEndpoint`: they parse their wire format, call
 :meth:`~InferenceEndpoint.predict` or :meth:`~InferenceEndpoint.infer`, and map
-:class:`~modelfactory.inference.v2.V2Error` kinds to their status codes. Metrics
+:class:`~modelfactory.inference.protocol.v2.V2Error` kinds to their status codes. Metrics
 and the prediction log are fed here, and as the router's observer (fallbacks,
 shadow predictions).
 """
@@ -14,11 +14,9 @@ import hmac
 import uuid
 from collections.abc import Mapping, Sequence
 
+from modelfactory.config import ServingSettings
 from modelfactory.inference.metrics import ServingMetrics
-from modelfactory.inference.options import ServingOptions
-from modelfactory.inference.schema import InputNotFound, InvalidInput
-from modelfactory.inference.served import ServedModel
-from modelfactory.inference.v2 import (
+from modelfactory.inference.protocol.v2 import (
     InferRequest,
     Tensor,
     V2Error,
@@ -26,15 +24,19 @@ from modelfactory.inference.v2 import (
     output_tensors,
     tensors_to_records,
 )
-from modelfactory.prediction_log import PredictionLog
-from modelfactory.routing import (
+from modelfactory.inference.router import (
     ModelRouter,
-    RolloutState,
     Routed,
     RouterObserver,
     ShadowResult,
     UnknownVersion,
 )
+from modelfactory.inference.schema import InputNotFound, InvalidInput
+from modelfactory.inference.served import ServedModel
+from modelfactory.predictions.writer import PredictionLog
+from modelfactory.rollout import RolloutState
+
+UNAUTHENTICATED = "missing or wrong bearer token (Authorization: Bearer <token>)"
 
 
 class InferenceEndpoint(RouterObserver):
@@ -45,7 +47,7 @@ class InferenceEndpoint(RouterObserver):
     def __init__(
         self,
         router: ModelRouter,
-        options: ServingOptions,
+        options: ServingSettings,
         metrics: ServingMetrics,
         prediction_log: PredictionLog | None = None,
         blocking_predictions: bool = False,
@@ -58,21 +60,36 @@ class InferenceEndpoint(RouterObserver):
         router.observer = self
         self.name = router.name
 
-    # checks shared by the protocols ------------------------------------------------------------
-    def authorized(self, authorization: str | None) -> bool:
+    # checks shared by the protocols: each counts its refusal and raises V2Error ---------------
+    def authorize(self, authorization: str | None, protocol: str) -> None:
+        """Refuse a request without the bearer token, when ``MODELFACTORY_AUTH_TOKEN`` sets one."""
         token = self.options.auth_token
         if not token:
-            return True
-        expected = f"Bearer {token}"
-        return authorization is not None and hmac.compare_digest(
-            authorization.encode(), expected.encode()
-        )
+            return
+        expected = f"Bearer {token}".encode()
+        if authorization is None or not hmac.compare_digest(authorization.encode(), expected):
+            self.refuse("unauthenticated", protocol)
+            raise V2Error("unauthenticated", UNAUTHENTICATED)
 
-    def check_model(self, name: str) -> None:
+    def check_model(self, name: str, protocol: str, version: str | None = None) -> None:
+        """Refuse a model name, or a version, that this process does not serve (404 / NOT_FOUND)."""
         if name != self.name:
+            self.refuse("not_found", protocol)
             raise V2Error(
                 "not_found", f"model {name!r} is not served here (this server serves {self.name!r})"
             )
+        served = self.router.served_versions
+        if version and version not in served:
+            self.refuse("not_found", protocol)
+            raise V2Error("not_found", str(UnknownVersion(version, served)))
+
+    def served_model(self, name: str, protocol: str, version: str | None = None) -> ServedModel:
+        """The loaded model answering for ``name`` (and ``version``), after the checks above."""
+        self.check_model(name, protocol, version)
+        model = self.router.model(version)
+        if model is None:
+            raise V2Error("unavailable", f"no champion of {name} is loaded yet")
+        return model
 
     def refuse(self, reason: str, protocol: str, version: str = "") -> None:
         self.metrics.errors.labels(self.name, version, reason, protocol).inc()
@@ -189,7 +206,9 @@ class InferenceEndpoint(RouterObserver):
     def challenger_error(self, model: ServedModel, kind: str) -> None:
         self.metrics.challenger_errors.labels(self.name, model.version, kind).inc()
 
-    def shadow(self, challenger: ServedModel, results: Sequence[ShadowResult], seconds: float) -> None:
+    def shadow(
+        self, challenger: ServedModel, results: Sequence[ShadowResult], seconds: float
+    ) -> None:
         answered = [result for result in results if result.predictions is not None]
         if not answered:
             return

@@ -17,9 +17,12 @@ import pandas as pd
 from modelfactory.errors import ModelFactoryError
 
 _KIND_BY_MLFLOW_TYPE = {
-    "long": "integer", "integer": "integer",
-    "double": "number", "float": "number",
-    "string": "string", "boolean": "boolean",
+    "long": "integer",
+    "integer": "integer",
+    "double": "number",
+    "float": "number",
+    "string": "string",
+    "boolean": "boolean",
 }
 
 
@@ -80,14 +83,18 @@ class InputSchema:
         found = []
         for i, record in enumerate(records):
             if not isinstance(record, Mapping):
-                found.append(f"records[{i}]: expected an object with fields {', '.join(self.names)}")
+                found.append(
+                    f"records[{i}]: expected an object with fields {', '.join(self.names)}"
+                )
                 continue
             for field in self.fields:
                 if field.name not in record or record[field.name] is None:
                     found.append(f"records[{i}].{field.name}: missing")
                 elif not _fits(record[field.name], field.kind):
-                    found.append(f"records[{i}].{field.name}: expected {_ARTICLE[field.kind]}, "
-                                 f"got {_describe(record[field.name])}")
+                    found.append(
+                        f"records[{i}].{field.name}: expected {_ARTICLE[field.kind]}, "
+                        f"got {_describe(record[field.name])}"
+                    )
         return found
 
     def check(self, records: Any, max_records: int | None = None) -> list[Mapping]:
@@ -107,7 +114,12 @@ class InputSchema:
 
 
 _INT64 = 2**63
-_ARTICLE = {"integer": "an integer", "number": "a number", "string": "a string", "boolean": "true or false"}
+_ARTICLE = {
+    "integer": "an integer",
+    "number": "a number",
+    "string": "a string",
+    "boolean": "true or false",
+}
 
 
 def _fits(value: Any, kind: str) -> bool:
@@ -117,9 +129,12 @@ def _fits(value: Any, kind: str) -> bool:
         return False
     if kind == "integer":  # within int64, as the model was trained on
         return (isinstance(value, int) and -_INT64 <= value < _INT64) or (
-            isinstance(value, float) and value.is_integer() and -_INT64 <= value < _INT64)
+            isinstance(value, float) and value.is_integer() and -_INT64 <= value < _INT64
+        )
     if kind == "number":
-        return (isinstance(value, int) and abs(value) < _INT64) or (isinstance(value, float) and math.isfinite(value))
+        return (isinstance(value, int) and abs(value) < _INT64) or (
+            isinstance(value, float) and math.isfinite(value)
+        )
     return isinstance(value, str)
 
 

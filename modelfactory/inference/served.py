@@ -1,6 +1,6 @@
 """What serving needs from a model, whatever it predicts: the interface the router and protocols use.
 
-The classifier (:class:`~modelfactory.inference.classifier.ServedClassifier`)
+The classifier (:class:`~modelfactory.classification.served.ServedClassifier`)
 and the store forecaster
 (:class:`~modelfactory.forecasting.served.ServedForecaster`) implement it, and
 the router, the endpoint, the HTTP app and v2 gRPC serve either the same way. A

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from sklearn.cluster import DBSCAN
 
-from modelfactory.anomaly import (
+from modelfactory.anomaly.detection import (
     DetectionConfig,
     dbscan_labels,
     detect_outliers,
@@ -16,8 +16,7 @@ from modelfactory.anomaly import (
 )
 from modelfactory.data.taxi import load_taxi_rides, simulate_rides
 from modelfactory.errors import DataValidationError
-
-from .conftest import TAXI_JANUARY
+from tests.support.data import TAXI_JANUARY, shared_file
 
 
 def test_simulated_anomalies_are_flagged():
@@ -68,7 +67,7 @@ def test_auto_switches_to_grid_when_neighbourhoods_are_huge():
 
 
 def test_real_day_flags_impossible_rides():
-    rides = load_taxi_rides(TAXI_JANUARY, batch_date="2023-01-15").rides
+    rides = load_taxi_rides(shared_file(TAXI_JANUARY), batch_date="2023-01-15").rides
     result = detect_outliers(rides)
     outliers = result.rides[result.rides["is_outlier"]]
     assert 0 < len(outliers) < 0.05 * len(rides)

@@ -6,7 +6,9 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from modelfactory.anomaly import DailySchedule, detect_outliers, plot_batch
+from modelfactory.anomaly.detection import detect_outliers
+from modelfactory.anomaly.plot import plot_batch
+from modelfactory.anomaly.schedule import DailySchedule
 from modelfactory.data.taxi import simulate_rides
 
 

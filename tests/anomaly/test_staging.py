@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 from sqlalchemy.exc import IntegrityError
 
-from modelfactory.anomaly import detect_outliers, read_outliers, write_outliers
+from modelfactory.anomaly.detection import detect_outliers
+from modelfactory.anomaly.staging import read_outliers, write_outliers
 from modelfactory.data.taxi import simulate_rides
 from modelfactory.errors import DataValidationError
 
@@ -93,7 +94,7 @@ def test_rides_from_another_day_are_refused(tmp_path):
 
 
 def test_postgres_fixture_fails_loudly_without_binaries(monkeypatch):
-    from . import conftest
+    from tests.support import postgres as conftest
 
     monkeypatch.setattr(conftest.glob, "glob", lambda pattern: [])
     monkeypatch.setattr(conftest.shutil, "which", lambda name: None)

@@ -8,12 +8,11 @@ import pytest
 
 from modelfactory.data.taxi import load_taxi_rides, rides_from_tlc, simulate_rides
 from modelfactory.errors import DataValidationError
-
-from .conftest import TAXI_JANUARY
+from tests.support.data import TAXI_JANUARY, shared_file
 
 
 def test_real_january_day():
-    load = load_taxi_rides(TAXI_JANUARY, batch_date="2023-01-15")
+    load = load_taxi_rides(shared_file(TAXI_JANUARY), batch_date="2023-01-15")
     rides = load.rides
     assert load.source_rows == 68211
     assert load.dropped["non-positive ride time (dropoff not after pickup)"] == 61

@@ -64,9 +64,9 @@ def test_kube_version_below_the_declared_floor_is_refused(helm):
 @pytest.mark.parametrize(
     "bad_set, complaint",
     [
-        ("serving.models[0].name=Bank_Marketing", "does not match pattern"),
+        ("modelfactory_serving.models[0].name=Bank_Marketing", "does not match pattern"),
         ("mlflow.workerz=2", "additional properties"),
-        ("serving.autoscaling.enabled=yes", "boolean"),
+        ("modelfactory_serving.autoscaling.enabled=yes", "boolean"),
         ("images.serving.pullPolicy=Sometimes", "pullPolicy"),
     ],
 )

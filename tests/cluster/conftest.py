@@ -74,8 +74,9 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if reason:
         function = getattr(item, "function", None)
         doc = ((function.__doc__ if function else None) or item.name).strip().splitlines()[0]
-        pytest.skip(f"covers: {doc.rstrip('.')}; skipped: no Kubernetes cluster reachable: "
-                    f"{reason}")
+        pytest.skip(
+            f"covers: {doc.rstrip('.')}; skipped: no Kubernetes cluster reachable: {reason}"
+        )
 
 
 @pytest.fixture(scope="session")
@@ -106,8 +107,10 @@ class Kube:
             if (status.available_replicas or 0) >= 1:
                 return
             if time.monotonic() > deadline:
-                raise AssertionError(f"deployment {namespace}/{deployment} not available in "
-                                     f"{timeout:.0f}s: {status.conditions}")
+                raise AssertionError(
+                    f"deployment {namespace}/{deployment} not available in "
+                    f"{timeout:.0f}s: {status.conditions}"
+                )
             time.sleep(5)
 
 
@@ -145,18 +148,26 @@ def service_url(kube) -> Iterator[Callable[..., str]]:
         if node_port and _answers(f"http://localhost:{node_port}/"):
             return f"http://localhost:{node_port}"
         local = _free_port()
-        command = [tool("kubectl"), "-n", namespace, "port-forward", f"service/{name}",
-                   f"{local}:{port}"]
+        command = [
+            tool("kubectl"),
+            "-n",
+            namespace,
+            "port-forward",
+            f"service/{name}",
+            f"{local}:{port}",
+        ]
         process = subprocess.Popen(
-            command,
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL
+        )
         forwards.append(process)
         deadline = time.monotonic() + 30
         while not _answers(f"http://127.0.0.1:{local}/"):
             if process.poll() is not None or time.monotonic() > deadline:
                 process.kill()
-                raise AssertionError(f"kubectl port-forward to {namespace}/{name}:{port} failed: "
-                                     f"{process.stderr.read().decode(errors='replace')[-500:]}")
+                raise AssertionError(
+                    f"kubectl port-forward to {namespace}/{name}:{port} failed: "
+                    f"{process.stderr.read().decode(errors='replace')[-500:]}"
+                )
             time.sleep(0.5)
         return f"http://127.0.0.1:{local}"
 

@@ -60,8 +60,7 @@ def pipeline_outcome(kfp_host, mlflow_url, tmp_path_factory) -> PipelineOutcome:
     """Compile the classification pipeline, submit it to KFP, wait for it to finish."""
     import kfp
     from kfp import compiler
-
-    from pipelines.classification import classification_pipeline
+    from modelfactory_pipelines.classification import classification_pipeline
 
     package = tmp_path_factory.mktemp("kfp") / "classification.yaml"
     compiler.Compiler().compile(classification_pipeline, str(package))
@@ -79,29 +78,42 @@ def pipeline_outcome(kfp_host, mlflow_url, tmp_path_factory) -> PipelineOutcome:
     run = client.wait_for_run_completion(submitted.run_id, timeout=RUN_TIMEOUT, sleep_duration=10)
     error = getattr(run, "error", None)
     new_versions = sorted(set(_versions(mlflow_url)) - set(before), key=int)
-    return PipelineOutcome(submitted.run_id, str(run.state), str(error) if error else None,
-                           champion_before.version if champion_before else None, new_versions)
+    return PipelineOutcome(
+        submitted.run_id,
+        str(run.state),
+        str(error) if error else None,
+        champion_before.version if champion_before else None,
+        new_versions,
+    )
 
 
 def test_chart_is_deployed_and_mlflow_is_healthy(mlflow_url):
     """the Helm release is deployed and its MLflow answers /health and the registry API."""
-    status = subprocess.run([tool("helm"), "status", RELEASE, "-n", NAMESPACE, "-o", "json"],
-                            capture_output=True, text=True, timeout=60)
+    status = subprocess.run(
+        [tool("helm"), "status", RELEASE, "-n", NAMESPACE, "-o", "json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert status.returncode == 0, status.stderr
     assert json.loads(status.stdout)["info"]["status"] == "deployed"
 
     health = httpx.get(f"{mlflow_url}/health", timeout=10)
     assert health.status_code == 200 and health.text.strip() == "OK", health.text
-    search = httpx.get(f"{mlflow_url}/api/2.0/mlflow/registered-models/search",
-                       params={"max_results": 1}, timeout=10)
+    search = httpx.get(
+        f"{mlflow_url}/api/2.0/mlflow/registered-models/search",
+        params={"max_results": 1},
+        timeout=10,
+    )
     assert search.status_code == 200, search.text
 
 
 def test_kfp_run_of_classification_pipeline_registers_a_champion(pipeline_outcome, mlflow_url):
     """the classification pipeline compiled and run by Kubeflow Pipelines registers a champion."""
     outcome = pipeline_outcome
-    assert outcome.state == "SUCCEEDED", \
+    assert outcome.state == "SUCCEEDED", (
         f"KFP run {outcome.run_id} ended {outcome.state}: {outcome.error}"
+    )
     assert len(pipeline_outcome.new_versions) == 1, pipeline_outcome
     new = _versions(mlflow_url)[pipeline_outcome.new_versions[0]]
     assert new.run_id, "the version names the MLflow run that trained it"
@@ -129,8 +141,9 @@ def test_served_champion_answers_predict(kube, service_url, pipeline_outcome, ml
     # Serving follows the registry: wait (bounded) until it answers with the current champion.
     deadline = time.monotonic() + 180
     while True:
-        answer = httpx.post(f"{url}/predict", json={"records": records}, headers=_headers(),
-                            timeout=30)
+        answer = httpx.post(
+            f"{url}/predict", json={"records": records}, headers=_headers(), timeout=30
+        )
         assert answer.status_code == 200, answer.text
         body = answer.json()
         if body["model_version"] == champion or time.monotonic() > deadline:
@@ -142,6 +155,10 @@ def test_served_champion_answers_predict(kube, service_url, pipeline_outcome, ml
     assert len(body["predictions"]) == len(records)
     assert all(0.0 <= p["probability"] <= 1.0 for p in body["predictions"])
 
-    bad = httpx.post(f"{url}/predict", json={"records": [{**records[0], "age": "forty"}]},
-                     headers=_headers(), timeout=30)
+    bad = httpx.post(
+        f"{url}/predict",
+        json={"records": [{**records[0], "age": "forty"}]},
+        headers=_headers(),
+        timeout=30,
+    )
     assert bad.status_code == 422, bad.text

@@ -19,7 +19,8 @@ import pytest
 
 from modelfactory import __version__
 from modelfactory.config import get_settings
-from modelfactory.mlflow_server import EmbeddedMlflow, free_port
+from modelfactory.local.mlflow_server import EmbeddedMlflow
+from modelfactory.local.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 SKIP_ENV = "MODELFACTORY_SKIP_CONTAINER_TESTS"
@@ -54,8 +55,10 @@ def docker_client():
         client = docker.from_env(timeout=120)
         client.ping()
     except Exception as exc:  # no package, no socket, no engine: all mean the same to the user
-        pytest.fail(f"no Docker engine answers ({exc.__class__.__name__}: {exc}); "
-                    f"{HOW_TO_GET_THEM}", pytrace=False)
+        pytest.fail(
+            f"no Docker engine answers ({exc.__class__.__name__}: {exc}); {HOW_TO_GET_THEM}",
+            pytrace=False,
+        )
     yield client
     client.close()
 
@@ -65,8 +68,9 @@ def images(docker_client) -> Images:
     """The component and serving images, present and built from the current sources."""
     import docker
 
-    wanted = Images(components=get_settings().component_image,
-                    serving=f"modelfactory-serving:{__version__}")
+    wanted = Images(
+        components=get_settings().component_image, serving=f"modelfactory-serving:{__version__}"
+    )
     missing = []
     for tag in (wanted.components, wanted.serving):
         try:
@@ -76,8 +80,13 @@ def images(docker_client) -> Images:
     if missing:
         pytest.fail(f"image(s) {', '.join(missing)} not found; {HOW_TO_GET_THEM}", pytrace=False)
     # The script that builds them also knows whether they match the sources (a hash label).
-    check = subprocess.run(["bash", str(REPO / ".ci" / "containers.sh"), "check"], cwd=REPO,
-                           capture_output=True, text=True, timeout=120)
+    check = subprocess.run(
+        ["bash", str(REPO / ".ci" / "containers.sh"), "check"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     if check.returncode != 0:
         why = check.stdout.strip() or check.stderr.strip()
         pytest.fail(f"the images would test old code: {why}; {HOW_TO_GET_THEM}", pytrace=False)
@@ -99,8 +108,9 @@ def _remove_leftover_containers(request, session_label) -> Iterator[None]:
         import docker
 
         client = docker.from_env()
-        for container in client.containers.list(all=True, filters={"label": [
-                f"{TEST_LABEL}={session_label[TEST_LABEL]}"]}):
+        for container in client.containers.list(
+            all=True, filters={"label": [f"{TEST_LABEL}={session_label[TEST_LABEL]}"]}
+        ):
             container.remove(force=True)
         client.close()
     except Exception:  # no engine: nothing can be running

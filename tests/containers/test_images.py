@@ -17,7 +17,7 @@ import pytest
 from mlflow import MlflowClient
 
 from modelfactory.data.bank_marketing import FEATURES, generate_bank_marketing, write_bank_marketing
-from modelfactory.mlflow_server import free_port
+from modelfactory.local.ports import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -29,33 +29,41 @@ COMPILERS = ("gcc", "cc", "g++", "c++", "clang", "x86_64-linux-gnu-gcc")
 def _run_pipeline_in_docker(pipeline_root: Path, tracking_uri: str, labels: dict[str, str]) -> dict:
     """The classification pipeline under kfp's DockerRunner: a container per step."""
     import kfp.local
-
-    from pipelines.classification import classification_pipeline
+    from modelfactory_pipelines.classification import classification_pipeline
 
     pipeline_root.mkdir(parents=True, exist_ok=True)
     # The steps run as uid 10001 and write their outputs into this bind-mounted folder.
     pipeline_root.chmod(0o777)
-    kfp.local.init(runner=kfp.local.DockerRunner(network_mode="host", labels=labels),
-                   pipeline_root=str(pipeline_root))
+    kfp.local.init(
+        runner=kfp.local.DockerRunner(network_mode="host", labels=labels),
+        pipeline_root=str(pipeline_root),
+    )
     # The data the demo trains on (a file the steps read through the bind mount): on it the
     # forest beats the logistic baseline, so the promotion gate makes the first version champion.
     data = generate_bank_marketing(20000, seed=0)
     source = write_bank_marketing(data, pipeline_root / "bank.csv")
     source.chmod(0o644)
     log_path = pipeline_root / "pipeline.log"
-    with open(log_path, "w") as log, contextlib.redirect_stdout(log), \
-            contextlib.redirect_stderr(log):
+    with (
+        open(log_path, "w") as log,
+        contextlib.redirect_stdout(log),
+        contextlib.redirect_stderr(log),
+    ):
         try:
-            task = classification_pipeline(source=str(source), seed=42, model_name=MODEL_NAME,
-                                           mlflow_tracking_uri=tracking_uri)
+            task = classification_pipeline(
+                source=str(source), seed=42, model_name=MODEL_NAME, mlflow_tracking_uri=tracking_uri
+            )
         except RuntimeError as exc:
             failure = exc
         else:
             failure = None
     if failure is not None:
         tail = "\n".join(log_path.read_text().splitlines()[-60:])
-        pytest.fail(f"the pipeline failed in the component image: {failure}\n--- last lines of "
-                    f"{log_path} ---\n{tail}", pytrace=False)
+        pytest.fail(
+            f"the pipeline failed in the component image: {failure}\n--- last lines of "
+            f"{log_path} ---\n{tail}",
+            pytrace=False,
+        )
     return json.loads(task.output)
 
 
@@ -82,12 +90,19 @@ def serving_url(docker_client, images, mlflow_server, pipeline_summary, session_
     """The serving image as the chart runs it: uid 10001, read-only root, no capabilities."""
     port, grpc_port = free_port(), free_port()
     container = docker_client.containers.run(
-        images.serving, detach=True, labels=session_label, network_mode="host",
-        user=f"{APP_UID}:{APP_UID}", read_only=True, cap_drop=["ALL"],
+        images.serving,
+        detach=True,
+        labels=session_label,
+        network_mode="host",
+        user=f"{APP_UID}:{APP_UID}",
+        read_only=True,
+        cap_drop=["ALL"],
         security_opt=["no-new-privileges"],
         # The chart mounts emptyDirs (group-writable via fsGroup) at exactly these two paths.
-        tmpfs={"/tmp": "rw,mode=1777,size=512m",
-               "/home/app": f"rw,size=1g,uid={APP_UID},gid={APP_UID}"},
+        tmpfs={
+            "/tmp": "rw,mode=1777,size=512m",
+            "/home/app": f"rw,size=1g,uid={APP_UID},gid={APP_UID}",
+        },
         environment={
             "MLFLOW_TRACKING_URI": mlflow_server,
             "MODELFACTORY_MODEL_NAME": MODEL_NAME,
@@ -105,14 +120,20 @@ def serving_url(docker_client, images, mlflow_server, pipeline_summary, session_
             container.reload()
             if container.status == "exited":
                 code = container.attrs["State"]["ExitCode"]
-                pytest.fail(f"the serving container exited ({code}):\n"
-                            f"{container.logs(tail=60).decode(errors='replace')}", pytrace=False)
+                pytest.fail(
+                    f"the serving container exited ({code}):\n"
+                    f"{container.logs(tail=60).decode(errors='replace')}",
+                    pytrace=False,
+                )
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
                     break
             if time.monotonic() > deadline:
-                pytest.fail(f"the serving container was not ready in 300 s:\n"
-                            f"{container.logs(tail=60).decode(errors='replace')}", pytrace=False)
+                pytest.fail(
+                    f"the serving container was not ready in 300 s:\n"
+                    f"{container.logs(tail=60).decode(errors='replace')}",
+                    pytrace=False,
+                )
             time.sleep(1)
         yield url
     finally:
@@ -161,29 +182,47 @@ print(json.dumps({{
 
 
 @pytest.mark.parametrize("which", ["components", "serving"])
-def test_image_runs_as_non_root_without_compiler_or_pip_cache(docker_client, images, session_label,
-                                                              which):
+def test_image_runs_as_non_root_without_compiler_or_pip_cache(
+    docker_client, images, session_label, which
+):
     image = getattr(images, which)
     config = docker_client.images.get(image).attrs["Config"]
     assert config["User"].split(":")[0] == APP_UID, f"{image} runs as {config['User']!r}"
 
-    whoami = docker_client.containers.run(image, ["id", "-u"], entrypoint=[], remove=True,
-                                          network_mode="none", labels=session_label)
+    whoami = docker_client.containers.run(
+        image, ["id", "-u"], entrypoint=[], remove=True, network_mode="none", labels=session_label
+    )
     assert whoami.decode().strip() == APP_UID
 
-    found = json.loads(docker_client.containers.run(
-        image, ["python3", "-c", _HYGIENE_SCRIPT], entrypoint=[], user="0", remove=True,
-        network_mode="none", labels=session_label).decode())
+    found = json.loads(
+        docker_client.containers.run(
+            image,
+            ["python3", "-c", _HYGIENE_SCRIPT],
+            entrypoint=[],
+            user="0",
+            remove=True,
+            network_mode="none",
+            labels=session_label,
+        ).decode()
+    )
     assert found == {"compilers": [], "pip_caches": [], "build_leftovers": []}, f"{image}: {found}"
 
 
 def test_component_image_imports_what_the_steps_need(docker_client, images, session_label):
     """The venv holds the package, kfp and mlflow; pipelines and components import from /opt."""
-    script = ("import kfp, mlflow, modelfactory, pipelines.classification, "
-              "components.ingest_data.component; print(modelfactory.__version__)")
-    out = docker_client.containers.run(images.components, ["python3", "-c", script], entrypoint=[],
-                                       remove=True, network_mode="none", labels=session_label,
-                                       environment={"HOME": "/home/app"})
+    script = (
+        "import kfp, mlflow, modelfactory, modelfactory_pipelines.classification, "
+        "modelfactory_components.ingest_data.component; print(modelfactory.__version__)"
+    )
+    out = docker_client.containers.run(
+        images.components,
+        ["python3", "-c", script],
+        entrypoint=[],
+        remove=True,
+        network_mode="none",
+        labels=session_label,
+        environment={"HOME": "/home/app"},
+    )
     from modelfactory import __version__
 
     assert out.decode().strip().splitlines()[-1] == __version__

@@ -3,21 +3,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from modelfactory.data.rossmann import load_rossmann
+from tests.support.data import ROSSMANN_TRAIN, shared_file
 
-# The shared datasets live beside the repository (../shared/data), as in tests/conftest.py.
-ROSSMANN_TRAIN = (
-    Path(__file__).resolve().parents[3] / "shared" / "data" / "rossmann" / "train.csv.gz"
-)
 REAL_STORES = [1, 2, 3, 4, 5, 6, 7, 8]
 
 
 @pytest.fixture(scope="session")
 def real_sales():
-    if not ROSSMANN_TRAIN.exists():
-        pytest.fail(f"{ROSSMANN_TRAIN} is missing: the real-data tests need the shared datasets")
-    return load_rossmann(ROSSMANN_TRAIN, stores=REAL_STORES)
+    return load_rossmann(shared_file(ROSSMANN_TRAIN), stores=REAL_STORES)

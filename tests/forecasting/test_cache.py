@@ -8,7 +8,8 @@ import time
 import pandas as pd
 import pytest
 
-from modelfactory.forecasting import ForecastCache, LRUCache, forecast, load_store_model
+from modelfactory.forecasting.cache import ForecastCache, LRUCache
+from modelfactory.forecasting.model_set import forecast, load_store_model
 
 
 def test_evicts_least_recently_used_by_entries():

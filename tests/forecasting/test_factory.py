@@ -5,9 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from modelfactory.forecasting import FactoryError, ForecastConfig, train_model_factory
 from modelfactory.forecasting import factory as factory_module
+from modelfactory.forecasting.config import ForecastConfig
 from modelfactory.forecasting.evaluation import aggregate_metrics, seasonal_naive
+from modelfactory.forecasting.factory import FactoryError, train_model_factory
 from modelfactory.forecasting.features import prophet_frame, select_regressors, split_by_store
 from modelfactory.forecasting.split import time_split
 

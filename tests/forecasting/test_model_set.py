@@ -7,15 +7,15 @@ import json
 import pandas as pd
 import pytest
 
-from modelfactory.forecasting import (
+from modelfactory.forecasting.model_set import (
     ModelSetError,
     forecast,
+    future_frame,
     list_stores,
     load_store_model,
     read_manifest,
     save_model_set,
 )
-from modelfactory.forecasting.model_set import future_frame
 
 
 def test_layout_is_one_file_per_store_plus_a_manifest(model_set_dir):

@@ -48,17 +48,20 @@ def test_every_problem_is_named_with_column_and_rows(tmp_path):
     with pytest.raises(DataValidationError) as caught:
         load_rossmann(path)
     text = str(caught.value)
-    assert "column 'Sales': negative sales at row 2" in text
-    assert "column 'Date': not a date" in text and "row 4" in text
-    assert "column 'StateHoliday'" in text and "['x']" in text
-    assert "column 'Sales': expected integers" in text and "row 5" in text
-    assert "column 'Open': expected 0 or 1" in text
-    assert "share a (Store, Date) pair (e.g. store 1 on 2015-07-29) at rows 2, 3" in text
+    assert "column 'Sales': below 0, found -10 in row 2" in text
+    assert "column 'Date': expected dates, found 'not-a-date' in row 4" in text
+    assert "column 'StateHoliday': unknown value(s) 'x' in row 4; allowed: 0, a, b, c" in text
+    assert "column 'Sales': expected integers, found 'abc' in row 5" in text
+    assert "column 'Open': unknown value(s) 2 in row 5; allowed: 0, 1" in text
+    assert "'Store', 'Date': 2 rows share the same values (e.g. 1, 2015-07-29) in rows 2, 3" in text
 
 
 def test_missing_columns_are_listed(tmp_path):
     path = write(tmp_path, "1,2015-07-28,5000\n", header="Store,Date,Sales\n")
-    with pytest.raises(DataValidationError, match=r"missing column\(s\) \['Open', 'Promo'"):
+    with pytest.raises(
+        DataValidationError,
+        match=r"missing column\(s\): Open, Promo, StateHoliday, SchoolHoliday; expected",
+    ):
         load_rossmann(path)
 
 

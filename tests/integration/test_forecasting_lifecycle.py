@@ -14,25 +14,22 @@ import httpx
 import mlflow
 import pandas as pd
 import pytest
+from modelfactory_pipelines.forecasting import forecasting_pipeline
 
-from modelfactory.local_runs import run_locally
-from modelfactory.mlflow_server import free_port
+from modelfactory.local.pipeline_runs import run_locally
+from modelfactory.local.ports import free_port
+from modelfactory.local.serving import ServingProcess
 from modelfactory.registry import Registry
-from modelfactory.serving_process import FORECAST_SERVICE, ServingProcess
-from pipelines.forecasting import forecasting_pipeline
-from tests.conftest import SHARED_DATA
+from tests.support.data import ROSSMANN_TRAIN, shared_file
 
 pytestmark = pytest.mark.integration
 MODEL = "store-sales-it"
-ROSSMANN = SHARED_DATA / "rossmann" / "train.csv.gz"
 STORES = [1, 2, 3]
 
 
 @pytest.fixture(scope="module")
 def three_stores(tmp_path_factory):
-    if not ROSSMANN.exists():
-        pytest.fail(f"the real Rossmann file is missing: {ROSSMANN} (../shared/data beside the repo)")
-    frame = pd.read_csv(ROSSMANN, dtype={"StateHoliday": str}, low_memory=False)
+    frame = pd.read_csv(shared_file(ROSSMANN_TRAIN), dtype={"StateHoliday": str}, low_memory=False)
     path = tmp_path_factory.mktemp("rossmann") / "train.csv"
     frame[frame["Store"].isin(STORES)].to_csv(path, index=False)
     return path
@@ -43,16 +40,28 @@ def first_run(mlflow_server, three_stores, isolated_home):
     events = []
     summary = run_locally(
         forecasting_pipeline,
-        {"source": str(three_stores), "mlflow_tracking_uri": mlflow_server, "model_name": MODEL,
-         "stores": "1,2,3,99999", "max_failure_share": 0.5},
-        isolated_home / "forecast-runs", events.append)
+        {
+            "source": str(three_stores),
+            "mlflow_tracking_uri": mlflow_server,
+            "model_name": MODEL,
+            "stores": "1,2,3,99999",
+            "max_failure_share": 0.5,
+        },
+        isolated_home / "forecast-runs",
+        events.append,
+    )
     return summary, events
 
 
 @pytest.fixture(scope="module")
 def served(first_run, mlflow_server, isolated_home):
-    process = ServingProcess(MODEL, mlflow_server, port=free_port(), workers=1, service=FORECAST_SERVICE,
-                             log_file=isolated_home / "forecast-serving.log")
+    process = ServingProcess(
+        MODEL,
+        mlflow_server,
+        port=free_port(),
+        workers=1,
+        log_file=isolated_home / "forecast-modelfactory_serving.log",
+    )
     with process:
         yield process
 
@@ -60,8 +69,14 @@ def served(first_run, mlflow_server, isolated_home):
 def test_pipeline_registers_one_model_set_as_champion(first_run, mlflow_server):
     summary, events = first_run
     assert [e.task for e in events if e.status == "SUCCESS"] == [
-        "ingest-data", "validate-data", "forecast-features", "split-by-time", "train-store-models",
-        "evaluate-forecasts", "register-model-set"]
+        "ingest-data",
+        "validate-data",
+        "forecast-features",
+        "split-by-time",
+        "train-store-models",
+        "evaluate-forecasts",
+        "register-model-set",
+    ]
     assert summary["version"] == "1" and summary["promoted"] and summary["alias"] == "champion"
     assert summary["metric"] == "mape" and summary["candidate"] < summary["baseline"]
     assert summary["stores"] == 3 and list(summary["failed_stores"]) == ["99999"]
@@ -75,8 +90,12 @@ def test_the_run_holds_aggregate_and_per_store_metrics(first_run, mlflow_server,
     for name in ("holdout_mape", "holdout_rmse", "baseline_holdout_mape", "baseline_holdout_rmse"):
         assert name in run.data.metrics
     assert run.data.tags["modelfactory.failed_stores"] == "99999"
-    local = mlflow.artifacts.download_artifacts(run_id=summary["run_id"], artifact_path="evaluation",
-                                                dst_path=str(tmp_path), tracking_uri=mlflow_server)
+    local = mlflow.artifacts.download_artifacts(
+        run_id=summary["run_id"],
+        artifact_path="evaluation",
+        dst_path=str(tmp_path),
+        tracking_uri=mlflow_server,
+    )
     per_store = pd.read_csv(f"{local}/store_metrics.csv")
     assert sorted(per_store["store"]) == STORES and (per_store["mape"] > 0).all()
     failed = json.loads(open(f"{local}/failed_stores.json").read())
@@ -84,7 +103,7 @@ def test_the_run_holds_aggregate_and_per_store_metrics(first_run, mlflow_server,
 
 
 def test_the_champion_is_scored_on_a_holdout(first_run, mlflow_server, isolated_home):
-    from modelfactory.steps.forecasting import champion_holdout_score
+    from modelfactory.forecasting.steps import champion_holdout_score
 
     holdout = next((isolated_home / "forecast-runs").glob("*/split-by-time/holdout"))
     scored = champion_holdout_score(MODEL, "1", str(holdout), mlflow_server)
@@ -102,31 +121,44 @@ def test_forecast_api_answers_with_intervals(served):
     assert len(days) == 42
     assert pd.to_datetime([d["ds"] for d in days]).is_monotonic_increasing
     assert all(d["yhat_lower"] <= d["yhat"] <= d["yhat_upper"] for d in days)
-    assert sum(d["yhat_upper"] > d["yhat_lower"] for d in days) >= 30  # open days carry a real interval
+    assert (
+        sum(d["yhat_upper"] > d["yhat_lower"] for d in days) >= 30
+    )  # open days carry a real interval
     again = httpx.post(f"{served.url}/forecast", json={"store": 2, "horizon_days": 42}, timeout=60)
     assert again.json() == body
     assert httpx.get(f"{served.url}/model").json()["cache"]["hits"] >= 1
 
 
 def test_forecast_api_refuses_unknown_stores_and_bad_horizons(served):
-    unknown = httpx.post(f"{served.url}/forecast", json={"store": 99999, "horizon_days": 42}, timeout=30)
+    unknown = httpx.post(
+        f"{served.url}/forecast", json={"store": 99999, "horizon_days": 42}, timeout=30
+    )
     assert unknown.status_code == 404 and "99999" in unknown.json()["error"]
     for horizon in (0, 10000):
-        bad = httpx.post(f"{served.url}/forecast", json={"store": 2, "horizon_days": horizon}, timeout=30)
+        bad = httpx.post(
+            f"{served.url}/forecast", json={"store": 2, "horizon_days": horizon}, timeout=30
+        )
         assert bad.status_code == 422 and "horizon_days" in bad.json()["problems"][0]
 
 
 def test_cli_forecast_draws_the_plot(first_run, mlflow_server, tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    from modelfactory.cli import app
+    from modelfactory.local.cli import app
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
     png = tmp_path / "store1.png"
-    result = CliRunner().invoke(app, ["forecast", "--store", "1", "--horizon", "42", "--plot", str(png),
-                                      "--model", MODEL], env={"COLUMNS": "200"})
+    result = CliRunner().invoke(
+        app,
+        ["forecast", "--store", "1", "--horizon", "42", "--plot", str(png), "--model", MODEL],
+        env={"COLUMNS": "200"},
+    )
     assert result.exit_code == 0, result.output
     assert "store-sales-it v1" in result.output
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     unknown = CliRunner().invoke(app, ["forecast", "--store", "99999", "--model", MODEL])
-    assert unknown.exit_code == 1 and "store 99999" in unknown.output and "Traceback" not in unknown.output
+    assert (
+        unknown.exit_code == 1
+        and "store 99999" in unknown.output
+        and "Traceback" not in unknown.output
+    )

@@ -10,11 +10,10 @@ import httpx
 import numpy as np
 import pytest
 
-from modelfactory.prediction_log import read_predictions
+from modelfactory.predictions.store import read_predictions
 from modelfactory.registry import Registry
-from modelfactory.routing import clear_rollout, set_rollout
-from modelfactory.serving_process import FORECAST_SERVICE
-from tests.serving.conftest import served_for_real, until
+from modelfactory.rollout import clear_rollout, set_rollout
+from tests.support.serving import served_for_real, until
 
 pytestmark = pytest.mark.integration
 MODEL = "store-sales-protocols"
@@ -29,13 +28,15 @@ def _register(uri: str, directory) -> str:
     mlflow.set_experiment("forecast-service-tests")
     with mlflow.start_run() as run:
         info = log_model_set(directory)
-    return str(Registry(uri).register(MODEL, info.model_uri, run.info.run_id).version)
+    return str(
+        Registry(uri).register(MODEL, info.model_uri, run.info.run_id, "forecasting").version
+    )
 
 
 @pytest.fixture(scope="module")
 def service(mlflow_server, model_set_dir, synthetic_result, tmp_path_factory):
     """Version 1 (stores 1-3) is the champion, version 2 (stores 1-2 only) the challenger."""
-    from modelfactory.forecasting import save_model_set
+    from modelfactory.forecasting.model_set import save_model_set
 
     fewer = tmp_path_factory.mktemp("model_set_fewer")
     models = {s: m for s, m in synthetic_result.models.items() if s in (1, 2)}
@@ -46,7 +47,7 @@ def service(mlflow_server, model_set_dir, synthetic_result, tmp_path_factory):
     registry.set_alias(MODEL, "challenger", challenger)
 
     home = tmp_path_factory.mktemp("forecast-serving-home")
-    served = served_for_real(MODEL, mlflow_server, home, workers=1, service=FORECAST_SERVICE)
+    served = served_for_real(MODEL, mlflow_server, home, workers=1)
     with served as (process, target, store):
         import tritonclient.grpc as grpcclient
 

@@ -7,16 +7,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 
-from modelfactory.inference.options import ServingOptions
-from serving.app import build_api
-from tests.serving.conftest import MODEL
+from modelfactory.config import ServingSettings
+from modelfactory.inference.protocol.rest import build_api
+from tests.support.serving import MODEL
 
 
 def test_no_input_makes_a_server_error(make_endpoint):
     api = build_api(MODEL)
     # Small limits so the fuzzer also reaches the 413 and row-limit paths.
     api.state.endpoint = make_endpoint(
-        options=ServingOptions(max_request_bytes=4096, max_records=5), log_url=False
+        options=ServingSettings(max_request_bytes=4096, max_records=5), log_url=False
     )
     schema = schemathesis.openapi.from_asgi("/openapi.json", api)
     # schemathesis' pytest plugin does not run on pytest 9 yet: drive hypothesis per operation instead.

@@ -9,10 +9,10 @@ import httpx
 import numpy as np
 import pytest
 
-from modelfactory.prediction_log import read_predictions
+from modelfactory.predictions.store import read_predictions
 from modelfactory.registry import Registry
-from modelfactory.routing import clear_rollout, set_rollout
-from tests.serving.conftest import MODEL, served_for_real, until
+from modelfactory.rollout import clear_rollout, set_rollout
+from tests.support.serving import MODEL, served_for_real, until
 
 pytestmark = pytest.mark.integration
 TOKEN = "integration-token"

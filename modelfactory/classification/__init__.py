@@ -1,0 +1,36 @@
+"""Bank-marketing classification: training (one-hot + scaling + random forest, imbalance handled),
+the pipeline steps, and the served model with its compiled forest."""
+
+from __future__ import annotations
+
+from modelfactory.data import bank_marketing
+from modelfactory.promotion import GateMetric
+from modelfactory.use_case import DataFormat, ServingSpec, UseCase
+
+
+def _load_classifier(name: str, version: str, tracking_uri: str, settings):
+    from modelfactory.classification.served import ServedClassifier
+
+    return ServedClassifier.load(name, version=version, tracking_uri=tracking_uri)
+
+
+def _model_api(model_name: str):
+    from modelfactory.inference.protocol.rest import build_api
+
+    return build_api(model_name)
+
+
+CLASSIFICATION = UseCase(
+    name="classification",
+    model_name="bank-marketing",
+    data=DataFormat(
+        load=bank_marketing.load_bank_marketing,
+        validate=bank_marketing.validate_bank_marketing,
+        generate=bank_marketing.generate_bank_marketing,
+        write=bank_marketing.write_bank_marketing,
+        file_name="bank-additional.csv",
+    ),
+    synthetic_rows=20_000,
+    gate_metric=GateMetric("roc_auc", higher_is_better=True),
+    serving=ServingSpec(load=_load_classifier, build_api=_model_api, route="POST /predict"),
+)

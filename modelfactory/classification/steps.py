@@ -1,0 +1,183 @@
+"""Classification steps: split, train (logged to MLflow), evaluate on the holdout, register behind the gate."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+
+import mlflow
+from mlflow.models import infer_signature
+
+from modelfactory.classification import CLASSIFICATION
+from modelfactory.classification.training import (
+    ClassifierConfig,
+    evaluate_classifier,
+    features,
+    train_classifier,
+)
+from modelfactory.data import bank_marketing as bank
+from modelfactory.data.io import read_dataset, write_dataset
+from modelfactory.data.split import class_balance_warnings, split_strategy
+from modelfactory.registration import register_behind_gate
+from modelfactory.registry import REFERENCE_DATA_PATH, resolve_tracking_uri
+
+GATE_METRIC = CLASSIFICATION.gate_metric
+# skops refuses tree internals unless trusted; we trust the trees we trained ourselves.
+TRUSTED_TYPES = ["sklearn.tree._tree.Tree"]
+EXPERIMENT = CLASSIFICATION.model_name
+
+
+def split(
+    data_path: str,
+    train_path: str,
+    holdout_path: str,
+    strategy: str = "random",
+    holdout_fraction: float = 0.2,
+    seed: int = 42,
+) -> dict:
+    frame = read_dataset(data_path)
+    parts = split_strategy(strategy, holdout_fraction, seed, stratify_on=bank.TARGET).split(frame)
+    warnings = class_balance_warnings(
+        parts, bank.target_vector(parts.train), bank.target_vector(parts.holdout)
+    )
+    write_dataset(parts.train, train_path)
+    write_dataset(parts.holdout, holdout_path)
+    return {
+        "train_rows": len(parts.train),
+        "holdout_rows": len(parts.holdout),
+        "strategy": strategy,
+        "warnings": warnings,
+    }
+
+
+def train(
+    train_path: str,
+    model_path: str,
+    tracking_uri: str = "",
+    batch_id: str = "",
+    source: str = "",
+    config: ClassifierConfig | None = None,
+    experiment: str = EXPERIMENT,
+) -> dict:
+    """Train model and baseline, log both to a new MLflow run with the training data as reference."""
+    config = config or ClassifierConfig()
+    mlflow.set_tracking_uri(resolve_tracking_uri(tracking_uri))
+    mlflow.set_experiment(experiment)
+    train_frame = read_dataset(train_path)
+    trained = train_classifier(train_frame, config)
+    X = features(train_frame)
+    with mlflow.start_run(run_name=f"{experiment}-{batch_id}" if batch_id else None) as run:
+        mlflow.set_tags(
+            {
+                "modelfactory.use_case": "classification",
+                "modelfactory.batch_id": batch_id,
+                "modelfactory.source": source,
+            }
+        )
+        mlflow.log_params(
+            {
+                **asdict(config),
+                "imbalance_chosen": trained.imbalance,
+                "train_rows": len(train_frame),
+                "train_positive_share": round(float(bank.target_vector(train_frame).mean()), 4),
+            }
+        )
+        mlflow.log_metrics(
+            {f"validation_pr_auc_{k}": v for k, v in trained.validation_pr_auc.items()}
+        )
+        mlflow.log_input(
+            mlflow.data.from_pandas(
+                train_frame,
+                source=source or train_path,
+                name=f"train-{batch_id}",
+                targets=bank.TARGET,
+            ),
+            context="training",
+        )
+        mlflow.log_artifact(
+            train_path, REFERENCE_DATA_PATH
+        )  # drift detection compares against this
+        sample = X.head(200)
+        signature = infer_signature(sample, trained.model.predict_proba(sample))
+        logged = {}
+        for name, model in (("model", trained.model), ("baseline", trained.baseline)):
+            logged[name] = mlflow.sklearn.log_model(
+                model,
+                name=name,
+                signature=signature,
+                input_example=X.head(5),
+                skops_trusted_types=TRUSTED_TYPES,
+                pyfunc_predict_fn="predict_proba",
+                pip_requirements=_requirements(),
+                metadata={"labels": ["no", bank.POSITIVE], "threshold": 0.5},
+            ).model_uri
+    result = {
+        "run_id": run.info.run_id,
+        "model_uri": logged["model"],
+        "baseline_uri": logged["baseline"],
+        "imbalance": trained.imbalance,
+        "tracking_uri": mlflow.get_tracking_uri(),
+    }
+    Path(model_path).parent.mkdir(parents=True, exist_ok=True)
+    Path(model_path).write_text(json.dumps(result, indent=2))
+    return result
+
+
+def _requirements() -> list[str]:
+    """What the model needs to load, stated rather than inferred (inference loads the model in a
+    subprocess and costs tens of seconds per model)."""
+    from importlib.metadata import version
+
+    return [
+        f"{package}=={version(package)}"
+        for package in ("mlflow", "scikit-learn", "skops", "pandas", "numpy")
+    ]
+
+
+def load_classifier(model_uri: str):
+    return mlflow.sklearn.load_model(model_uri)
+
+
+def evaluate(model_info: dict, holdout_path: str, tracking_uri: str = "") -> dict:
+    """Score model and baseline on the same holdout; log ``holdout_*`` and ``baseline_holdout_*``."""
+    mlflow.set_tracking_uri(resolve_tracking_uri(tracking_uri or model_info.get("tracking_uri")))
+    holdout = read_dataset(holdout_path)
+    model_metrics = evaluate_classifier(load_classifier(model_info["model_uri"]), holdout)
+    baseline_metrics = evaluate_classifier(load_classifier(model_info["baseline_uri"]), holdout)
+    with mlflow.start_run(run_id=model_info["run_id"]):
+        mlflow.log_metrics({f"holdout_{k}": v for k, v in model_metrics.items()})
+        mlflow.log_metrics({f"baseline_holdout_{k}": v for k, v in baseline_metrics.items()})
+        with tempfile.TemporaryDirectory() as tmp:
+            report = Path(tmp) / "holdout_metrics.json"
+            report.write_text(
+                json.dumps({"model": model_metrics, "baseline": baseline_metrics}, indent=2)
+            )
+            mlflow.log_artifact(str(report), "evaluation")
+    return {"model": model_metrics, "baseline": baseline_metrics}
+
+
+def register(
+    model_info: dict,
+    holdout_path: str,
+    model_name: str,
+    margin: float = 0.0,
+    tracking_uri: str = "",
+    batch_id: str = "",
+) -> dict:
+    """Register the new version as challenger; the gate (ROC-AUC) may make it champion."""
+
+    def score_champion(version: str, uri: str) -> tuple[float, dict]:
+        champion = load_classifier(f"models:/{model_name}/{version}")
+        return evaluate_classifier(champion, read_dataset(holdout_path))[GATE_METRIC.name], {}
+
+    return register_behind_gate(
+        model_info,
+        model_name,
+        CLASSIFICATION,
+        score_champion,
+        margin,
+        tracking_uri,
+        {"modelfactory.batch_id": batch_id},
+    )

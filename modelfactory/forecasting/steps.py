@@ -1,0 +1,286 @@
+"""Forecasting steps: features, time split, the per-store model factory, evaluation, registration.
+
+One pipeline run is one MLflow run. The model set (a Prophet model per store) is logged
+as one pyfunc model (:mod:`modelfactory.forecasting.registered`), so a registered
+version of ``store-sales`` is one consistent set. Per-store metrics are a run artifact;
+the aggregate holdout errors are the run's ``holdout_mape`` / ``holdout_rmse`` and the
+seasonal-naive baseline's ``baseline_holdout_*``. The promotion gate compares MAPE (lower
+is better) of the new set, its baseline and the champion, all on this run's holdout.
+
+A store that fails (too little history, a fit error, not in the data) is named in the
+run tag ``modelfactory.failed_stores`` and the artifact ``evaluation/failed_stores.json``;
+the others carry on unless more than ``max_failure_share`` of the stores fail.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+# mlflow (~5 s to import) is imported by the steps that log: features and split start fast.
+from modelfactory.data.io import read_dataset, write_dataset
+from modelfactory.forecasting import FORECASTING
+from modelfactory.forecasting.config import ForecastConfig
+from modelfactory.forecasting.evaluation import aggregate_metrics, error_terms
+from modelfactory.forecasting.factory import FactoryError, FactoryResult, fit_stores, keep_fitted
+from modelfactory.forecasting.features import prophet_frame, split_by_store
+from modelfactory.forecasting.model_set import read_manifest, save_model_set
+from modelfactory.forecasting.split import StoreSplit, time_split
+from modelfactory.registration import register_behind_gate
+
+GATE_METRIC = FORECASTING.gate_metric
+EXPERIMENT = FORECASTING.model_name
+
+
+def parse_stores(stores: str | list[int] | None) -> list[int] | None:
+    """'1, 2,3' -> [1, 2, 3]; empty -> None (all stores). A non-number is named in the error."""
+    if stores is None or isinstance(stores, list):
+        return stores
+    ids = []
+    for part in (p.strip() for p in stores.split(",")):
+        if not part:
+            continue
+        if not part.isdigit():
+            raise ValueError(
+                f"stores: {part!r} is not a store id; give comma-separated integers, e.g. 1,2,3"
+            )
+        ids.append(int(part))
+    return sorted(set(ids)) or None
+
+
+def features(data_path: str, out_path: str, stores: str = "") -> dict:
+    """Open days as Prophet rows (Store, ds, y, regressors), limited to ``stores`` when given."""
+    frame = prophet_frame(read_dataset(data_path))
+    wanted = parse_stores(stores)
+    missing: dict[int, str] = {}
+    if wanted is not None:
+        present = set(frame["Store"].unique().tolist())
+        missing = {s: "no open days with sales in the data" for s in wanted if s not in present}
+        frame = frame[frame["Store"].isin(wanted)]
+    write_dataset(frame, out_path)
+    return {"rows": len(frame), "stores": int(frame["Store"].nunique()), "missing_stores": missing}
+
+
+def split(
+    features_path: str,
+    train_path: str,
+    holdout_path: str,
+    holdout_weeks: int = 6,
+    min_train_days: int = 180,
+) -> dict:
+    """Hold out each store's last ``holdout_weeks`` weeks; stores with too little history are skipped."""
+    result = time_split(split_by_store(read_dataset(features_path)), holdout_weeks, min_train_days)
+    parts = {name: [] for name in ("train", "holdout")}
+    for store, store_split in result.stores.items():
+        parts["train"].append(store_split.train.assign(Store=store))
+        parts["holdout"].append(store_split.holdout.assign(Store=store))
+    for name, path in (("train", train_path), ("holdout", holdout_path)):
+        frame = (
+            pd.concat(parts[name], ignore_index=True)
+            if parts[name]
+            else pd.DataFrame(columns=["ds", "y", "Store"])
+        )
+        write_dataset(frame, path)
+    return {
+        "stores": len(result.stores),
+        "skipped": {int(k): v for k, v in result.skipped.items()},
+        "warnings": result.warnings,
+        "train_rows": sum(len(f) for f in parts["train"]),
+        "holdout_rows": sum(len(f) for f in parts["holdout"]),
+    }
+
+
+def read_splits(train_path: str, holdout_path: str) -> dict[int, StoreSplit]:
+    train = split_by_store(read_dataset(train_path))
+    holdout = split_by_store(read_dataset(holdout_path))
+    return {
+        store: StoreSplit(train[store], holdout[store], holdout[store]["ds"].min())
+        for store in sorted(train)
+        if store in holdout
+    }
+
+
+def train(
+    train_path: str,
+    holdout_path: str,
+    model_dir: str,
+    tracking_uri: str = "",
+    batch_id: str = "",
+    source: str = "",
+    config: ForecastConfig | None = None,
+    known_failures: dict | None = None,
+    warnings: list[str] | None = None,
+    n_jobs: int | None = None,
+    experiment: str = EXPERIMENT,
+) -> dict:
+    """Fit every store (in parallel), save the model set, and log it to a new MLflow run as one model."""
+    import mlflow
+
+    from modelfactory.forecasting.registered import log_model_set
+    from modelfactory.registry import REFERENCE_DATA_PATH, resolve_tracking_uri
+
+    config = config or ForecastConfig()
+    splits = read_splits(train_path, holdout_path)
+    outcomes = fit_stores(splits, config, n_jobs=n_jobs)
+    failures = {int(k): v for k, v in (known_failures or {}).items()}
+    models = keep_fitted(outcomes, failures, config.max_failure_share)
+    if not models:
+        raise FactoryError(failures, len(failures), config.max_failure_share)
+    result = FactoryResult(
+        config=config,
+        models=models,
+        failures=dict(sorted(failures.items())),
+        warnings=list(warnings or []),
+        metrics=aggregate_metrics({s: o.metrics for s, o in models.items()}),
+    )
+    save_model_set(model_dir, result, metadata={"batch_id": batch_id, "source": source})
+
+    mlflow.set_tracking_uri(resolve_tracking_uri(tracking_uri))
+    mlflow.set_experiment(experiment)
+    with mlflow.start_run(run_name=f"{experiment}-{batch_id}" if batch_id else None) as run:
+        mlflow.set_tags(
+            {
+                "modelfactory.use_case": "forecasting",
+                "modelfactory.batch_id": batch_id,
+                "modelfactory.source": source,
+                "modelfactory.failed_stores": ",".join(str(s) for s in sorted(failures)) or "none",
+            }
+        )
+        params = {k: v for k, v in config.to_dict().items() if k != "extra"}
+        mlflow.log_params(
+            {
+                **params,
+                "stores_trained": len(models),
+                "stores_failed": len(failures),
+                "train_rows": sum(len(s.train) for s in splits.values()),
+            }
+        )
+        mlflow.log_artifact(
+            train_path, REFERENCE_DATA_PATH
+        )  # drift detection compares against this
+        with tempfile.TemporaryDirectory() as tmp:
+            report = Path(tmp) / "failed_stores.json"
+            report.write_text(
+                json.dumps({str(k): v for k, v in sorted(failures.items())}, indent=2)
+            )
+            mlflow.log_artifact(str(report), "evaluation")
+        model_uri = log_model_set(model_dir).model_uri
+    info = {
+        "run_id": run.info.run_id,
+        "model_uri": model_uri,
+        "tracking_uri": mlflow.get_tracking_uri(),
+        "stores": len(models),
+        "failed_stores": {str(k): v for k, v in sorted(failures.items())},
+    }
+    return info
+
+
+def evaluate(model_info: dict, model_dir: str, tracking_uri: str = "") -> dict:
+    """Log per-store metrics (artifact) and the aggregate holdout errors of model and baseline."""
+    import mlflow
+
+    from modelfactory.registry import resolve_tracking_uri
+
+    mlflow.set_tracking_uri(resolve_tracking_uri(tracking_uri or model_info.get("tracking_uri")))
+    manifest = read_manifest(model_dir)
+    per_store = {int(s): record["metrics"] for s, record in manifest["stores"].items()}
+    aggregate = aggregate_metrics(per_store)
+    model = {
+        "mape": aggregate["mean_mape"],
+        "rmse": aggregate["pooled_rmse"],
+        "median_mape": aggregate["median_mape"],
+    }
+    baseline = {
+        "mape": aggregate["baseline_mean_mape"],
+        "rmse": aggregate["baseline_pooled_rmse"],
+        "median_mape": aggregate["baseline_median_mape"],
+    }
+    with mlflow.start_run(run_id=model_info["run_id"]):
+        mlflow.log_metrics({f"holdout_{k}": v for k, v in model.items()})
+        mlflow.log_metrics({f"baseline_holdout_{k}": v for k, v in baseline.items()})
+        mlflow.log_metrics(
+            {
+                "stores_better_than_baseline_share": aggregate["share_better"],
+                "holdout_days": aggregate["days"],
+            }
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            table = pd.DataFrame([{"store": s, **m} for s, m in sorted(per_store.items())])
+            table.to_csv(Path(tmp) / "store_metrics.csv", index=False)
+            (Path(tmp) / "holdout_metrics.json").write_text(
+                json.dumps({"model": model, "baseline": baseline, "aggregate": aggregate}, indent=2)
+            )
+            mlflow.log_artifacts(tmp, "evaluation")
+    return {"model": model, "baseline": baseline, "stores": len(per_store)}
+
+
+def champion_holdout_score(
+    model_name: str, version: str, holdout_path: str, tracking_uri: str
+) -> dict:
+    """The champion's MAPE on this run's holdout, over the stores both sets have.
+
+    A champion refit on its full history may already have seen some of these days; the
+    share of holdout days it was trained on is returned as ``seen_share`` so the
+    decision can say so.
+    """
+    from modelfactory.forecasting.registered import load_model_set
+
+    champion = load_model_set(model_name, version, tracking_uri)
+    holdout = split_by_store(read_dataset(holdout_path))
+    per_store, seen, days = {}, 0, 0
+    for store in sorted(set(holdout) & set(champion.model.stores())):
+        store_model = champion.model.store_model(store)
+        frame = holdout[store]
+        future = frame[["ds", *store_model.regressors]]
+        store_model.model.uncertainty_samples = 0  # point forecasts only, as in training
+        yhat = store_model.model.predict(future)["yhat"].to_numpy()
+        terms = error_terms(frame["y"].to_numpy(), np.clip(yhat, 0, None))
+        if terms["n"]:
+            per_store[store] = terms["mape"]
+        seen += int((frame["ds"] <= store_model.history_end).sum())
+        days += len(frame)
+    if not per_store:
+        return {"mape": None, "stores": 0, "seen_share": 0.0}
+    return {
+        "mape": float(np.mean(list(per_store.values()))),
+        "stores": len(per_store),
+        "seen_share": seen / days if days else 0.0,
+    }
+
+
+def register(
+    model_info: dict,
+    holdout_path: str,
+    model_name: str,
+    margin: float = 0.0,
+    tracking_uri: str = "",
+    batch_id: str = "",
+) -> dict:
+    """Register the model set as challenger; the gate (MAPE, lower is better) may make it champion."""
+
+    def score_champion(version: str, uri: str) -> tuple[float, dict]:
+        scored = champion_holdout_score(model_name, version, holdout_path, uri)
+        return scored["mape"], {
+            "promotion.champion_seen_holdout_share": f"{scored['seen_share']:.3f}"
+        }
+
+    stores = int(model_info.get("stores", 0))
+    failed = model_info.get("failed_stores", {})
+    summary = register_behind_gate(
+        model_info,
+        model_name,
+        FORECASTING,
+        score_champion,
+        margin,
+        tracking_uri,
+        {
+            "modelfactory.batch_id": batch_id,
+            "modelfactory.stores": str(stores),
+            "modelfactory.failed_stores": ",".join(failed) or "none",
+        },
+    )
+    return {**summary, "stores": stores, "failed_stores": failed}

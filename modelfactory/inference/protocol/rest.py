@@ -1,0 +1,473 @@
+"""The HTTP API of a model service: plain JSON routes and the Open Inference Protocol v2 REST routes.
+
+A FastAPI app mounted into the BentoML service at "/" (so every status code is
+ours), and usable on its own in tests. :class:`RestRoutes` holds the handlers, a
+few lines each over the :class:`~modelfactory.inference.endpoint.InferenceEndpoint`
+found at ``app.state.endpoint`` (the one place for the token, model, version and
+readiness checks); :func:`build_api` is the route table. Handlers raise, and the
+exception handlers of :func:`install_error_handlers` turn what they raise into
+status codes in one place: 422 invalid input (naming the field or input), 404 unknown
+model or version (or a record naming something the model does not have, such as a
+store without a forecast model), 413 too large, 401 missing token, 503 not ready.
+The forecast service adds ``POST /forecast`` (:mod:`modelfactory.forecasting.rest`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from modelfactory import __version__
+from modelfactory.inference.endpoint import InferenceEndpoint
+from modelfactory.inference.protocol.v2 import (
+    BINARY_HEADER,
+    DATATYPES,
+    V2Error,
+    json_response,
+    model_metadata,
+    parse_json_request,
+)
+from modelfactory.inference.schema import InputNotFound, InvalidInput
+
+REQUEST_KEY, MODEL_VERSION, REQUEST_ID = "x-request-key", "x-model-version", "x-request-id"
+
+_ERROR = {
+    "type": "object",
+    "properties": {
+        "error": {"type": "string"},
+        "problems": {"type": "array", "items": {"type": "string"}},
+    },
+}
+_SCALAR = {"anyOf": [{"type": "number"}, {"type": "string"}, {"type": "boolean"}]}
+_V2_TENSOR = {
+    "type": "object",
+    "required": ["name", "shape", "datatype", "data"],
+    "properties": {
+        "name": {"type": "string", "minLength": 1},
+        "shape": {
+            "type": "array",
+            "items": {"type": "integer", "minimum": 0},
+            "minItems": 1,
+            "maxItems": 2,
+        },
+        "datatype": {"type": "string", "enum": list(DATATYPES)},
+        "parameters": {"type": "object"},
+        "data": {"type": "array", "items": _SCALAR},
+    },
+}
+_V2_REQUEST = {
+    "type": "object",
+    "required": ["inputs"],
+    "properties": {
+        "id": {"type": "string"},
+        "parameters": {"type": "object"},
+        "inputs": {"type": "array", "items": _V2_TENSOR, "minItems": 1},
+        "outputs": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["name"],
+                "properties": {"name": {"type": "string"}, "parameters": {"type": "object"}},
+            },
+        },
+    },
+}
+_V2_RESPONSE = {
+    "type": "object",
+    "properties": {
+        "model_name": {"type": "string"},
+        "model_version": {"type": "string"},
+        "id": {"type": "string"},
+        "outputs": {"type": "array", "items": {"type": "object"}},
+    },
+}
+_RECORD = {"type": "object", "additionalProperties": _SCALAR}
+_HEADERS = [
+    {
+        "name": MODEL_VERSION,
+        "in": "header",
+        "required": False,
+        "schema": {"type": "string"},
+        "description": "Answer with this model version (champion or challenger), bypassing the rollout.",
+    },
+    {
+        "name": REQUEST_KEY,
+        "in": "header",
+        "required": False,
+        "schema": {"type": "string"},
+        "description": "Sticky routing key: the same key gets the same version at a given rollout weight.",
+    },
+    {
+        "name": REQUEST_ID,
+        "in": "header",
+        "required": False,
+        "schema": {"type": "string"},
+        "description": "Echoed, and stored with the logged predictions.",
+    },
+]
+_ERRORS = {
+    str(code): {"description": text, "content": {"application/json": {"schema": _ERROR}}}
+    for code, text in (
+        (401, "Missing or wrong bearer token"),
+        (404, "Unknown model or version, or a record naming what the model does not have"),
+        (413, "Request body over MODELFACTORY_MAX_REQUEST_BYTES"),
+        (422, "Input that does not fit the model, naming the field or input"),
+        (503, "No model loaded yet"),
+    )
+}
+
+
+def _body(schema: dict) -> dict:
+    return {
+        "requestBody": {"required": True, "content": {"application/json": {"schema": schema}}},
+        "parameters": _HEADERS,
+    }
+
+
+def _responses(schema: dict, *codes: int) -> dict:
+    answer = {"200": {"description": "OK", "content": {"application/json": {"schema": schema}}}}
+    return {**answer, **{str(c): _ERRORS[str(c)] for c in codes}}
+
+
+def error_response(
+    status: int, message: str, problems: list[str] | None = None, **extra
+) -> JSONResponse:
+    body: dict = {"error": message, **extra}
+    if problems:
+        body["problems"] = problems
+    return JSONResponse(body, status_code=status)
+
+
+def install_error_handlers(api: FastAPI, protocol: str = "json") -> None:
+    """Every refusal a handler raises becomes its status code here, and nowhere else."""
+
+    async def refused(request: Request, exc: V2Error) -> JSONResponse:
+        message = exc.detail() if exc.kind == "invalid" else exc.message
+        return error_response(exc.http_status, message, exc.problems or None)
+
+    async def not_found(request: Request, exc: InputNotFound) -> JSONResponse:
+        return error_response(404, str(exc), **getattr(exc, "details", {}))
+
+    async def invalid(request: Request, exc: InvalidInput) -> JSONResponse:
+        return error_response(
+            422, "the records do not match the model's input schema", exc.problems
+        )
+
+    async def invalid_body(request: Request, exc: RequestValidationError) -> JSONResponse:
+        endpoint = getattr(request.app.state, "endpoint", None)
+        if endpoint is not None:
+            endpoint.refuse("invalid", protocol)
+        problems = []
+        for error in exc.errors():
+            where = ".".join(str(p) for p in error["loc"] if p != "body") or "body"
+            problems.append(f"{where}: {error['msg']} (got {error.get('input')!r})")
+        return error_response(422, "invalid request", problems)
+
+    api.add_exception_handler(V2Error, refused)  # type: ignore[arg-type]
+    api.add_exception_handler(InputNotFound, not_found)  # type: ignore[arg-type]
+    api.add_exception_handler(InvalidInput, invalid)  # type: ignore[arg-type]
+    api.add_exception_handler(RequestValidationError, invalid_body)  # type: ignore[arg-type]
+
+
+def endpoint_of(request: Request, model_name: str) -> InferenceEndpoint:
+    endpoint = getattr(request.app.state, "endpoint", None)
+    if endpoint is None:
+        raise V2Error("unavailable", f"the {model_name} service is starting")
+    return endpoint
+
+
+async def read_body(request: Request, endpoint: InferenceEndpoint, protocol: str) -> bytes:
+    """The body, after the token and size checks."""
+    endpoint.authorize(request.headers.get("authorization"), protocol)
+    limit = endpoint.options.max_request_bytes
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        endpoint.refuse("too_large", protocol)
+        raise V2Error(
+            "too_large", f"request body of {declared} bytes is over the limit of {limit} bytes"
+        )
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            endpoint.refuse("too_large", protocol)
+            raise V2Error("too_large", f"request body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def predicting(endpoint: InferenceEndpoint, records, method, *args, **kwargs):
+    """``method(*args, **kwargs)`` (``endpoint.predict`` or ``infer``) for ``records`` (None when
+    not parsed yet): inline, or in a worker thread when it may block the event loop."""
+    if endpoint.would_block(records):
+        return await run_in_threadpool(method, *args, **kwargs)
+    return method(*args, **kwargs)
+
+
+def routing_headers(request: Request) -> dict:
+    """The endpoint's routing arguments from the request headers."""
+    return {
+        "explicit_version": request.headers.get(MODEL_VERSION) or None,
+        "request_key": request.headers.get(REQUEST_KEY) or None,
+    }
+
+
+class RestRoutes:
+    """The handlers of one model's HTTP API; each reads the endpoint at ``app.state.endpoint``."""
+
+    def __init__(self, model_name: str):
+        self.model_name = model_name
+
+    async def predict(self, request: Request) -> Response:
+        endpoint = endpoint_of(request, self.model_name)
+        raw = await read_body(request, endpoint, "json")
+        try:
+            body = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+            endpoint.refuse("invalid", "json")
+            raise V2Error("invalid", f"the request body is not valid JSON: {exc}") from None
+        if not isinstance(body, dict) or "records" not in body:
+            endpoint.refuse("invalid", "json")
+            raise V2Error(
+                "invalid", 'expected a JSON object {"records": [{...}, ...]}', ["records: missing"]
+            )
+        request_id = request.headers.get(REQUEST_ID)
+        routed = await predicting(
+            endpoint,
+            body["records"],
+            endpoint.predict,
+            body["records"],
+            protocol="json",
+            request_id=request_id,
+            **routing_headers(request),
+        )
+        model = routed.model
+        headers = {MODEL_VERSION: model.version}
+        if request_id:
+            headers[REQUEST_ID] = request_id
+        return JSONResponse(
+            {
+                "model": model.name,
+                "model_version": model.version,
+                "predictions": routed.predictions,
+            },
+            headers=headers,
+        )
+
+    async def describe(self, request: Request) -> Response:
+        endpoint = endpoint_of(request, self.model_name)
+        endpoint.authorize(request.headers.get("authorization"), "json")
+        model = endpoint.served_model(self.model_name, "json")
+        state, router = endpoint.router.state, endpoint.router
+        return JSONResponse(
+            {
+                "name": model.name,
+                "version": model.version,
+                "run_id": getattr(model, "run_id", None),
+                "inputs": [
+                    {"name": t.name, "type": t.kind, "datatype": t.datatype}
+                    for t in model.input_tensors()
+                ],
+                "outputs": [
+                    {"name": t.name, "datatype": t.datatype} for t in model.output_tensors()
+                ],
+                "rollout": {
+                    "champion": state.champion,
+                    "challenger": state.challenger,
+                    "mode": state.mode,
+                    "weight": state.weight,
+                    "step": state.step,
+                    "budget_ms": state.budget_ms,
+                    "active": state.active,
+                    "problem": state.problem,
+                    "served_versions": router.served_versions,
+                    "last_refresh_error": router.last_refresh_error,
+                },
+                **getattr(model, "info", {}),
+            }
+        )
+
+    # --- Open Inference Protocol v2 --------------------------------------------------------------
+    async def server_metadata(self) -> Response:
+        return JSONResponse(
+            {"name": "modelfactory", "version": __version__, "extensions": ["binary_tensor_data"]}
+        )
+
+    async def live(self) -> Response:
+        return JSONResponse({"live": True})
+
+    async def ready(self, request: Request) -> Response:
+        endpoint = getattr(request.app.state, "endpoint", None)
+        is_ready = endpoint is not None and endpoint.router.ready
+        return JSONResponse({"ready": is_ready}, status_code=200 if is_ready else 503)
+
+    async def model_metadata(self, request: Request, name: str) -> Response:
+        return await self._metadata(request, name, None)
+
+    async def version_metadata(self, request: Request, name: str, version: str) -> Response:
+        return await self._metadata(request, name, version)
+
+    async def model_ready(self, request: Request, name: str) -> Response:
+        return await self._ready(request, name, None)
+
+    async def version_ready(self, request: Request, name: str, version: str) -> Response:
+        return await self._ready(request, name, version)
+
+    async def infer(self, request: Request, name: str) -> Response:
+        return await self._infer(request, name, None)
+
+    async def version_infer(self, request: Request, name: str, version: str) -> Response:
+        return await self._infer(request, name, version)
+
+    async def _metadata(self, request: Request, name: str, version: str | None) -> Response:
+        endpoint = endpoint_of(request, self.model_name)
+        endpoint.authorize(request.headers.get("authorization"), "v2_rest")
+        model = endpoint.served_model(name, "v2_rest", version)
+        return JSONResponse(
+            model_metadata(
+                name, endpoint.router.served_versions, model.input_tensors(), model.output_tensors()
+            )
+        )
+
+    async def _ready(self, request: Request, name: str, version: str | None) -> Response:
+        endpoint = endpoint_of(request, self.model_name)
+        endpoint.authorize(request.headers.get("authorization"), "v2_rest")
+        endpoint.check_model(name, "v2_rest", version)
+        is_ready = endpoint.router.model(version) is not None and endpoint.router.ready
+        return JSONResponse({"name": name, "ready": is_ready}, status_code=200 if is_ready else 503)
+
+    async def _infer(self, request: Request, name: str, version: str | None) -> Response:
+        endpoint = endpoint_of(request, self.model_name)
+        raw = await read_body(request, endpoint, "v2_rest")
+        endpoint.check_model(name, "v2_rest")
+        v2_request = parse_body(raw, request.headers.get(BINARY_HEADER), endpoint)
+        routing = routing_headers(request)
+        routing["explicit_version"] = version or routing["explicit_version"]
+        routed, tensors, request_id = await predicting(
+            endpoint, None, endpoint.infer, v2_request, protocol="v2_rest", **routing
+        )
+        body, tail = json_response(
+            name, routed.model.version, v2_request.id, tensors, v2_request.binary_outputs
+        )
+        headers = {MODEL_VERSION: routed.model.version, REQUEST_ID: request_id}
+        if not tail:
+            return JSONResponse(body, headers=headers)
+        head = json.dumps(body, separators=(",", ":")).encode()
+        headers[BINARY_HEADER] = str(len(head))
+        return Response(head + tail, media_type="application/octet-stream", headers=headers)
+
+
+@dataclass(frozen=True)
+class Route:
+    path: str
+    method: str
+    handler: Callable
+    summary: str
+    openapi: dict = field(default_factory=dict)
+
+
+def route_table(routes: RestRoutes) -> list[Route]:
+    """Every route of the model API: path, method, handler, and what the OpenAPI document says."""
+    predict_doc = {
+        **_body(
+            {
+                "type": "object",
+                "required": ["records"],
+                "properties": {"records": {"type": "array", "items": _RECORD, "minItems": 1}},
+            }
+        ),
+        "responses": _responses({"type": "object"}, 401, 404, 413, 422, 503),
+    }
+    meta = {"responses": _responses({"type": "object"}, 401, 404, 503)}
+    infer = {**_body(_V2_REQUEST), "responses": _responses(_V2_RESPONSE, 401, 404, 413, 422, 503)}
+    v2 = "/v2/models/{name}"
+    version = v2 + "/versions/{version}"
+    return [
+        Route(
+            "/predict",
+            "POST",
+            routes.predict,
+            "Predict each record: one object of the model's outputs per record",
+            predict_doc,
+        ),
+        Route(
+            "/model",
+            "GET",
+            routes.describe,
+            "The served model: name, versions, rollout, input fields",
+            {"responses": _responses({"type": "object"}, 401, 503)},
+        ),
+        Route("/v2", "GET", routes.server_metadata, "v2 server metadata"),
+        Route("/v2/health/live", "GET", routes.live, "v2 liveness"),
+        Route(
+            "/v2/health/ready",
+            "GET",
+            routes.ready,
+            "v2 readiness: the champion is loaded",
+            {"responses": {"503": _ERRORS["503"]}},
+        ),
+        Route(
+            v2,
+            "GET",
+            routes.model_metadata,
+            "v2 model metadata: inputs (one tensor per column) and outputs",
+            meta,
+        ),
+        Route(version, "GET", routes.version_metadata, "v2 model version metadata", meta),
+        Route(v2 + "/ready", "GET", routes.model_ready, "v2 model readiness", meta),
+        Route(version + "/ready", "GET", routes.version_ready, "v2 model version readiness", meta),
+        Route(v2 + "/infer", "POST", routes.infer, "v2 inference (routed by the rollout)", infer),
+        Route(
+            version + "/infer", "POST", routes.version_infer, "v2 inference by one version", infer
+        ),
+    ]
+
+
+def build_api(model_name: str, title: str = "modelfactory model API", about: str = "") -> FastAPI:
+    """The model API of ``model_name``: the route table above, its errors mapped in one place."""
+    api = FastAPI(
+        title=title,
+        version=__version__,
+        description=f"Predictions of registered model '{model_name}': plain JSON (/predict) "
+        "and the Open Inference Protocol v2 (/v2/...). The rollout (canary or shadow) decides "
+        "which version answers unless the x-model-version header names one." + about,
+    )
+    for route in route_table(RestRoutes(model_name)):
+        api.add_api_route(
+            route.path,
+            route.handler,
+            methods=[route.method],
+            summary=route.summary,
+            openapi_extra=route.openapi or None,
+        )
+    install_error_handlers(api)
+    return api
+
+
+def parse_body(raw: bytes, header_length: str | None, endpoint: InferenceEndpoint):
+    """A v2 JSON request body, with binary tensor data after ``header_length`` bytes if given."""
+    try:
+        if header_length is not None:
+            if not header_length.isdigit() or int(header_length) > len(raw):
+                raise V2Error(
+                    "invalid",
+                    f"{BINARY_HEADER} {header_length!r} does not fit a body of {len(raw)} bytes",
+                )
+            length = int(header_length)
+            head, binary = raw[:length], raw[length:]
+        else:
+            head, binary = raw, b""
+        try:
+            body = json.loads(head)
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+            raise V2Error("invalid", f"the request body is not valid JSON: {exc}") from None
+        return parse_json_request(body, binary)
+    except V2Error:
+        endpoint.refuse("invalid", "v2_rest")
+        raise

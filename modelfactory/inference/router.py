@@ -1,0 +1,405 @@
+"""The model router: which version answers a request, during a canary or a shadow rollout.
+
+The rollout itself (who takes part, mode, weight, budget) is read from the
+registry (:mod:`modelfactory.rollout`); every serving process polls it
+(:class:`ModelRouter`) and keeps the last known state when the registry does not
+answer. :func:`choose_route` is the pure per-request decision; :class:`ModelRouter`
+holds the loaded versions and runs the decision with fallback to the champion
+("better wrong than late") and shadow predictions off the request path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field, replace
+
+from modelfactory.inference.schema import InvalidInput
+from modelfactory.inference.served import ServedModel
+from modelfactory.registry import CHAMPION
+from modelfactory.rollout import RolloutState
+
+log = logging.getLogger(__name__)
+
+SHADOW_BATCH = 64  # shadow requests predicted together in one challenger call
+SHADOW_TICK_SECONDS = 0.02  # the shadow thread wakes this often and takes everything queued
+
+
+class UnknownVersion(LookupError):
+    """An explicit version that this process does not serve."""
+
+    def __init__(self, version: str, served: Sequence[str]):
+        super().__init__(
+            f"version {version!r} is not served here (served: {', '.join(served) or 'none'})"
+        )
+        self.version = version
+
+
+@dataclass(frozen=True)
+class Route:
+    version: str  # who answers
+    reason: str  # champion | canary | explicit
+    shadow: str | None = None  # who predicts on the side, never answering
+    fallback: str | None = None  # who answers if `version` errors or is late
+
+
+def request_bucket(key: str) -> float:
+    """A stable point in [0, 1) for a request key: the same key lands on the same side at a given weight,
+    and a key on the challenger side stays there as the weight grows."""
+    digest = hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+def choose_route(
+    state: RolloutState,
+    explicit_version: str | None = None,
+    request_key: str | None = None,
+    draw: Callable[[], float] = random.random,
+) -> Route:
+    """Which version answers: an explicit version wins; else a weighted (or sticky) draw."""
+    if state.champion is None:
+        raise UnknownVersion(explicit_version or CHAMPION, ())
+    if explicit_version:
+        if explicit_version in (state.champion, state.challenger):
+            return Route(explicit_version, "explicit")
+        raise UnknownVersion(explicit_version, [v for v in (state.champion, state.challenger) if v])
+    if not state.active:
+        return Route(state.champion, "champion")
+    point = request_bucket(request_key) if request_key else draw()
+    chosen = point * 100 < state.weight
+    if state.mode == "canary":
+        if chosen:
+            return Route(state.challenger, "canary", fallback=state.champion)
+        return Route(state.champion, "champion")
+    return Route(state.champion, "champion", shadow=state.challenger if chosen else None)
+
+
+# --- the stateful router ------------------------------------------------------------------------
+
+
+@dataclass
+class Routed:
+    """What answered a request."""
+
+    model: ServedModel
+    predictions: list[dict]
+    route: Route
+    seconds: float
+    fallback_reason: str | None = None  # error | late | rejected, when the champion stood in
+
+
+class RouterObserver:
+    """Hooks for metrics and the prediction log; every method is a no-op by default."""
+
+    def fallback(self, model: ServedModel, challenger: str, reason: str) -> None: ...
+
+    def challenger_error(self, model: ServedModel, kind: str) -> None: ...
+
+    def shadow(
+        self, challenger: ServedModel, results: Sequence[ShadowResult], seconds: float
+    ) -> None:
+        """The challenger's answers to a batch of shadowed requests, predicted in ``seconds``."""
+
+    def shadow_skipped(self, challenger: str) -> None: ...
+
+    def state_refresh_failed(self, error: Exception) -> None: ...
+
+    def state_changed(self, state: RolloutState) -> None: ...
+
+
+@dataclass(frozen=True)
+class ShadowResult:
+    """The challenger's answer to one shadowed request (``predictions`` None when it failed)."""
+
+    champion: ServedModel
+    records: Sequence[Mapping]
+    predictions: list[dict] | None
+    agreements: list[bool] | None
+    request_id: str | None
+    error: str | None
+
+
+@dataclass
+class _Snapshot:
+    state: RolloutState
+    models: dict[str, ServedModel] = field(default_factory=dict)
+
+
+class ModelRouter:
+    """Champion and challenger of one registered model in this process, following the registry.
+
+    ``read_state`` returns the registry's :class:`RolloutState`; ``load`` loads a
+    version. Both are injected so the routing can be tested without MLflow.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        read_state: Callable[[], RolloutState],
+        load: Callable[[str], ServedModel],
+        observer: RouterObserver | None = None,
+        poll_seconds: float = 5.0,
+        shadow_pending_limit: int = 1024,
+    ):
+        self.name = name
+        self._read_state = read_state
+        self._load = load
+        self.observer = observer or RouterObserver()
+        self.poll_seconds = poll_seconds
+        self._snapshot = _Snapshot(RolloutState())
+        self._refresh_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        # A canary challenger runs here so a slow one can be abandoned at its budget.
+        self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="challenger")
+        # Shadow requests wait here for the shadow thread; appends and pops of a deque are
+        # atomic, so the request path takes no lock and wakes no thread.
+        self._shadow_jobs: deque[_ShadowJob] = deque()
+        self._shadow_pending_limit = shadow_pending_limit
+        self._shadow_busy = False
+        self._shadow_thread: threading.Thread | None = None
+        self._shadow_lock = threading.Lock()
+        self.last_refresh_error: str | None = None
+
+    # state ---------------------------------------------------------------------------------------
+    @property
+    def state(self) -> RolloutState:
+        return self._snapshot.state
+
+    @property
+    def ready(self) -> bool:
+        snapshot = self._snapshot
+        return snapshot.state.champion is not None and snapshot.state.champion in snapshot.models
+
+    def model(self, version: str | None = None) -> ServedModel | None:
+        snapshot = self._snapshot
+        return snapshot.models.get(version or snapshot.state.champion or "")
+
+    @property
+    def served_versions(self) -> list[str]:
+        snapshot = self._snapshot
+        return [
+            v
+            for v in (snapshot.state.champion, snapshot.state.challenger)
+            if v and v in snapshot.models
+        ]
+
+    def refresh(self) -> bool:
+        """Read the registry and load what it names; keep the last known state on any failure."""
+        with self._refresh_lock:
+            try:
+                state = self._read_state()
+            except Exception as exc:  # registry unreachable: keep serving what we have
+                self.last_refresh_error = str(exc)
+                self.observer.state_refresh_failed(exc)
+                log.warning(
+                    "rollout state of %s not refreshed, keeping %s: %s",
+                    self.name,
+                    self._snapshot.state.describe(),
+                    exc,
+                )
+                return False
+            current = self._snapshot
+            models = {
+                v: m for v, m in current.models.items() if v in (state.champion, state.challenger)
+            }
+            # The challenger is loaded whenever the alias exists, so `x-model-version` can reach it
+            # before any traffic is shifted.
+            for version, required in ((state.champion, True), (state.challenger, False)):
+                if version is None or version in models:
+                    continue
+                try:
+                    models[version] = self._load(version)
+                except Exception as exc:
+                    self.last_refresh_error = f"loading v{version}: {exc}"
+                    log.warning("could not load %s v%s: %s", self.name, version, exc)
+                    if required:  # no new champion: keep the whole previous snapshot
+                        self.observer.state_refresh_failed(exc)
+                        return False
+                    state = replace(
+                        state,
+                        challenger=None,
+                        mode=None,
+                        problem=f"challenger v{version} failed to load: {exc}",
+                    )
+            self.last_refresh_error = None
+            if state != current.state:
+                log.info("%s: %s", self.name, state.describe())
+                self.observer.state_changed(state)
+            self._snapshot = _Snapshot(state, models)
+            return True
+
+    def start(self) -> ModelRouter:
+        """Refresh now, then every ``poll_seconds`` in a daemon thread."""
+        self.refresh()
+        self._thread = threading.Thread(
+            target=self._poll, daemon=True, name=f"rollout-poll-{self.name}"
+        )
+        self._thread.start()
+        return self
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self.poll_seconds if self.ready else min(self.poll_seconds, 2.0)):
+            self.refresh()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    # requests ------------------------------------------------------------------------------------
+    def predict(
+        self,
+        records,
+        *,
+        explicit_version: str | None = None,
+        request_key: str | None = None,
+        request_id: str | None = None,
+        max_records: int | None = None,
+    ) -> Routed:
+        """Answer ``records``; raises InvalidInput (bad records), UnknownVersion, LookupError (not ready)."""
+        snapshot = self._snapshot
+        if not self.ready:
+            raise LookupError(f"no champion of {self.name} is loaded yet")
+        route = choose_route(snapshot.state, explicit_version, request_key)
+        model = snapshot.models.get(route.version)
+        if model is None:  # an explicit challenger version that is not loaded
+            raise UnknownVersion(route.version, list(snapshot.models))
+        started = time.perf_counter()
+        if route.fallback is None:
+            predictions = model.predict(records, max_records)
+            routed = Routed(model, predictions, route, time.perf_counter() - started)
+        else:
+            routed = self._with_fallback(snapshot, route, model, records, max_records, started)
+        if route.shadow is not None and route.shadow in snapshot.models:
+            self._submit_shadow(
+                snapshot.models[route.shadow], routed, records, max_records, request_id
+            )
+        return routed
+
+    def _with_fallback(
+        self,
+        snapshot: _Snapshot,
+        route: Route,
+        challenger: ServedModel,
+        records,
+        max_records,
+        started: float,
+    ) -> Routed:
+        champion = snapshot.models[route.fallback]
+        budget = snapshot.state.budget_ms / 1000
+        future = self._executor.submit(challenger.predict, records, max_records)
+        try:
+            predictions = future.result(timeout=budget)
+            return Routed(challenger, predictions, route, time.perf_counter() - started)
+        except FutureTimeout:
+            future.cancel()
+            reason = "late"
+        except InvalidInput:
+            reason = "rejected"  # the champion decides whether the input is bad for everyone
+        except Exception as exc:
+            log.warning("challenger %s v%s failed: %s", self.name, challenger.version, exc)
+            self.observer.challenger_error(challenger, type(exc).__name__)
+            reason = "error"
+        predictions = champion.predict(records, max_records)
+        self.observer.fallback(champion, challenger.version, reason)
+        return Routed(
+            champion,
+            predictions,
+            replace(route, version=champion.version),
+            time.perf_counter() - started,
+            fallback_reason=reason,
+        )
+
+    def _submit_shadow(
+        self, challenger: ServedModel, routed: Routed, records, max_records, request_id: str | None
+    ) -> None:
+        """Queue a shadow prediction; past ``shadow_pending_limit`` queued, skip it (counted)."""
+        if len(self._shadow_jobs) >= self._shadow_pending_limit:
+            self.observer.shadow_skipped(challenger.version)
+            return
+        self._shadow_jobs.append(_ShadowJob(challenger, routed, records, request_id))
+        if self._shadow_thread is None:
+            with self._shadow_lock:
+                if self._shadow_thread is None:
+                    self._shadow_thread = threading.Thread(
+                        target=self._shadow_loop, daemon=True, name=f"shadow-{self.name}"
+                    )
+                    self._shadow_thread.start()
+
+    def _shadow_loop(self) -> None:
+        # One thread wakes every SHADOW_TICK_SECONDS and predicts everything queued, a batch per
+        # challenger call: a thread per request, or a wake-up per request, fought the request
+        # threads for the GIL, and the compiled model costs far less per row in a batch.
+        while not self._stop.wait(SHADOW_TICK_SECONDS):
+            while self._shadow_jobs:
+                self._shadow_busy = True  # before taking jobs, so drain() never sees neither
+                batch = []
+                while self._shadow_jobs and len(batch) < SHADOW_BATCH:
+                    batch.append(self._shadow_jobs.popleft())
+                try:
+                    self._run_shadow_batch(batch)
+                except Exception:  # metrics or logging trouble must not stop the shadow thread
+                    log.exception("recording shadow predictions failed")
+                finally:
+                    self._shadow_busy = False
+
+    def _run_shadow_batch(self, batch: list[_ShadowJob]) -> None:
+        by_challenger: dict[str, list[_ShadowJob]] = {}
+        for job in batch:
+            by_challenger.setdefault(job.challenger.version, []).append(job)
+        for jobs in by_challenger.values():
+            started = time.perf_counter()
+            challenger = jobs[0].challenger
+            try:
+                merged = challenger.predict([r for job in jobs for r in job.records], None)
+                answers, offset = [], 0
+                for job in jobs:
+                    answers.append((merged[offset : offset + len(job.records)], None))
+                    offset += len(job.records)
+            except Exception:  # one bad request must not cost the others their shadow answer
+                answers = [self._shadow_one(challenger, job) for job in jobs]
+            seconds = time.perf_counter() - started
+            results = [
+                ShadowResult(
+                    job.routed.model,
+                    job.records,
+                    predictions,
+                    job.routed.model.agrees(job.routed.predictions, predictions)
+                    if predictions is not None
+                    else None,
+                    job.request_id,
+                    error,
+                )
+                for job, (predictions, error) in zip(jobs, answers, strict=True)
+            ]
+            self.observer.shadow(challenger, results, seconds)
+
+    def _shadow_one(
+        self, challenger: ServedModel, job: _ShadowJob
+    ) -> tuple[list[dict] | None, str | None]:
+        try:
+            return challenger.predict(job.records, None), None
+        except Exception as exc:  # a shadow failure is data for the analysis, never the caller's
+            self.observer.challenger_error(challenger, type(exc).__name__)
+            return None, type(exc).__name__
+
+    def drain(self, timeout: float = 5.0) -> None:
+        """Wait for shadow predictions in flight (tests, shutdown)."""
+        deadline = time.monotonic() + timeout
+        while (self._shadow_jobs or self._shadow_busy) and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+
+@dataclass(frozen=True)
+class _ShadowJob:
+    challenger: ServedModel
+    routed: Routed
+    records: Sequence[Mapping]
+    request_id: str | None

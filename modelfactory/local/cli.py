@@ -1,0 +1,325 @@
+"""The ``modelfactory`` command: run pipelines, serve champions, list models, run the demo.
+
+Every command is a thin adapter over the core; state lives in MLflow (the
+registry) and under ``MODELFACTORY_HOME``. Errors a user can act on are printed
+as one clear message, never a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from modelfactory.config import get_settings
+from modelfactory.errors import ModelFactoryError
+from modelfactory.use_cases import FORECASTING
+
+app = typer.Typer(
+    help="modelfactory: train, register and serve models on one machine or a cluster.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+
+
+def _mount_subcommands() -> None:
+    from modelfactory.local.rollout_cli import rollout_app
+
+    app.add_typer(rollout_app, name="rollout")
+
+
+_mount_subcommands()
+
+
+def _friendly_errors(command):
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except (ModelFactoryError, LookupError) as exc:
+            console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def _registry_uri(start: bool = True) -> str:
+    """MLFLOW_TRACKING_URI if set; otherwise the embedded server, started if need be."""
+    settings = get_settings()
+    if settings.tracking_uri_from_env:
+        return settings.tracking_uri_from_env
+    server = embedded_mlflow()
+    if server.is_healthy() or not start:
+        return server.url
+    with console.status(f"Starting MLflow at {server.url} (first start creates the database)..."):
+        server.start()
+    console.print(f"[green]✓[/] MLflow at {server.url} (data in {settings.home / 'mlflow'})")
+    return server.url
+
+
+def embedded_mlflow():
+    from modelfactory.local.mlflow_server import EmbeddedMlflow
+
+    settings = get_settings()
+    return EmbeddedMlflow(settings.home, settings.mlflow_host, settings.mlflow_port)
+
+
+@app.command()
+@_friendly_errors
+def run(
+    use_case: Annotated[
+        str, typer.Argument(help="Which pipeline: classification, forecasting or anomaly.")
+    ],
+    data: Annotated[
+        str | None,
+        typer.Option(
+            "--data", help="Path or URL of your data file; synthetic demo data when omitted."
+        ),
+    ] = None,
+    rows: Annotated[
+        int | None,
+        typer.Option(
+            help="Rows of synthetic data when --data is omitted "
+            "(default 20000, 5000 or 400 by use case)."
+        ),
+    ] = None,
+    split: Annotated[
+        str, typer.Option(help="Classification: split strategy, random or sequential.")
+    ] = "random",
+    holdout: Annotated[float, typer.Option(help="Classification: share of rows held out.")] = 0.2,
+    imbalance: Annotated[
+        str, typer.Option(help="Classification: auto, class_weight or smote.")
+    ] = "auto",
+    stores: Annotated[
+        str, typer.Option(help="Forecasting: comma-separated store ids; all when empty.")
+    ] = "",
+    max_failure_share: Annotated[
+        float, typer.Option(help="Forecasting: share of stores that may fail before the run fails.")
+    ] = 0.05,
+    batch_date: Annotated[
+        str,
+        typer.Option(
+            help="Anomaly: the day to score (YYYY-MM-DD); default the day most rides are from."
+        ),
+    ] = "",
+    eps: Annotated[float, typer.Option(help="Anomaly: DBSCAN eps on standardised features.")] = 0.5,
+    min_samples: Annotated[int, typer.Option(help="Anomaly: DBSCAN min_samples.")] = 10,
+    staging_url: Annotated[
+        str,
+        typer.Option(
+            help="Anomaly: SQLAlchemy URL of the staging table "
+            "(default sqlite under MODELFACTORY_HOME)."
+        ),
+    ] = "",
+    margin: Annotated[
+        float | None, typer.Option(help="Promotion margin over the champion.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Random seed for data, split and model.")] = 42,
+):
+    """Run a use case's pipeline with the kfp local runner (and register the model, if it makes one)."""
+    from modelfactory.local import workflows
+
+    arguments = workflows.use_case_arguments(
+        use_case,
+        rows=rows,
+        seed=seed,
+        split=split,
+        holdout=holdout,
+        imbalance=imbalance,
+        stores=stores,
+        max_failure_share=max_failure_share,
+        batch_date=batch_date,
+        eps=eps,
+        min_samples=min_samples,
+        staging_url=staging_url,
+    )
+    uri = _registry_uri()
+    summary = workflows.run_pipeline(
+        use_case, uri, console, source=data, promotion_margin=margin, **arguments
+    )
+    if use_case == "anomaly":
+        workflows.print_anomaly_batch(summary, uri, console)
+    else:
+        workflows.print_registration(summary, uri, console)
+
+
+@app.command()
+@_friendly_errors
+def forecast(
+    store: Annotated[int, typer.Option(help="Store id.")],
+    horizon: Annotated[int, typer.Option(help="Days to forecast (1-365).")] = 42,
+    plot: Annotated[
+        Path | None, typer.Option(help="Write a PNG of history, forecast and interval here.")
+    ] = None,
+    model: Annotated[str, typer.Option(help="Registered model set.")] = FORECASTING.model_name,
+    alias: Annotated[str, typer.Option(help="Which alias to forecast with.")] = "champion",
+):
+    """Forecast one store's daily sales with the registered champion model set."""
+    from modelfactory.local import workflows
+
+    workflows.forecast_store(store, horizon, _registry_uri(), console, plot, model, alias)
+
+
+@app.command()
+@_friendly_errors
+def schedule(
+    use_case: Annotated[str, typer.Argument(help="Which batch: anomaly.")],
+    data: Annotated[
+        str,
+        typer.Option(
+            "--data", help="The daily data file (path or URL); synthetic rides when omitted."
+        ),
+    ] = "",
+    staging_url: Annotated[str, typer.Option(help="SQLAlchemy URL of the staging table.")] = "",
+    hour: Annotated[int, typer.Option(help="Hour of the daily run (UTC).")] = 2,
+    minute: Annotated[int, typer.Option(help="Minute of the daily run.")] = 0,
+    install: Annotated[
+        bool, typer.Option("--install", help="Write the line into your crontab.")
+    ] = False,
+):
+    """Print the cron line that runs a daily batch on this machine (--install writes it with crontab)."""
+    from modelfactory.local import workflows
+
+    if use_case != "anomaly":
+        raise typer.BadParameter(f"only the anomaly batch runs on a schedule, not {use_case!r}")
+    workflows.schedule_anomaly(
+        console,
+        data,
+        staging_url,
+        hour,
+        minute,
+        install,
+        tracking_uri=get_settings().tracking_uri_from_env or "",
+    )
+
+
+@app.command()
+@_friendly_errors
+def serve(
+    model: Annotated[str, typer.Argument(help="Registered model name, e.g. bank-marketing.")],
+    port: Annotated[
+        int | None, typer.Option(help="HTTP port (default MODELFACTORY_HTTP_PORT).")
+    ] = None,
+    host: Annotated[str | None, typer.Option(help="Interface to listen on.")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
+    alias: Annotated[str, typer.Option(help="Which alias to serve.")] = "champion",
+):
+    """Serve a registered model's champion over HTTP until Ctrl-C."""
+    from modelfactory.local.serving import ServingProcess
+    from modelfactory.registry import Registry
+
+    serving = get_settings().serving
+    uri = _registry_uri()
+    if Registry(uri).version_by_alias(model, alias) is None:
+        raise LookupError(
+            f"registered model {model!r} has no {alias!r} version at {uri}; "
+            f"run `modelfactory run` first, or see `modelfactory models`"
+        )
+    process = ServingProcess(
+        model,
+        uri,
+        port or serving.http_port,
+        host or serving.http_host,
+        workers or serving.workers,
+        alias,
+    )
+    route = _route(model)
+    console.print(
+        f"Serving {model}@{alias} at [bold]{process.url}[/] ({route}, /docs); Ctrl-C stops"
+    )
+    os.execvpe(process.command()[0], process.command(), process.environment())
+
+
+def _route(model: str, use_case: str | None) -> str:
+    from modelfactory.use_cases import served_use_case
+
+    spec = served_use_case(model, use_case or get_settings().serving.use_case).serving
+    return spec.route if spec else "POST /predict"
+
+
+@app.command()
+@_friendly_errors
+def models():
+    """List registered models, their versions, aliases and key metrics."""
+    from modelfactory.local import workflows
+
+    workflows.print_models(_registry_uri(), console)
+
+
+@app.command()
+@_friendly_errors
+def up():
+    """Keep MLflow, and a service per champion, running for interactive use until Ctrl-C."""
+    from modelfactory.local.serving import ServingProcess
+    from modelfactory.registry import CHAMPION, Registry
+
+    settings = get_settings()
+    serving = settings.serving
+    server = embedded_mlflow()
+    started_here = not settings.tracking_uri_from_env and not server.is_healthy()
+    uri = _registry_uri()
+    registry = Registry(uri)
+    services = []
+    try:
+        port = serving.http_port
+        for name in registry.model_names():
+            if registry.version_by_alias(name, CHAMPION) is None:
+                continue
+            log_file = settings.home / "logs" / f"serve-{name}.log"
+            log_file.parent.mkdir(parents=True, exist_ok=True)
+            with console.status(f"Starting {name} on port {port}..."):
+                services.append(
+                    ServingProcess(
+                        name, uri, port, serving.http_host, serving.workers, log_file=log_file
+                    ).start()
+                )
+            console.print(
+                f"[green]✓[/] {name}@champion at http://{serving.http_host}:{port} ({_route(name)})"
+            )
+            port += 1
+        console.print(
+            f"MLflow UI: [bold]{uri}[/]"
+            + ("" if services else "  (no champion yet: `modelfactory run classification`)")
+        )
+        console.print("Running; Ctrl-C stops.")
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        while all(service.process.poll() is None for service in services):
+            time.sleep(1)
+        console.print(
+            "[red]a model service stopped unexpectedly; see the logs under[/] "
+            f"{settings.home / 'logs'}"
+        )
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for service in services:
+            service.stop()
+        if started_here:
+            server.stop()
+        console.print("Stopped.")
+
+
+@app.command()
+@_friendly_errors
+def down():
+    """Stop the embedded MLflow server that `demo`, `run` or `up` left running."""
+    console.print(
+        "Stopped MLflow." if embedded_mlflow().stop() else "No embedded MLflow server was running."
+    )
+
+
+@app.command()
+@_friendly_errors
+def demo(rows: Annotated[int, typer.Option(help="Rows of synthetic bank-marketing data.")] = 20000):
+    """The whole lifecycle on synthetic data: pipeline, registry, serving, predictions."""
+    from modelfactory.local import workflows
+
+    workflows.demo(_registry_uri(), console, rows)

@@ -1,0 +1,99 @@
+"""The prediction store: the one table definition serving writes and monitoring reads.
+
+Every served (and shadow) prediction is a row: when, which request, which model
+version answered in which role, the features it was given and its output (JSON).
+Serving writes it through :class:`~modelfactory.predictions.writer.PredictionLog`;
+drift and performance jobs read it (:func:`read_predictions`, or their own queries
+over :data:`predictions_table`). sqlite on one machine, PostgreSQL in the cluster.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import NamedTuple
+
+import sqlalchemy as sa
+
+from modelfactory.sql import engine as store_engine
+
+metadata = sa.MetaData()
+predictions_table = sa.Table(
+    "predictions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    # One index, by model and time, which is how drift jobs read the log. Each index costs
+    # every insert; request_id's (random keys, so random pages of a large index) cost the
+    # most. Lookups by request id are joins in batch jobs (feedback labels, audits).
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("request_id", sa.String(64)),
+    sa.Column("model_name", sa.String(200), nullable=False),
+    sa.Column("model_version", sa.String(50), nullable=False),
+    sa.Column("role", sa.String(20), nullable=False),  # served | shadow
+    sa.Column("features", sa.JSON, nullable=False),
+    sa.Column("output", sa.JSON, nullable=False),
+    sa.Index("ix_predictions_model_time", "model_name", "model_version", "created_at"),
+)
+
+
+class PredictionRow(NamedTuple):
+    """One stored prediction, its values in the table's column order."""
+
+    created_at: dt.datetime
+    request_id: str | None
+    model_name: str
+    model_version: str
+    role: str
+    features: Mapping
+    output: Mapping
+
+    def as_dict(self) -> dict:
+        return {**self._asdict(), "features": dict(self.features), "output": dict(self.output)}
+
+
+# Rows per INSERT statement (sqlite binds at most 32766 parameters per statement).
+ROWS_PER_STATEMENT = 32
+
+
+def insert_rows(connection: sa.Connection, batch: list[PredictionRow]) -> None:
+    """Insert rows: multi-row INSERTs for qmark drivers (sqlite), executemany for the others.
+
+    ``executemany`` on sqlite3 goes back to Python between rows; statements of
+    ``ROWS_PER_STATEMENT`` rows, bound through the columns' own SQLAlchemy types (so what is
+    stored is what ``predictions_table.insert()`` would store), write 3x faster. psycopg
+    batches executemany itself.
+    """
+    dialect = connection.dialect
+    if dialect.paramstyle != "qmark":
+        connection.execute(predictions_table.insert(), [row.as_dict() for row in batch])
+        return
+    bind = [
+        predictions_table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+        for name in PredictionRow._fields
+    ]
+    group = "(" + ", ".join("?" * len(bind)) + ")"
+    head = f"INSERT INTO {predictions_table.name} ({', '.join(PredictionRow._fields)}) VALUES "
+    for start in range(0, len(batch), ROWS_PER_STATEMENT):
+        chunk = batch[start : start + ROWS_PER_STATEMENT]
+        params: list = []
+        for row in chunk:
+            for process, value in zip(bind, row, strict=True):
+                params.append(value if process is None else process(value))
+        connection.exec_driver_sql(head + ", ".join([group] * len(chunk)), tuple(params))
+
+
+def read_predictions(
+    url: str, model_name: str | None = None, limit: int | None = None
+) -> list[dict]:
+    """Logged rows, newest first (drift jobs and tests)."""
+    engine = store_engine(url)
+    try:
+        query = sa.select(predictions_table).order_by(predictions_table.c.id.desc())
+        if model_name:
+            query = query.where(predictions_table.c.model_name == model_name)
+        if limit:
+            query = query.limit(limit)
+        with engine.connect() as connection:
+            return [dict(row._mapping) for row in connection.execute(query)]
+    finally:
+        engine.dispose()

@@ -1,0 +1,74 @@
+"""Registering a trained version behind the promotion gate: the step every model-making pipeline ends with."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from modelfactory.use_case import UseCase
+
+
+def register_behind_gate(
+    model_info: dict,
+    model_name: str,
+    case: UseCase,
+    score_champion: Callable[[str, str], tuple[float, dict]],
+    margin: float = 0.0,
+    tracking_uri: str = "",
+    version_tags: dict[str, str] | None = None,
+) -> dict:
+    """Register a trained model as challenger; the promotion gate decides whether it becomes champion.
+
+    ``model_info`` comes from a train step (run id, model URI); the run holds ``holdout_<metric>``
+    and ``baseline_holdout_<metric>`` of the use case's gate metric. ``score_champion(version, tracking_uri)`` scores the current
+    champion on this run's holdout, so both numbers answer the same question, and returns
+    ``(score, extra run tags)``.
+    """
+    import mlflow
+
+    from modelfactory.promotion import promotion_gate
+    from modelfactory.registry import CHAMPION, Registry, resolve_tracking_uri
+
+    metric = case.gate_metric
+    if metric is None:
+        raise ValueError(f"the {case.name} use case registers no model")
+    uri = resolve_tracking_uri(tracking_uri or model_info.get("tracking_uri"))
+    mlflow.set_tracking_uri(uri)
+    registry = Registry(uri)
+    metrics = registry.run_metrics(model_info["run_id"])
+    candidate = metrics[f"holdout_{metric.name}"]
+    baseline = metrics[f"baseline_holdout_{metric.name}"]
+    champion = registry.version_by_alias(model_name, CHAMPION)
+    champion_score, run_tags = None, {}
+    if champion is not None:
+        champion_score, run_tags = score_champion(str(champion.version), uri)
+    decision = promotion_gate(
+        metric,
+        candidate,
+        champion=champion_score,
+        baseline=baseline,
+        margin=margin,
+        champion_version=champion.version if champion else None,
+    )
+    version = registry.register(
+        model_name, model_info["model_uri"], model_info["run_id"], case.name, tags=version_tags
+    )
+    registry.record_decision(model_name, version.version, decision)
+    with mlflow.start_run(run_id=model_info["run_id"]):
+        mlflow.set_tags(
+            {**decision.as_tags(), "modelfactory.registered_version": version.version, **run_tags}
+        )
+        if champion_score is not None:
+            mlflow.log_metric(f"champion_holdout_{metric.name}", champion_score)
+    return {
+        "model_name": model_name,
+        "version": version.version,
+        "promoted": decision.promote,
+        "alias": CHAMPION if decision.promote else "challenger",
+        "reason": decision.reason,
+        "run_id": model_info["run_id"],
+        "metric": metric.name,
+        "candidate": candidate,
+        "baseline": baseline,
+        "champion": champion_score,
+        "previous_champion": champion.version if champion else None,
+    }

@@ -1,0 +1,95 @@
+"""Helpers of the serving tests: a settable rollout, metric reads, v2 bodies, real served processes."""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from modelfactory.local.ports import free_port
+from modelfactory.local.serving import ServingProcess
+from modelfactory.use_cases import CLASSIFICATION
+
+MODEL = CLASSIFICATION.model_name
+
+
+class Rollout:
+    """A rollout state the test changes at will, read by the router like the registry would be."""
+
+    def __init__(self, champion: str, challenger: str):
+        from modelfactory.rollout import RolloutState
+
+        self.state = RolloutState(champion=champion, challenger=challenger)
+
+    def set(self, **changes):
+        from dataclasses import replace
+
+        self.state = replace(self.state, **changes)
+
+    def __call__(self):
+        return self.state
+
+
+def metric(endpoint, name: str, **labels) -> float:
+    return endpoint.metrics_registry.get_sample_value(name, labels) or 0.0
+
+
+def v2_body(records, datatypes=None):
+    from modelfactory.data.bank_marketing import CATEGORIES
+
+    inputs = []
+    for column in records[0]:
+        values = [r[column] for r in records]
+        kind = (
+            "BYTES" if column in CATEGORIES else ("INT64" if isinstance(values[0], int) else "FP64")
+        )
+        inputs.append(
+            {
+                "name": column,
+                "shape": [len(values)],
+                "datatype": (datatypes or {}).get(column, kind),
+                "data": values,
+            }
+        )
+    return {"inputs": inputs}
+
+
+@contextmanager
+def served_for_real(model: str, uri: str, home: Path, **options):
+    """`bentoml serve` of ``model`` with v2 gRPC, its own home and sqlite prediction store,
+    polling the rollout every second; yields (process, gRPC target, store URL) once gRPC answers.
+
+    ``options``: ``service`` and ``workers`` for ServingProcess, ``env`` for more environment.
+    """
+    import tritonclient.grpc as grpcclient
+
+    grpc_port = free_port()
+    store = f"sqlite:///{home / 'predictions.db'}"
+    extra_env = {
+        "MODELFACTORY_HOME": str(home),
+        "MODELFACTORY_GRPC_PORT": str(grpc_port),
+        "MODELFACTORY_ROLLOUT_POLL_SECONDS": "1",
+        "MODELFACTORY_PREDICTION_STORE_URL": store,
+        **options.pop("env", {}),
+    }
+    process = ServingProcess(
+        model, uri, free_port(), log_file=home / "serve.log", extra_env=extra_env, **options
+    )
+    with process:
+        target = f"127.0.0.1:{grpc_port}"
+        until(grpcclient.InferenceServerClient(target).is_server_ready)
+        yield process, target, store
+
+
+def until(check, timeout: float = 30):
+    """Poll ``check()`` until it returns something truthy (errors count as not yet); return it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            found = check()
+        except Exception:
+            found = None
+        if found:
+            return found
+        time.sleep(0.3)
+    raise AssertionError("condition not reached in time")
