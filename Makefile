@@ -50,6 +50,7 @@ lint: install-dev
 	$(BIN)/ruff check modelfactory components pipelines serving tests benchmarks
 	$(BIN)/ruff format --check modelfactory components pipelines serving tests benchmarks
 	$(BIN)/mypy modelfactory
+	$(BIN)/lint-imports
 
 ## Refresh the pinned versions from PyPI (newest allowed by pyproject.toml); commit the result.
 lock: $(VENV)/bin/python

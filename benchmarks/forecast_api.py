@@ -1,4 +1,5 @@
-"""Forecast API latency: cold (the store's model loaded and forecast computed) and warm (cached), c1 and c8.
+"""Forecast API latency: cold (the store's model loaded and forecast computed) and warm (cached),
+c1 and c8.
 
     python benchmarks/forecast_api.py [--stores 8] [--seconds 10] [--workers 2]
 
@@ -101,7 +102,8 @@ def main() -> None:
                         ).raise_for_status()
                         cold.append((time.perf_counter() - t) * 1000)
                 print(
-                    f"cold (first request per store, n={len(cold)}): p50 {statistics.median(cold):.0f} ms, "
+                    f"cold (first request per store, n={len(cold)}): "
+                    f"p50 {statistics.median(cold):.0f} ms, "
                     f"max {max(cold):.0f} ms"
                 )
                 body = json.dumps({"store": stores[0], "horizon_days": 42}).encode()

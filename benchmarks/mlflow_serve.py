@@ -1,4 +1,5 @@
-"""`mlflow models serve` of a registered version, the named alternative every serving benchmark measures against."""
+"""`mlflow models serve` of a registered version, the named alternative every serving benchmark
+measures against."""
 
 from __future__ import annotations
 

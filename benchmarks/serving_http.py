@@ -1,4 +1,5 @@
-"""Serving throughput and latency: modelfactory's service against `mlflow models serve`, same model, same run.
+"""Serving throughput and latency: modelfactory's service against `mlflow models serve`, same model,
+same run.
 
     python benchmarks/serving_http.py [--seconds 10] [--workers 2]
 
@@ -146,7 +147,8 @@ def main() -> None:
     for concurrency in (1, 8):
         ours_r, theirs = by_key[("modelfactory", concurrency)], by_key[("mlflow", concurrency)]
         print(
-            f"c={concurrency}: throughput ratio modelfactory/mlflow = {ours_r.throughput / theirs.throughput:5.2f}x"
+            f"c={concurrency}: throughput ratio modelfactory/mlflow = "
+            f"{ours_r.throughput / theirs.throughput:5.2f}x"
             f"   p99 {ours_r.p99:.2f} ms vs {theirs.p99:.2f} ms"
         )
     c8 = by_key[("modelfactory", 8)]

@@ -182,7 +182,7 @@ def _describe(error: ValidationError, group: type[_Group], where: str) -> str:
 def load_settings() -> Settings:
     """Settings from the environment over the config file over the defaults (not cached)."""
     values = _file_values()
-    groups = {}
+    groups: dict[str, Any] = {}
     for name, group in GROUPS.items():
         try:
             groups[name] = group(**(values.pop(name, None) or {}))

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 
 class ModelFactoryError(Exception):
@@ -27,8 +28,9 @@ class RegistryError(ModelFactoryError):
     """The model registry is unreachable or lacks what was asked for."""
 
 
-def describe_rows(index: Sequence[int], limit: int = 5) -> str:
-    """'rows 3, 7, 12 (and 40 more)': row numbers as a user sees them in the file (1-based, header excluded)."""
+def describe_rows(index: Iterable[Any], limit: int = 5) -> str:
+    """'rows 3, 7, 12 (and 40 more)': row numbers as a user sees them in the file (1-based, header
+    excluded)."""
     rows = [int(i) + 1 for i in index]
     shown = ", ".join(str(r) for r in rows[:limit])
     more = f" (and {len(rows) - limit} more)" if len(rows) > limit else ""

@@ -1,4 +1,5 @@
-"""Registering a trained version behind the promotion gate: the step every model-making pipeline ends with."""
+"""Registering a trained version behind the promotion gate: the step every model-making pipeline
+ends with."""
 
 from __future__ import annotations
 
@@ -16,21 +17,20 @@ def register_behind_gate(
     tracking_uri: str = "",
     version_tags: dict[str, str] | None = None,
 ) -> dict:
-    """Register a trained model as challenger; the promotion gate decides whether it becomes champion.
+    """Register a trained model as challenger; the promotion gate decides whether it becomes
+    champion.
 
-    ``model_info`` comes from a train step (run id, model URI); the run holds ``holdout_<metric>``
-    and ``baseline_holdout_<metric>`` of the use case's gate metric. ``score_champion(version, tracking_uri)`` scores the current
-    champion on this run's holdout, so both numbers answer the same question, and returns
-    ``(score, extra run tags)``.
+    ``model_info`` comes from a train step (run id, model URI); the run holds
+    ``holdout_<metric>`` and ``baseline_holdout_<metric>`` of the use case's gate metric.
+    ``score_champion(version, tracking_uri)`` scores the current champion on this run's holdout,
+    so both numbers answer the same question, and returns ``(score, extra run tags)``.
     """
     import mlflow
 
     from modelfactory.promotion import promotion_gate
     from modelfactory.registry import CHAMPION, Registry, resolve_tracking_uri
 
-    metric = case.gate_metric
-    if metric is None:
-        raise ValueError(f"the {case.name} use case registers no model")
+    metric = case.gate
     uri = resolve_tracking_uri(tracking_uri or model_info.get("tracking_uri"))
     mlflow.set_tracking_uri(uri)
     registry = Registry(uri)
@@ -38,7 +38,8 @@ def register_behind_gate(
     candidate = metrics[f"holdout_{metric.name}"]
     baseline = metrics[f"baseline_holdout_{metric.name}"]
     champion = registry.version_by_alias(model_name, CHAMPION)
-    champion_score, run_tags = None, {}
+    champion_score: float | None = None
+    run_tags: dict[str, str] = {}
     if champion is not None:
         champion_score, run_tags = score_champion(str(champion.version), uri)
     decision = promotion_gate(

@@ -105,7 +105,8 @@ class Registry:
         self.client.delete_registered_model_alias(name, alias)
 
     def record_decision(self, name: str, version: str, decision: PromotionDecision) -> None:
-        """Store the gate's verdict on the version and, when it passed, make the version champion."""
+        """Store the gate's verdict on the version and, when it passed, make the version
+        champion."""
         for key, value in decision.as_tags().items():
             self.client.set_model_version_tag(name, version, key, value)
         if decision.promote:
@@ -155,7 +156,8 @@ def ensure_reachable(tracking_uri: str | None = None) -> str:
             httpx.get(f"{uri.rstrip('/')}/health", timeout=5).raise_for_status()
         except httpx.HTTPError as exc:
             raise RegistryError(
-                f"MLflow tracking server at {uri} does not answer ({exc}). Start the embedded one with "
+                f"MLflow tracking server at {uri} does not answer ({exc}). "
+                "Start the embedded one with "
                 "`modelfactory up`, or point MLFLOW_TRACKING_URI at a running server."
             ) from exc
     os.environ.setdefault("MLFLOW_TRACKING_URI", uri)

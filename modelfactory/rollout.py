@@ -63,7 +63,8 @@ class RolloutState:
 
     @classmethod
     def from_registry(cls, aliases: Mapping[str, str], tags: Mapping[str, str]) -> RolloutState:
-        """The state the aliases and tags describe; malformed tags mean champion only, with the reason."""
+        """The state the aliases and tags describe; malformed tags mean champion only, with the
+        reason."""
         champion = aliases.get(CHAMPION)
         challenger = aliases.get(CHALLENGER)
         base = cls(
@@ -149,7 +150,8 @@ def set_rollout(
 
 
 def clear_rollout(registry: Registry, name: str) -> RolloutState:
-    """Stop the rollout: champion only. The challenger alias stays (rollback is the operator's call)."""
+    """Stop the rollout: champion only. The challenger alias stays (rollback is the operator's
+    call)."""
     model = registry.client.get_registered_model(name)
     for key in ROLLOUT_TAGS:
         if key in (model.tags or {}):

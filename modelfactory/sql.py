@@ -1,4 +1,5 @@
-"""SQL stores the platform writes (prediction log, staging tables): engines and URLs as users see them."""
+"""SQL stores the platform writes (prediction log, staging tables): engines and URLs as users see
+them."""
 
 from __future__ import annotations
 

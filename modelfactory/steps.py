@@ -1,8 +1,10 @@
-"""Pipeline steps shared by every use case: ingest (raw data kept unchanged, with a batch id) and validate.
+"""Pipeline steps shared by every use case: ingest (raw data kept unchanged, with a batch id) and
+validate.
 
-A step is a plain function over files: it reads its inputs from paths, writes its outputs to paths and
-returns the metadata the KFP component attaches to its output artifacts. The use cases' own steps are
-`modelfactory.<use case>.steps`; the components under `components/` call them and nothing else.
+A step is a plain function over files: it reads its inputs from paths, writes its outputs to
+paths and returns the metadata the KFP component attaches to its output artifacts. The use
+cases' own steps are `modelfactory.<use case>.steps`; the components under `components/` call
+them and nothing else.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from modelfactory.use_cases import use_case
 def ingest(
     use_case_name: str, source: str, out_path: str, n_synthetic_rows: int = 20_000, seed: int = 42
 ) -> dict:
-    """Copy the source file byte for byte to ``out_path`` (or generate demo data when source is empty).
+    """Copy the source file byte for byte to ``out_path`` (or generate demo data when source is
+    empty).
 
     Returns lineage metadata: batch id, source, sha256 and size of the raw bytes.
     """
@@ -62,7 +65,8 @@ def ingest(
 def validate(
     use_case_name: str, raw_path: str, out_path: str, source_name: str | None = None
 ) -> dict:
-    """Load the raw file with the use case's loader, check it, and write the typed table as Parquet."""
+    """Load the raw file with the use case's loader, check it, and write the typed table as
+    Parquet."""
     case = use_case(use_case_name)
     name = source_name or raw_path
     raw = case.data.load(raw_path)

@@ -59,3 +59,10 @@ class UseCase:
     synthetic_rows: int  # rows of demo data `modelfactory run` generates by default
     gate_metric: GateMetric | None = None  # None: the pipeline registers no model
     serving: ServingSpec | None = None  # None: nothing to serve
+
+    @property
+    def gate(self) -> GateMetric:
+        """The gate metric of a use case that registers models."""
+        if self.gate_metric is None:
+            raise ValueError(f"the {self.name} use case registers no model")
+        return self.gate_metric

@@ -1,4 +1,5 @@
-"""The use cases modelfactory ships, by name (``classification``) or by registered model (``bank-marketing``).
+"""The use cases modelfactory ships, by name (``classification``) or by registered model
+(``bank-marketing``).
 
 Each use case package describes itself (:class:`~modelfactory.use_case.UseCase`, in its
 ``__init__``); this module lists them for the parts that serve every use case: the generic

@@ -4,5 +4,6 @@
 what a user uploads to the KFP UI, and what ``modelfactory run`` runs on one machine.
 """
 
-# In the cluster the chart's MLflow Service answers here (release "modelfactory", namespace "modelfactory").
+# In the cluster the chart's MLflow Service answers here (release "modelfactory", namespace
+# "modelfactory").
 CLUSTER_MLFLOW_URI = "http://modelfactory-mlflow.modelfactory.svc.cluster.local:5000"

@@ -1,4 +1,5 @@
-"""Daily taxi-ride anomaly detection: ingest → validate → features → DBSCAN → flags to the staging table.
+"""Daily taxi-ride anomaly detection: ingest → validate → features → DBSCAN → flags to the staging
+table.
 
 Upload ``anomaly.yaml`` (compiled from this file) in the KFP UI and schedule it with
 :func:`create_daily_recurring_run`, or run it on one machine with
@@ -79,7 +80,9 @@ def create_daily_recurring_run(
     return client.create_recurring_run(
         experiment_id=experiment.experiment_id,
         job_name=RECURRING_RUN_NAME,
-        description=f"taxi-ride anomaly batch, daily at {schedule.hour:02d}:{schedule.minute:02d} UTC",
+        description=(
+            f"taxi-ride anomaly batch, daily at {schedule.hour:02d}:{schedule.minute:02d} UTC"
+        ),
         cron_expression=schedule.cron(with_seconds=True),
         max_concurrency=1,
         no_catchup=True,

@@ -1,4 +1,5 @@
-"""Compile every use case's pipeline to the YAML beside it: ``python -m modelfactory_pipelines.compile``.
+"""Compile every use case's pipeline to the YAML beside it:
+``python -m modelfactory_pipelines.compile``.
 
 ``make pipelines`` runs it. The pipeline of use case ``<name>`` is ``<name>_pipeline`` in
 ``pipelines/<name>.py``; a test fails when the committed YAML is stale.

@@ -1,4 +1,5 @@
-"""Store-sales forecasting: ingest → validate → features → time split → train per store → evaluate → register.
+"""Store-sales forecasting: ingest → validate → features → time split → train per store → evaluate
+→ register.
 
 One Prophet model per store (a model factory), trained in parallel, evaluated against
 the seasonal-naive baseline, registered as one version of ``store-sales`` (the whole

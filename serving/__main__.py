@@ -1,4 +1,5 @@
-"""``python -m modelfactory_serving``: ``bentoml serve`` the model named by ``MODELFACTORY_MODEL_NAME``.
+"""``python -m modelfactory_serving``: ``bentoml serve`` the model named by
+``MODELFACTORY_MODEL_NAME``.
 
 The serving image's command and what ``modelfactory serve`` runs, on
 ``MODELFACTORY_HTTP_HOST`` (0.0.0.0 here: a container listens on every interface) and

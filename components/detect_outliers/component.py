@@ -1,4 +1,5 @@
-"""detect_outliers: standardise, DBSCAN, flag noise; clusters, noise and silhouette and the scatter to MLflow."""
+"""detect_outliers: standardise, DBSCAN, flag noise; clusters, noise and silhouette and the scatter
+to MLflow."""
 
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Metrics, Output

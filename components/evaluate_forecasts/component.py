@@ -1,4 +1,5 @@
-"""evaluate_forecasts: per-store and aggregate holdout MAPE/RMSE against the seasonal-naive baseline."""
+"""evaluate_forecasts: per-store and aggregate holdout MAPE/RMSE against the seasonal-naive
+baseline."""
 
 from kfp import dsl
 from kfp.dsl import Input, Metrics, Model, Output

@@ -1,4 +1,5 @@
-"""forecast_features: open days as Prophet rows (ds, y, promo and holiday regressors), optionally a subset of stores."""
+"""forecast_features: open days as Prophet rows (ds, y, promo and holiday regressors), optionally
+a subset of stores."""
 
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Output

@@ -1,4 +1,5 @@
-"""ingest_data: copy the source file unchanged (or generate demo data) and stamp it with a batch id."""
+"""ingest_data: copy the source file unchanged (or generate demo data) and stamp it with a batch
+id."""
 
 from kfp import dsl
 from kfp.dsl import Dataset, Output

@@ -1,4 +1,5 @@
-"""register_model_set: the whole model set as one registry version (challenger); the MAPE gate may make it champion."""
+"""register_model_set: the whole model set as one registry version (challenger); the MAPE gate may
+make it champion."""
 
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Metrics, Model
@@ -15,7 +16,8 @@ def register_model_set(
     batch_id: str,
     mlflow_tracking_uri: str,
 ) -> str:
-    """Returns the registration summary as JSON (version, alias, decision, reason, failed stores)."""
+    """Returns the registration summary as JSON (version, alias, decision, reason, failed
+    stores)."""
     import json
 
     from modelfactory.forecasting.steps import register

@@ -1,4 +1,5 @@
-"""split_by_time: hold out the last N weeks of every store; stores with too little history are named and left out."""
+"""split_by_time: hold out the last N weeks of every store; stores with too little history are
+named and left out."""
 
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Output

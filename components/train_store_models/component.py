@@ -1,4 +1,5 @@
-"""train_store_models: one Prophet model per store in parallel, saved as one model set and logged to MLflow."""
+"""train_store_models: one Prophet model per store in parallel, saved as one model set and logged
+to MLflow."""
 
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Model, Output

@@ -1,4 +1,5 @@
-"""write_outlier_flags: one outlier flag per ride into the staging table, replacing the batch date's rows."""
+"""write_outlier_flags: one outlier flag per ride into the staging table, replacing the batch
+date's rows."""
 
 from kfp import dsl
 from kfp.dsl import Dataset, Input
@@ -7,7 +8,8 @@ from modelfactory_components import COMPONENT_IMAGE
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
 def write_outlier_flags(scored: Input[Dataset], staging_url: str, run_id: str) -> str:
-    """``staging_url``: a SQLAlchemy URL; empty means sqlite under MODELFACTORY_HOME. Returns a JSON summary."""
+    """``staging_url``: a SQLAlchemy URL; empty means sqlite under MODELFACTORY_HOME. Returns a JSON
+    summary."""
     import json
 
     from modelfactory.anomaly.steps import write_flags

@@ -33,7 +33,8 @@ def default_staging_url() -> str:
 
 
 def features(data_path: str, out_path: str, batch_date: str = "") -> dict:
-    """The rides of one batch date (``batch_date``, or the day most rides are from) and their features.
+    """The rides of one batch date (``batch_date``, or the day most rides are from) and their
+    features.
 
     A file holding several days is cut to the batch date; the rest is counted, not scored.
     """
@@ -50,7 +51,7 @@ def features(data_path: str, out_path: str, batch_date: str = "") -> dict:
                 ],
             )
     else:
-        batch_date = days.value_counts().idxmax()
+        batch_date = str(days.value_counts().idxmax())
     day = rides[days == batch_date]
     columns = ["ride_id", "batch_date", *RIDE_FEATURES]
     write_dataset(day[columns].reset_index(drop=True), out_path)
@@ -70,9 +71,11 @@ def detect(
     source: str = "",
     experiment: str = EXPERIMENT,
 ) -> dict:
-    """DBSCAN on the standardised features; metrics, parameters and the scatter go to a new MLflow run.
+    """DBSCAN on the standardised features; metrics, parameters and the scatter go to a new MLflow
+    run.
 
-    ``config`` is a :class:`~modelfactory.anomaly.detection.DetectionConfig` (default settings when None).
+    ``config`` is a :class:`~modelfactory.anomaly.detection.DetectionConfig` (default settings
+    when None).
     """
     import mlflow
 

@@ -1,15 +1,11 @@
-"""A compiled, numpy-only predictor for the pipelines modelfactory trains, exact to float64 rounding.
+"""A compiled, numpy-only predictor of the pipelines modelfactory trains, exact to float64 rounding.
 
-scikit-learn spends ~10 ms per ``predict_proba`` call on a 150-tree forest however
-few rows it gets (pandas column selection, per-tree dispatch), which caps a
-serving worker near 100 requests/s. ONNX conversion is fast but casts tree
-thresholds to float32 and moves some probabilities by up to 0.1. This module
-instead flattens the fitted ``ColumnTransformer(OneHotEncoder, StandardScaler)
-→ RandomForestClassifier`` into arrays and walks all trees at once, using the
-same arithmetic as scikit-learn (float32 features compared to float64
-thresholds, per-leaf class fractions averaged over trees; only the order of
-that sum differs, within float64 rounding). It is only used
-after :func:`parity_gap` confirms it agrees with the original model.
+This module flattens the fitted ``ColumnTransformer(OneHotEncoder, StandardScaler) →
+RandomForestClassifier`` into arrays and walks all trees at once, using the same arithmetic as
+scikit-learn (float32 features compared to float64 thresholds, per-leaf class fractions averaged
+over trees; only the order of that sum differs, within float64 rounding). It is only used after
+:func:`parity_gap` confirms it agrees with the original model. Why, against scikit-learn and
+ONNX Runtime, with the figures: ADR 0003, docs/adr/0003-compiled-forest.md.
 """
 
 from __future__ import annotations

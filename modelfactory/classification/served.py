@@ -1,4 +1,5 @@
-"""A registered classifier loaded for serving: version resolved once, inputs checked, fast path verified.
+"""A registered classifier loaded for serving: version resolved once, inputs checked, fast path
+verified.
 
 Serving knows nothing about training: it resolves ``models:/<name>@<alias>`` to a
 version, loads that version, reads the input schema from its signature, and
@@ -15,6 +16,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 import mlflow
 import numpy as np
@@ -41,7 +43,7 @@ class ServedClassifier:
     version: str
     run_id: str | None
     schema: InputSchema
-    model: object
+    model: Any  # the scikit-learn pipeline
     labels: tuple[str, str] = ("no", "yes")  # (negative, positive)
     threshold: float = 0.5
     compiled: CompiledClassifier | None = None
@@ -103,7 +105,8 @@ class ServedClassifier:
         return self.model.predict_proba(self.schema.frame(records))[:, 1]
 
     def predict(self, records, max_records: int | None = None) -> list[dict]:
-        """Class and positive-class probability per record; raises InvalidInput naming bad fields."""
+        """Class and positive-class probability per record; raises InvalidInput naming bad
+        fields."""
         records = self.schema.check(records, max_records)
         probabilities = self.positive_probability(records)
         negative, positive = self.labels
@@ -144,7 +147,8 @@ def _input_example(model_info) -> pd.DataFrame | None:
 def _sample_records(
     compiled: CompiledClassifier, schema: InputSchema, rows: int, seed: int = 0
 ) -> pd.DataFrame:
-    """Records spread over every category and ±3 standard deviations of every number the model knows."""
+    """Records spread over every category and ±3 standard deviations of every number the model
+    knows."""
     rng = np.random.default_rng(seed)
     kinds = {f.name: f.kind for f in schema.fields}
     data = {}

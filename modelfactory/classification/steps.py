@@ -1,4 +1,5 @@
-"""Classification steps: split, train (logged to MLflow), evaluate on the holdout, register behind the gate."""
+"""Classification steps: split, train (logged to MLflow), evaluate on the holdout, register behind
+the gate."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from modelfactory.data.split import class_balance_warnings, split_strategy
 from modelfactory.registration import register_behind_gate
 from modelfactory.registry import REFERENCE_DATA_PATH, resolve_tracking_uri
 
-GATE_METRIC = CLASSIFICATION.gate_metric
+GATE_METRIC = CLASSIFICATION.gate
 # skops refuses tree internals unless trusted; we trust the trees we trained ourselves.
 TRUSTED_TYPES = ["sklearn.tree._tree.Tree"]
 EXPERIMENT = CLASSIFICATION.model_name
@@ -61,7 +62,8 @@ def train(
     config: ClassifierConfig | None = None,
     experiment: str = EXPERIMENT,
 ) -> dict:
-    """Train model and baseline, log both to a new MLflow run with the training data as reference."""
+    """Train model and baseline, log both to a new MLflow run with the training data as
+    reference."""
     config = config or ClassifierConfig()
     mlflow.set_tracking_uri(resolve_tracking_uri(tracking_uri))
     mlflow.set_experiment(experiment)
@@ -88,7 +90,7 @@ def train(
             {f"validation_pr_auc_{k}": v for k, v in trained.validation_pr_auc.items()}
         )
         mlflow.log_input(
-            mlflow.data.from_pandas(
+            mlflow.data.from_pandas(  # type: ignore[attr-defined]
                 train_frame,
                 source=source or train_path,
                 name=f"train-{batch_id}",
@@ -141,7 +143,8 @@ def load_classifier(model_uri: str):
 
 
 def evaluate(model_info: dict, holdout_path: str, tracking_uri: str = "") -> dict:
-    """Score model and baseline on the same holdout; log ``holdout_*`` and ``baseline_holdout_*``."""
+    """Score model and baseline on the same holdout; log ``holdout_*`` and
+    ``baseline_holdout_*``."""
     mlflow.set_tracking_uri(resolve_tracking_uri(tracking_uri or model_info.get("tracking_uri")))
     holdout = read_dataset(holdout_path)
     model_metrics = evaluate_classifier(load_classifier(model_info["model_uri"]), holdout)

@@ -116,7 +116,8 @@ def features(frame: pd.DataFrame) -> pd.DataFrame:
 def train_classifier(
     train: pd.DataFrame, config: ClassifierConfig = ClassifierConfig()
 ) -> TrainedClassifier:
-    """Fit the forest (imbalance strategy chosen on validation) and the logistic-regression baseline."""
+    """Fit the forest (imbalance strategy chosen on validation) and the logistic-regression
+    baseline."""
     y = bank.target_vector(train)
     scores: dict[str, float] = {}
     strategy = config.imbalance
@@ -130,7 +131,7 @@ def train_classifier(
             scores[candidate] = float(
                 average_precision_score(y_val, model.predict_proba(features(inner.holdout))[:, 1])
             )
-        strategy = max(scores, key=scores.get)
+        strategy = max(scores, key=lambda name: scores[name])
     model = _fit(strategy, features(train), y, config)
     baseline = Pipeline(
         [

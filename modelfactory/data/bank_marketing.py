@@ -112,7 +112,8 @@ _BANK_FULL_ONLY = {"balance", "day"}
 
 
 def load_bank_marketing(source: str | Path) -> pd.DataFrame:
-    """Read a bank-additional file (path or URL, optionally gzipped) as it is, without validating it."""
+    """Read a bank-additional file (path or URL, optionally gzipped) as it is, without validating
+    it."""
     frame = read_table(source, sep=";")
     if len(frame.columns) == 1 and "," in frame.columns[0]:
         raise DataValidationError(

@@ -29,7 +29,8 @@ def read_table(source: str | Path, **csv_options) -> pd.DataFrame:
             frame = pd.read_parquet(source)
         else:
             if not is_url(source) and "compression" not in csv_options:
-                # Artifact files (KFP, MLflow) often lose their extension: trust the bytes, not the name.
+                # Artifact files (KFP, MLflow) often lose their extension: trust the bytes, not
+                # the name.
                 with open(source, "rb") as handle:
                     csv_options["compression"] = (
                         "gzip" if handle.read(2) == b"\x1f\x8b" else "infer"

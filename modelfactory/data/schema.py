@@ -172,11 +172,6 @@ def _check(frame: pd.DataFrame, schema: TableSchema) -> tuple[list[str], dict[st
     return problems, parsed
 
 
-def find_problems(frame: pd.DataFrame, schema: TableSchema) -> list[str]:
-    """Every schema and quality problem in ``frame``, each naming the column and rows."""
-    return _check(frame, schema)[0]
-
-
 _CAST: dict[str, Callable[[pd.Series], pd.Series]] = {
     "number": lambda s: s.astype(float) if s.dtype == object else s,
     "integer": lambda s: s.astype("int64") if not s.isna().any() else s.astype("Int64"),
@@ -186,7 +181,8 @@ _CAST: dict[str, Callable[[pd.Series], pd.Series]] = {
 
 
 def validate_table(frame: pd.DataFrame, schema: TableSchema, source: str) -> pd.DataFrame:
-    """``frame`` with each schema column as its kind; raise DataValidationError listing all problems."""
+    """``frame`` with each schema column as its kind; raise DataValidationError listing all
+    problems."""
     problems, parsed = _check(frame, schema)
     if problems:
         raise DataValidationError(source, problems)

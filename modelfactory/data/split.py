@@ -21,14 +21,16 @@ class Split:
 
 
 class SplitStrategy(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def split(self, frame: pd.DataFrame) -> Split: ...
 
 
 @dataclass(frozen=True)
 class RandomSplit:
-    """Shuffle with a seed; stratified on the target when one is given, so both parts keep its balance."""
+    """Shuffle with a seed; stratified on the target when one is given, so both parts keep its
+    balance."""
 
     holdout_fraction: float = 0.2
     seed: int = 42
@@ -43,11 +45,11 @@ class RandomSplit:
             n_holdout = round(len(frame) * self.holdout_fraction)
             holdout_pos = order[:n_holdout]
         else:
-            holdout_pos = []
+            chosen: list[int] = []
             for _, positions in frame.groupby(self.stratify_on, sort=True).indices.items():
                 shuffled = rng.permutation(positions)
-                holdout_pos.extend(shuffled[: round(len(positions) * self.holdout_fraction)])
-            holdout_pos = np.sort(np.asarray(holdout_pos, dtype=int))
+                chosen.extend(shuffled[: round(len(positions) * self.holdout_fraction)])
+            holdout_pos = np.sort(np.asarray(chosen, dtype=int))
         is_holdout = np.zeros(len(frame), dtype=bool)
         is_holdout[holdout_pos] = True
         return Split(frame[~is_holdout], frame[is_holdout])
@@ -55,7 +57,8 @@ class RandomSplit:
 
 @dataclass(frozen=True)
 class SequentialSplit:
-    """The last rows (in file order, e.g. time) are the holdout: what a model meets after deployment."""
+    """The last rows (in file order, e.g. time) are the holdout: what a model meets after
+    deployment."""
 
     holdout_fraction: float = 0.2
     name: str = "sequential"

@@ -177,7 +177,7 @@ class ForecastCache:
     def __init__(
         self,
         load_model: Callable[[int], Any],
-        make_forecast: Callable[[Any, int, str], pd.DataFrame],
+        make_forecast: Callable[[Any, int, str], Any],
         version: str | None = None,
         max_models: int = 32,
         max_forecast_bytes: int = 64 * 1024 * 1024,
@@ -221,7 +221,7 @@ class ForecastCache:
         """Whether :meth:`forecast` would answer from the cache (no Prophet run)."""
         return (self._version, int(store), int(horizon_days), policy) in self.forecasts
 
-    def forecast(self, store: int, horizon_days: int, policy: str = "last_year") -> pd.DataFrame:
+    def forecast(self, store: int, horizon_days: int, policy: str = "last_year") -> Any:
         """The forecast for (current version, store, horizon, policy); a copy, safe to modify."""
         version = self._version
         key = (version, int(store), int(horizon_days), policy)

@@ -37,7 +37,7 @@ def prophet_frame(sales: pd.DataFrame) -> pd.DataFrame:
 def split_by_store(frame: pd.DataFrame) -> dict[int, pd.DataFrame]:
     """{store id: that store's rows without the Store column}, one groupby pass."""
     return {
-        int(store): group.drop(columns="Store").reset_index(drop=True)
+        int(store): group.drop(columns="Store").reset_index(drop=True)  # type: ignore[arg-type]
         for store, group in frame.groupby("Store", sort=True)
     }
 

@@ -35,12 +35,12 @@ import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from modelfactory.errors import ModelFactoryError
-from modelfactory.forecasting.config import ForecastConfig
 from modelfactory.forecasting.factory import FactoryResult, quiet_prophet_logging
 
 FORMAT = "modelfactory.prophet-model-set/v1"
@@ -57,7 +57,7 @@ class StoreModel:
     """One store's fitted Prophet model and what forecasting needs to know about it."""
 
     store: int
-    model: object  # prophet.Prophet
+    model: Any  # prophet.Prophet
     regressors: list[str]
     open_weekdays: list[int]
     history_end: pd.Timestamp
@@ -130,10 +130,6 @@ def read_manifest(directory: str | Path) -> dict:
             f"{path}: unknown format {manifest.get('format')!r}, expected {FORMAT!r}"
         )
     return manifest
-
-
-def model_set_config(directory: str | Path) -> ForecastConfig:
-    return ForecastConfig.from_dict(read_manifest(directory)["config"])
 
 
 def list_stores(directory: str | Path) -> list[int]:

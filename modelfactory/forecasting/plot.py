@@ -1,4 +1,5 @@
-"""A PNG of one store: recent sales history, the forecast and its interval (matplotlib Agg, no display)."""
+"""A PNG of one store: recent sales history, the forecast and its interval (matplotlib Agg, no
+display)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ def plot_forecast(
     title: str,
     history_days: int = 180,
 ) -> Path:
-    """``history``: ds, y (the fitted sales); ``forecast``: ds, yhat, yhat_lower, yhat_upper[, open].
+    """``history``: ds, y (the fitted sales); ``forecast``: ds, yhat, yhat_lower,
+    yhat_upper[, open].
 
     Shows the last ``history_days`` days of history so the forecast is readable; closed
     days (yhat 0) are left out of the forecast line rather than drawn as dips to zero.

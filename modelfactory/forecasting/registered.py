@@ -33,7 +33,8 @@ ARTIFACT = "model_set"
 
 
 class ModelSetPyfunc(PythonModel):
-    """Per-store Prophet models from the ``model_set`` artifact, loaded lazily and kept in an LRU."""
+    """Per-store Prophet models from the ``model_set`` artifact, loaded lazily and kept in an
+    LRU."""
 
     def __init__(self, max_models: int = 32):
         self.max_models = max_models
@@ -47,32 +48,39 @@ class ModelSetPyfunc(PythonModel):
     def __getstate__(self):  # what MLflow pickles: settings only, never loaded models
         return {"max_models": self.max_models, "directory": None, "_models": None}
 
+    def _loaded(self) -> tuple[Path, LRUCache]:
+        if self.directory is None or self._models is None:
+            raise RuntimeError("the model set is not loaded (MLflow calls load_context first)")
+        return self.directory, self._models
+
     def stores(self) -> list[int]:
-        return list_stores(self.directory)
+        return list_stores(self._loaded()[0])
 
     def manifest(self) -> dict:
-        return read_manifest(self.directory)
+        return read_manifest(self._loaded()[0])
 
     def store_model(self, store: int):
-        return self._models.get_or_compute(
-            int(store), lambda: load_store_model(self.directory, int(store))
-        )
+        directory, models = self._loaded()
+        return models.get_or_compute(int(store), lambda: load_store_model(directory, int(store)))
 
     def predict(
         self, context, model_input: pd.DataFrame, params: dict | None = None
     ) -> pd.DataFrame:
         policy = (params or {}).get("future_regressors", "last_year")
         frames = []
-        for row in model_input[["store", "horizon_days"]].itertuples(index=False):
-            out = forecast(self.store_model(int(row.store)), int(row.horizon_days), policy)
-            frames.append(out.assign(store=int(row.store)))
+        for store, horizon in zip(
+            model_input["store"].astype(int), model_input["horizon_days"].astype(int), strict=True
+        ):
+            out = forecast(self.store_model(store), horizon, policy)
+            frames.append(out.assign(store=store))
         return pd.concat(frames, ignore_index=True)[
             ["store", "ds", "yhat", "yhat_lower", "yhat_upper", "open"]
         ]
 
 
 def log_model_set(directory: str | Path, input_example: pd.DataFrame | None = None):
-    """Log ``directory`` as one pyfunc model named ``model`` in the active run; returns ModelInfo."""
+    """Log ``directory`` as one pyfunc model named ``model`` in the active run; returns
+    ModelInfo."""
     import mlflow
 
     return mlflow.pyfunc.log_model(
@@ -101,7 +109,7 @@ class LoadedModelSet:
 
     @property
     def directory(self) -> Path:
-        return self.model.directory
+        return self.model._loaded()[0]
 
 
 def load_model_set(name: str, version: str, tracking_uri: str | None = None) -> LoadedModelSet:
@@ -120,7 +128,7 @@ def load_model_set(name: str, version: str, tracking_uri: str | None = None) -> 
     found = client.get_model_version(name, str(version))
     # MLflow 3 versions point at a logged model (models:/m-...); its artifact location is a
     # plain artifact URI that downloads from this server, whatever the process-wide setting.
-    model_id = found.model_id or _model_id(found.source)
+    model_id = found.model_id or _model_id(found.source or "")
     source = client.get_logged_model(model_id).artifact_location if model_id else found.source
     # Our own directory, removed once nothing holds the model set any more (a serving process
     # drops a version when the rollout moves on: ~200 MB per version for all Rossmann stores).

@@ -1,7 +1,7 @@
 """The HTTP API of the forecast service: the model API of every service, plus ``POST /forecast``.
 
-It is :func:`modelfactory.inference.protocol.rest.build_api` (JSON ``/predict``, ``/model``, the Open Inference
-Protocol v2 REST routes), which serves the
+It is :func:`modelfactory.inference.protocol.rest.build_api` (JSON ``/predict``, ``/model``,
+the Open Inference Protocol v2 REST routes), which serves the
 :class:`~modelfactory.forecasting.served.ServedForecaster` like any model, and one route
 of its own: ``POST /forecast`` takes ``{"store": 2, "horizon_days": 42}`` and answers the
 store's forecast as one row per day. It goes through the same

@@ -177,6 +177,7 @@ class ServedForecaster:
         wanted = checked_records(records, max_records)
         for store, _ in wanted:
             self._check_store(store)
+        # Each answer is the cached prediction: a dict of per-day tuples, one per output.
         return [self.cache.forecast(store, horizon) for store, horizon in wanted]
 
     def would_block(self, records: Any) -> bool:
@@ -223,7 +224,7 @@ def checked_records(records: Any, max_records: int | None = None) -> list[tuple[
     if isinstance(records, list) and (max_records is None or len(records) <= max_records):
         for i, record in enumerate(records):
             horizon = record.get("horizon_days") if isinstance(record, Mapping) else None
-            if _whole_number(horizon) and not 1 <= horizon <= MAX_HORIZON_DAYS:
+            if _whole_number(horizon) and not 1 <= horizon <= MAX_HORIZON_DAYS:  # type: ignore[operator]
                 problems.append(
                     f"records[{i}].horizon_days: expected 1 to {MAX_HORIZON_DAYS} days, "
                     f"got {horizon}"

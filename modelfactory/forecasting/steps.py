@@ -32,7 +32,7 @@ from modelfactory.forecasting.model_set import read_manifest, save_model_set
 from modelfactory.forecasting.split import StoreSplit, time_split
 from modelfactory.registration import register_behind_gate
 
-GATE_METRIC = FORECASTING.gate_metric
+GATE_METRIC = FORECASTING.gate
 EXPERIMENT = FORECASTING.model_name
 
 
@@ -72,9 +72,10 @@ def split(
     holdout_weeks: int = 6,
     min_train_days: int = 180,
 ) -> dict:
-    """Hold out each store's last ``holdout_weeks`` weeks; stores with too little history are skipped."""
+    """Hold out each store's last ``holdout_weeks`` weeks; stores with too little history are
+    skipped."""
     result = time_split(split_by_store(read_dataset(features_path)), holdout_weeks, min_train_days)
-    parts = {name: [] for name in ("train", "holdout")}
+    parts: dict[str, list[pd.DataFrame]] = {"train": [], "holdout": []}
     for store, store_split in result.stores.items():
         parts["train"].append(store_split.train.assign(Store=store))
         parts["holdout"].append(store_split.holdout.assign(Store=store))
@@ -117,7 +118,8 @@ def train(
     n_jobs: int | None = None,
     experiment: str = EXPERIMENT,
 ) -> dict:
-    """Fit every store (in parallel), save the model set, and log it to a new MLflow run as one model."""
+    """Fit every store (in parallel), save the model set, and log it to a new MLflow run as one
+    model."""
     import mlflow
 
     from modelfactory.forecasting.registered import log_model_set
@@ -260,7 +262,8 @@ def register(
     tracking_uri: str = "",
     batch_id: str = "",
 ) -> dict:
-    """Register the model set as challenger; the gate (MAPE, lower is better) may make it champion."""
+    """Register the model set as challenger; the gate (MAPE, lower is better) may make it
+    champion."""
 
     def score_champion(version: str, uri: str) -> tuple[float, dict]:
         scored = champion_holdout_score(model_name, version, holdout_path, uri)

@@ -152,7 +152,8 @@ class InferenceEndpoint(RouterObserver):
         explicit_version: str | None = None,
         request_key: str | None = None,
     ) -> tuple[Routed, list[Tensor], str]:
-        """Answer a v2 request: records from tensors, the routed prediction, output tensors, request id."""
+        """Answer a v2 request: records from tensors, the routed prediction, output tensors,
+        request id."""
         model = self.router.model(explicit_version) or self.router.model()
         if model is None:
             self.refuse("not_ready", protocol)
@@ -199,7 +200,7 @@ class InferenceEndpoint(RouterObserver):
                 model.name, model.version, records, routed.predictions, request_id
             )
 
-    # RouterObserver --------------------------------------------------------------------------------
+    # RouterObserver -------------------------------------------------------------------------
     def fallback(self, model: ServedModel, challenger: str, reason: str) -> None:
         self.metrics.fallbacks.labels(self.name, challenger, reason).inc()
 
@@ -209,27 +210,29 @@ class InferenceEndpoint(RouterObserver):
     def shadow(
         self, challenger: ServedModel, results: Sequence[ShadowResult], seconds: float
     ) -> None:
-        answered = [result for result in results if result.predictions is not None]
+        answered = [
+            (result, result.predictions) for result in results if result.predictions is not None
+        ]
         if not answered:
             return
         # Counted once per batch: the metrics are shared-memory writes, not free per request.
         version = challenger.version
         self.metrics.shadow_predictions.labels(self.name, version).inc(
-            sum(len(result.predictions) for result in answered)
+            sum(len(predictions) for _, predictions in answered)
         )
         self.metrics.shadow_latency.labels(self.name, version).observe(seconds)
         disagreements = sum(
-            1 for result in answered for agree in result.agreements or () if not agree
+            1 for result, _ in answered for agree in result.agreements or () if not agree
         )
         if disagreements:
             self.metrics.shadow_disagreements.labels(self.name, version).inc(disagreements)
         if self.prediction_log is not None:
-            for result in answered:
+            for result, predictions in answered:
                 self.prediction_log.record(
                     challenger.name,
                     version,
                     result.records,
-                    result.predictions,
+                    predictions,
                     result.request_id,
                     role="shadow",
                 )

@@ -51,8 +51,8 @@ class Route:
 
 
 def request_bucket(key: str) -> float:
-    """A stable point in [0, 1) for a request key: the same key lands on the same side at a given weight,
-    and a key on the challenger side stays there as the weight grows."""
+    """A stable point in [0, 1) for a request key: the same key lands on the same side at a given
+    weight, and a key on the challenger side stays there as the weight grows."""
     digest = hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest()
     return int.from_bytes(digest, "big") / 2**64
 
@@ -75,7 +75,7 @@ def choose_route(
     point = request_bucket(request_key) if request_key else draw()
     chosen = point * 100 < state.weight
     if state.mode == "canary":
-        if chosen:
+        if chosen and state.challenger is not None:
             return Route(state.challenger, "canary", fallback=state.champion)
         return Route(state.champion, "champion")
     return Route(state.champion, "champion", shadow=state.challenger if chosen else None)
@@ -263,7 +263,8 @@ class ModelRouter:
         request_id: str | None = None,
         max_records: int | None = None,
     ) -> Routed:
-        """Answer ``records``; raises InvalidInput (bad records), UnknownVersion, LookupError (not ready)."""
+        """Answer ``records``; raises InvalidInput (bad records), UnknownVersion, LookupError (not
+        ready)."""
         snapshot = self._snapshot
         if not self.ready:
             raise LookupError(f"no champion of {self.name} is loaded yet")
@@ -292,7 +293,7 @@ class ModelRouter:
         max_records,
         started: float,
     ) -> Routed:
-        champion = snapshot.models[route.fallback]
+        champion = snapshot.models[route.fallback or route.version]
         budget = snapshot.state.budget_ms / 1000
         future = self._executor.submit(challenger.predict, records, max_records)
         try:
@@ -340,7 +341,7 @@ class ModelRouter:
         while not self._stop.wait(SHADOW_TICK_SECONDS):
             while self._shadow_jobs:
                 self._shadow_busy = True  # before taking jobs, so drain() never sees neither
-                batch = []
+                batch: list[_ShadowJob] = []
                 while self._shadow_jobs and len(batch) < SHADOW_BATCH:
                     batch.append(self._shadow_jobs.popleft())
                 try:
@@ -359,7 +360,8 @@ class ModelRouter:
             challenger = jobs[0].challenger
             try:
                 merged = challenger.predict([r for job in jobs for r in job.records], None)
-                answers, offset = [], 0
+                answers: list[tuple[list[dict] | None, str | None]] = []
+                offset = 0
                 for job in jobs:
                     answers.append((merged[offset : offset + len(job.records)], None))
                     offset += len(job.records)

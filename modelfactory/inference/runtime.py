@@ -24,6 +24,7 @@ from collections.abc import Callable
 from modelfactory.config import Settings
 from modelfactory.inference.endpoint import InferenceEndpoint
 from modelfactory.inference.metrics import ServingMetrics
+from modelfactory.inference.protocol.grpc_transport import UnaryServer
 from modelfactory.inference.router import ModelRouter
 from modelfactory.inference.served import ServedModel
 from modelfactory.predictions.writer import PredictionLog
@@ -58,7 +59,7 @@ class ServingRuntime:
         self.endpoint = InferenceEndpoint(
             router, serving, metrics, prediction_log, blocking_predictions=spec.blocking_predictions
         )
-        self.grpc = None
+        self.grpc: UnaryServer | None = None
         router.start()  # loads what it can now, keeps polling (and retrying) in the background
 
     @property

@@ -1,4 +1,5 @@
-"""What serving needs from a model, whatever it predicts: the interface the router and protocols use.
+"""What serving needs from a model, whatever it predicts: the interface the router and protocols
+use.
 
 The classifier (:class:`~modelfactory.classification.served.ServedClassifier`)
 and the store forecaster

@@ -72,7 +72,12 @@ def embedded_mlflow():
     return EmbeddedMlflow(settings.home, settings.mlflow_host, settings.mlflow_port)
 
 
-@app.command()
+@app.command(
+    help=(
+        "Run a use case's pipeline with the kfp local runner "
+        "(and register the model, if it makes one)."
+    )
+)
 @_friendly_errors
 def run(
     use_case: Annotated[
@@ -124,7 +129,6 @@ def run(
     ] = None,
     seed: Annotated[int, typer.Option(help="Random seed for data, split and model.")] = 42,
 ):
-    """Run a use case's pipeline with the kfp local runner (and register the model, if it makes one)."""
     from modelfactory.local import workflows
 
     arguments = workflows.use_case_arguments(
@@ -168,7 +172,12 @@ def forecast(
     workflows.forecast_store(store, horizon, _registry_uri(), console, plot, model, alias)
 
 
-@app.command()
+@app.command(
+    help=(
+        "Print the cron line that runs a daily batch on this machine "
+        "(--install writes it with crontab)."
+    )
+)
 @_friendly_errors
 def schedule(
     use_case: Annotated[str, typer.Argument(help="Which batch: anomaly.")],
@@ -185,7 +194,6 @@ def schedule(
         bool, typer.Option("--install", help="Write the line into your crontab.")
     ] = False,
 ):
-    """Print the cron line that runs a daily batch on this machine (--install writes it with crontab)."""
     from modelfactory.local import workflows
 
     if use_case != "anomaly":
@@ -230,8 +238,8 @@ def serve(
         host or serving.http_host,
         workers or serving.workers,
         alias,
-    )
-    route = _route(model)
+    ).resolve_use_case()
+    route = _route(model, process.use_case)
     console.print(
         f"Serving {model}@{alias} at [bold]{process.url}[/] ({route}, /docs); Ctrl-C stops"
     )
@@ -282,7 +290,8 @@ def up():
                     ).start()
                 )
             console.print(
-                f"[green]✓[/] {name}@champion at http://{serving.http_host}:{port} ({_route(name)})"
+                f"[green]✓[/] {name}@champion at http://{serving.http_host}:{port} "
+                f"({_route(name, services[-1].use_case)})"
             )
             port += 1
         console.print(
@@ -291,7 +300,7 @@ def up():
         )
         console.print("Running; Ctrl-C stops.")
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-        while all(service.process.poll() is None for service in services):
+        while all(service.running for service in services):
             time.sleep(1)
         console.print(
             "[red]a model service stopped unexpectedly; see the logs under[/] "

@@ -21,6 +21,11 @@ import httpx
 from modelfactory.errors import RegistryError
 from modelfactory.local.ports import port_in_use
 
+# MLflow 3 starts a job runner and five huey consumer processes unless told not to; nothing of
+# modelfactory submits MLflow jobs. Without them a server is healthy in about half the time,
+# with 5 processes instead of 13 and 40% of the memory (benchmarks/mlflow_server.py).
+SERVER_ENVIRONMENT = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+
 
 @dataclass
 class EmbeddedMlflow:
@@ -56,8 +61,8 @@ class EmbeddedMlflow:
             return self.url
         if port_in_use(self.port, self.host):
             raise RegistryError(
-                f"port {self.port} on {self.host} is taken by something that is not an MLflow server; "
-                "set MODELFACTORY_MLFLOW_PORT to a free port"
+                f"port {self.port} on {self.host} is taken by something that is not an MLflow "
+                "server; set MODELFACTORY_MLFLOW_PORT to a free port"
             )
         self.directory.mkdir(parents=True, exist_ok=True)
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
@@ -81,6 +86,7 @@ class EmbeddedMlflow:
         with open(self.log_file, "ab") as log:
             process = subprocess.Popen(
                 command,
+                env={**os.environ, **SERVER_ENVIRONMENT},
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

@@ -2,7 +2,8 @@
 
 What runs is the compiled pipeline spec under ``pipelines/`` (:func:`compiled_pipeline`),
 the very file a user uploads to the KFP UI: one machine and the cluster run the same
-graph, and the core needs none of the pipeline code to run it.
+graph, and the core needs none of the pipeline code to run it (ADR 0005,
+docs/adr/0005-local-runs-run-the-compiled-pipeline.md).
 
 kfp prints every task's full executor input and output; we send that to a log
 file under the run's folder, and show the user one line per step instead. When a
@@ -97,7 +98,8 @@ PIPELINES_PACKAGE = "modelfactory_pipelines"  # pipelines/ as installed: its com
 
 
 def compiled_pipeline(use_case: str, path: Path | None = None):
-    """The compiled pipeline of ``use_case`` (``pipelines/<use_case>.yaml``) as a runnable component.
+    """The compiled pipeline of ``use_case`` (``pipelines/<use_case>.yaml``) as a runnable
+    component.
 
     Every component runs in ``MODELFACTORY_COMPONENT_IMAGE`` under a DockerRunner (the
     SubprocessRunner runs them in this Python environment whatever the image).

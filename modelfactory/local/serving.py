@@ -110,6 +110,10 @@ class ServingProcess:
         except httpx.HTTPError:
             return False
 
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
     def wait(self) -> int:
         return self.process.wait() if self.process else 0
 

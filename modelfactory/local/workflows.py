@@ -31,7 +31,8 @@ def run_pipeline(
     promotion_margin: float | None = None,
     **arguments,
 ) -> dict:
-    """Run ``use_case``'s pipeline locally, one progress line per step; return the registration summary."""
+    """Run ``use_case``'s pipeline locally, one progress line per step; return the registration
+    summary."""
     settings = get_settings()
     case = get_use_case(use_case)
     if source and Path(source).exists():
@@ -297,7 +298,8 @@ def forecast_store(
     model_name: str = FORECASTING.model_name,
     alias: str = "champion",
 ):
-    """Forecast one store with the registered champion set; print a summary, optionally write a PNG."""
+    """Forecast one store with the registered champion set; print a summary, optionally write a
+    PNG."""
     from modelfactory.forecasting.served import ServedForecaster
 
     os.environ.setdefault(
@@ -344,7 +346,8 @@ def schedule_anomaly(
     install: bool = False,
     tracking_uri: str = "",
 ) -> str:
-    """Print (and with ``install``, put into the user's crontab) the daily anomaly batch's cron line."""
+    """Print (and with ``install``, put into the user's crontab) the daily anomaly batch's cron
+    line."""
     from modelfactory.anomaly.crontab import crontab_line, install_line
     from modelfactory.anomaly.schedule import DailySchedule
 
@@ -364,6 +367,7 @@ def schedule_anomaly(
     else:
         console.print(
             "[dim]Add it with `crontab -e`, or run again with --install. On a cluster, "
-            "modelfactory_pipelines.anomaly.create_daily_recurring_run makes the KFP recurring run.[/]"
+            "modelfactory_pipelines.anomaly.create_daily_recurring_run "
+            "makes the KFP recurring run.[/]"
         )
     return line

@@ -1,1 +1,2 @@
-"""The rollout operator: kopf handlers over a pure decision core (reserved: the operator issue fills it)."""
+"""The rollout operator: kopf handlers over a pure decision core (reserved: the operator issue
+fills it)."""

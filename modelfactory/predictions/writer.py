@@ -1,4 +1,5 @@
-"""The prediction log's writer: every served (and shadow) prediction, written to a SQL store off the request path.
+"""The prediction log's writer: every served (and shadow) prediction, written to a SQL store off
+the request path.
 
 Drift detection reads this table (features, output, model version, time). A
 request only puts rows on a bounded in-memory queue; a background thread hands
@@ -38,7 +39,8 @@ def _ignore(count: int, reason: str) -> None:
 
 
 class _Pending(NamedTuple):
-    """One request's rows as the request left them: expanded into rows by the writer, not the caller."""
+    """One request's rows as the request left them: expanded into rows by the writer, not the
+    caller."""
 
     created_at: dt.datetime
     request_id: str | None
@@ -47,14 +49,14 @@ class _Pending(NamedTuple):
     role: str
     records: Sequence[Mapping]
     outputs: Sequence[Mapping]
-    count: int
+    rows_count: int
 
     def rows(self) -> list[PredictionRow]:
         head = self[:5]
         return [
             PredictionRow(*head, features, output)
             for features, output in zip(
-                self.records[: self.count], self.outputs[: self.count], strict=False
+                self.records[: self.rows_count], self.outputs[: self.rows_count], strict=False
             )
         ]
 
@@ -162,7 +164,7 @@ class PredictionLog:
 
     def _store(self, taken: deque[_Pending]) -> None:
         """Have the writer process store ``taken``; count what it wrote and what was lost."""
-        total = sum(pending.count for pending in taken)
+        total = sum(pending.rows_count for pending in taken)
         try:
             writer = self._writer_process()
             _send(writer.stdin, list(taken))
@@ -210,7 +212,8 @@ class PredictionLog:
         if writer is None:
             return
         try:
-            writer.stdin.close()  # end of input: the writer finishes its batch and exits
+            if writer.stdin is not None:
+                writer.stdin.close()  # end of input: the writer finishes its batch and exits
             writer.wait(5)
         except (OSError, subprocess.TimeoutExpired):
             writer.kill()

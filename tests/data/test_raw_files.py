@@ -1,4 +1,5 @@
-"""Raw files of the forecasting and anomaly use cases: round trips, and validation naming column and rows."""
+"""Raw files of the forecasting and anomaly use cases: round trips, and validation naming column
+and rows."""
 
 from __future__ import annotations
 

@@ -91,8 +91,9 @@ def test_says_it_would_block_only_until_the_forecasts_are_cached(served):
     assert not served.would_block([{"store": 99999, "horizon_days": 7}])
 
 
-def test_refuses_bad_records_naming_the_record_and_field(served):
-    cases = [
+@pytest.mark.parametrize(
+    ("records", "problems"),
+    [
         (
             [{"store": 1, "horizon_days": 0}],
             ["records[0].horizon_days: expected 1 to 365 days, got 0"],
@@ -110,11 +111,15 @@ def test_refuses_bad_records_naming_the_record_and_field(served):
         ),
         ([{"store": 1}], ["records[0].horizon_days: missing"]),
         ([], ["records: expected at least one record"]),
-    ]
-    for records, problems in cases:
-        with pytest.raises(InvalidInput) as caught:
-            served.predict(records)
-        assert caught.value.problems == problems and caught.value.kind == "invalid"
+    ],
+)
+def test_refuses_bad_records_naming_the_record_and_field(served, records, problems):
+    with pytest.raises(InvalidInput) as caught:
+        served.predict(records)
+    assert caught.value.problems == problems and caught.value.kind == "invalid"
+
+
+def test_refuses_more_records_than_allowed(served):
     with pytest.raises(InvalidInput, match="at most 2 per request"):
         served.predict([{"store": 1, "horizon_days": 1}] * 3, max_records=2)
 

@@ -1,5 +1,5 @@
-"""The model router's decisions and behaviour, without MLflow: weights, stickiness, explicit versions,
-shadow, fallback, and keeping the last known state."""
+"""The model router's decisions and behaviour, without MLflow: weights, stickiness, explicit
+versions, shadow, fallback, and keeping the last known state."""
 
 from __future__ import annotations
 
@@ -42,16 +42,22 @@ def test_tags_describe_the_rollout_and_bad_tags_mean_champion_only():
         20,
         True,
     )
-    for tags in (
-        {"rollout.mode": "blue-green", "rollout.weight": "10"},
-        {"rollout.mode": "canary", "rollout.weight": "150"},
-        {"rollout.mode": "canary", "rollout.weight": "ten"},
-    ):
-        ignored = RolloutState.from_registry({"champion": "3", "challenger": "4"}, tags)
-        assert not ignored.active and ignored.problem
     assert not RolloutState.from_registry(
         {"champion": "3"}, {"rollout.mode": "canary", "rollout.weight": "50"}
     ).active
+
+
+@pytest.mark.parametrize(
+    "tags",
+    [
+        {"rollout.mode": "blue-green", "rollout.weight": "10"},
+        {"rollout.mode": "canary", "rollout.weight": "150"},
+        {"rollout.mode": "canary", "rollout.weight": "ten"},
+    ],
+)
+def test_malformed_rollout_tags_mean_champion_only_with_the_reason(tags):
+    ignored = RolloutState.from_registry({"champion": "3", "challenger": "4"}, tags)
+    assert not ignored.active and ignored.problem
 
 
 def test_weighted_choice_follows_the_weight():
@@ -125,18 +131,26 @@ def make_router(state: RolloutState, champion: FakeModel, challenger: FakeModel,
     return router
 
 
-def test_canary_answers_from_the_challenger_and_falls_back_when_it_fails_is_late_or_rejects():
-    for challenger, reason in (
+@pytest.mark.parametrize(
+    ("challenger", "reason"),
+    [
         (FakeModel("2", "yes", fail=True), "error"),
         (FakeModel("2", "yes", delay=0.3), "late"),
         (FakeModel("2", "yes", reject=True), "rejected"),
-    ):
-        observer = Recorder()
-        router = make_router(canary(100, budget_ms=50), FakeModel("1", "no"), challenger, observer)
-        routed = router.predict(RECORDS)
-        assert routed.model.version == "1" and routed.predictions[0]["class"] == "no"
-        assert routed.fallback_reason == reason and observer.fallbacks == [reason]
-        router.stop()
+    ],
+)
+def test_a_canary_falls_back_to_the_champion_when_the_challenger_fails_is_late_or_rejects(
+    challenger, reason
+):
+    observer = Recorder()
+    router = make_router(canary(100, budget_ms=50), FakeModel("1", "no"), challenger, observer)
+    routed = router.predict(RECORDS)
+    assert routed.model.version == "1" and routed.predictions[0]["class"] == "no"
+    assert routed.fallback_reason == reason and observer.fallbacks == [reason]
+    router.stop()
+
+
+def test_canary_answers_from_the_challenger():
     router = make_router(canary(100), FakeModel("1", "no"), FakeModel("2", "yes"))
     routed = router.predict(RECORDS)
     assert (routed.model.version, routed.predictions[0]["class"], routed.fallback_reason) == (

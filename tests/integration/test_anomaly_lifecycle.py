@@ -1,4 +1,5 @@
-"""The daily anomaly batch with real parts: kfp local runner, a real MLflow server, a sqlite staging table.
+"""The daily anomaly batch with real parts: kfp local runner, a real MLflow server, a sqlite
+staging table.
 
 The founding simulator's day (370 normal rides + 3 groups of 10) goes through the
 pipeline; every ride gets one flag in the staging table; a second run of the same

@@ -1,4 +1,5 @@
-"""What the user reads when a local pipeline run fails: the error raised in the step, not kfp's log."""
+"""What the user reads when a local pipeline run fails: the error raised in the step, not kfp's
+log."""
 
 from modelfactory.local.pipeline_runs import _ProgressLog
 
@@ -16,9 +17,11 @@ def test_step_progress_and_the_failing_step_are_reported(tmp_path):
         tmp_path,
         (
             "12:00:00.000 - INFO - Executing task \x1b[96m'ingest-data'\x1b[0m\n"
-            "12:00:01.000 - INFO - Task \x1b[96m'ingest-data'\x1b[0m finished with status \x1b[92mSUCCESS\x1b[0m\n"
+            "12:00:01.000 - INFO - Task \x1b[96m'ingest-data'\x1b[0m"
+            " finished with status \x1b[92mSUCCESS\x1b[0m\n"
             "12:00:01.000 - INFO - Executing task \x1b[96m'validate-data'\x1b[0m\n"
-            "12:00:02.000 - ERROR - Task \x1b[96m'validate-data'\x1b[0m finished with status \x1b[91mFAILURE\x1b[0m\n"
+            "12:00:02.000 - ERROR - Task \x1b[96m'validate-data'\x1b[0m"
+            " finished with status \x1b[91mFAILURE\x1b[0m\n"
         ),
     )
     assert [(e.task, e.status) for e in events] == [

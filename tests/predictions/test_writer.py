@@ -1,4 +1,5 @@
-"""The prediction log writes every row in batches, and a slow or broken store never blocks a caller."""
+"""The prediction log writes every row in batches, and a slow or broken store never blocks a
+caller."""
 
 from __future__ import annotations
 
@@ -79,7 +80,8 @@ def test_a_dead_writer_process_loses_only_its_batch(tmp_path):
 
 
 def test_the_batched_sqlite_insert_stores_what_sqlalchemy_would(tmp_path):
-    """The writer's multi-row INSERT for sqlite binds through the column types: same text on disk."""
+    """The writer's multi-row INSERT for sqlite binds through the column types: same text on
+    disk."""
     import datetime as dt
 
     from modelfactory.predictions.store import (

@@ -19,7 +19,8 @@ def test_no_input_makes_a_server_error(make_endpoint):
         options=ServingSettings(max_request_bytes=4096, max_records=5), log_url=False
     )
     schema = schemathesis.openapi.from_asgi("/openapi.json", api)
-    # schemathesis' pytest plugin does not run on pytest 9 yet: drive hypothesis per operation instead.
+    # schemathesis' pytest plugin does not run on pytest 9 yet: drive hypothesis per operation
+    # instead.
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 10
     for operation in operations:

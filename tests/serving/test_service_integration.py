@@ -1,5 +1,5 @@
-"""The real thing: `bentoml serve` with two workers, v2 over HTTP and gRPC from tritonclient, the rollout
-driven through the registry, /metrics, and the prediction store."""
+"""The real thing: `bentoml serve` with two workers, v2 over HTTP and gRPC from tritonclient, the
+rollout driven through the registry, /metrics, and the prediction store."""
 
 from __future__ import annotations
 

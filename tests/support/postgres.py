@@ -1,4 +1,5 @@
-"""A throwaway PostgreSQL server for the tests that write SQL stores (staging table, prediction log).
+"""A throwaway PostgreSQL server for the tests that write SQL stores (staging table, prediction
+log).
 
 ``postgres_url`` starts a real PostgreSQL cluster from the Debian server binaries
 (``apt-get install -y postgresql``; found under /usr/lib/postgresql/*/bin) in a
@@ -35,7 +36,8 @@ def _postgres_bin() -> Path:
         return Path(shutil.which("initdb")).parent
     pytest.fail(
         "PostgreSQL server binaries (initdb, pg_ctl) not found under /usr/lib/postgresql/*/bin "
-        "or on PATH. Install them with `apt-get install -y postgresql` (CI does this in .ci/run); the staging-table tests need a real PostgreSQL server.",
+        "or on PATH. Install them with `apt-get install -y postgresql` (CI does this in .ci/run); "
+        "the staging-table tests need a real PostgreSQL server.",
         pytrace=False,
     )
 

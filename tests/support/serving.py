@@ -1,4 +1,5 @@
-"""Helpers of the serving tests: a settable rollout, metric reads, v2 bodies, real served processes."""
+"""Helpers of the serving tests: a settable rollout, metric reads, v2 bodies, real served
+processes."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Fixtures of the serving tests: two small registered classifier versions, endpoints and HTTP clients
-over them. Loaded by tests/conftest.py (``pytest_plugins``)."""
+"""Fixtures of the serving tests: two small registered classifier versions, endpoints and HTTP
+clients over them. Loaded by tests/conftest.py (``pytest_plugins``)."""
 
 from __future__ import annotations
 
@@ -76,7 +76,8 @@ def sample_records():
 
 @pytest.fixture
 def make_endpoint(served_models, tmp_path):
-    """A function building an InferenceEndpoint over the two real versions (own metrics registry)."""
+    """A function building an InferenceEndpoint over the two real versions (own metrics
+    registry)."""
     from prometheus_client import CollectorRegistry
 
     from modelfactory.config import ServingSettings

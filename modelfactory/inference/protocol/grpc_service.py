@@ -1,4 +1,5 @@
-"""The Open Inference Protocol v2 over gRPC (``inference.GRPCInferenceService``), beside the BentoML service.
+"""The Open Inference Protocol v2 over gRPC (``inference.GRPCInferenceService``), beside the
+BentoML service.
 
 BentoML 1.4 has no gRPC serving, so each BentoML worker starts this gRPC
 server on ``MODELFACTORY_GRPC_PORT`` with ``SO_REUSEPORT``: every worker binds
@@ -7,14 +8,14 @@ with ``workers`` like HTTP does (one process owning the port would leave the
 other workers idle for gRPC; see benchmarks/serving.py).
 
 It runs on the worker's own event loop (started by an async BentoML startup
-hook; the HTTP/2 side is :mod:`modelfactory.inference.protocol.grpc_transport`) and predicts inline on
-that loop exactly as the HTTP routes do: a prediction takes a fraction of a
+hook; the HTTP/2 side is :mod:`modelfactory.inference.protocol.grpc_transport`) and predicts
+inline on that loop exactly as the HTTP routes do: a prediction takes a fraction of a
 millisecond, and handing each call to another thread costs more than the
 prediction itself (grpcio's thread-pool server served less than half the HTTP
 route's throughput at 8 concurrent calls; grpcio's asyncio server still hands
-every call through its own threads, see :mod:`modelfactory.inference.protocol.grpc_transport`). Services
-whose predictions can block (``endpoint.would_block``: the forecaster before its
-requests are parsed) predict in a thread.
+every call through its own threads, see
+:mod:`modelfactory.inference.protocol.grpc_transport`). Services whose predictions can block
+(``endpoint.would_block``: the forecaster before its requests are parsed) predict in a thread.
 
 The messages are tritonclient's generated classes
 (``tritonclient.grpc.service_pb2``): the same ``inference`` package and field

@@ -1,18 +1,10 @@
 """Unary gRPC over HTTP/2 (cleartext, prior knowledge) on the running asyncio event loop.
 
-The v2 gRPC service (:mod:`modelfactory.inference.protocol.grpc_service`) runs beside BentoML's HTTP server in
-each worker, on the worker's own loop. grpcio's ``grpc.aio`` server can do that, but
-every call crosses threads several times: grpc core reads the socket in its own
-threads and hands each completion (call arrived, message read, reply sent) to the loop
-through a poller thread. On these machines that machinery alone costs 0.44 ms per
-trivial call, more than a prediction (0.17 ms), and made gRPC slower than the plain HTTP
-route at one request in flight. Here the loop reads the socket itself, as uvicorn does
-for HTTP, and the HTTP/2 framing, HPACK, flow control and stream states are ``h2``'s
-(the HTTP/2 protocol implementation under hypercorn and httpx). Measured with the same
-raw HTTP/2 client (benchmarks/loadgen.py), a trivial call: grpc.aio 0.44 ms p50 and
-5,570 calls/s at 8 in flight; grpclib (pure-asyncio gRPC on ``h2``) 0.34 ms and 4,820/s,
-and it neither bounds a message's size nor reads compressed ones; this module 0.28 ms
-and 8,010/s.
+The v2 gRPC service (:mod:`modelfactory.inference.protocol.grpc_service`) runs beside BentoML's
+HTTP server in each worker, on the worker's own loop. The loop reads the socket itself, as
+uvicorn does for HTTP; the HTTP/2 framing, HPACK, flow control and stream states are ``h2``'s.
+Why not grpcio's ``grpc.aio`` server (its calls cross threads several times): ADR 0001,
+docs/adr/0001-grpc-on-h2.md.
 
 What a gRPC server owes its clients, and where it is done here:
 
@@ -170,7 +162,8 @@ class _Connection(asyncio.Protocol):
         except h2.exceptions.ProtocolError as exc:  # h2 has queued a GOAWAY naming the error
             log.debug("closing a gRPC connection on an HTTP/2 protocol error: %s", exc)
             self._flush()
-            self.transport.close()
+            if self.transport is not None:
+                self.transport.close()
             return
         for event in events:
             if isinstance(event, h2.events.DataReceived):
@@ -195,7 +188,8 @@ class _Connection(asyncio.Protocol):
 
     # --- requests ---------------------------------------------------------------------------
     def _request(self, event: h2.events.RequestReceived) -> None:
-        headers = dict(event.headers)
+        # The connection decodes header names and values to str (header_encoding).
+        headers: dict[str, str] = dict(event.headers)  # type: ignore[arg-type]
         path = headers.get(":path", "")
         call = Call(path, {k: v for k, v in headers.items() if not k.startswith(":")})
         if self.closing:  # opened after our GOAWAY: the client may retry it elsewhere
@@ -438,13 +432,16 @@ class UnaryServer:
         self._server: asyncio.Server | None = None
 
     async def start(self, host: str, port: int, reuse_port: bool = True) -> None:
-        """Listen on ``host:port``; with ``reuse_port`` several processes share it (one per worker)."""
+        """Listen on ``host:port``; with ``reuse_port`` several processes share it (one per
+        worker)."""
         self._server = await asyncio.get_running_loop().create_server(
             lambda: _Connection(self), host, port, reuse_port=reuse_port
         )
 
     @property
     def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("the gRPC server is not started")
         return self._server.sockets[0].getsockname()[1]
 
     async def stop(self, grace: float = 2.0) -> None:
@@ -459,4 +456,5 @@ class UnaryServer:
                 [asyncio.ensure_future(c.idle.wait()) for c in connections], timeout=grace
             )
         for connection in connections:
-            connection.transport.close()
+            if connection.transport is not None:
+                connection.transport.close()

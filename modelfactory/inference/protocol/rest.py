@@ -1,4 +1,5 @@
-"""The HTTP API of a model service: plain JSON routes and the Open Inference Protocol v2 REST routes.
+"""The HTTP API of a model service: plain JSON routes and the Open Inference Protocol v2 REST
+routes.
 
 A FastAPI app mounted into the BentoML service at "/" (so every status code is
 ours), and usable on its own in tests. :class:`RestRoutes` holds the handlers, a
@@ -94,14 +95,18 @@ _HEADERS = [
         "in": "header",
         "required": False,
         "schema": {"type": "string"},
-        "description": "Answer with this model version (champion or challenger), bypassing the rollout.",
+        "description": (
+            "Answer with this model version (champion or challenger), bypassing the rollout."
+        ),
     },
     {
         "name": REQUEST_KEY,
         "in": "header",
         "required": False,
         "schema": {"type": "string"},
-        "description": "Sticky routing key: the same key gets the same version at a given rollout weight.",
+        "description": (
+            "Sticky routing key: the same key gets the same version at a given rollout weight."
+        ),
     },
     {
         "name": REQUEST_ID,

@@ -42,7 +42,8 @@ BINARY_HEADER = "inference-header-content-length"
 
 
 class V2Error(Exception):
-    """A request the protocol refuses. ``kind``: invalid, not_found, too_large, unauthenticated, unavailable."""
+    """A request the protocol refuses. ``kind``: invalid, not_found, too_large, unauthenticated,
+    unavailable."""
 
     HTTP_STATUS = {
         "invalid": 422,
@@ -122,7 +123,7 @@ def _json_tensor(i: int, item: Any, binary: bytes, offset: int) -> tuple[Tensor,
             "invalid",
             f"input '{name}': datatype {datatype!r} is not a v2 datatype ({', '.join(DATATYPES)})",
         )
-    _check_shape(name, shape)
+    dims = _check_shape(name, shape)
     parameters = item.get("parameters") or {}
     if not isinstance(parameters, Mapping):
         raise V2Error("invalid", f"input '{name}': parameters: expected an object")
@@ -140,13 +141,13 @@ def _json_tensor(i: int, item: Any, binary: bytes, offset: int) -> tuple[Tensor,
                 f"{len(binary)} bytes of binary data",
             )
         data = decode_raw(name, datatype, binary[offset : offset + size])
-        return Tensor(name, datatype, list(shape), data), offset + size
+        return Tensor(name, datatype, dims, data), offset + size
     if "data" not in item:
         raise V2Error("invalid", f"input '{name}': data missing")
-    return Tensor(name, datatype, list(shape), _flatten(name, item["data"])), offset
+    return Tensor(name, datatype, dims, _flatten(name, item["data"])), offset
 
 
-def _check_shape(name: str, shape: Any) -> None:
+def _check_shape(name: str, shape: Any) -> list[int]:
     if (
         not isinstance(shape, list)
         or not shape
@@ -155,6 +156,7 @@ def _check_shape(name: str, shape: Any) -> None:
         raise V2Error(
             "invalid", f"input '{name}': shape must be a non-empty list of non-negative integers"
         )
+    return shape
 
 
 def _flatten(name: str, data: Any) -> list:
@@ -195,7 +197,8 @@ def _requested_outputs(outputs: Any, parameters: Mapping) -> tuple[list[str] | N
 
 
 def decode_raw(name: str, datatype: str, raw: bytes) -> list:
-    """Little-endian raw tensor bytes (gRPC raw contents, HTTP binary extension) as Python values."""
+    """Little-endian raw tensor bytes (gRPC raw contents, HTTP binary extension) as Python
+    values."""
     if datatype == "BYTES":
         values, offset = [], 0
         while offset < len(raw):
@@ -284,18 +287,21 @@ def tensors_to_records(
     for name in by_name:
         if name not in expected:
             problems.append(
-                f"input '{name}': not an input of this model (inputs: {', '.join(sorted(expected))})"
+                f"input '{name}': not an input of this model "
+                f"(inputs: {', '.join(sorted(expected))})"
             )
     row_counts: dict[str, int] = {}
     columns: dict[str, list] = {}
     for spec in specs:
-        tensor = by_name.get(spec.name)
-        if tensor is None:
+        found = by_name.get(spec.name)
+        if found is None:
             problems.append(f"input '{spec.name}': missing ({spec.datatype}, shape [n])")
             continue
+        tensor = found
         if tensor.datatype not in ACCEPTED_DATATYPES[spec.kind]:
             problems.append(
-                f"input '{spec.name}': datatype {tensor.datatype} not accepted; send {spec.datatype}"
+                f"input '{spec.name}': datatype {tensor.datatype} not accepted; "
+                f"send {spec.datatype}"
             )
             continue
         if len(tensor.shape) > 2 or (len(tensor.shape) == 2 and tensor.shape[1] != 1):
@@ -463,7 +469,11 @@ def json_response(
     """The v2 JSON reply, and the binary tail for outputs sent with the binary-data extension."""
     outputs, tail = [], []
     for tensor in tensors:
-        entry = {"name": tensor.name, "datatype": tensor.datatype, "shape": tensor.shape}
+        entry: dict[str, Any] = {
+            "name": tensor.name,
+            "datatype": tensor.datatype,
+            "shape": tensor.shape,
+        }
         if "*" in binary_outputs or tensor.name in binary_outputs:
             raw = encode_raw(tensor)
             entry["parameters"] = {"binary_data_size": len(raw)}
@@ -480,7 +490,8 @@ def json_response(
 def fill_grpc_response(
     response, model_name: str, version: str, request_id: str | None, tensors: Sequence[Tensor]
 ) -> None:
-    """Fill a ``ModelInferResponse`` using raw_output_contents (what Triton sends and its client reads)."""
+    """Fill a ``ModelInferResponse`` using raw_output_contents (what Triton sends and its client
+    reads)."""
     response.model_name = model_name
     response.model_version = version
     if request_id:

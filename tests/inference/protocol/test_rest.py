@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from modelfactory.config import ServingSettings
 from modelfactory.predictions.store import read_predictions
 from tests.support.serving import MODEL, metric, v2_body
@@ -41,35 +43,42 @@ def test_v2_metadata_and_health(make_client):
     assert client.get(f"/v2/models/{MODEL}/versions/99/ready").status_code == 404
 
 
-def test_bad_input_is_a_4xx_naming_the_input(make_client, sample_records):
-    client, _ = make_client(options=ServingSettings(max_request_bytes=20_000))
-    records = sample_records[:2]
-    missing = v2_body(records)
-    missing["inputs"] = [t for t in missing["inputs"] if t["name"] != "age"]
-    cases = [
-        (missing, 422, "input 'age': missing"),
+def _without_age(body: dict) -> dict:
+    return {**body, "inputs": [t for t in body["inputs"] if t["name"] != "age"]}
+
+
+@pytest.mark.parametrize(
+    ("make_body", "status", "fragment"),
+    [
+        (lambda r: _without_age(v2_body(r)), 422, "input 'age': missing"),
         (
-            v2_body(records, {"age": "FP64"}),
+            lambda r: v2_body(r, {"age": "FP64"}),
             422,
             "input 'age': datatype FP64 not accepted; send INT64",
         ),
+        (lambda r: v2_body(r, {"age": "INT32", "euribor3m": "FP32"}), 200, None),  # widened
+        (lambda r: v2_body(r, {"job": "INT64"}), 422, "input 'job': datatype INT64 not accepted"),
         (
-            v2_body(records, {"age": "INT32", "euribor3m": "FP32"}),
-            200,
-            None,
-        ),  # narrower types widen
-        (v2_body(records, {"job": "INT64"}), 422, "input 'job': datatype INT64 not accepted"),
-        (
-            {"inputs": [{**t, "shape": [2, 2]} for t in v2_body(records)["inputs"]]},
+            lambda r: {"inputs": [{**t, "shape": [2, 2]} for t in v2_body(r)["inputs"]]},
             422,
             "shape [2, 2]",
         ),
-    ]
-    for body, status, fragment in cases:
-        answer = client.post(f"/v2/models/{MODEL}/infer", json=body)
-        assert answer.status_code == status, answer.text
-        if fragment:
-            assert fragment in answer.json()["error"]
+    ],
+    ids=["missing input", "wider datatype", "narrower datatypes", "string as int", "2-d shape"],
+)
+def test_v2_tensors_that_do_not_fit_are_a_422_naming_the_input(
+    make_client, sample_records, make_body, status, fragment
+):
+    client, _ = make_client()
+    answer = client.post(f"/v2/models/{MODEL}/infer", json=make_body(sample_records[:2]))
+    assert answer.status_code == status, answer.text
+    if fragment:
+        assert fragment in answer.json()["error"]
+
+
+def test_bad_input_is_a_4xx_naming_the_input(make_client, sample_records):
+    client, _ = make_client(options=ServingSettings(max_request_bytes=20_000))
+    records = sample_records[:2]
     assert client.post("/v2/models/other/infer", json=v2_body(records)).status_code == 404
     big = client.post(f"/v2/models/{MODEL}/infer", json=v2_body(sample_records * 20))
     assert big.status_code == 413
