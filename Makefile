@@ -6,9 +6,12 @@ BIN    := $(VENV)/bin
 LOCK   := requirements/constraints.txt
 UV_VERSION := 0.13.9
 UV_INSTALL := $(BIN)/uv pip install --python $(BIN)/python -q -c $(LOCK) --build-constraints $(LOCK)
+LOCK_COMPILE = $(BIN)/uv pip compile pyproject.toml requirements/build.in --extra dev --extra postgres \
+  --python-version 3.11 --python-platform x86_64-manylinux_2_28 -q --custom-compile-command "make lock" \
+  -o $(LOCK)
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
-.PHONY: demo test install install-dev tools up pipelines lint lock clean
+.PHONY: demo test install install-dev tools up pipelines lint lock lock-upgrade clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,11 +55,13 @@ lint: install-dev
 	$(BIN)/mypy modelfactory
 	$(BIN)/lint-imports
 
-## Refresh the pinned versions from PyPI (newest allowed by pyproject.toml); commit the result.
+## Pin what pyproject.toml added or changed, keeping every other pin; commit the result.
 lock: $(VENV)/bin/python
-	$(BIN)/uv pip compile pyproject.toml requirements/build.in --extra dev --extra postgres \
-	  --python-version 3.11 --python-platform x86_64-manylinux_2_28 --upgrade -q \
-	  --custom-compile-command "make lock" -o $(LOCK)
+	$(LOCK_COMPILE)
+
+## Refresh every pin to the newest version pyproject.toml allows; run the tests, commit.
+lock-upgrade: $(VENV)/bin/python
+	$(LOCK_COMPILE) --upgrade
 
 clean:
 	rm -rf $(VENV) .tools .pytest_cache .mypy_cache local_outputs
