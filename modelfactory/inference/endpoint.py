@@ -237,6 +237,19 @@ class InferenceEndpoint(RouterObserver):
                     role="shadow",
                 )
 
+    def challenger_called(self, model: ServedModel, mode: str) -> None:
+        self.metrics.challenger_calls.labels(self.name, model.version, mode).inc()
+
+    def challenger_latency(self, model: ServedModel, seconds: float) -> None:
+        self.metrics.challenger_latency.labels(self.name, model.version).observe(seconds)
+
+    def compared(self, challenger: str, agreements: Sequence[bool]) -> None:
+        if agreements:
+            self.metrics.compared.labels(self.name, challenger).inc(len(agreements))
+            misses = sum(1 for agree in agreements if not agree)
+            if misses:
+                self.metrics.disagreed.labels(self.name, challenger).inc(misses)
+
     def shadow_skipped(self, challenger: str) -> None:
         self.metrics.shadow_skipped.labels(self.name, challenger).inc()
 

@@ -49,6 +49,33 @@ class ServingMetrics:
             ["model", "version", "kind"],
             **kw,
         )
+        # What rollout analysis reads, per challenger version (docs: the operator's metrics).
+        self.challenger_calls = prom.Counter(
+            "modelfactory_challenger_calls",
+            "Requests the challenger was asked to predict, by mode (canary, shadow).",
+            ["model", "version", "mode"],
+            **kw,
+        )
+        self.challenger_latency = prom.Histogram(
+            "modelfactory_challenger_latency_seconds",
+            "The challenger's own prediction time per canary request, used or not (late ones too).",
+            ["model", "version"],
+            buckets=LATENCY_BUCKETS,
+            **kw,
+        )
+        self.compared = prom.Counter(
+            "modelfactory_compared",
+            "Records both champion and challenger predicted (shadow, or the champion beside a "
+            "canary answer).",
+            ["model", "challenger"],
+            **kw,
+        )
+        self.disagreed = prom.Counter(
+            "modelfactory_disagreed",
+            "Compared records where the challenger disagreed with the champion.",
+            ["model", "challenger"],
+            **kw,
+        )
         self.shadow_predictions = prom.Counter(
             "modelfactory_shadow_predictions",
             "Records predicted in shadow by the challenger.",

@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 from modelfactory.inference.schema import InvalidInput
 from modelfactory.inference.served import ServedModel
@@ -101,6 +102,16 @@ class RouterObserver:
     def fallback(self, model: ServedModel, challenger: str, reason: str) -> None: ...
 
     def challenger_error(self, model: ServedModel, kind: str) -> None: ...
+
+    def challenger_called(self, model: ServedModel, mode: str) -> None:
+        """The challenger was asked to predict one request (``mode`` canary or shadow)."""
+
+    def challenger_latency(self, model: ServedModel, seconds: float) -> None:
+        """How long the challenger itself took for one canary request, whether or not its answer
+        was used (answers past the budget are late even when they arrived before the wait began)."""
+
+    def compared(self, challenger: str, agreements: Sequence[bool]) -> None:
+        """Per record, whether the challenger agreed with the champion on the same input."""
 
     def shadow(
         self, challenger: ServedModel, results: Sequence[ShadowResult], seconds: float
@@ -282,6 +293,11 @@ class ModelRouter:
             self._submit_shadow(
                 snapshot.models[route.shadow], routed, records, max_records, request_id
             )
+        elif route.reason == "canary" and routed.fallback_reason is None and route.fallback:
+            # The champion answers the same input on the side, so agreement is measured in a
+            # canary as in a shadow rollout.
+            champion = snapshot.models[route.fallback]
+            self._submit_shadow(champion, routed, records, max_records, request_id, True)
         return routed
 
     def _with_fallback(
@@ -295,12 +311,17 @@ class ModelRouter:
     ) -> Routed:
         champion = snapshot.models[route.fallback or route.version]
         budget = snapshot.state.budget_ms / 1000
-        future = self._executor.submit(challenger.predict, records, max_records)
+        self.observer.challenger_called(challenger, "canary")
+        future = self._executor.submit(_timed, challenger.predict, records, max_records)
         try:
-            predictions = future.result(timeout=budget)
-            return Routed(challenger, predictions, route, time.perf_counter() - started)
+            predictions, took = future.result(timeout=budget)
+            self.observer.challenger_latency(challenger, took)
+            if took <= budget:
+                return Routed(challenger, predictions, route, time.perf_counter() - started)
+            reason = "late"  # it finished before the wait began, but past its budget
         except FutureTimeout:
-            future.cancel()
+            # Its latency still counts when it finishes: a p99 of only the punctual ones would lie.
+            future.add_done_callback(partial(self._late_answer, challenger))
             reason = "late"
         except InvalidInput:
             reason = "rejected"  # the champion decides whether the input is bad for everyone
@@ -318,14 +339,28 @@ class ModelRouter:
             fallback_reason=reason,
         )
 
+    def _late_answer(self, challenger: ServedModel, future) -> None:
+        if not future.cancelled() and future.exception() is None:
+            self.observer.challenger_latency(challenger, future.result()[1])
+
     def _submit_shadow(
-        self, challenger: ServedModel, routed: Routed, records, max_records, request_id: str | None
+        self,
+        side: ServedModel,
+        routed: Routed,
+        records,
+        max_records,
+        request_id: str | None,
+        compare_only: bool = False,
     ) -> None:
-        """Queue a shadow prediction; past ``shadow_pending_limit`` queued, skip it (counted)."""
+        """Queue ``side``'s prediction of a request another version answered: the challenger in
+        shadow mode, or the champion beside a canary answer (``compare_only``: agreement is all
+        that is kept). Past ``shadow_pending_limit`` queued, skip it (counted)."""
         if len(self._shadow_jobs) >= self._shadow_pending_limit:
-            self.observer.shadow_skipped(challenger.version)
+            self.observer.shadow_skipped(side.version)
             return
-        self._shadow_jobs.append(_ShadowJob(challenger, routed, records, request_id))
+        if not compare_only:
+            self.observer.challenger_called(side, "shadow")
+        self._shadow_jobs.append(_ShadowJob(side, routed, records, request_id, compare_only))
         if self._shadow_thread is None:
             with self._shadow_lock:
                 if self._shadow_thread is None:
@@ -352,12 +387,15 @@ class ModelRouter:
                     self._shadow_busy = False
 
     def _run_shadow_batch(self, batch: list[_ShadowJob]) -> None:
-        by_challenger: dict[str, list[_ShadowJob]] = {}
+        by_side: dict[tuple[str, bool], list[_ShadowJob]] = {}
         for job in batch:
-            by_challenger.setdefault(job.challenger.version, []).append(job)
-        for jobs in by_challenger.values():
+            by_side.setdefault((job.side.version, job.compare_only), []).append(job)
+        for (_, compare_only), jobs in by_side.items():
+            if compare_only:
+                self._compare_batch(jobs)
+                continue
             started = time.perf_counter()
-            challenger = jobs[0].challenger
+            challenger = jobs[0].side
             try:
                 merged = challenger.predict([r for job in jobs for r in job.records], None)
                 answers: list[tuple[list[dict] | None, str | None]] = []
@@ -382,6 +420,23 @@ class ModelRouter:
                 for job, (predictions, error) in zip(jobs, answers, strict=True)
             ]
             self.observer.shadow(challenger, results, seconds)
+            self.observer.compared(
+                challenger.version, [a for result in results for a in result.agreements or ()]
+            )
+
+    def _compare_batch(self, jobs: list[_ShadowJob]) -> None:
+        """The champion's answers to requests the challenger answered in a canary, compared."""
+        champion = jobs[0].side
+        try:
+            merged = champion.predict([r for job in jobs for r in job.records], None)
+        except Exception:  # the champion refusing what the challenger answered: not comparable
+            return
+        offset, agreements = 0, []
+        for job in jobs:
+            mine = merged[offset : offset + len(job.records)]
+            offset += len(job.records)
+            agreements += champion.agrees(mine, job.routed.predictions)
+        self.observer.compared(jobs[0].routed.model.version, agreements)
 
     def _shadow_one(
         self, challenger: ServedModel, job: _ShadowJob
@@ -401,7 +456,13 @@ class ModelRouter:
 
 @dataclass(frozen=True)
 class _ShadowJob:
-    challenger: ServedModel
+    side: ServedModel  # who predicts on the side: the challenger (shadow) or the champion
     routed: Routed
     records: Sequence[Mapping]
     request_id: str | None
+    compare_only: bool = False
+
+
+def _timed(predict: Callable, records, max_records) -> tuple[list[dict], float]:
+    started = time.perf_counter()
+    return predict(records, max_records), time.perf_counter() - started

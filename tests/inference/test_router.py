@@ -4,6 +4,7 @@ versions, shadow, fallback, and keeping the last known state."""
 from __future__ import annotations
 
 import itertools
+import time
 
 import pytest
 
@@ -102,6 +103,7 @@ class Recorder(RouterObserver):
     def __init__(self):
         self.fallbacks, self.shadows, self.failures, self.errors = [], [], [], []
         self.batches, self.skipped = [], []
+        self.calls, self.latencies, self.comparisons = [], [], []
 
     def fallback(self, model, challenger, reason):
         self.fallbacks.append(reason)
@@ -120,6 +122,15 @@ class Recorder(RouterObserver):
 
     def shadow_skipped(self, challenger):
         self.skipped.append(challenger)
+
+    def challenger_called(self, model, mode):
+        self.calls.append(mode)
+
+    def challenger_latency(self, model, seconds):
+        self.latencies.append(seconds)
+
+    def compared(self, challenger, agreements):
+        self.comparisons.append((challenger, list(agreements)))
 
 
 def make_router(state: RolloutState, champion: FakeModel, challenger: FakeModel, observer=None):
@@ -301,3 +312,62 @@ def test_not_ready_until_a_champion_loads():
     assert not router.ready
     with pytest.raises(LookupError):
         router.predict(RECORDS)
+
+
+def test_an_answer_past_the_budget_is_late_even_when_it_arrived_before_the_wait():
+    """A challenger taking 2 ms against a 1 ms budget never answers, whether its answer arrives
+    during the wait or was already there when the wait began (a wait timeout alone let those
+    through), and every one of its latencies is counted."""
+    observer = Recorder()
+    router = make_router(
+        canary(100, budget_ms=1), FakeModel("1", "no"), FakeModel("2", "yes", delay=0.002), observer
+    )
+    answers = [router.predict(RECORDS) for _ in range(50)]
+    assert {a.model.version for a in answers} == {"1"}
+    assert observer.fallbacks == ["late"] * 50 and observer.calls == ["canary"] * 50
+    deadline = time.monotonic() + 5
+    while len(observer.latencies) < 50 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(observer.latencies) == 50 and min(observer.latencies) >= 0.002
+    router.stop()
+
+
+def test_the_latency_of_a_challenger_that_timed_out_is_counted_when_it_finishes():
+    observer = Recorder()
+    router = make_router(
+        canary(100, budget_ms=20), FakeModel("1", "no"), FakeModel("2", "yes", delay=0.2), observer
+    )
+    assert router.predict(RECORDS).fallback_reason == "late"
+    deadline = time.monotonic() + 5
+    while not observer.latencies and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(observer.latencies) == 1 and observer.latencies[0] >= 0.2
+    router.stop()
+
+
+def test_a_canary_answer_is_compared_with_the_champion_on_the_same_input():
+    observer = Recorder()
+    router = make_router(canary(100), FakeModel("1", "no"), FakeModel("2", "yes"), observer)
+    for _ in range(3):
+        assert router.predict(RECORDS).model.version == "2"
+    router.drain()
+    assert observer.comparisons and {c for c, _ in observer.comparisons} == {"2"}
+    assert [a for _, found in observer.comparisons for a in found] == [False, False, False]
+    assert observer.shadows == []  # a comparison is not a shadow prediction (nothing logged)
+    router.stop()
+
+
+def test_shadow_predictions_count_as_calls_and_comparisons():
+    observer = Recorder()
+    router = make_router(
+        RolloutState(champion="1", challenger="2", mode="shadow", weight=100),
+        FakeModel("1", "no"),
+        FakeModel("2", "no"),
+        observer,
+    )
+    for _ in range(4):
+        router.predict(RECORDS)
+    router.drain()
+    assert observer.calls == ["shadow"] * 4
+    assert [a for _, found in observer.comparisons for a in found] == [True] * 4
+    router.stop()
