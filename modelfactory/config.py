@@ -94,6 +94,18 @@ class ForecastCacheSettings(_Group):
     mb: int = 64
 
 
+class OperatorSettings(_Group):
+    """The rollout operator (``python -m modelfactory.operator``)."""
+
+    model_config = SettingsConfigDict(env_prefix=f"{ENV_PREFIX}OPERATOR_", extra="ignore")
+
+    namespace: str = Field(default="", description="Namespace to watch; empty: all namespaces.")
+    tick_seconds: float = Field(default=10.0, description="How often each rollout is reconciled.")
+    workers: int = Field(default=20, description="Reconciles run at once (threads).")
+    metrics_port: int = Field(default=8080, description="Its Prometheus metrics; 0: off.")
+    liveness_endpoint: str = "http://0.0.0.0:8081/healthz"
+
+
 def _default_home() -> Path:
     return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "modelfactory"
 
@@ -125,6 +137,7 @@ class Settings(_Group):
     serving: ServingSettings = Field(default_factory=ServingSettings)
     predictions: PredictionStoreSettings = Field(default_factory=PredictionStoreSettings)
     forecast_cache: ForecastCacheSettings = Field(default_factory=ForecastCacheSettings)
+    operator: OperatorSettings = Field(default_factory=OperatorSettings)
 
     @property
     def tracking_uri_from_env(self) -> str | None:
@@ -148,6 +161,7 @@ GROUPS: dict[str, type[_Group]] = {
     "serving": ServingSettings,
     "predictions": PredictionStoreSettings,
     "forecast_cache": ForecastCacheSettings,
+    "operator": OperatorSettings,
 }
 
 

@@ -1,0 +1,156 @@
+"""kopf handlers of ModelDeployment: thin adapters over the rollout controller.
+
+- create/resume/spec change: apply the owned serving Deployment, Service, HPA and PDB;
+- a timer: one reconcile of the rollout
+  (:class:`~modelfactory.rollout.controller.RolloutController`), its status written to the
+  resource (phase, step, weight, analysis, history, conditions) and its decisions emitted as
+  Kubernetes events; a user's ``modelfactory.io/action`` annotation (promote, promote-full,
+  abort, retry) is consumed;
+- deletion: a finalizer clears the model's rollout tags in the registry before the resource goes
+  (the owned objects are garbage-collected through their owner references).
+
+Everything a rollout needs to resume is in the resource's status; the operator keeps nothing
+in memory between ticks.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import kopf
+
+from modelfactory.config import get_settings
+from modelfactory.operator import kube
+from modelfactory.operator.metrics import OPERATOR_METRICS
+from modelfactory.operator.resources import GROUP, PLURAL, VERSION, load_serving_template
+from modelfactory.operator.resources import owned_objects as render_owned
+from modelfactory.registry import Registry
+from modelfactory.rollout.controller import MetricsScraper, MlflowRegistry, RolloutController
+from modelfactory.rollout.decide import DEGRADED, HEALTHY, PAUSED, PROGRESSING, Status
+from modelfactory.rollout.spec import SpecError, parse_spec
+from modelfactory.rollout.state import clear_rollout
+
+ACTION_ANNOTATION = "modelfactory.io/action"
+FINALIZER = "modelfactory.io/rollout-cleanup"
+log = logging.getLogger("modelfactory.operator")
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    operator = get_settings().operator
+    settings.persistence.finalizer = FINALIZER
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration"
+    )
+    settings.posting.level = logging.WARNING
+    settings.execution.max_workers = operator.workers
+    if operator.metrics_port:
+        OPERATOR_METRICS.serve(operator.metrics_port)
+
+
+@kopf.on.resume(GROUP, VERSION, PLURAL)
+@kopf.on.create(GROUP, VERSION, PLURAL)
+@kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
+def apply_owned(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
+    objects, absent = render_owned(body, load_serving_template())
+    kube.apply(objects)
+    for kind, name in absent:
+        kube.delete_if_present(body["metadata"]["namespace"], kind, name)
+    logger.info("applied %s", ", ".join(f"{o['kind']}/{o['metadata']['name']}" for o in objects))
+
+
+def _timer_interval() -> float:
+    return get_settings().operator.tick_seconds
+
+
+@kopf.timer(GROUP, VERSION, PLURAL, interval=_timer_interval(), initial_delay=1.0, idle=None)
+def reconcile_rollout(
+    body: kopf.Body, spec: kopf.Spec, status: kopf.Status, patch: kopf.Patch, **_: Any
+) -> None:
+    started = time.perf_counter()
+    namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+    action = (body["metadata"].get("annotations") or {}).get(ACTION_ANNOTATION)
+    if action:
+        patch.metadata.setdefault("annotations", {})[ACTION_ANNOTATION] = None  # consumed
+    previous = Status.from_dict(dict(status))
+    try:
+        rollout = parse_spec(dict(spec))
+    except SpecError as exc:
+        previous.phase, previous.message = DEGRADED, f"invalid spec: {exc}"
+        _write_status(patch, body, previous)
+        OPERATOR_METRICS.reconciled("invalid-spec", time.perf_counter() - started)
+        return
+    settings = get_settings()
+    controller = RolloutController(
+        MlflowRegistry(Registry(settings.mlflow_tracking_uri), f"{namespace}/{name}"),
+        MetricsScraper(lambda: kube.serving_endpoints(namespace, name)),
+    )
+    tick = controller.reconcile(rollout, previous, action)
+    for event in tick.events:
+        kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+        OPERATOR_METRICS.decided(event.reason)
+    _write_status(patch, body, tick.status, kube.deployment_available(namespace, name))
+    OPERATOR_METRICS.reconciled(tick.problem and "registry-write-failed" or "ok",
+                                time.perf_counter() - started)  # fmt: skip
+
+
+@kopf.on.delete(GROUP, VERSION, PLURAL, retries=10, backoff=30)
+def clear_rollout_tags(spec: kopf.Spec, logger: kopf.Logger, **_: Any) -> None:
+    """The model's rollout tags go with its ModelDeployment (its objects are garbage-collected)."""
+    try:
+        clear_rollout(Registry(get_settings().mlflow_tracking_uri), spec["model"])
+    except Exception as exc:
+        raise kopf.TemporaryError(f"registry unreachable, rollout tags kept: {exc}") from exc
+    logger.info("cleared the rollout tags of %s", spec["model"])
+
+
+def _write_status(
+    patch: kopf.Patch, body: kopf.Body, status: Status, available: tuple[int, int] = (0, 0)
+) -> None:
+    written = status.to_dict()
+    written["observedGeneration"] = body["metadata"].get("generation")
+    written["conditions"] = conditions(status, available, previous=body.get("status") or {})
+    written["availableReplicas"] = available[0]
+    patch.status.update(written)
+
+
+def conditions(
+    status: Status, available: tuple[int, int], previous: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Available, Progressing and Promoted, as ``kubectl wait --for=condition=...`` reads them."""
+    ready, wanted = available
+    in_flight = status.phase in (PROGRESSING, PAUSED)
+    promoted = not in_flight and status.last_outcome == "promoted"
+    if promoted:
+        promoted_reason = "ChallengerPromoted"
+    elif in_flight:
+        promoted_reason = "RolloutInProgress"
+    else:
+        promoted_reason = f"Last{(status.last_outcome or 'none').title()}"
+    found = [
+        ("Available", ready > 0 and ready >= min(wanted, 1),
+         "ReplicasAvailable" if ready else "NoReplicasAvailable",
+         f"{ready} of {wanted} serving pods available"),
+        ("Progressing", status.phase == PROGRESSING,
+         "RolloutInProgress" if status.phase == PROGRESSING else f"Rollout{status.phase}",
+         status.message),
+        ("Promoted", promoted, promoted_reason,
+         status.message if status.phase in (HEALTHY, DEGRADED) else ""),
+    ]  # fmt: skip
+    before = {c.get("type"): c for c in previous.get("conditions") or []}
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    written = []
+    for kind, value, reason, message in found:
+        text = "True" if value else "False"
+        changed = before.get(kind, {}).get("status") != text
+        written.append({
+            "type": kind,
+            "status": text,
+            "reason": reason.replace("-", ""),
+            "message": message[:1000],
+            "lastTransitionTime": now if changed else before[kind].get("lastTransitionTime", now),
+        })  # fmt: skip
+    return written

@@ -1,0 +1,250 @@
+"""The Kubernetes objects a ModelDeployment owns, rendered from its spec (pure, no API calls).
+
+Per ModelDeployment: the serving Deployment (champion and challenger live in the same pods
+behind the router, so weights need no mesh), its Service (HTTP and gRPC), and when asked for
+a HorizontalPodAutoscaler and a PodDisruptionBudget. Each carries an owner reference to the
+ModelDeployment, so deleting it garbage-collects them.
+
+The serving pod's container (image, environment such as the MLflow and prediction-store
+settings, security context, probes, volumes) comes from a template the chart renders with the
+same secure defaults as every other workload (:func:`load_serving_template`); a
+ModelDeployment sets the model, replicas, workers, resources and extra environment.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+GROUP, VERSION, KIND, PLURAL = "modelfactory.io", "v1alpha1", "ModelDeployment", "modeldeployments"
+API_VERSION = f"{GROUP}/{VERSION}"
+HTTP_PORT, GRPC_PORT = 3000, 8001
+TEMPLATE_ENV = "MODELFACTORY_OPERATOR_SERVING_TEMPLATE"
+MANAGED_BY = "modelfactory-operator"
+
+# Used when no template is mounted (a development run of the operator): the chart's defaults.
+DEFAULT_TEMPLATE: dict[str, Any] = {
+    "metadata": {"labels": {}, "annotations": {}},
+    "spec": {
+        "automountServiceAccountToken": False,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": 10001,
+            "runAsGroup": 10001,
+            "fsGroup": 10001,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [
+            {
+                "name": "serving",
+                "image": "modelfactory-serving:0.1.0",
+                "imagePullPolicy": "IfNotPresent",
+                "command": ["python3", "-m", "modelfactory_serving"],
+                "securityContext": {
+                    "allowPrivilegeEscalation": False,
+                    "readOnlyRootFilesystem": True,
+                    "capabilities": {"drop": ["ALL"]},
+                },
+                "env": [],
+                "resources": {
+                    "requests": {"cpu": "250m", "memory": "512Mi"},
+                    "limits": {"cpu": "2", "memory": "2Gi"},
+                },
+                "volumeMounts": [{"name": "home", "mountPath": "/home/app"}],
+            }
+        ],
+        "volumes": [{"name": "home", "emptyDir": {}}],
+    },
+}
+
+
+def load_serving_template(path: str | None = None) -> dict[str, Any]:
+    """The serving pod template the chart mounts (``MODELFACTORY_OPERATOR_SERVING_TEMPLATE``)."""
+    path = path or os.environ.get(TEMPLATE_ENV)
+    if not path:
+        return copy.deepcopy(DEFAULT_TEMPLATE)
+    loaded = yaml.safe_load(Path(path).read_text()) or {}
+    if not loaded.get("spec", {}).get("containers"):
+        raise ValueError(f"{path}: a pod template with spec.containers[0] (the serving container)")
+    return loaded
+
+
+def labels(body: Mapping[str, Any]) -> dict[str, str]:
+    name = body["metadata"]["name"]
+    return {
+        "app.kubernetes.io/name": "modelfactory",
+        "app.kubernetes.io/component": "serving",
+        "app.kubernetes.io/instance": name,
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+        "modelfactory.io/model": _label_value(body["spec"]["model"]),
+        "modelfactory.io/modeldeployment": name,
+    }
+
+
+def selector(body: Mapping[str, Any]) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/component": "serving",
+        "modelfactory.io/modeldeployment": body["metadata"]["name"],
+    }
+
+
+def owner_reference(body: Mapping[str, Any]) -> dict[str, Any]:
+    meta = body["metadata"]
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "name": meta["name"],
+        "uid": meta["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def _meta(body: Mapping[str, Any], name: str | None = None) -> dict[str, Any]:
+    return {
+        "name": name or body["metadata"]["name"],
+        "namespace": body["metadata"]["namespace"],
+        "labels": labels(body),
+        "ownerReferences": [owner_reference(body)],
+    }
+
+
+def _label_value(text: str) -> str:
+    cleaned = "".join(c if c.isalnum() or c in "-_." else "-" for c in text)[:63]
+    return cleaned.strip("-_.") or "model"
+
+
+def deployment(body: Mapping[str, Any], template: Mapping[str, Any]) -> dict[str, Any]:
+    spec = body["spec"]
+    pod = copy.deepcopy(dict(template))
+    pod_meta = pod.setdefault("metadata", {})
+    pod_meta["labels"] = {**(pod_meta.get("labels") or {}), **labels(body)}
+    pod_spec = pod["spec"]
+    container = pod_spec["containers"][0]
+    env = [e for e in container.get("env") or [] if not e["name"].startswith("MODELFACTORY_MODEL")]
+    env += [
+        {"name": "MODELFACTORY_MODEL_NAME", "value": spec["model"]},
+        {"name": "MODELFACTORY_MODEL_ALIAS", "value": spec.get("alias", "champion")},
+        {"name": "MODELFACTORY_WORKERS", "value": str(spec.get("workers", 2))},
+        {"name": "MODELFACTORY_HTTP_HOST", "value": "0.0.0.0"},
+        {"name": "MODELFACTORY_HTTP_PORT", "value": str(HTTP_PORT)},
+        {"name": "MODELFACTORY_GRPC_PORT", "value": str(GRPC_PORT)},
+    ]
+    if spec.get("useCase"):
+        env.append({"name": "MODELFACTORY_USE_CASE", "value": spec["useCase"]})
+    container["env"] = env + list(spec.get("env") or [])
+    if spec.get("resources"):
+        container["resources"] = spec["resources"]
+    if spec.get("image"):
+        container["image"] = spec["image"]
+    container["ports"] = [
+        {"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"},
+        {"name": "grpc", "containerPort": GRPC_PORT, "protocol": "TCP"},
+    ]
+    container.setdefault(
+        "readinessProbe",
+        {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 5},
+    )
+    container.setdefault(
+        "livenessProbe",
+        {"httpGet": {"path": "/livez", "port": "http"}, "periodSeconds": 10, "failureThreshold": 6},
+    )
+    autoscaled = (spec.get("autoscaling") or {}).get("enabled", False)
+    deployment_spec: dict[str, Any] = {
+        "selector": {"matchLabels": selector(body)},
+        "template": pod,
+        "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0}},
+    }
+    if not autoscaled:
+        deployment_spec["replicas"] = spec.get("replicas", 1)
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": _meta(body),
+            "spec": deployment_spec}  # fmt: skip
+
+
+def service(body: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _meta(body),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": selector(body),
+            "ports": [
+                {"name": "http", "port": HTTP_PORT, "targetPort": "http", "protocol": "TCP"},
+                {
+                    "name": "grpc",
+                    "port": GRPC_PORT,
+                    "targetPort": "grpc",
+                    "protocol": "TCP",
+                    "appProtocol": "grpc",
+                },  # fmt: skip
+            ],
+        },
+    }
+
+
+def autoscaler(body: Mapping[str, Any]) -> dict[str, Any] | None:
+    wanted = body["spec"].get("autoscaling") or {}
+    if not wanted.get("enabled"):
+        return None
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": _meta(body),
+        "spec": {
+            "scaleTargetRef": {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "name": body["metadata"]["name"],
+            },  # fmt: skip
+            "minReplicas": wanted.get("minReplicas", 1),
+            "maxReplicas": wanted.get("maxReplicas", 5),
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "target": {
+                            "type": "Utilization",
+                            "averageUtilization": wanted.get("targetCPUUtilizationPercentage", 70),
+                        },
+                    },
+                }
+            ],
+        },
+    }
+
+
+def disruption_budget(body: Mapping[str, Any]) -> dict[str, Any] | None:
+    wanted = body["spec"].get("podDisruptionBudget") or {}
+    if not wanted.get("enabled"):
+        return None
+    budget: dict[str, Any] = {"selector": {"matchLabels": selector(body)}}
+    if "maxUnavailable" in wanted:
+        budget["maxUnavailable"] = wanted["maxUnavailable"]
+    else:
+        budget["minAvailable"] = wanted.get("minAvailable", 1)
+    return {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": _meta(body),
+            "spec": budget}  # fmt: skip
+
+
+def owned_objects(
+    body: Mapping[str, Any], template: Mapping[str, Any]
+) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+    """(objects to apply, (apiVersion/kind, name) of optional objects to delete if present)."""
+    wanted = [deployment(body, template), service(body)]
+    absent = []
+    name = body["metadata"]["name"]
+    for render, kind in ((autoscaler, "autoscaling/v2/HorizontalPodAutoscaler"),
+                         (disruption_budget, "policy/v1/PodDisruptionBudget")):  # fmt: skip
+        obj = render(body)
+        if obj is None:
+            absent.append((kind, name))
+        else:
+            wanted.append(obj)
+    return wanted, absent

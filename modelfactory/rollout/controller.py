@@ -1,0 +1,191 @@
+"""The level-based rollout loop: observe, decide, apply; the same on a cluster and on one machine.
+
+:class:`RolloutController` reads the registry (:class:`MlflowRegistry`) and the serving pods'
+counters (:class:`MetricsScraper` over the URLs an adapter finds: a Service's EndpointSlices
+in the operator, the local serving processes on one machine), calls the pure
+:func:`~modelfactory.rollout.decide.decide`, and applies its actions to the registry. The status
+it returns is what the adapter stores (a ModelDeployment's status, or a JSON file locally);
+nothing else is kept between ticks, so a restarted controller resumes where the status says.
+
+If writing to the registry fails half-way, the controller returns the status it was given with
+the reason in its message: the next tick observes again and decides again (holding its ground
+rather than recording a move that did not happen).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import httpx
+
+from modelfactory.registry import CHALLENGER, CHAMPION, Registry
+from modelfactory.rollout.decide import (
+    Action,
+    ClearTraffic,
+    Decision,
+    Event,
+    Observation,
+    Promote,
+    RecordOutcome,
+    RegistryView,
+    Rollback,
+    SetChallenger,
+    SetTraffic,
+    Status,
+    decide,
+)
+from modelfactory.rollout.measurements import PodSamples, samples_from_text
+from modelfactory.rollout.spec import RolloutSpec
+from modelfactory.rollout.state import clear_rollout, read_rollout, set_rollout
+
+log = logging.getLogger(__name__)
+
+# Tags on a model version recording how its rollout ended (lineage: version -> deployment).
+OUTCOME_TAGS = ("rollout.outcome", "rollout.reason", "rollout.deployment", "rollout.finished_at")
+
+
+class MlflowRegistry:
+    """The registry side of a rollout: aliases, traffic tags and outcomes on the versions."""
+
+    def __init__(self, registry: Registry, deployment: str):
+        self.registry = registry
+        self.deployment = deployment  # "namespace/name" of the ModelDeployment, or "local"
+
+    def view(self, model: str) -> RegistryView:
+        traffic = read_rollout(self.registry, model)
+        return RegistryView(traffic.champion, traffic.challenger, traffic)
+
+    def apply(self, model: str, action: Action) -> None:
+        registry, client = self.registry, self.registry.client
+        if isinstance(action, SetTraffic):
+            set_rollout(registry, model, action.mode, action.weight, action.step, action.budget_ms)
+        elif isinstance(action, ClearTraffic):
+            clear_rollout(registry, model)
+        elif isinstance(action, Promote):
+            registry.set_alias(model, CHAMPION, action.version)
+            self._drop_challenger(model, action.version)
+            clear_rollout(registry, model)
+        elif isinstance(action, Rollback):
+            self._drop_challenger(model, action.version)
+            clear_rollout(registry, model)
+        elif isinstance(action, SetChallenger):
+            registry.set_alias(model, CHALLENGER, action.version)
+        elif isinstance(action, RecordOutcome):
+            tags = {
+                "rollout.outcome": action.outcome,
+                "rollout.reason": action.reason[:5000],
+                "rollout.deployment": self.deployment,
+                "rollout.finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "rollout.metrics": json.dumps(action.metrics)[:5000],
+            }
+            for key, value in tags.items():
+                client.set_model_version_tag(model, action.version, key, value)
+
+    def _drop_challenger(self, model: str, version: str) -> None:
+        found = self.registry.version_by_alias(model, CHALLENGER)
+        if found is not None and str(found.version) == version:
+            self.registry.delete_alias(model, CHALLENGER)
+
+
+class MetricsUnreachable(RuntimeError):
+    pass
+
+
+@dataclass
+class MetricsScraper:
+    """GET ``/metrics`` of every serving pod ``targets()`` names (pod name -> base URL).
+
+    Any pod that does not answer makes the whole reading unreachable: counters of a pod missing
+    at one end of an interval would be counted wrong at the other.
+    """
+
+    targets: Callable[[], dict[str, str]]
+    timeout: float = 3.0
+    client: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=3.0))
+
+    def scrape(self, model: str, versions: Iterable[str]) -> PodSamples:
+        found: PodSamples = {}
+        wanted = [v for v in versions if v]
+        targets = self.targets()
+        if not targets:
+            raise MetricsUnreachable("no ready serving endpoint to read /metrics from")
+        for pod, url in targets.items():
+            try:
+                answer = self.client.get(f"{url.rstrip('/')}/metrics", timeout=self.timeout)
+                answer.raise_for_status()
+            except httpx.HTTPError as exc:
+                raise MetricsUnreachable(f"{pod} ({url}): {exc}") from None
+            found[pod] = samples_from_text(answer.text, model, wanted)
+        return found
+
+
+@dataclass(frozen=True)
+class Tick:
+    """One reconcile: the decision, the actions applied, and a problem if any."""
+
+    decision: Decision
+    applied: list[Action]
+    problem: str | None = None
+
+    @property
+    def status(self) -> Status:
+        return self.decision.status
+
+    @property
+    def events(self) -> list[Event]:
+        return [a for a in self.applied if isinstance(a, Event)]
+
+
+class RolloutController:
+    def __init__(
+        self,
+        registry: MlflowRegistry,
+        metrics: MetricsScraper,
+        clock: Callable[[], float] = time.time,
+    ):
+        self.registry = registry
+        self.metrics = metrics
+        self.clock = clock
+
+    def observe(self, spec: RolloutSpec, status: Status, action: str | None) -> Observation:
+        now = self.clock()
+        try:
+            view = self.registry.view(spec.model)
+        except Exception as exc:  # unreachable, or the model is not registered (yet)
+            return Observation(now, None, registry_error=_short(exc), action=action)
+        challenger = view.challenger or status.challenger
+        if challenger is None:
+            return Observation(now, view, action=action)
+        try:
+            samples = self.metrics.scrape(spec.model, [view.champion or "", challenger])
+        except Exception as exc:
+            return Observation(now, view, metrics_error=_short(exc), action=action)
+        return Observation(now, view, metrics=samples, action=action)
+
+    def reconcile(self, spec: RolloutSpec, status: Status, action: str | None = None) -> Tick:
+        observed = self.observe(spec, status, action)
+        decision = decide(spec, status, observed)
+        applied: list[Action] = []
+        for item in decision.actions:
+            if isinstance(item, Event):
+                applied.append(item)
+                continue
+            try:
+                self.registry.apply(spec.model, item)
+            except Exception as exc:
+                problem = f"registry write failed ({_short(exc)}) at {type(item).__name__}"
+                held = Status.from_dict(status.to_dict())
+                held.message = f"{problem}: holding; {status.message}"
+                log.warning("%s: %s", spec.model, problem)
+                return Tick(Decision(held, []), applied, problem)
+            applied.append(item)
+        return Tick(decision, applied)
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:300]

@@ -1,0 +1,231 @@
+"""The rollout a ModelDeployment asks for: its steps and how each interval of traffic is judged.
+
+Parsed from the resource's ``spec.rollout`` and ``spec.analysis`` (the CRD documents and
+defaults the same fields; this module fills the same defaults so the local controller, which has
+no API server, reads a spec the same way). A field that makes no sense is refused naming it.
+
+Steps (each a mapping with one key, as Argo Rollouts writes them):
+
+- ``setWeight: N``: the challenger answers N percent of requests (canary);
+- ``shadow: {weight: N}``: the challenger predicts N percent of requests beside the champion,
+  its answers recorded, never returned;
+- ``analysis: {intervals: K}``: wait for K successful analysis intervals in a row;
+- ``pause: {duration: 2m}``: wait that long; ``pause: {}``: wait for ``promote``.
+
+Analysis runs for as long as the challenger gets traffic; every interval is judged on the
+counters serving keeps per challenger version (error rate, fallback rate, its own p99 latency,
+agreement with the champion on the same inputs). Fewer challenger requests than
+``minRequests`` make an interval inconclusive, never a pass.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from modelfactory.errors import ModelFactoryError
+from modelfactory.rollout.state import DEFAULT_BUDGET_MS
+
+
+class SpecError(ModelFactoryError):
+    """A rollout or analysis field that cannot be honoured; names the field."""
+
+
+METRICS = ("error-rate", "fallback-rate", "latency-p99-ms", "agreement")
+_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+
+
+def parse_duration(text: str | int | float, where: str) -> float:
+    """'90s', '2m', '1h30m' (or a number of seconds) -> seconds."""
+    if isinstance(text, int | float) and not isinstance(text, bool):
+        if text < 0:
+            raise SpecError(f"{where}: {text} is negative")
+        return float(text)
+    match = _DURATION.match(str(text).strip()) if str(text).strip() else None
+    if match is None or not any(match.groups()):
+        raise SpecError(f"{where}: {text!r} is not a duration such as 30s, 2m or 1h30m")
+    hours, minutes, seconds = (int(part or 0) for part in match.groups())
+    return float(hours * 3600 + minutes * 60 + seconds)
+
+
+@dataclass(frozen=True)
+class Step:
+    kind: str  # setWeight | shadow | analysis | pause
+    weight: float = 0.0  # setWeight, shadow
+    intervals: int = 1  # analysis
+    duration: float | None = None  # pause: seconds, None = until promoted
+
+    def describe(self) -> str:
+        if self.kind == "setWeight":
+            return f"canary {self.weight:g}%"
+        if self.kind == "shadow":
+            return f"shadow {self.weight:g}%"
+        if self.kind == "analysis":
+            return f"analysis ({self.intervals} interval{'s' if self.intervals != 1 else ''})"
+        if self.duration is None:
+            return "pause until promoted"
+        return f"pause {self.duration:g}s"
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    name: str
+    max: float | None = None
+    min: float | None = None
+    max_ratio_to_champion: float | None = None  # latency-p99-ms only
+
+    def threshold(self) -> str:
+        if self.max_ratio_to_champion is not None:
+            return f"<= {self.max_ratio_to_champion:g}x champion"
+        if self.max is not None:
+            return f"<= {self.max:g}"
+        return f">= {self.min:g}"
+
+
+DEFAULT_STEPS = (
+    Step("shadow", weight=10),
+    Step("analysis"),
+    Step("setWeight", weight=10),
+    Step("analysis"),
+    Step("setWeight", weight=50),
+    Step("analysis"),
+    Step("setWeight", weight=100),
+    Step("analysis"),
+)
+DEFAULT_METRICS = (
+    MetricSpec("error-rate", max=0.01),
+    MetricSpec("fallback-rate", max=0.02),
+    MetricSpec("latency-p99-ms", max=50),
+    MetricSpec("agreement", min=0.9),
+)
+
+
+@dataclass(frozen=True)
+class AnalysisSpec:
+    interval: float = 60.0
+    min_requests: int = 200
+    failure_limit: int = 0
+    inconclusive_limit: int = 3
+    metrics: tuple[MetricSpec, ...] = DEFAULT_METRICS
+    dry_run: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class RolloutSpec:
+    model: str
+    trigger: str = "auto"  # auto: a new challenger starts a rollout; manual: promote starts it
+    steps: tuple[Step, ...] = DEFAULT_STEPS
+    budget_ms: float = DEFAULT_BUDGET_MS
+    progress_deadline: float = 1800.0
+    analysis: AnalysisSpec = field(default_factory=AnalysisSpec)
+
+
+def _number(value: Any, where: str, low: float | None = None, high: float | None = None) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise SpecError(f"{where}: expected a number, got {value!r}")
+    if (low is not None and value < low) or (high is not None and value > high):
+        bounds = f"{low:g} to {high:g}" if high is not None else f"at least {low:g}"
+        raise SpecError(f"{where}: {value:g} is outside {bounds}")
+    return float(value)
+
+
+def _step(raw: Any, where: str) -> Step:
+    if not isinstance(raw, Mapping) or len(raw) != 1:
+        raise SpecError(
+            f"{where}: a step is one of setWeight, shadow, analysis, pause (got {raw!r})"
+        )
+    ((kind, value),) = raw.items()
+    if kind == "setWeight":
+        return Step(kind, weight=_number(value, f"{where}.setWeight", 0, 100))
+    if kind == "shadow":
+        body = value or {}
+        return Step(kind, weight=_number(body.get("weight", 100), f"{where}.shadow.weight", 0, 100))
+    if kind == "analysis":
+        intervals = (value or {}).get("intervals", 1)
+        return Step(kind, intervals=int(_number(intervals, f"{where}.analysis.intervals", 1)))
+    if kind == "pause":
+        duration = (value or {}).get("duration")
+        seconds = None if duration is None else parse_duration(duration, f"{where}.pause.duration")
+        return Step(kind, duration=seconds)
+    raise SpecError(f"{where}: unknown step {kind!r}; use setWeight, shadow, analysis or pause")
+
+
+def _metric(raw: Any, where: str) -> MetricSpec:
+    if not isinstance(raw, Mapping) or raw.get("name") not in METRICS:
+        raise SpecError(f"{where}.name: one of {', '.join(METRICS)} (got {raw!r})")
+    name = raw["name"]
+    bounds = {
+        key: _number(raw[key], f"{where}.{key}", 0)
+        for key in ("max", "min", "maxRatioToChampion")
+        if raw.get(key) is not None
+    }
+    if len(bounds) != 1:
+        raise SpecError(f"{where}: give exactly one of max, min, maxRatioToChampion for {name}")
+    if "maxRatioToChampion" in bounds and name != "latency-p99-ms":
+        raise SpecError(f"{where}.maxRatioToChampion: only latency-p99-ms compares to the champion")
+    if name == "agreement" and "min" not in bounds:
+        raise SpecError(f"{where}: agreement takes a min (the share of records that agree)")
+    if name != "agreement" and "min" in bounds:
+        raise SpecError(f"{where}: {name} takes a max")
+    return MetricSpec(name, bounds.get("max"), bounds.get("min"), bounds.get("maxRatioToChampion"))
+
+
+def parse_spec(spec: Mapping[str, Any]) -> RolloutSpec:
+    """A ModelDeployment's ``spec`` (model, rollout, analysis) as a RolloutSpec, defaults filled."""
+    model = spec.get("model")
+    if not isinstance(model, str) or not model:
+        raise SpecError("spec.model: the registered model to roll out is required")
+    rollout = spec.get("rollout") or {}
+    trigger = rollout.get("trigger", "auto")
+    if trigger not in ("auto", "manual"):
+        raise SpecError(f"spec.rollout.trigger: auto or manual, got {trigger!r}")
+    raw_steps = rollout.get("steps")
+    steps = (
+        DEFAULT_STEPS
+        if raw_steps is None
+        else tuple(_step(s, f"spec.rollout.steps[{i}]") for i, s in enumerate(raw_steps))
+    )
+    if not steps:
+        raise SpecError("spec.rollout.steps: at least one step (or leave it out for the default)")
+    analysis = spec.get("analysis") or {}
+    metrics = (
+        DEFAULT_METRICS
+        if analysis.get("metrics") is None
+        else tuple(
+            _metric(m, f"spec.analysis.metrics[{i}]") for i, m in enumerate(analysis["metrics"])
+        )
+    )
+    names = [m.name for m in metrics]
+    if len(set(names)) != len(names):
+        raise SpecError("spec.analysis.metrics: each metric once")
+    dry_run = frozenset(analysis.get("dryRun") or ())
+    unknown = dry_run - set(names)
+    if unknown:
+        raise SpecError(f"spec.analysis.dryRun: {sorted(unknown)} are not among the metrics")
+    return RolloutSpec(
+        model=model,
+        trigger=trigger,
+        steps=steps,
+        budget_ms=_number(
+            rollout.get("budgetMs", DEFAULT_BUDGET_MS), "spec.rollout.budgetMs", 0.001
+        ),
+        progress_deadline=parse_duration(
+            rollout.get("progressDeadlineSeconds", 1800), "spec.rollout.progressDeadlineSeconds"
+        ),
+        analysis=AnalysisSpec(
+            interval=parse_duration(analysis.get("interval", "1m"), "spec.analysis.interval"),
+            min_requests=int(
+                _number(analysis.get("minRequests", 200), "spec.analysis.minRequests", 1)
+            ),
+            failure_limit=int(
+                _number(analysis.get("failureLimit", 0), "spec.analysis.failureLimit", 0)
+            ),
+            inconclusive_limit=int(
+                _number(analysis.get("inconclusiveLimit", 3), "spec.analysis.inconclusiveLimit", 0)
+            ),
+            metrics=metrics,
+            dry_run=dry_run,
+        ),
+    )
