@@ -28,6 +28,21 @@ REFERENCE_DATA_PATH = "reference_data"
 USE_CASE_TAG = "modelfactory.use_case"  # on the registered model: which use case serves it
 
 
+# A controller must see an unreachable registry in seconds, then hold and say why; MLflow's
+# client retries 7 times with exponential backoff by default (minutes of a blocked reconcile).
+FAIL_FAST = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+}
+
+
+def fail_fast() -> None:
+    """Make this process's MLflow calls give up quickly (unless the environment says otherwise)."""
+    for key, value in FAIL_FAST.items():
+        os.environ.setdefault(key, value)
+
+
 def resolve_tracking_uri(explicit: str | None = None) -> str:
     """An explicit URI, else MLFLOW_TRACKING_URI, else the embedded server's address."""
     if explicit:

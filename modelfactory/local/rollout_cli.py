@@ -1,13 +1,20 @@
-"""``modelfactory rollout set|status|clear``: drive a model's rollout by hand through registry tags.
+"""``modelfactory rollout ...``: automated rollouts, and the traffic tags by hand.
 
-Serving processes poll the tags (see :mod:`modelfactory.inference.router`), so a change
-reaches every worker within ``MODELFACTORY_ROLLOUT_POLL_SECONDS``. The operator
-writes the same tags in the cluster. Mounted by the main CLI as
-``app.add_typer(rollout_app, name="rollout")``.
+- ``run MODEL``: the rollout controller on this machine (what the operator does on a cluster),
+  printing a timeline of its decisions with the measured values;
+- ``promote|abort|retry NAME`` and ``status NAME [--watch]``: the local rollout, or with
+  ``--namespace`` the ModelDeployment ``NAME`` on a cluster (the kubectl plugin,
+  ``kubectl modelfactory``, acts on the cluster by default);
+- ``set|traffic|clear MODEL``: the registry's traffic tags by hand (serving processes poll them,
+  see :mod:`modelfactory.inference.router`; the operator writes the same tags).
+
+Mounted by the main CLI as ``app.add_typer(rollout_app, name="rollout")``.
 """
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -62,8 +69,8 @@ def set_(
 
 
 @rollout_app.command()
-def status(model: Annotated[str, typer.Argument(help="Registered model name.")]):
-    """Show champion, challenger and the rollout the serving processes follow."""
+def traffic(model: Annotated[str, typer.Argument(help="Registered model name.")]):
+    """Show champion, challenger and the traffic tags the serving processes follow."""
     from modelfactory.rollout import read_rollout
 
     _run(lambda registry: read_rollout(registry, model))
@@ -75,3 +82,154 @@ def clear(model: Annotated[str, typer.Argument(help="Registered model name.")]):
     from modelfactory.rollout import clear_rollout
 
     _run(lambda registry: clear_rollout(registry, model))
+
+
+# --- automated rollouts ------------------------------------------------------------------------
+Namespace = Annotated[
+    str | None,
+    typer.Option("--namespace", "-n", help="Act on the ModelDeployment in this namespace of the "
+                 "current kubeconfig's cluster, instead of the local rollout."),
+]  # fmt: skip
+
+
+def _store(namespace: str | None):
+    from modelfactory.config import get_settings
+    from modelfactory.local.rollouts import ClusterRollouts, LocalRollouts
+
+    if namespace or CLUSTER_DEFAULT["on"]:
+        return ClusterRollouts(namespace or "default")
+    return LocalRollouts(get_settings().home / "rollouts")
+
+
+CLUSTER_DEFAULT = {"on": False}  # the kubectl plugin turns it on
+
+
+def _friendly(work):
+    from modelfactory.errors import ModelFactoryError
+
+    try:
+        return work()
+    except ModelFactoryError as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+
+
+@rollout_app.command()
+def run(
+    model: Annotated[str, typer.Argument(help="Registered model name, e.g. bank-marketing.")],
+    spec_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--spec",
+            help="A ModelDeployment manifest whose spec (steps, analysis) to "
+            "follow; the defaults when omitted.",
+        ),
+    ] = None,
+    interval: Annotated[str | None, typer.Option(help="Analysis interval, e.g. 30s.")] = None,
+    min_requests: Annotated[
+        int | None, typer.Option(help="Challenger requests an interval needs.")
+    ] = None,
+    metrics_url: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A serving process to read /metrics from (repeatable); default the "
+            "local service on MODELFACTORY_HTTP_PORT."
+        ),
+    ] = None,
+    tick: Annotated[float, typer.Option(help="Seconds between reconciles.")] = 5.0,
+    timeout: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
+):
+    """Drive MODEL's rollout here until it is promoted or rolled back, printing each decision."""
+    from modelfactory.config import get_settings
+    from modelfactory.local.rollout_view import timeline_line
+    from modelfactory.local.rollouts import LocalRollouts, load_spec, run_local
+    from modelfactory.registry import ensure_reachable
+
+    settings = get_settings()
+    rollout, raw = _friendly(
+        lambda: load_spec(model, spec_file, interval=interval, minRequests=min_requests)
+    )
+    urls = metrics_url or [f"http://{settings.serving.http_host}:{settings.serving.http_port}"]
+    store = LocalRollouts(settings.home / "rollouts")
+    last = {"line": ""}
+
+    def show(done) -> None:
+        stamp = time.strftime("%H:%M:%S")
+        for event in done.events:
+            colour = "red" if event.type == "Warning" else "green"
+            console.print(f"[dim]{stamp}[/] [{colour}]{event.reason}[/] {event.message}",
+                          highlight=False)  # fmt: skip
+        line = timeline_line(done.status)
+        if line != last["line"]:
+            console.print(f"[dim]{stamp}[/] {line}", highlight=False)
+            last["line"] = line
+
+    console.print(f"rollout of {model}: {', '.join(s.describe() for s in rollout.steps)}; "
+                  f"metrics from {', '.join(urls)}; Ctrl-C stops (the status is kept)")  # fmt: skip
+    final = _friendly(
+        lambda: run_local(
+            rollout, raw, store, ensure_reachable(), urls, tick, timeout=timeout, on_tick=show
+        )  # fmt: skip
+    )
+    raise typer.Exit(0 if final.phase == "Healthy" else 3)
+
+
+@rollout_app.command()
+def promote(
+    name: Annotated[str, typer.Argument(help="Model (local) or ModelDeployment (cluster).")],
+    full: Annotated[bool, typer.Option("--full", help="Skip every remaining step.")] = False,
+    namespace: Namespace = None,
+):
+    """Go on past a pause (or start a manual rollout); --full promotes the challenger now."""
+    store = _store(namespace)
+    console.print(_friendly(lambda: store.request(name, "promote-full" if full else "promote")))
+
+
+@rollout_app.command()
+def abort(name: Annotated[str, typer.Argument(help="Model or ModelDeployment.")],
+          namespace: Namespace = None):  # fmt: skip
+    """Roll the challenger back now, recording that a person aborted it."""
+    store = _store(namespace)
+    console.print(_friendly(lambda: store.request(name, "abort")))
+
+
+@rollout_app.command()
+def retry(name: Annotated[str, typer.Argument(help="Model or ModelDeployment.")],
+          namespace: Namespace = None):  # fmt: skip
+    """Roll out again the version whose rollout was rolled back or aborted."""
+    store = _store(namespace)
+    console.print(_friendly(lambda: store.request(name, "retry")))
+
+
+@rollout_app.command()
+def status(
+    name: Annotated[str, typer.Argument(help="Model or ModelDeployment.")],
+    watch: Annotated[bool, typer.Option("--watch", "-w", help="Keep it on screen, live.")] = False,
+    namespace: Namespace = None,
+):
+    """The rollout: phase, steps, weight, each metric against its threshold, history."""
+    from rich.live import Live
+
+    from modelfactory.local.rollout_view import render
+    from modelfactory.rollout.spec import SpecError, parse_spec
+
+    store = _store(namespace)
+
+    def view():
+        raw = _friendly(lambda: store.status(name))
+        try:
+            spec = parse_spec(raw["spec"]) if raw.get("spec") else None
+        except SpecError:
+            spec = None
+        return render(name, raw, spec)
+
+    if not watch:
+        console.print(view())
+        return
+    with Live(view(), console=console, refresh_per_second=1) as live:
+        try:
+            while True:
+                time.sleep(2)
+                live.update(view())
+        except KeyboardInterrupt:
+            pass

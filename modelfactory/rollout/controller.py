@@ -22,8 +22,10 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from modelfactory.registry import CHALLENGER, CHAMPION, Registry
+from modelfactory.registry import CHALLENGER, CHAMPION, Registry, fail_fast
 from modelfactory.rollout.decide import (
+    DEGRADED,
+    HEALTHY,
     Action,
     ClearTraffic,
     Decision,
@@ -49,9 +51,13 @@ OUTCOME_TAGS = ("rollout.outcome", "rollout.reason", "rollout.deployment", "roll
 
 
 class MlflowRegistry:
-    """The registry side of a rollout: aliases, traffic tags and outcomes on the versions."""
+    """The registry side of a rollout: aliases, traffic tags and outcomes on the versions.
+
+    MLflow calls of the process fail fast from here on (:func:`modelfactory.registry.fail_fast`).
+    """
 
     def __init__(self, registry: Registry, deployment: str):
+        fail_fast()
         self.registry = registry
         self.deployment = deployment  # "namespace/name" of the ModelDeployment, or "local"
 
@@ -129,6 +135,7 @@ class Tick:
 
     decision: Decision
     applied: list[Action]
+    observed: Observation
     problem: str | None = None
 
     @property
@@ -138,6 +145,17 @@ class Tick:
     @property
     def events(self) -> list[Event]:
         return [a for a in self.applied if isinstance(a, Event)]
+
+    @property
+    def settled(self) -> bool:
+        """Nothing in flight, and the registry was read and written as decided."""
+        status = self.decision.status
+        return (
+            self.problem is None
+            and self.observed.registry is not None
+            and status.challenger is None
+            and status.phase in (HEALTHY, DEGRADED)
+        )
 
 
 class RolloutController:
@@ -181,9 +199,9 @@ class RolloutController:
                 held = Status.from_dict(status.to_dict())
                 held.message = f"{problem}: holding; {status.message}"
                 log.warning("%s: %s", spec.model, problem)
-                return Tick(Decision(held, []), applied, problem)
+                return Tick(Decision(held, []), applied, observed, problem)
             applied.append(item)
-        return Tick(decision, applied)
+        return Tick(decision, applied, observed)
 
 
 def _short(exc: Exception) -> str:

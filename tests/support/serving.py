@@ -14,6 +14,36 @@ from modelfactory.use_cases import CLASSIFICATION
 MODEL = CLASSIFICATION.model_name
 
 
+def train_version(
+    uri: str, workdir: Path, seed: int, model: str = MODEL, flip_labels: bool = False
+) -> str:
+    """Train, evaluate and register a small bank-marketing version (3,000 synthetic rows, 25
+    trees); ``flip_labels`` trains it on the opposite answers (a challenger that disagrees)."""
+    from modelfactory.classification import steps
+    from modelfactory.classification.training import ClassifierConfig
+    from modelfactory.data.bank_marketing import generate_bank_marketing
+    from modelfactory.data.io import write_dataset
+
+    frame = generate_bank_marketing(3000, seed=seed)
+    if flip_labels:
+        frame["y"] = frame["y"].map({"yes": "no", "no": "yes"})
+    data = workdir / f"data-{model}-{seed}.parquet"
+    write_dataset(frame, str(data))
+    train, holdout = (
+        str(workdir / f"train-{model}-{seed}.parquet"),
+        str(workdir / f"holdout-{model}-{seed}.parquet"),
+    )
+    steps.split(str(data), train, holdout, seed=seed)
+    info = steps.train(
+        train,
+        str(workdir / f"model-{model}-{seed}.json"),
+        tracking_uri=uri,
+        config=ClassifierConfig(n_estimators=25, imbalance="class_weight", seed=seed, n_jobs=1),
+    )
+    steps.evaluate(info, holdout, tracking_uri=uri)
+    return steps.register(info, holdout, model, tracking_uri=uri)["version"]
+
+
 class Rollout:
     """A rollout state the test changes at will, read by the router like the registry would be."""
 

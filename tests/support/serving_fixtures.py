@@ -4,13 +4,11 @@ clients over them. Loaded by tests/conftest.py (``pytest_plugins``)."""
 from __future__ import annotations
 
 import socket
-from pathlib import Path
 
 import pytest
 
-from modelfactory.classification.training import ClassifierConfig
 from modelfactory.data.bank_marketing import FEATURES, generate_bank_marketing
-from tests.support.serving import MODEL, Rollout
+from tests.support.serving import MODEL, Rollout, train_version
 
 
 @pytest.fixture
@@ -25,35 +23,14 @@ def hung_store_url():
     listener.close()
 
 
-def _train_version(uri: str, workdir: Path, seed: int) -> str:
-    from modelfactory.classification import steps
-    from modelfactory.data.io import write_dataset
-
-    data = workdir / f"data-{seed}.parquet"
-    write_dataset(generate_bank_marketing(3000, seed=seed), str(data))
-    train, holdout = (
-        str(workdir / f"train-{seed}.parquet"),
-        str(workdir / f"holdout-{seed}.parquet"),
-    )
-    steps.split(str(data), train, holdout, seed=seed)
-    info = steps.train(
-        train,
-        str(workdir / f"model-{seed}.json"),
-        tracking_uri=uri,
-        config=ClassifierConfig(n_estimators=25, imbalance="class_weight", seed=seed, n_jobs=1),
-    )
-    steps.evaluate(info, holdout, tracking_uri=uri)
-    return steps.register(info, holdout, MODEL, tracking_uri=uri)["version"]
-
-
 @pytest.fixture(scope="session")
 def registered(mlflow_server, tmp_path_factory):
     """(tracking uri, champion version, challenger version)."""
     from modelfactory.registry import Registry
 
     workdir = tmp_path_factory.mktemp("train")
-    first = _train_version(mlflow_server, workdir, seed=1)
-    second = _train_version(mlflow_server, workdir, seed=2)
+    first = train_version(mlflow_server, workdir, seed=1)
+    second = train_version(mlflow_server, workdir, seed=2)
     registry = Registry(mlflow_server)
     registry.set_alias(MODEL, "champion", first)
     registry.set_alias(MODEL, "challenger", second)

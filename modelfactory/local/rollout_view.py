@@ -1,0 +1,72 @@
+"""A rollout as a person reads it: steps, weight, each metric against its threshold, history."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from modelfactory.rollout.decide import Status
+from modelfactory.rollout.spec import RolloutSpec
+
+PHASE_STYLE = {"Healthy": "green", "Progressing": "cyan", "Paused": "yellow", "Degraded": "red"}
+
+
+def render(name: str, raw: dict[str, Any], spec: RolloutSpec | None = None) -> Group:
+    status = Status.from_dict(raw)
+    phase = Text(status.phase, style=PHASE_STYLE.get(status.phase, ""))
+    head = Text.assemble(
+        (f"{name}", "bold"), "  ", phase, "  champion ", (f"v{status.champion or '-'}", "bold"),
+        "  challenger ", (f"v{status.challenger}" if status.challenger else "-", "bold"),
+        f"  weight {status.weight:g}% ({status.mode or 'no traffic'})",
+    )  # fmt: skip
+    parts: list[Any] = [head, Text(status.message or "", style="dim")]
+    if spec is not None and status.challenger:
+        steps = Table("", "step", box=None, show_header=False, pad_edge=False)
+        for i, step in enumerate(spec.steps):
+            mark = "▶" if i == status.step else ("✓" if i < status.step else " ")
+            steps.add_row(mark, f"{i + 1}. {step.describe()}")
+        parts.append(steps)
+    metrics = status.analysis.metrics
+    if metrics:
+        table = Table(
+            "metric", "value", "threshold", "ok", "failed", "inconclusive", "last",
+            title=f"analysis: {status.analysis.intervals} intervals; {status.analysis.last_reason}",
+            title_justify="left",
+        )  # fmt: skip
+        for metric_name, m in metrics.items():
+            value = "-" if m.value is None else f"{m.value:.4g}"
+            label = f"{metric_name} (dry run)" if m.dry_run else metric_name
+            style = {"Failed": "red", "Successful": "green", "Inconclusive": "yellow"}.get(m.last)
+            table.add_row(
+                label, value, m.threshold, str(m.successful), str(m.failed), str(m.inconclusive),
+                Text(m.last or "-", style=style or ""),
+            )  # fmt: skip
+        parts.append(table)
+    if status.history:
+        history = Table("version", "outcome", "finished", "reason", title="history",
+                        title_justify="left")  # fmt: skip
+        for entry in status.history[:5]:
+            history.add_row(
+                f"v{entry.get('version')}", entry.get("outcome", ""),
+                str(entry.get("finishedAt", ""))[:19], str(entry.get("reason", ""))[:90],
+            )  # fmt: skip
+        parts.append(history)
+    return Group(*parts)
+
+
+def timeline_line(status: Status) -> str:
+    """One line per change, for ``modelfactory rollout run``'s timeline."""
+    measured = ", ".join(
+        f"{name} {m.value:.3g} ({m.last.lower()})"
+        for name, m in status.analysis.metrics.items()
+        if m.value is not None
+    )
+    where = (
+        f"step {status.step + 1} weight {status.weight:g}% {status.mode or ''}".strip()
+        if status.challenger
+        else ""
+    )
+    return " | ".join(p for p in (status.phase, where, measured, status.message) if p)
