@@ -177,6 +177,19 @@ def test_no_persistence_means_no_claims(helm):
     )
 
 
+def test_claim_templates_do_not_change_with_chart_version_or_labels(helm):
+    """A StatefulSet's volumeClaimTemplates are immutable: what differs between two releases
+    of the chart (its version, commonLabels) must not reach them, or `helm upgrade` fails
+    (the API server refused exactly that in tests/cluster)."""
+    templates = []
+    for sets in ((), ("commonLabels.team=ml",)):
+        sts = named(render(sets=sets), "StatefulSet", f"{FULLNAME}-postgresql")
+        templates.append(sts["spec"]["volumeClaimTemplates"])
+    assert templates[0] == templates[1]
+    labels = templates[0][0]["metadata"]["labels"]
+    assert "helm.sh/chart" not in labels and "app.kubernetes.io/version" not in labels
+
+
 def test_every_value_is_documented():
     """Each leaf of values.yaml has a `# --` comment on itself or on an enclosing key."""
     undocumented = []
