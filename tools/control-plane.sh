@@ -206,6 +206,8 @@ cmd_up() {
 
   rm -rf "$STATE_DIR/etcd" "$RUN" "$LOGS" "$STATE_DIR/kwok"
   mkdir -p "$RUN" "$LOGS" "$STATE_DIR/kwok"
+  # A start that fails half-way stops what it started (the logs stay).
+  trap '[ "${UP_DONE:-0}" = 1 ] || { say "up failed: stopping what it started"; stop_all; }' EXIT
   make_pki
   read -r ETCD_PORT ETCD_PEER_PORT API_PORT KCM_PORT SCHEDULER_PORT KWOK_PORT <<<"$(free_ports 6)"
   cat >"$STATE_DIR/ports.env" <<EOF
@@ -328,6 +330,7 @@ status:
   # Pods need their namespace's ServiceAccount; the controller manager makes `default` ones.
   wait_for kube-controller-manager "ServiceAccount default/default" kubectl_ -n default get serviceaccount default
 
+  UP_DONE=1
   say "up in $(( $(date +%s) - started ))s: Kubernetes $("$BIN_DIR/kubectl" --kubeconfig "$KUBECONFIG_FILE" version -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["serverVersion"]["gitVersion"])'), $NODES kwok node(s), API https://127.0.0.1:$API_PORT"
   say "  export KUBECONFIG=$KUBECONFIG_FILE    (logs: $LOGS; stop: $0 down --state-dir $STATE_DIR)"
   echo "$KUBECONFIG_FILE"
