@@ -36,8 +36,9 @@ tools:
 demo: install
 	$(BIN)/modelfactory demo
 
-## Every test: unit, integration against real servers, chart checks.
-test: install-dev tools
+## Every test: unit, integration against real servers, chart checks, the chart on a local
+## control plane (k8s-tools: mk/cluster.mk).
+test: install-dev tools k8s-tools
 	$(BIN)/python -m pytest
 
 ## Keep MLflow and the champion's service running until Ctrl-C.

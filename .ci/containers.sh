@@ -17,8 +17,12 @@
 #   .ci/containers.sh stop     # stop the dockerd this script started (by its pid file)
 #   .ci/containers.sh status   # what is there and whether it is current
 #   .ci/containers.sh check    # exit 0 when every image exists and is current, 1 otherwise
+# Exit status: 0 ready; 3 no Docker engine can run here (docker.io not installable, dockerd
+# does not start or answer): the machine, not the project, so callers may report the
+# container tests as not run (.ci/run does); anything else is a failure of the build.
 # Env: BASE_IMAGE (modelfactory/python:3.11-bookworm), FORCE=1 (rebuild all),
-#      STATE_DIR (/var/tmp/modelfactory-docker), DOCKER_WAIT (seconds, 60).
+#      STATE_DIR (/var/tmp/modelfactory-docker), DOCKER_WAIT (seconds, 60),
+#      DOCKERD (the engine binary to start, dockerd; `DOCKERD=false` shows what CI does without one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,6 +39,7 @@ export DEBIAN_FRONTEND=noninteractive
 t0=$(date +%s)
 say() { printf '[containers %4ss] %s\n' "$(( $(date +%s) - t0 ))" "$*"; }
 die() { echo "error: $*" >&2; exit 1; }
+no_engine() { echo "error: no Docker engine on this machine: $*" >&2; exit 3; }
 
 # --- inputs hashes ----------------------------------------------------------
 hash_files() { # paths... -> one sha256 over the names and contents of the files under them
@@ -91,26 +96,27 @@ missing=()
 command -v dockerd >/dev/null || missing+=(docker.io)
 command -v debootstrap >/dev/null || missing+=(debootstrap)
 if [ ${#missing[@]} -gt 0 ]; then
-  [ "$(id -u)" = 0 ] || die "need ${missing[*]}: run as root, or apt-get install ${missing[*]}"
+  [ "$(id -u)" = 0 ] || no_engine "need ${missing[*]}: run as root, or apt-get install ${missing[*]}"
   say "apt-get install ${missing[*]}"
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  apt-get update -qq || true
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+    || no_engine "apt-get install ${missing[*]} failed"
 fi
 
 # --- 2. the engine --------------------------------------------------------------
 if ! docker info >/dev/null 2>&1; then
-  [ "$(id -u)" = 0 ] || die "no Docker engine answers, and starting dockerd needs root"
+  [ "$(id -u)" = 0 ] || no_engine "none answers, and starting dockerd needs root"
   mkdir -p "$STATE_DIR"
   say "starting dockerd (log $DOCKERD_LOG)"
   # setsid: the engine outlives this script (the tests use it), in its own session.
-  setsid dockerd >>"$DOCKERD_LOG" 2>&1 </dev/null &
+  setsid "${DOCKERD:-dockerd}" >>"$DOCKERD_LOG" 2>&1 </dev/null &
   echo $! >"$DOCKERD_PID"
   for _ in $(seq "${DOCKER_WAIT:-60}"); do
     docker info >/dev/null 2>&1 && break
-    kill -0 "$(cat "$DOCKERD_PID")" 2>/dev/null || { tail -20 "$DOCKERD_LOG" >&2; die "dockerd exited"; }
+    kill -0 "$(cat "$DOCKERD_PID")" 2>/dev/null || { tail -20 "$DOCKERD_LOG" >&2; no_engine "dockerd exited (log $DOCKERD_LOG)"; }
     sleep 1
   done
-  docker info >/dev/null 2>&1 || { tail -20 "$DOCKERD_LOG" >&2; die "dockerd did not answer in ${DOCKER_WAIT:-60}s"; }
+  docker info >/dev/null 2>&1 || { tail -20 "$DOCKERD_LOG" >&2; no_engine "dockerd did not answer in ${DOCKER_WAIT:-60}s (log $DOCKERD_LOG)"; }
   say "dockerd $(docker version -f '{{.Server.Version}}') is up (pid $(cat "$DOCKERD_PID"); stop it with: .ci/containers.sh stop)"
 fi
 # The docker CLI 23+ without the buildx plugin builds with the classic builder (and says so).

@@ -63,6 +63,9 @@ def test_serving_environment_matches_settings_and_services(helm):
     (server,) = mlflow["spec"]["template"]["spec"]["containers"]
     assert "--port=5000" in server["args"] and "--host=0.0.0.0" in server["args"]
     assert "--serve-artifacts" in server["args"]
+    # The image's program picks the service per model (serving/__main__.py), as the image's
+    # CMD does; a chart command naming one service would serve a forecaster as a classifier.
+    assert c["command"][4:] == ["python3", "-m", "serving"] and "args" not in c
     # The serving Service exposes both ports.
     svc = named(objects, "Service", f"{FULLNAME}-serving-bank-marketing")
     assert {p["name"]: p["port"] for p in svc["spec"]["ports"]} == {"http": 3000, "grpc": 8001}
@@ -93,18 +96,32 @@ def test_every_modelfactory_variable_is_a_settings_field(helm, name):
     assert not unknown, f"not fields of modelfactory.config.Settings: {sorted(unknown)}"
 
 
-def _check_url_from_secret(
-    env: dict, order: list[str], url_var: str, scheme_user_db: tuple, secret: str, key: str
-):
-    url = _value(env, url_var)
-    scheme, user, host, db = scheme_user_db
-    m = re.fullmatch(rf"{re.escape(scheme)}://{user}:\$\((\w+)\)@{re.escape(host)}:5432/{db}", url)
-    assert m, f"{url_var}={url}"
-    password_var = m[1]
-    ref = env[password_var]["valueFrom"]["secretKeyRef"]
-    assert (ref["name"], ref["key"]) == (secret, key)
-    # $(VAR) expands only to variables defined earlier in the list.
-    assert order.index(password_var) < order.index(url_var)
+PASSWORDS_DIR = "/etc/modelfactory/db"
+
+
+def _secret_volume_files(spec: dict) -> dict[str, tuple[str, str]]:
+    """{file path in the container: (Secret name, key)} of the pod's db-passwords volume."""
+    volumes = {v["name"]: v for v in spec.get("volumes", [])}
+    secret = volumes["db-passwords"]["secret"]
+    return {
+        f"{PASSWORDS_DIR}/{item['path']}": (secret["secretName"], item["key"])
+        for item in secret["items"]
+    }
+
+
+def _check_database_url(spec: dict, c: dict, url_var: str, user_host_db: tuple, secret, key):
+    """The container gets the URL without its password and the password as a Secret file;
+    its command prefix joins them under the name the program reads."""
+    env = env_of(c)
+    user, host, db = user_host_db
+    assert _value(env, "DB_URL") == f"postgresql+psycopg://{user}@{host}:5432/{db}"
+    password_file = _value(env, "DB_PASSWORD_FILE")
+    assert _secret_volume_files(spec)[password_file] == (secret, key)
+    mounts = {m["mountPath"]: m for m in c["volumeMounts"]}
+    assert mounts[PASSWORDS_DIR]["name"] == "db-passwords" and mounts[PASSWORDS_DIR]["readOnly"]
+    assert c["command"][:2] == ["/bin/sh", "-ec"]
+    assert f'export {url_var}="' in c["command"][2]
+    assert url_var not in env, f"{url_var} must not be a pod-spec variable"
 
 
 @pytest.mark.parametrize(
@@ -114,32 +131,96 @@ def _check_url_from_secret(
         ("existing-secret", "my-modelfactory-db", ("mlflow", "predictions")),
     ],
 )
-def test_database_urls_keep_passwords_in_the_secret(helm, name, secret, keys):
+def test_database_passwords_reach_containers_as_secret_files(helm, name, secret, keys):
     objects = render(VALUE_SETS[name])
     host = f"{FULLNAME}-postgresql"
     for d in _serving(objects):
-        (c,) = d["spec"]["template"]["spec"]["containers"]
-        order = [e["name"] for e in c["env"]]
-        _check_url_from_secret(
-            env_of(c),
-            order,
+        (c,) = pod_spec(d)["containers"]
+        _check_database_url(
+            pod_spec(d),
+            c,
             "MODELFACTORY_PREDICTION_STORE_URL",
-            ("postgresql+psycopg", "predictions", host, "predictions"),
+            ("predictions", host, "predictions"),
             secret,
             keys[1],
         )
     mlflow = named(objects, "Deployment", f"{FULLNAME}-mlflow")
     job = named(objects, "Job", f"{FULLNAME}-mlflow-db-upgrade")
-    for c in containers(pod_spec(mlflow)) + containers(pod_spec(job)):
-        order = [e["name"] for e in c["env"]]
-        _check_url_from_secret(
-            env_of(c),
-            order,
-            "MLFLOW_BACKEND_STORE_URI",
-            ("postgresql+psycopg", "mlflow", host, "mlflow"),
-            secret,
-            keys[0],
-        )
+    for w in (mlflow, job):
+        for c in containers(pod_spec(w)):
+            _check_database_url(
+                pod_spec(w),
+                c,
+                "MLFLOW_BACKEND_STORE_URI",
+                ("mlflow", host, "mlflow"),
+                secret,
+                keys[0],
+            )
+
+
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_no_secret_is_an_environment_variable(helm, name):
+    """Secrets are files (checkov CKV_K8S_35): an env value lands in the runtime's config."""
+    for w in of_kind(render(VALUE_SETS[name]), *WORKLOAD_KINDS):
+        for c in containers(pod_spec(w)):
+            for e in c.get("env", []) + c.get("envFrom", []):
+                assert "secretKeyRef" not in e.get("valueFrom", {}), (w["metadata"]["name"], e)
+                assert "secretRef" not in e, (w["metadata"]["name"], e)
+
+
+def _run_command_prefix(c: dict, tmp_path, password: str | None, program: list[str]):
+    """Runs the container's /bin/sh prefix for real, with `program` in place of its own."""
+    import subprocess
+
+    env = {k: v["value"] for k, v in env_of(c).items() if "value" in v}
+    password_file = tmp_path / "password"
+    if password is not None:
+        password_file.write_text(password)
+    env["DB_PASSWORD_FILE"] = str(password_file)
+    env["PATH"] = "/usr/bin:/bin"
+    sh, flags, script, name = c["command"][:4]
+    return subprocess.run(
+        [sh, flags, script, name, *program], env=env, capture_output=True, text=True, timeout=30
+    )
+
+
+@pytest.mark.parametrize(
+    "workload, url_var, user",
+    [
+        ("mlflow", "MLFLOW_BACKEND_STORE_URI", "mlflow"),
+        ("serving-bank-marketing", "MODELFACTORY_PREDICTION_STORE_URL", "predictions"),
+    ],
+)
+def test_command_prefix_puts_the_password_file_into_the_url(
+    helm, tmp_path, workload, url_var, user
+):
+    (deployment,) = [
+        d
+        for d in of_kind(render(), "Deployment")
+        if d["metadata"]["name"] == f"{FULLNAME}-{workload}"
+    ]
+    c = pod_spec(deployment)["containers"][-1]
+    show = [
+        "/bin/sh",
+        "-c",
+        f'echo "${url_var}"; echo "args: $*"; env | grep -c s3cr3t || true',
+        "program",
+        "--flag",
+    ]
+    done = _run_command_prefix(c, tmp_path, "s3cr3t\n", show)
+    assert done.returncode == 0, done.stderr
+    url, args, env_hits = done.stdout.splitlines()
+    assert url == f"postgresql+psycopg://{user}:s3cr3t@{FULLNAME}-postgresql:5432/{user}"
+    assert args == "args: --flag"
+    assert env_hits == "1", "the password is in the program's environment only inside the URL"
+    # No trailing newline in the file (a user's Secret made with printf) reads the same.
+    done = _run_command_prefix(c, tmp_path, "s3cr3t", show)
+    assert done.stdout.splitlines()[0] == url
+    # An empty or missing file stops the container with a message naming the file.
+    for password in ("", None):
+        (tmp_path / "password").unlink(missing_ok=True)
+        done = _run_command_prefix(c, tmp_path, password, show)
+        assert done.returncode != 0 and "password" in done.stderr, (password, done)
 
 
 def test_generated_secret_is_kept_on_upgrade_and_uninstall(helm):
@@ -156,8 +237,25 @@ def test_generated_secret_is_kept_on_upgrade_and_uninstall(helm):
     assert re.search(r"get \$previous \$key \| default \(randAlphaNum \d+ \| b64enc\)", source)
 
 
+def _secret_references(w: dict) -> list[tuple[str, str]]:
+    """(Secret name, key) of every Secret a workload's pods read (volumes and env)."""
+    spec = pod_spec(w)
+    refs = [
+        (v["secret"]["secretName"], item["key"])
+        for v in spec.get("volumes", [])
+        if "secret" in v
+        for item in v["secret"].get("items", [])
+    ]
+    for c in containers(spec):
+        for e in c.get("env", []):
+            ref = e.get("valueFrom", {}).get("secretKeyRef")
+            if ref:
+                refs.append((ref["name"], ref["key"]))
+    return refs
+
+
 def test_every_secret_reference_resolves(helm):
-    """Each secretKeyRef names the chart's Secret and one of its keys (or the user's Secret)."""
+    """Each Secret a pod reads is the chart's Secret with that key (or the user's Secret)."""
     for name in VALUE_SETS:
         objects = render(VALUE_SETS[name])
         secrets = {
@@ -174,26 +272,16 @@ def test_every_secret_reference_resolves(helm):
                 }
                 secrets[existing] = set(keys.values())
         for w in of_kind(objects, *WORKLOAD_KINDS):
-            for c in containers(pod_spec(w)):
-                for e in c.get("env", []):
-                    ref = e.get("valueFrom", {}).get("secretKeyRef")
-                    if ref:
-                        assert ref["name"] in secrets, f"{name}: {w['metadata']['name']} -> {ref}"
-                        assert ref["key"] in secrets[ref["name"]], (
-                            f"{name}: {w['metadata']['name']} -> {ref}"
-                        )
+            for secret, key in _secret_references(w):
+                assert secret in secrets, f"{name}: {w['metadata']['name']} -> {secret}"
+                assert key in secrets[secret], f"{name}: {w['metadata']['name']} -> {secret}/{key}"
 
 
 def test_existing_secret_means_no_generated_secret(helm):
     objects = render(VALUE_SETS["existing-secret"])
     assert of_kind(objects, "Secret") == []
-    refs = {
-        e["valueFrom"]["secretKeyRef"]["name"]
-        for w in of_kind(objects, *WORKLOAD_KINDS)
-        for c in containers(pod_spec(w))
-        for e in c.get("env", [])
-        if "secretKeyRef" in e.get("valueFrom", {})
-    }
+    workloads = of_kind(objects, *WORKLOAD_KINDS)
+    refs = {secret for w in workloads for secret, _ in _secret_references(w)}
     assert refs == {"my-modelfactory-db"}
 
 
@@ -208,8 +296,15 @@ def test_database_init_creates_the_users_the_urls_use(helm):
     sts = named(objects, "StatefulSet", f"{FULLNAME}-postgresql")
     (c,) = sts["spec"]["template"]["spec"]["containers"]
     env = env_of(c)
-    for var in re.findall(r'"\$(\w+_PASSWORD)"', script):
-        assert "secretKeyRef" in env[var]["valueFrom"], var
+    # The superuser's password file for the image's entrypoint, the users' for the script.
+    files = _secret_volume_files(pod_spec(sts))
+    secret = f"{FULLNAME}-postgresql"
+    assert files[_value(env, "POSTGRES_PASSWORD_FILE")] == (secret, "postgres-password")
+    variables = re.findall(r'"\$(\w+_PASSWORD_FILE)"', script)
+    assert sorted(files[_value(env, var)][1] for var in variables) == [
+        "mlflow-password",
+        "predictions-password",
+    ]
     mounts = {m["mountPath"] for m in c["volumeMounts"]}
     assert "/docker-entrypoint-initdb.d" in mounts
     assert env["PGDATA"]["value"].startswith("/var/lib/postgresql/data/")
@@ -223,11 +318,7 @@ def test_database_is_reachable_through_the_network_policy(helm):
     clients = [
         w
         for w in of_kind(objects, *WORKLOAD_KINDS)
-        if any(
-            e["name"] in ("MLFLOW_BACKEND_STORE_URI", "MODELFACTORY_PREDICTION_STORE_URL")
-            for c in containers(pod_spec(w))
-            for e in c.get("env", [])
-        )
+        if any(e["name"] == "DB_URL" for c in containers(pod_spec(w)) for e in c.get("env", []))
     ]
     assert len(clients) >= 3  # MLflow, its migration Job, serving
     for w in clients:
@@ -263,7 +354,7 @@ def test_schema_migration_runs_before_upgrades_and_before_the_server(helm):
     assert job["metadata"]["annotations"]["helm.sh/hook"] == "pre-upgrade"
     mlflow = named(objects, "Deployment", f"{FULLNAME}-mlflow")
     (init,) = pod_spec(mlflow)["initContainers"]
-    assert '["mlflow", "db", "upgrade", url]' in init["command"][-1]
+    assert 'commands.main(args=["upgrade", url]' in init["command"][-1]
     assert mlflow["spec"]["strategy"]["type"] == "Recreate"  # RWO artifacts volume
 
 

@@ -85,9 +85,16 @@ def test_selectors_select_exactly_their_own_pods(helm, name):
 def test_network_policies_by_default(helm):
     objects = render()
     policies = {p["metadata"]["name"]: p for p in of_kind(objects, "NetworkPolicy")}
-    assert set(policies) == {f"{FULLNAME}-postgresql", f"{FULLNAME}-mlflow", f"{FULLNAME}-serving"}
-    # Every long-running pod is covered by a policy with both directions.
-    for w in of_kind(objects, "Deployment", "StatefulSet"):
+    assert set(policies) == {
+        f"{FULLNAME}-postgresql",
+        f"{FULLNAME}-mlflow",
+        f"{FULLNAME}-serving",
+        f"{FULLNAME}-mlflow-db-upgrade",
+        f"{FULLNAME}-tests",
+    }
+    # Every pod, the migration Job's and the helm test Pod too, is covered by a policy with
+    # both directions.
+    for w in of_kind(objects, *WORKLOAD_KINDS):
         covering = [
             p
             for p in policies.values()
@@ -101,6 +108,11 @@ def test_network_policies_by_default(helm):
     egress = policies[f"{FULLNAME}-serving"]["spec"]["egress"]
     ports = sorted(p["port"] for rule in egress for p in rule["ports"])
     assert ports == [53, 53, 5000, 5432]
+    # The migration Job reaches only the database; the helm test Pod only what it checks.
+    for name, expected in (("mlflow-db-upgrade", [53, 53, 5432]), ("tests", [53, 53, 3000, 5000])):
+        policy = policies[f"{FULLNAME}-{name}"]["spec"]
+        assert policy["ingress"] == [], name
+        assert sorted(p["port"] for rule in policy["egress"] for p in rule["ports"]) == expected
 
 
 def test_network_policies_can_be_disabled(helm):
@@ -163,6 +175,19 @@ def test_no_persistence_means_no_claims(helm):
         "volumeClaimTemplates"
         not in named(objects, "StatefulSet", f"{FULLNAME}-postgresql")["spec"]
     )
+
+
+def test_claim_templates_do_not_change_with_chart_version_or_labels(helm):
+    """A StatefulSet's volumeClaimTemplates are immutable: what differs between two releases
+    of the chart (its version, commonLabels) must not reach them, or `helm upgrade` fails
+    (the API server refused exactly that in tests/cluster)."""
+    templates = []
+    for sets in ((), ("commonLabels.team=ml",)):
+        sts = named(render(sets=sets), "StatefulSet", f"{FULLNAME}-postgresql")
+        templates.append(sts["spec"]["volumeClaimTemplates"])
+    assert templates[0] == templates[1]
+    labels = templates[0][0]["metadata"]["labels"]
+    assert "helm.sh/chart" not in labels and "app.kubernetes.io/version" not in labels
 
 
 def test_every_value_is_documented():

@@ -1,9 +1,9 @@
 """modelfactory on a real Kubernetes cluster: chart, Kubeflow Pipelines run, registry, served model.
 
 Made for the cluster `make kind-up` builds (kind + Kubeflow Pipelines + the chart with
-values-kind.yaml); `make kind-e2e` runs it. Without a reachable cluster every test is
-skipped with what it covers (see conftest.py). The tests share one pipeline run and
-are meant to run in file order.
+values-kind.yaml); `make kind-e2e` runs it against that cluster. On the local control plane
+`make test` starts, every test here is skipped, saying why: no container runs there. The
+tests share one pipeline run and are meant to run in file order.
 """
 
 from __future__ import annotations
@@ -23,6 +23,18 @@ from modelfactory.data.bank_marketing import FEATURES, generate_bank_marketing
 from .conftest import FULLNAME, MODEL, NAMESPACE, RELEASE, tool
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(3600)]
+
+
+# Session scope: it must run before the session fixtures these tests use (mlflow_url, ...).
+@pytest.fixture(autouse=True, scope="session")
+def _needs_a_cluster_that_runs_images(cluster):
+    if cluster.fake_nodes:
+        pytest.skip(
+            f"needs a cluster that runs the images, with Kubeflow Pipelines and the "
+            f"chart from `make kind-up`: {cluster.name} has only kwok nodes, which run "
+            "no container, and no KFP; on kind: make kind-up && make kind-e2e"
+        )
+
 
 # Where the pipeline's steps, running in the kubeflow namespace, find the chart's MLflow.
 IN_CLUSTER_MLFLOW = f"http://{FULLNAME}-mlflow.{NAMESPACE}.svc.cluster.local:5000"

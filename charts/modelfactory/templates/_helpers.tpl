@@ -110,29 +110,62 @@ modelfactory.io/model: {{ . }}
 {{- end -}}
 
 {{/*
-Env entries that give MLflow its backend store URI without the password
-leaving the Secret: the password comes in as MLFLOW_DB_PASSWORD and the URI
-refers to it with Kubernetes' $(VAR) expansion (which needs it defined first).
+Database passwords reach the containers as files of a Secret volume, never as environment
+variables: an env value is copied into the container runtime's configuration, shown by
+`docker inspect`/`crictl inspect`, and inherited by every child process. A container that
+needs a database URL gets the URL without its password (DB_URL) and the password's file
+(DB_PASSWORD_FILE); "modelfactory.db.command" is a command prefix that reads the file,
+exports the whole URL under the name the program reads, and execs the program.
 */}}
-{{- define "modelfactory.mlflow.backendEnv" -}}
-- name: MLFLOW_DB_PASSWORD
-  valueFrom:
-    secretKeyRef:
-      name: {{ include "modelfactory.postgresql.secretName" . }}
-      key: {{ .Values.postgresql.auth.secretKeys.mlflowPasswordKey }}
-- name: MLFLOW_BACKEND_STORE_URI
-  value: {{ printf "postgresql+psycopg://%s:$(MLFLOW_DB_PASSWORD)@%s:%d/%s" .Values.postgresql.auth.mlflow.username (include "modelfactory.postgresql.host" .) (include "modelfactory.postgresql.port" . | int) .Values.postgresql.auth.mlflow.database | quote }}
+{{- define "modelfactory.db.passwordsDir" -}}
+/etc/modelfactory/db
 {{- end -}}
 
-{{/* The same for the prediction store the serving processes write to. */}}
-{{- define "modelfactory.predictionStoreEnv" -}}
-- name: PREDICTION_STORE_PASSWORD
-  valueFrom:
-    secretKeyRef:
-      name: {{ include "modelfactory.postgresql.secretName" . }}
-      key: {{ .Values.postgresql.auth.secretKeys.predictionsPasswordKey }}
-- name: MODELFACTORY_PREDICTION_STORE_URL
-  value: {{ printf "postgresql+psycopg://%s:$(PREDICTION_STORE_PASSWORD)@%s:%d/%s" .Values.postgresql.auth.predictions.username (include "modelfactory.postgresql.host" .) (include "modelfactory.postgresql.port" . | int) .Values.postgresql.auth.predictions.database | quote }}
+{{/* DB_URL and DB_PASSWORD_FILE of one database; call with (dict "context" $ "database" "mlflow"|"predictions"). */}}
+{{- define "modelfactory.db.env" -}}
+{{- $v := .context.Values -}}
+{{- $auth := index $v.postgresql.auth .database -}}
+- name: DB_URL
+  value: {{ printf "postgresql+psycopg://%s@%s:%d/%s" $auth.username (include "modelfactory.postgresql.host" .context) (include "modelfactory.postgresql.port" .context | int) $auth.database | quote }}
+- name: DB_PASSWORD_FILE
+  value: {{ printf "%s/%s-password" (include "modelfactory.db.passwordsDir" .context) .database | quote }}
+{{- end -}}
+
+{{/*
+The command prefix that puts the password into the URL; call with (dict "variable"
+"MLFLOW_BACKEND_STORE_URI" "name" "mlflow-server") and follow it with the program and its
+arguments. `read` takes the first line of the file (a trailing newline is no part of it).
+*/}}
+{{- define "modelfactory.db.command" -}}
+- /bin/sh
+- -ec
+- |
+  IFS= read -r password <"$DB_PASSWORD_FILE" || [ -n "$password" ] || { echo "$0: $DB_PASSWORD_FILE holds no password" >&2; exit 1; }
+  export {{ .variable }}="${DB_URL%%@*}:${password}@${DB_URL#*@}"
+  unset password
+  exec "$@"
+- {{ .name }}
+{{- end -}}
+
+{{/* The Secret volume holding the passwords; call with (dict "context" $ "databases" (list "mlflow" ...)), "admin" for the superuser. */}}
+{{- define "modelfactory.db.passwordsVolume" -}}
+{{- $keys := .context.Values.postgresql.auth.secretKeys -}}
+{{- $keyOf := dict "admin" $keys.adminPasswordKey "mlflow" $keys.mlflowPasswordKey "predictions" $keys.predictionsPasswordKey -}}
+- name: db-passwords
+  secret:
+    secretName: {{ include "modelfactory.postgresql.secretName" .context }}
+    # Readable by the container's user whatever its uid; the volume is private to the pod.
+    defaultMode: 0444
+    items:
+      {{- range $db := .databases }}
+      - key: {{ get $keyOf $db }}
+        path: {{ $db }}-password
+      {{- end }}
+{{- end -}}
+{{- define "modelfactory.db.passwordsMount" -}}
+- name: db-passwords
+  mountPath: {{ include "modelfactory.db.passwordsDir" . }}
+  readOnly: true
 {{- end -}}
 
 {{- define "modelfactory.mlflow.url" -}}
@@ -202,10 +235,11 @@ IPs) would refuse the Service name, so the Service's names are added here.
   # Wait for PostgreSQL to accept connections, then migrate the schema to the
   # installed MLflow's head revision (a no-op when it is already there).
   command:
+    {{- include "modelfactory.db.command" (dict "variable" "MLFLOW_BACKEND_STORE_URI" "name" "db-upgrade") | nindent 4 }}
     - python3
     - -c
     - |
-      import os, subprocess, sys, time
+      import os, sys, time
       import sqlalchemy
       url = os.environ["MLFLOW_BACKEND_STORE_URI"]
       deadline = time.monotonic() + 300
@@ -218,13 +252,17 @@ IPs) would refuse the Service name, so the Service's names are added here.
                   sys.exit(f"database not reachable after 300 s: {exc}")
               print(f"waiting for the database: {type(exc).__name__}", flush=True)
               time.sleep(3)
-      sys.exit(subprocess.call(["mlflow", "db", "upgrade", url]))
+      # In this process, not `mlflow db upgrade URL`: a command line is visible to every
+      # process on the node, and the URL holds the password.
+      from mlflow.db import commands
+      commands.main(args=["upgrade", url], prog_name="mlflow db")
   env:
-    {{- include "modelfactory.mlflow.backendEnv" . | nindent 4 }}
+    {{- include "modelfactory.db.env" (dict "context" . "database" "mlflow") | nindent 4 }}
   resources:
     {{- toYaml .Values.mlflow.resources | nindent 4 }}
   volumeMounts:
     {{- include "modelfactory.scratchMounts" . | nindent 4 }}
+    {{- include "modelfactory.db.passwordsMount" . | nindent 4 }}
 {{- end -}}
 
 {{/* Egress rule allowing DNS lookups through the cluster DNS. */}}
@@ -255,4 +293,22 @@ IPs) would refuse the Service name, so the Service's names are added here.
     - port: {{ .Values.postgresql.external.port }}
       protocol: TCP
 {{- end }}
+{{- end -}}
+
+{{/*
+Why the chart leaves some of checkov's Kubernetes checks failing on purpose. Workloads cite
+these in checkov.io/skipN annotations ("CHECK_ID=reason"; checkov splits on the one "=",
+so a reason holds none). tests/charts/test_checkov.py fails on any finding not skipped here.
+*/}}
+{{- define "modelfactory.checkov.digestReason" -}}
+CKV_K8S_43=images are referenced by tag by default: the chart's own images are built on the user's machine and loaded into the cluster (kind load), so no digest exists before that build; images.<name>.digest pins one and is then used instead of the tag
+{{- end -}}
+{{- define "modelfactory.checkov.pullPolicyReason" -}}
+CKV_K8S_15=IfNotPresent on purpose: images loaded into kind are never pulled (Always would fail there) and a pinned digest cannot change under its reference; set images.<name>.pullPolicy to Always where tags move
+{{- end -}}
+{{- define "modelfactory.checkov.postgresUidReason" -}}
+CKV_K8S_40=uid 999 is the postgres user of the official Debian-based image, owner of its files and of every data directory it initialised; moving it breaks existing volumes. It runs non-root with no capabilities, no privilege escalation and a read-only root filesystem
+{{- end -}}
+{{- define "modelfactory.checkov.testProbesReason" -}}
+a helm test Pod runs its checks once and exits; there is no long-running process for a probe to watch
 {{- end -}}
