@@ -340,7 +340,7 @@ def main() -> None:
             print(line("champion only", results["champion"]))
             print(line("canary 50%", results["canary50"], router_base))
             print(line("shadow 100%", results["shadow100"], router_base))
-            shadowed = shadow_counts(service.url, model, challenger)
+            shadowed = shadow_counts(service.metrics_url, model, challenger)
             print(
                 f"  shadow predictions made {shadowed['made']:.0f}, "
                 f"skipped {shadowed['skipped']:.0f}"

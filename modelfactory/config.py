@@ -61,6 +61,9 @@ class ServingSettings(_Group):
     http_port: int = 3000
     grpc_port: int = 8001
     grpc_enabled: bool = True
+    metrics_port: int = Field(
+        default=8002, description="Prometheus /metrics (the operator reads it); 0: off."
+    )
     workers: int = 2
     max_request_bytes: int = Field(
         default=1 << 20, description="Larger bodies get 413 / RESOURCE_EXHAUSTED."

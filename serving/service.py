@@ -9,9 +9,9 @@ the registry from ``MLFLOW_TRACKING_URI``; every other knob from
 
 A thin shell: each worker process makes a :class:`~modelfactory.inference.runtime.ServingRuntime`
 (router, endpoint, metrics, prediction log, v2 gRPC) and BentoML provides the process
-model (workers), ``/livez``, ``/healthz``, ``/readyz`` (ready once the champion is loaded)
-and Prometheus ``/metrics``. The HTTP routes are a FastAPI app mounted at "/" so every
-status code is ours. BentoML's per-request access-log line is off unless
+model (workers), ``/livez``, ``/healthz``, ``/readyz`` (ready once the champion is loaded);
+Prometheus ``/metrics`` is on ``MODELFACTORY_METRICS_PORT``. The HTTP routes are a FastAPI app
+mounted at "/" so every status code is ours. BentoML's per-request access-log line is off unless
 ``MODELFACTORY_ACCESS_LOG=true``.
 """
 
@@ -34,6 +34,9 @@ api = spec.build_api(settings.serving.model_name)
     workers=settings.serving.workers,
     traffic={"timeout": spec.timeout_seconds},
     logging={"access": {"enabled": settings.serving.access_log}},
+    # /metrics is served on MODELFACTORY_METRICS_PORT instead, where a NetworkPolicy can keep
+    # it to the operator while clients reach the prediction port.
+    metrics={"enabled": False},
 )
 @bentoml.asgi_app(api, path="/")
 class ModelService:
@@ -45,9 +48,9 @@ class ModelService:
         api.state.endpoint = self.runtime.endpoint
 
     @bentoml.on_startup
-    async def start_grpc(self) -> None:
-        """v2 gRPC on this worker's event loop (the hook runs on it, after ``__init__``)."""
-        await self.runtime.start_grpc()
+    async def start_servers(self) -> None:
+        """v2 gRPC and the metrics port on this worker's event loop (the hook runs on it)."""
+        await self.runtime.start_servers()
 
     def __is_ready__(self) -> bool:
         return self.runtime.ready

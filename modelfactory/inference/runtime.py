@@ -10,7 +10,8 @@ same for every use case:
   (:func:`registry_router`: champion and challenger aliases, ``rollout.*`` tags);
 - the :class:`~modelfactory.inference.endpoint.InferenceEndpoint` (JSON, v2 REST
   and v2 gRPC all go through it) with its Prometheus metrics and the prediction log;
-- v2 gRPC on ``MODELFACTORY_GRPC_PORT``, on the worker's event loop.
+- v2 gRPC on ``MODELFACTORY_GRPC_PORT`` and Prometheus ``/metrics`` on
+  ``MODELFACTORY_METRICS_PORT``, on the worker's event loop.
 
 Build it in the worker after BentoML has set up multiprocess Prometheus metrics:
 only metrics made afterwards reach ``/metrics``.
@@ -18,6 +19,7 @@ only metrics made afterwards reach ``/metrics``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 
@@ -60,23 +62,32 @@ class ServingRuntime:
             router, serving, metrics, prediction_log, blocking_predictions=spec.blocking_predictions
         )
         self.grpc: UnaryServer | None = None
+        self.metrics_server: asyncio.Server | None = None
         router.start()  # loads what it can now, keeps polling (and retrying) in the background
 
     @property
     def ready(self) -> bool:
         return self.endpoint.router.ready
 
-    async def start_grpc(self) -> None:
-        """v2 gRPC on the running event loop (the worker's), when enabled."""
-        if self.settings.serving.grpc_enabled:
+    async def start_servers(self) -> None:
+        """v2 gRPC and the metrics port on the running event loop (the worker's), when enabled."""
+        serving = self.settings.serving
+        if serving.grpc_enabled:
             from modelfactory.inference.protocol.grpc_service import start_grpc_server
 
-            serving = self.settings.serving
             self.grpc = await start_grpc_server(self.endpoint, serving.grpc_port, serving.http_host)
+        if serving.metrics_port:
+            from modelfactory.inference.protocol.metrics_http import start_metrics_server
+
+            self.metrics_server = await start_metrics_server(
+                serving.metrics_port, serving.http_host
+            )
 
     async def stop(self) -> None:
         if self.grpc is not None:
             await self.grpc.stop(grace=2)
+        if self.metrics_server is not None:
+            self.metrics_server.close()
         self.endpoint.router.stop()
         if self.endpoint.prediction_log is not None:
             self.endpoint.prediction_log.close()

@@ -238,10 +238,12 @@ def serve(
         host or serving.http_host,
         workers or serving.workers,
         alias,
+        metrics_port=serving.metrics_port,
     ).resolve_use_case()
     route = _route(model, process.use_case)
     console.print(
-        f"Serving {model}@{alias} at [bold]{process.url}[/] ({route}, /docs); Ctrl-C stops"
+        f"Serving {model}@{alias} at [bold]{process.url}[/] ({route}, /docs), metrics at "
+        f"{process.metrics_url}/metrics; Ctrl-C stops"
     )
     os.execvpe(process.command()[0], process.command(), process.environment())
 

@@ -132,8 +132,8 @@ def run(
     metrics_url: Annotated[
         list[str] | None,
         typer.Option(
-            help="A serving process to read /metrics from (repeatable); default the "
-            "local service on MODELFACTORY_HTTP_PORT."
+            help="A serving process's metrics address (repeatable); default the local "
+            "service's MODELFACTORY_METRICS_PORT."
         ),
     ] = None,
     tick: Annotated[float, typer.Option(help="Seconds between reconciles.")] = 5.0,
@@ -149,7 +149,7 @@ def run(
     rollout, raw = _friendly(
         lambda: load_spec(model, spec_file, interval=interval, minRequests=min_requests)
     )
-    urls = metrics_url or [f"http://{settings.serving.http_host}:{settings.serving.http_port}"]
+    urls = metrics_url or [f"http://{settings.serving.http_host}:{settings.serving.metrics_port}"]
     store = LocalRollouts(settings.home / "rollouts")
     last = {"line": ""}
 

@@ -40,11 +40,17 @@ class ServingProcess:
     extra_env: dict[str, str] = field(default_factory=dict)
     # Which use case serves the model; by default the one the registry records for it.
     use_case: str | None = None
+    metrics_port: int = 0  # 0: a free one, picked when the ServingProcess is made
     process: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def metrics_url(self) -> str:
+        """Where its Prometheus ``/metrics`` are (a port of their own)."""
+        return f"http://{self.host}:{self.metrics_port}"
 
     def environment(self) -> dict[str, str]:
         from modelfactory.config import get_settings
@@ -58,6 +64,7 @@ class ServingProcess:
             "MODELFACTORY_WORKERS": str(self.workers),
             "MODELFACTORY_HTTP_HOST": self.host,
             "MODELFACTORY_HTTP_PORT": str(self.port),
+            "MODELFACTORY_METRICS_PORT": str(self.metrics_port),
             **({"MODELFACTORY_USE_CASE": self.use_case} if self.use_case else {}),
             # BentoML keeps its workers' Prometheus files in $BENTOML_HOME and empties that
             # directory when a server starts: services sharing it would lose each other's /metrics.
@@ -78,6 +85,12 @@ class ServingProcess:
             except Exception:  # unreachable or unknown: the service decides by the model's name
                 pass
         return self
+
+    def __post_init__(self) -> None:
+        if not self.metrics_port:
+            from modelfactory.local.ports import free_port
+
+            self.metrics_port = free_port()
 
     def start(self, timeout: float = 120.0) -> ServingProcess:
         """Start serving and wait until ``/readyz`` says the model is loaded."""

@@ -65,7 +65,7 @@ def test_serving_environment_matches_settings_and_services(helm):
     assert "--serve-artifacts" in server["args"]
     # The image's program picks the service per model (serving/__main__.py), as the image's
     # CMD does; a chart command naming one service would serve a forecaster as a classifier.
-    assert c["command"][4:] == ["python3", "-m", "serving"] and "args" not in c
+    assert c["command"][4:] == ["python3", "-m", "modelfactory_serving"] and "args" not in c
     # The serving Service exposes both ports.
     svc = named(objects, "Service", f"{FULLNAME}-serving-bank-marketing")
     assert {p["name"]: p["port"] for p in svc["spec"]["ports"]} == {"http": 3000, "grpc": 8001}

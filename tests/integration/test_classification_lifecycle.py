@@ -190,7 +190,9 @@ def test_health_readiness_model_card_and_metrics(served, real_bank):
     httpx.post(f"{served.url}/predict", json={"records": [{"age": 1}]}, timeout=30)
     samples = [
         (s.name, s.labels, s.value)
-        for family in text_string_to_metric_families(httpx.get(f"{served.url}/metrics").text)
+        for family in text_string_to_metric_families(
+            httpx.get(f"{served.metrics_url}/metrics").text
+        )
         for s in family.samples
     ]
 

@@ -159,7 +159,7 @@ def roll_out(registry_server, service, versions, challenger, tmp_path, load=True
     store = LocalRollouts(tmp_path / "rollouts")
     timeline = []
     run = lambda: run_local(  # noqa: E731
-        parse_spec(SPEC), SPEC, store, registry_server.url, [service.url], tick_seconds=0.5,
+        parse_spec(SPEC), SPEC, store, registry_server.url, [service.metrics_url], tick_seconds=0.5,
         timeout=timeout, on_tick=lambda tick: timeline.append(tick),
     )  # fmt: skip
     if not load:

@@ -53,6 +53,7 @@ def service(mlflow_server, model_set_dir, synthetic_result, tmp_path_factory):
 
         yield {
             "http": process.url,
+            "metrics": process.metrics_url,
             "grpc": grpcclient.InferenceServerClient(target),
             "store": store,
             "registry": registry,
@@ -173,7 +174,7 @@ def test_the_registry_rollout_reaches_the_forecasts_with_metrics_and_the_log(ser
         )
     )
 
-    metrics = httpx.get(f"{service['http']}/metrics").text
+    metrics = httpx.get(f"{service['metrics']}/metrics").text
     for version, route, protocol in (
         (challenger, "canary", "json"),
         (champion, "champion", "json"),

@@ -30,6 +30,7 @@ def service(registered, tmp_path_factory):
     with served_for_real(MODEL, uri, home, workers=2, env=env) as (process, grpc, store):
         yield {
             "http": process.url,
+            "metrics": process.metrics_url,
             "grpc": grpc,
             "store": store,
             "uri": uri,
@@ -161,7 +162,7 @@ def test_rollout_from_the_registry_reaches_every_worker(service, sample_records)
         httpx.post(url, json=body, headers=auth())
     clear_rollout(registry, MODEL)
     time.sleep(1.5)
-    metrics = httpx.get(f"{service['http']}/metrics").text
+    metrics = httpx.get(f"{service['metrics']}/metrics").text
     assert (
         f'modelfactory_requests_total{{model="{MODEL}",protocol="json",route="canary",'
         f'version="{service["challenger"]}"}}' in metrics
