@@ -16,7 +16,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import NotFoundError
 
-from modelfactory.operator.resources import HTTP_PORT, MANAGED_BY
+from modelfactory.operator.resources import MANAGED_BY, METRICS_PORT
 
 log = logging.getLogger(__name__)
 
@@ -59,14 +59,15 @@ def delete_if_present(namespace: str, kind_path: str, name: str) -> None:
 
 
 def serving_endpoints(namespace: str, service: str) -> dict[str, str]:
-    """Ready endpoints of ``service`` (its EndpointSlices): pod (or address) -> base URL."""
+    """Ready endpoints of ``service`` (its EndpointSlices): pod (or address) -> metrics URL."""
     slices = client.DiscoveryV1Api(api_client()).list_namespaced_endpoint_slice(
         namespace, label_selector=f"kubernetes.io/service-name={service}"
     )
     found: dict[str, str] = {}
     for endpoint_slice in slices.items:
         port = next(
-            (p.port for p in endpoint_slice.ports or () if p.name == "http" and p.port), HTTP_PORT
+            (p.port for p in endpoint_slice.ports or () if p.name == "metrics" and p.port),
+            METRICS_PORT,
         )
         for endpoint in endpoint_slice.endpoints or ():
             if endpoint.conditions is not None and endpoint.conditions.ready is False:

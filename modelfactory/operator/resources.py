@@ -5,10 +5,12 @@ behind the router, so weights need no mesh), its Service (HTTP and gRPC), and wh
 a HorizontalPodAutoscaler and a PodDisruptionBudget. Each carries an owner reference to the
 ModelDeployment, so deleting it garbage-collects them.
 
-The serving pod's container (image, environment such as the MLflow and prediction-store
-settings, security context, probes, volumes) comes from a template the chart renders with the
-same secure defaults as every other workload (:func:`load_serving_template`); a
-ModelDeployment sets the model, replicas, workers, resources and extra environment.
+The serving pod comes from the ModelDeployment's ``spec.template`` when it has one (the chart
+renders each model's with the same secure defaults as every other workload), else from the
+operator's default template (:func:`load_serving_template`, also rendered by the chart: image,
+MLflow and prediction-store settings, security context, volumes). The operator sets what makes
+it this model's pod: model name, alias, workers, ports, and replicas, resources and extra
+environment from the spec. Owned objects carry the ModelDeployment's own labels.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import yaml
 
 GROUP, VERSION, KIND, PLURAL = "modelfactory.io", "v1alpha1", "ModelDeployment", "modeldeployments"
 API_VERSION = f"{GROUP}/{VERSION}"
-HTTP_PORT, GRPC_PORT = 3000, 8001
+HTTP_PORT, GRPC_PORT, METRICS_PORT = 3000, 8001, 8002
 TEMPLATE_ENV = "MODELFACTORY_OPERATOR_SERVING_TEMPLATE"
 MANAGED_BY = "modelfactory-operator"
 
@@ -77,6 +79,7 @@ def load_serving_template(path: str | None = None) -> dict[str, Any]:
 def labels(body: Mapping[str, Any]) -> dict[str, str]:
     name = body["metadata"]["name"]
     return {
+        **(body["metadata"].get("labels") or {}),
         "app.kubernetes.io/name": "modelfactory",
         "app.kubernetes.io/component": "serving",
         "app.kubernetes.io/instance": name,
@@ -121,23 +124,31 @@ def _label_value(text: str) -> str:
 
 def deployment(body: Mapping[str, Any], template: Mapping[str, Any]) -> dict[str, Any]:
     spec = body["spec"]
-    pod = copy.deepcopy(dict(template))
+    pod = copy.deepcopy(dict(spec.get("template") or template))
     pod_meta = pod.setdefault("metadata", {})
     pod_meta["labels"] = {**(pod_meta.get("labels") or {}), **labels(body)}
+    if spec.get("podAnnotations"):
+        pod_meta["annotations"] = {**(pod_meta.get("annotations") or {}), **spec["podAnnotations"]}
     pod_spec = pod["spec"]
     container = pod_spec["containers"][0]
-    env = [e for e in container.get("env") or [] if not e["name"].startswith("MODELFACTORY_MODEL")]
-    env += [
-        {"name": "MODELFACTORY_MODEL_NAME", "value": spec["model"]},
-        {"name": "MODELFACTORY_MODEL_ALIAS", "value": spec.get("alias", "champion")},
-        {"name": "MODELFACTORY_WORKERS", "value": str(spec.get("workers", 2))},
-        {"name": "MODELFACTORY_HTTP_HOST", "value": "0.0.0.0"},
-        {"name": "MODELFACTORY_HTTP_PORT", "value": str(HTTP_PORT)},
-        {"name": "MODELFACTORY_GRPC_PORT", "value": str(GRPC_PORT)},
-    ]
+    ours = {
+        "MODELFACTORY_MODEL_NAME": spec["model"],
+        "MODELFACTORY_MODEL_ALIAS": spec.get("alias", "champion"),
+        "MODELFACTORY_WORKERS": str(spec.get("workers", 2)),
+        "MODELFACTORY_HTTP_HOST": "0.0.0.0",
+        "MODELFACTORY_HTTP_PORT": str(HTTP_PORT),
+        "MODELFACTORY_GRPC_PORT": str(GRPC_PORT),
+        "MODELFACTORY_METRICS_PORT": str(METRICS_PORT),
+    }
     if spec.get("useCase"):
-        env.append({"name": "MODELFACTORY_USE_CASE", "value": spec["useCase"]})
-    container["env"] = env + list(spec.get("env") or [])
+        ours["MODELFACTORY_USE_CASE"] = spec["useCase"]
+    extra = list(spec.get("env") or [])
+    replaced = set(ours) | {e["name"] for e in extra}
+    container["env"] = [
+        *(e for e in container.get("env") or [] if e["name"] not in replaced),
+        *({"name": k, "value": v} for k, v in ours.items()),
+        *extra,
+    ]
     if spec.get("resources"):
         container["resources"] = spec["resources"]
     if spec.get("image"):
@@ -145,6 +156,7 @@ def deployment(body: Mapping[str, Any], template: Mapping[str, Any]) -> dict[str
     container["ports"] = [
         {"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"},
         {"name": "grpc", "containerPort": GRPC_PORT, "protocol": "TCP"},
+        {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"},
     ]
     container.setdefault(
         "readinessProbe",
@@ -167,24 +179,21 @@ def deployment(body: Mapping[str, Any], template: Mapping[str, Any]) -> dict[str
 
 
 def service(body: Mapping[str, Any]) -> dict[str, Any]:
+    wanted = body["spec"].get("service") or {}
+    kind = wanted.get("type", "ClusterIP")
+    http = {"name": "http", "port": HTTP_PORT, "targetPort": "http", "protocol": "TCP"}
+    grpc = {"name": "grpc", "port": GRPC_PORT, "targetPort": "grpc", "protocol": "TCP"}
+    grpc["appProtocol"] = "grpc"
+    metrics = {"name": "metrics", "port": METRICS_PORT, "targetPort": "metrics", "protocol": "TCP"}
+    if kind == "NodePort":
+        for port, key in ((http, "httpNodePort"), (grpc, "grpcNodePort")):
+            if wanted.get(key):
+                port["nodePort"] = wanted[key]
     return {
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": _meta(body),
-        "spec": {
-            "type": "ClusterIP",
-            "selector": selector(body),
-            "ports": [
-                {"name": "http", "port": HTTP_PORT, "targetPort": "http", "protocol": "TCP"},
-                {
-                    "name": "grpc",
-                    "port": GRPC_PORT,
-                    "targetPort": "grpc",
-                    "protocol": "TCP",
-                    "appProtocol": "grpc",
-                },  # fmt: skip
-            ],
-        },
+        "spec": {"type": kind, "selector": selector(body), "ports": [http, grpc, metrics]},
     }
 
 
