@@ -5,7 +5,7 @@ c1 and c8.
 
 Trains ``--stores`` real Rossmann stores (../shared/data) with the forecasting steps,
 registers the set as champion in a throwaway MLflow server, starts
-``bentoml serve modelfactory_serving.forecast_service:ForecastService`` and measures:
+``python -m modelfactory_serving`` (the forecast service of store-sales) and measures:
   - cold: the first request for each store (model file parsed, Prophet predicts with
     uncertainty sampling), one at a time;
   - warm: the same (store, horizon) again and again at concurrency 1 and 8 (served from

@@ -107,6 +107,9 @@ class OperatorSettings(_Group):
     workers: int = Field(default=20, description="Reconciles run at once (threads).")
     metrics_port: int = Field(default=8080, description="Its Prometheus metrics; 0: off.")
     liveness_endpoint: str = "http://0.0.0.0:8081/healthz"
+    serving_template: str = Field(
+        default="", description="A pod template file for ModelDeployments without one."
+    )
 
 
 def _default_home() -> Path:
@@ -166,6 +169,20 @@ GROUPS: dict[str, type[_Group]] = {
     "forecast_cache": ForecastCacheSettings,
     "operator": OperatorSettings,
 }
+
+
+def environment_names() -> set[str]:
+    """Every ``MODELFACTORY_*`` variable the settings read (the chart may set no other)."""
+    names = set()
+    groups: list[type[_Group]] = [Settings, *GROUPS.values()]
+    for group in groups:
+        prefix = group.model_config.get("env_prefix", ENV_PREFIX)
+        names |= {
+            f"{prefix}{field}".upper()
+            for field in group.model_fields
+            if field not in GROUPS or group is not Settings
+        }
+    return names
 
 
 def _file_values() -> dict[str, Any]:

@@ -179,7 +179,7 @@ def demo(tracking_uri: str, console: Console, rows: int = 20000) -> None:
 
     port = settings.serving.http_port
     port = free_port() if port_in_use(port) else port
-    log_file = settings.home / "logs" / "demo-modelfactory_serving.log"
+    log_file = settings.home / "logs" / "demo-serving.log"
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with console.status("Starting the BentoML service for the champion..."):
         service = ServingProcess(model, tracking_uri, port, workers=1, log_file=log_file).start()

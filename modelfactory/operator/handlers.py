@@ -55,7 +55,9 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
 def apply_owned(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
-    objects, absent = render_owned(body, load_serving_template())
+    objects, absent = render_owned(
+        body, load_serving_template(get_settings().operator.serving_template or None)
+    )
     kube.apply(objects)
     for kind, name in absent:
         kube.delete_if_present(body["metadata"]["namespace"], kind, name)
@@ -93,6 +95,10 @@ def reconcile_rollout(
         kopf.event(body, type=event.type, reason=event.reason, message=event.message)
         OPERATOR_METRICS.decided(event.reason)
     _write_status(patch, body, tick.status, kube.deployment_available(namespace, name))
+    now = tick.status
+    OPERATOR_METRICS.rollout(
+        namespace, name, rollout.model, now.challenger, now.mode, now.weight, now.step
+    )
     OPERATOR_METRICS.reconciled(tick.problem and "registry-write-failed" or "ok",
                                 time.perf_counter() - started)  # fmt: skip
 

@@ -82,7 +82,7 @@ def serving_endpoints(namespace: str, service: str) -> dict[str, str]:
 def deployment_available(namespace: str, name: str) -> tuple[int, int]:
     """(available replicas, wanted replicas) of the serving Deployment; (0, 0) if missing."""
     try:
-        found = client.AppsV1Api(api_client()).read_namespaced_deployment_status(name, namespace)
+        found = client.AppsV1Api(api_client()).read_namespaced_deployment(name, namespace)
     except ApiException as exc:
         if exc.status == 404:
             return 0, 0

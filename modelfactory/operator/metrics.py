@@ -28,11 +28,30 @@ class OperatorMetrics:
             ["reason"],
             **kw,
         )
+        self.rollout_weight = prom.Gauge(
+            "modelfactory_operator_rollout_weight",
+            "Percent of requests the challenger gets (canary) or predicts (shadow) right now.",
+            ["namespace", "modeldeployment", "model", "challenger", "mode"],
+            **kw,
+        )
+        self.rollout_step = prom.Gauge(
+            "modelfactory_operator_rollout_step",
+            "The rollout's current step (0 when none is in flight).",
+            ["namespace", "modeldeployment", "model"],
+            **kw,
+        )
         self.registry = registry
 
     def reconciled(self, outcome: str, seconds: float) -> None:
         self.reconciles.labels(outcome).inc()
         self.reconcile_seconds.observe(seconds)
+
+    def rollout(
+        self, namespace: str, name: str, model: str, challenger: str | None, mode: str | None,
+        weight: float, step: int,
+    ) -> None:  # fmt: skip
+        self.rollout_weight.labels(namespace, name, model, challenger or "", mode or "").set(weight)
+        self.rollout_step.labels(namespace, name, model).set(step)
 
     def decided(self, reason: str) -> None:
         self.decisions.labels(reason).inc()

@@ -16,7 +16,6 @@ environment from the spec. Owned objects carry the ModelDeployment's own labels.
 from __future__ import annotations
 
 import copy
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,6 @@ import yaml
 GROUP, VERSION, KIND, PLURAL = "modelfactory.io", "v1alpha1", "ModelDeployment", "modeldeployments"
 API_VERSION = f"{GROUP}/{VERSION}"
 HTTP_PORT, GRPC_PORT, METRICS_PORT = 3000, 8001, 8002
-TEMPLATE_ENV = "MODELFACTORY_OPERATOR_SERVING_TEMPLATE"
 MANAGED_BY = "modelfactory-operator"
 
 # Used when no template is mounted (a development run of the operator): the chart's defaults.
@@ -67,7 +65,6 @@ DEFAULT_TEMPLATE: dict[str, Any] = {
 
 def load_serving_template(path: str | None = None) -> dict[str, Any]:
     """The serving pod template the chart mounts (``MODELFACTORY_OPERATOR_SERVING_TEMPLATE``)."""
-    path = path or os.environ.get(TEMPLATE_ENV)
     if not path:
         return copy.deepcopy(DEFAULT_TEMPLATE)
     loaded = yaml.safe_load(Path(path).read_text()) or {}
@@ -77,12 +74,14 @@ def load_serving_template(path: str | None = None) -> dict[str, Any]:
 
 
 def labels(body: Mapping[str, Any]) -> dict[str, str]:
+    """The ModelDeployment's own labels (a chart's release labels, which its NetworkPolicies
+    select by, stay as they are), defaults for a hand-written one, and the operator's."""
     name = body["metadata"]["name"]
     return {
-        **(body["metadata"].get("labels") or {}),
         "app.kubernetes.io/name": "modelfactory",
-        "app.kubernetes.io/component": "serving",
         "app.kubernetes.io/instance": name,
+        **(body["metadata"].get("labels") or {}),
+        "app.kubernetes.io/component": "serving",
         "app.kubernetes.io/managed-by": MANAGED_BY,
         "modelfactory.io/model": _label_value(body["spec"]["model"]),
         "modelfactory.io/modeldeployment": name,

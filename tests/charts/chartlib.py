@@ -59,7 +59,23 @@ def _render(values: tuple[str, ...], sets: tuple[str, ...], kube_version: str | 
     proc = run_helm(*args)
     if proc.returncode != 0:
         raise AssertionError(f"helm {' '.join(args)} failed:\n{proc.stderr}")
-    return tuple(d for d in yaml.safe_load_all(proc.stdout) if d)
+    rendered = [d for d in yaml.safe_load_all(proc.stdout) if d]
+    return tuple(rendered + operator_objects(rendered))
+
+
+def operator_objects(rendered: list[dict]) -> list[dict]:
+    """What the operator creates for each rendered ModelDeployment (its own rendering code,
+    modelfactory.operator.resources): the checks below then judge the serving Deployment,
+    Service, HPA and PDB a release really runs, whoever creates them."""
+    from modelfactory.operator.resources import owned_objects
+
+    created = []
+    for body in rendered:
+        if body["kind"] == "ModelDeployment":
+            body = {**body, "metadata": {**body["metadata"], "uid": "uid-of-the-modeldeployment"}}
+            objects, _ = owned_objects(body, {})
+            created += objects
+    return created
 
 
 def render(

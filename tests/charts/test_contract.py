@@ -7,7 +7,7 @@ import re
 import pytest
 import yaml
 
-from modelfactory.config import ENV_PREFIX, Settings
+from modelfactory.config import ENV_PREFIX, Settings, environment_names
 
 from .chartlib import (
     CHART,
@@ -25,7 +25,7 @@ from .chartlib import (
     selector_matches,
 )
 
-SETTINGS_FIELDS = set(Settings.model_fields)
+SETTINGS_VARIABLES = environment_names()
 
 
 def _serving(objects):
@@ -48,10 +48,12 @@ def test_serving_environment_matches_settings_and_services(helm):
     (c,) = deployment["spec"]["template"]["spec"]["containers"]
     env = env_of(c)
     defaults = Settings()
+    serving = defaults.serving
     assert _value(env, "MODELFACTORY_MODEL_NAME") == "bank-marketing"
-    assert _value(env, "MODELFACTORY_MODEL_ALIAS") == defaults.model_alias == "champion"
-    assert _value(env, "MODELFACTORY_HTTP_PORT") == str(defaults.http_port) == "3000"
-    assert _value(env, "MODELFACTORY_GRPC_PORT") == str(defaults.grpc_port) == "8001"
+    assert _value(env, "MODELFACTORY_MODEL_ALIAS") == serving.model_alias == "champion"
+    assert _value(env, "MODELFACTORY_HTTP_PORT") == str(serving.http_port) == "3000"
+    assert _value(env, "MODELFACTORY_GRPC_PORT") == str(serving.grpc_port) == "8001"
+    assert _value(env, "MODELFACTORY_METRICS_PORT") == str(serving.metrics_port) == "8002"
     assert _value(env, "MODELFACTORY_HTTP_HOST") == "0.0.0.0"
     assert int(_value(env, "MODELFACTORY_WORKERS")) >= 1
     # MLflow: the tracking URI names the chart's MLflow Service, which forwards to port 5000.
@@ -66,9 +68,10 @@ def test_serving_environment_matches_settings_and_services(helm):
     # The image's program picks the service per model (serving/__main__.py), as the image's
     # CMD does; a chart command naming one service would serve a forecaster as a classifier.
     assert c["command"][4:] == ["python3", "-m", "modelfactory_serving"] and "args" not in c
-    # The serving Service exposes both ports.
+    # The serving Service exposes the three ports (metrics for the operator's analysis).
     svc = named(objects, "Service", f"{FULLNAME}-serving-bank-marketing")
-    assert {p["name"]: p["port"] for p in svc["spec"]["ports"]} == {"http": 3000, "grpc": 8001}
+    ports = {p["name"]: p["port"] for p in svc["spec"]["ports"]}
+    assert ports == {"http": 3000, "grpc": 8001, "metrics": 8002}
     # MODELFACTORY_HOME and BENTOML_HOME are on a writable emptyDir.
     mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
     volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
@@ -86,10 +89,7 @@ def test_every_modelfactory_variable_is_a_settings_field(helm, name):
     for w in of_kind(render(VALUE_SETS[name]), *WORKLOAD_KINDS):
         for c in containers(pod_spec(w)):
             for var in env_of(c):
-                if (
-                    var.startswith(ENV_PREFIX)
-                    and var[len(ENV_PREFIX) :].lower() not in SETTINGS_FIELDS
-                ):
+                if var.startswith(ENV_PREFIX) and var not in SETTINGS_VARIABLES:
                     unknown.add(var)
     # ci/multi-model-values.yaml sets one on purpose through extraEnv.
     unknown.discard("MODELFACTORY_FEATURE_FLAG")

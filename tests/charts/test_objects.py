@@ -38,10 +38,9 @@ def test_every_object_and_pod_carries_the_standard_labels(helm, name):
         missing = [k for k in STANDARD_LABELS if k not in labels]
         if missing:
             problems.append(f"{obj['kind']}/{obj['metadata']['name']}: missing {missing}")
-        elif (
-            labels["app.kubernetes.io/instance"] != RELEASE
-            or labels["app.kubernetes.io/managed-by"] != "Helm"
-        ):
+        elif labels["app.kubernetes.io/instance"] != RELEASE or labels[
+            "app.kubernetes.io/managed-by"
+        ] != ("modelfactory-operator" if "modelfactory.io/modeldeployment" in labels else "Helm"):
             problems.append(
                 f"{obj['kind']}/{obj['metadata']['name']}: wrong instance/managed-by {labels}"
             )
@@ -89,6 +88,7 @@ def test_network_policies_by_default(helm):
         f"{FULLNAME}-postgresql",
         f"{FULLNAME}-mlflow",
         f"{FULLNAME}-serving",
+        f"{FULLNAME}-operator",
         f"{FULLNAME}-mlflow-db-upgrade",
         f"{FULLNAME}-tests",
     }
@@ -104,10 +104,24 @@ def test_network_policies_by_default(helm):
         assert {"Ingress", "Egress"} <= set(covering[0]["spec"]["policyTypes"])
     # PostgreSQL opens no connection at all.
     assert policies[f"{FULLNAME}-postgresql"]["spec"]["egress"] == []
-    # Serving may reach MLflow and PostgreSQL (and DNS), nothing more.
+    # Serving may reach MLflow and PostgreSQL (and DNS), nothing more; its metrics port takes
+    # only the operator.
     egress = policies[f"{FULLNAME}-serving"]["spec"]["egress"]
     ports = sorted(p["port"] for rule in egress for p in rule["ports"])
     assert ports == [53, 53, 5000, 5432]
+    (metrics,) = [
+        rule
+        for rule in policies[f"{FULLNAME}-serving"]["spec"]["ingress"]
+        if [p["port"] for p in rule["ports"]] == [8002]
+    ]
+    operator_pod = pod_labels(named(objects, "Deployment", f"{FULLNAME}-operator"))
+    assert [selector_matches(peer["podSelector"], operator_pod) for peer in metrics["from"]] == [
+        True
+    ]
+    # The operator reaches the API server, the registry and the serving pods' metrics.
+    egress = policies[f"{FULLNAME}-operator"]["spec"]["egress"]
+    ports = sorted(p["port"] for rule in egress for p in rule["ports"])
+    assert ports == [53, 53, 443, 5000, 6443, 8002]
     # The migration Job reaches only the database; the helm test Pod only what it checks.
     for name, expected in (("mlflow-db-upgrade", [53, 53, 5432]), ("tests", [53, 53, 3000, 5000])):
         policy = policies[f"{FULLNAME}-{name}"]["spec"]

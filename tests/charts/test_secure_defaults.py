@@ -137,7 +137,7 @@ def test_serving_has_health_probes_on_the_http_port(helm, name):
     for d in serving:
         (c,) = d["spec"]["template"]["spec"]["containers"]
         ports = {p["name"]: p["containerPort"] for p in c["ports"]}
-        assert ports == {"http": 3000, "grpc": 8001}, ports
+        assert ports == {"http": 3000, "grpc": 8001, "metrics": 8002}, ports
         for probe, path in (
             ("livenessProbe", "/healthz"),
             ("readinessProbe", "/readyz"),

@@ -48,7 +48,7 @@ def served(first_run, mlflow_server, isolated_home):
         mlflow_server,
         port=free_port(),
         workers=1,
-        log_file=isolated_home / "modelfactory_serving.log",
+        log_file=isolated_home / "serving.log",
     )
     with process:
         yield process

@@ -60,7 +60,7 @@ def served(first_run, mlflow_server, isolated_home):
         mlflow_server,
         port=free_port(),
         workers=1,
-        log_file=isolated_home / "forecast-modelfactory_serving.log",
+        log_file=isolated_home / "forecast-serving.log",
     )
     with process:
         yield process

@@ -58,6 +58,9 @@ modelfactory.io/model: {{ . }}
 {{- define "modelfactory.postgresql.fullname" -}}
 {{- printf "%s-postgresql" (include "modelfactory.fullname" .) -}}
 {{- end -}}
+{{- define "modelfactory.operator.fullname" -}}
+{{- printf "%s-operator" (include "modelfactory.fullname" .) -}}
+{{- end -}}
 {{- define "modelfactory.serving.fullname" -}}
 {{- printf "%s-serving" (include "modelfactory.fullname" .) -}}
 {{- end -}}
@@ -181,7 +184,7 @@ an explicit false or 0 in the model wins over the default). Returns JSON.
 {{- $s := .context.Values.serving -}}
 {{- $m := .model -}}
 {{- $out := dict "name" $m.name -}}
-{{- range $key := list "alias" "replicaCount" "workers" "resources" "env" "podAnnotations" "nodeSelector" "tolerations" "affinity" "topologySpreadConstraints" -}}
+{{- range $key := list "alias" "replicaCount" "workers" "resources" "env" "podAnnotations" "nodeSelector" "tolerations" "affinity" "topologySpreadConstraints" "rollout" "analysis" -}}
 {{- $_ := set $out $key (ternary (get $m $key) (get $s $key) (hasKey $m $key)) -}}
 {{- end -}}
 {{- range $key := list "autoscaling" "podDisruptionBudget" "service" -}}
@@ -308,6 +311,9 @@ CKV_K8S_15=IfNotPresent on purpose: images loaded into kind are never pulled (Al
 {{- end -}}
 {{- define "modelfactory.checkov.postgresUidReason" -}}
 CKV_K8S_40=uid 999 is the postgres user of the official Debian-based image, owner of its files and of every data directory it initialised; moving it breaks existing volumes. It runs non-root with no capabilities, no privilege escalation and a read-only root filesystem
+{{- end -}}
+{{- define "modelfactory.checkov.operatorTokenReason" -}}
+CKV_K8S_38=the operator talks to the Kubernetes API (watches ModelDeployments, applies their objects); its token grants only the Role in templates/operator/rbac.yaml, and it is the only workload with a token
 {{- end -}}
 {{- define "modelfactory.checkov.testProbesReason" -}}
 a helm test Pod runs its checks once and exits; there is no long-running process for a probe to watch

@@ -1,0 +1,122 @@
+{{/*
+The serving pod of one model: (dict "context" $ "model" $model "mv" $mv). The static
+Deployment (operator.enabled=false) and each ModelDeployment's spec.template use it, so a
+serving pod has the same secure defaults whoever creates it.
+*/}}
+{{- define "modelfactory.serving.podTemplate" -}}
+{{- $ := .context }}
+{{- $model := .model }}
+{{- $mv := .mv }}
+{{- $s := $.Values.serving }}
+metadata:
+  labels:
+    {{- include "modelfactory.labels" (dict "context" $ "component" "serving" "model" $model.name) | nindent 4 }}
+  {{- with $mv.podAnnotations }}
+  annotations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+spec:
+  serviceAccountName: {{ include "modelfactory.serviceAccountName" (dict "context" $ "part" "serving") }}
+  automountServiceAccountToken: false
+  enableServiceLinks: false
+  {{- with $.Values.imagePullSecrets }}
+  imagePullSecrets:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  securityContext:
+    {{- toYaml $.Values.podSecurityContext | nindent 4 }}
+  containers:
+    - name: serving
+      image: {{ include "modelfactory.image" $.Values.images.serving | quote }}
+      imagePullPolicy: {{ $.Values.images.serving.pullPolicy }}
+      securityContext:
+        {{- toYaml $.Values.containerSecurityContext | nindent 8 }}
+      command:
+        {{- include "modelfactory.db.command" (dict "variable" "MODELFACTORY_PREDICTION_STORE_URL" "name" "serving") | nindent 8 }}
+        # The image's own program: the service of this model's use case (the forecast API
+        # for the store-sales model set, the classifier otherwise) on
+        # MODELFACTORY_HTTP_HOST:MODELFACTORY_HTTP_PORT.
+        - python3
+        - -m
+        - modelfactory_serving
+      env:
+        # The same names modelfactory.config.Settings reads everywhere.
+        - name: MODELFACTORY_MODEL_NAME
+          value: {{ $model.name | quote }}
+        - name: MODELFACTORY_MODEL_ALIAS
+          value: {{ $mv.alias | quote }}
+        - name: MLFLOW_TRACKING_URI
+          value: {{ include "modelfactory.mlflow.url" $ | quote }}
+        - name: MODELFACTORY_HTTP_HOST
+          value: "0.0.0.0"
+        - name: MODELFACTORY_HTTP_PORT
+          value: "3000"
+        - name: MODELFACTORY_GRPC_PORT
+          value: "8001"
+        - name: MODELFACTORY_METRICS_PORT
+          value: "8002"
+        - name: MODELFACTORY_WORKERS
+          value: {{ $mv.workers | quote }}
+        {{- include "modelfactory.db.env" (dict "context" $ "database" "predictions") | nindent 8 }}
+        - name: MODELFACTORY_HOME
+          value: /home/app/modelfactory
+        - name: BENTOML_HOME
+          value: /home/app/bentoml
+        {{- with (concat ($s.extraEnv | default list) ($model.extraEnv | default list)) }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+      ports:
+        - name: http
+          containerPort: 3000
+          protocol: TCP
+        - name: grpc
+          containerPort: 8001
+          protocol: TCP
+        - name: metrics
+          containerPort: 8002
+          protocol: TCP
+      startupProbe:
+        httpGet:
+          path: /healthz
+          port: http
+        periodSeconds: {{ $s.probes.startup.periodSeconds }}
+        failureThreshold: {{ $s.probes.startup.failureThreshold }}
+      livenessProbe:
+        httpGet:
+          path: /healthz
+          port: http
+        periodSeconds: {{ $s.probes.liveness.periodSeconds }}
+        timeoutSeconds: {{ $s.probes.liveness.timeoutSeconds }}
+        failureThreshold: {{ $s.probes.liveness.failureThreshold }}
+      readinessProbe:
+        httpGet:
+          path: /readyz
+          port: http
+        periodSeconds: {{ $s.probes.readiness.periodSeconds }}
+        timeoutSeconds: {{ $s.probes.readiness.timeoutSeconds }}
+        failureThreshold: {{ $s.probes.readiness.failureThreshold }}
+      resources:
+        {{- toYaml $mv.resources | nindent 8 }}
+      volumeMounts:
+        {{- include "modelfactory.scratchMounts" $ | nindent 8 }}
+        {{- include "modelfactory.db.passwordsMount" $ | nindent 8 }}
+  {{- with $mv.nodeSelector }}
+  nodeSelector:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with $mv.tolerations }}
+  tolerations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with $mv.affinity }}
+  affinity:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with $mv.topologySpreadConstraints }}
+  topologySpreadConstraints:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  volumes:
+    {{- include "modelfactory.scratchVolumes" $ | nindent 4 }}
+    {{- include "modelfactory.db.passwordsVolume" (dict "context" $ "databases" (list "predictions")) | nindent 4 }}
+{{- end -}}
