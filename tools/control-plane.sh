@@ -19,7 +19,8 @@
 # Everything lives in the state dir (default .tools/control-plane, or $CONTROL_PLANE_DIR):
 #   kubeconfig          admin access (client certificate, group system:masters)
 #   pki/                CA, serving and client certificates, the service-account key (openssl)
-#   logs/<component>.log, run/<component>.pid, ports.env, etcd/ (data)
+#   logs/<component>.log, logs/audit.log (service accounts' requests), run/<component>.pid,
+#   ports.env, etcd/ (data)
 # `up` starts an empty cluster (it clears the data of a previous run in the same dir);
 # `down` stops exactly the processes whose pid files are in the dir, after checking that
 # each pid still belongs to a process started for this state dir, and leaves the logs.
@@ -238,8 +239,21 @@ EOF
     --auto-compaction-retention=1 --unsafe-no-fsync --log-level=warn
   wait_for etcd "/health on :$ETCD_PORT" healthy "http://127.0.0.1:$ETCD_PORT/health"
 
+  # Requests of service accounts, at Metadata level (who, verb, resource; no bodies): the
+  # operator's tests compare the verbs its Role grants with the verbs it used.
+  cat >"$STATE_DIR/audit-policy.yaml" <<'POLICY'
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+    userGroups: ["system:serviceaccounts"]
+  - level: None
+POLICY
   start kube-apiserver \
     --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
+    --audit-policy-file="$STATE_DIR/audit-policy.yaml" --audit-log-path="$LOGS/audit.log" \
+    --audit-log-format=json --audit-log-maxsize=100 \
     --bind-address=127.0.0.1 --advertise-address="$ADVERTISE_IP" --secure-port="$API_PORT" \
     --tls-cert-file="$PKI/apiserver.crt" --tls-private-key-file="$PKI/apiserver.key" \
     --client-ca-file="$PKI/ca.crt" \

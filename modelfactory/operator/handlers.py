@@ -46,6 +46,9 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         prefix=GROUP, key="last-handled-configuration"
     )
     settings.posting.level = logging.WARNING
+    # No watching of namespaces and CRDs (cluster-wide list/watch rights it does not need):
+    # the CRD exists before the operator starts (the chart installs it), namespaces are named.
+    settings.scanning.disabled = True
     settings.execution.max_workers = operator.workers
     if operator.metrics_port:
         OPERATOR_METRICS.serve(operator.metrics_port)
@@ -104,10 +107,18 @@ def reconcile_rollout(
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL, retries=10, backoff=30)
-def clear_rollout_tags(spec: kopf.Spec, logger: kopf.Logger, **_: Any) -> None:
+def clear_rollout_tags(spec: kopf.Spec, meta: kopf.Meta, logger: kopf.Logger, **_: Any) -> None:
     """The model's rollout tags go with its ModelDeployment (its objects are garbage-collected)."""
+    registry = Registry(get_settings().mlflow_tracking_uri)
+    deployment = f"{meta['namespace']}/{meta['name']}"
     try:
-        clear_rollout(Registry(get_settings().mlflow_tracking_uri), spec["model"])
+        if spec["model"] not in registry.model_names():
+            logger.info("%s is not registered: no rollout tags to clear", spec["model"])
+            return
+        ours = MlflowRegistry(registry, deployment)
+        if ours.claim(spec["model"]) == deployment:  # another's rollout is not ours to clear
+            clear_rollout(registry, spec["model"])
+            ours.release(spec["model"])
     except Exception as exc:
         raise kopf.TemporaryError(f"registry unreachable, rollout tags kept: {exc}") from exc
     logger.info("cleared the rollout tags of %s", spec["model"])

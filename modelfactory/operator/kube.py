@@ -6,6 +6,7 @@ change patches exactly the fields the operator owns and a manual edit of another
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable
 from functools import cache
@@ -59,21 +60,26 @@ def delete_if_present(namespace: str, kind_path: str, name: str) -> None:
 
 
 def serving_endpoints(namespace: str, service: str) -> dict[str, str]:
-    """Ready endpoints of ``service`` (its EndpointSlices): pod (or address) -> metrics URL."""
-    slices = client.DiscoveryV1Api(api_client()).list_namespaced_endpoint_slice(
-        namespace, label_selector=f"kubernetes.io/service-name={service}"
-    )
+    """Ready endpoints of ``service`` (its EndpointSlices): pod (or address) -> metrics URL.
+
+    Read as plain JSON: the typed client refuses a slice without endpoints (a Service whose
+    pods are all gone), which is an ordinary state here.
+    """
+    response = client.DiscoveryV1Api(api_client()).list_namespaced_endpoint_slice(
+        namespace, label_selector=f"kubernetes.io/service-name={service}",
+        _preload_content=False,
+    )  # fmt: skip
     found: dict[str, str] = {}
-    for endpoint_slice in slices.items:
+    for endpoint_slice in json.loads(response.data).get("items", []):
         port = next(
-            (p.port for p in endpoint_slice.ports or () if p.name == "metrics" and p.port),
+            (p["port"] for p in endpoint_slice.get("ports") or () if p.get("name") == "metrics"),
             METRICS_PORT,
         )
-        for endpoint in endpoint_slice.endpoints or ():
-            if endpoint.conditions is not None and endpoint.conditions.ready is False:
+        for endpoint in endpoint_slice.get("endpoints") or ():
+            if (endpoint.get("conditions") or {}).get("ready") is False:
                 continue
-            for address in endpoint.addresses or ():
-                name = endpoint.target_ref.name if endpoint.target_ref else address
+            for address in endpoint.get("addresses") or ():
+                name = (endpoint.get("targetRef") or {}).get("name") or address
                 host = f"[{address}]" if ":" in address else address
                 found[name] = f"http://{host}:{port}"
     return found

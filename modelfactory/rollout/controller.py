@@ -48,6 +48,8 @@ log = logging.getLogger(__name__)
 
 # Tags on a model version recording how its rollout ended (lineage: version -> deployment).
 OUTCOME_TAGS = ("rollout.outcome", "rollout.reason", "rollout.deployment", "rollout.finished_at")
+# On the registered model: the one deployment that drives its rollout.
+OWNER_TAG = "modelfactory.deployment"
 
 
 class MlflowRegistry:
@@ -60,6 +62,21 @@ class MlflowRegistry:
         fail_fast()
         self.registry = registry
         self.deployment = deployment  # "namespace/name" of the ModelDeployment, or "local"
+
+    def claim(self, model: str) -> str:
+        """Claim ``model``'s rollout for this deployment unless another holds it; the holder."""
+        tags = dict(self.registry.client.get_registered_model(model).tags or {})
+        owner = tags.get(OWNER_TAG)
+        if owner is None:
+            self.registry.client.set_registered_model_tag(model, OWNER_TAG, self.deployment)
+            return self.deployment
+        return owner
+
+    def release(self, model: str) -> None:
+        """Give up the claim (a deleted deployment), if it is this deployment's."""
+        tags = dict(self.registry.client.get_registered_model(model).tags or {})
+        if tags.get(OWNER_TAG) == self.deployment:
+            self.registry.client.delete_registered_model_tag(model, OWNER_TAG)
 
     def view(self, model: str) -> RegistryView:
         traffic = read_rollout(self.registry, model)
@@ -111,7 +128,8 @@ class MetricsScraper:
 
     targets: Callable[[], dict[str, str]]
     timeout: float = 3.0
-    client: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=3.0))
+    # Pod addresses are never behind an HTTP proxy the environment may name.
+    client: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=3.0, trust_env=False))
 
     def scrape(self, model: str, versions: Iterable[str]) -> PodSamples:
         found: PodSamples = {}
@@ -173,8 +191,11 @@ class RolloutController:
         now = self.clock()
         try:
             view = self.registry.view(spec.model)
+            owner = self.registry.claim(spec.model)
         except Exception as exc:  # unreachable, or the model is not registered (yet)
             return Observation(now, None, registry_error=_short(exc), action=action)
+        if owner != self.registry.deployment:
+            return Observation(now, view, action=action, held_by=owner)
         challenger = view.challenger or status.challenger
         if challenger is None:
             return Observation(now, view, action=action)

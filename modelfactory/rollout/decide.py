@@ -53,6 +53,7 @@ class Observation:
     metrics: PodSamples | None = None  # None: unreachable
     metrics_error: str | None = None
     action: str | None = None  # a user's promote, promote-full, abort or retry
+    held_by: str | None = None  # another deployment drives this model's rollout
 
 
 @dataclass(frozen=True)
@@ -235,6 +236,13 @@ def decide(spec: RolloutSpec, status: Status, observed: Observation) -> Decision
     now = observed.now
     if observed.action is not None and observed.action not in ACTIONS:
         actions.append(Event("Warning", "UnknownAction", f"ignored action {observed.action!r}"))
+    if observed.held_by is not None:
+        s.message = (
+            f"{spec.model}'s rollout is driven by {observed.held_by}: this one serves it but moves "
+            "nothing (one ModelDeployment per registered model; delete the other, or its "
+            "registered-model tag modelfactory.deployment if it is gone)"
+        )
+        return Decision(s, actions)
     registry = observed.registry
     if registry is None:
         s.message = f"registry unreachable ({observed.registry_error}): holding " + (

@@ -89,6 +89,7 @@ def test_network_policies_by_default(helm):
         f"{FULLNAME}-mlflow",
         f"{FULLNAME}-serving",
         f"{FULLNAME}-operator",
+        f"{FULLNAME}-operator-cleanup",
         f"{FULLNAME}-mlflow-db-upgrade",
         f"{FULLNAME}-tests",
     }
@@ -122,8 +123,13 @@ def test_network_policies_by_default(helm):
     egress = policies[f"{FULLNAME}-operator"]["spec"]["egress"]
     ports = sorted(p["port"] for rule in egress for p in rule["ports"])
     assert ports == [53, 53, 443, 5000, 6443, 8002]
-    # The migration Job reaches only the database; the helm test Pod only what it checks.
-    for name, expected in (("mlflow-db-upgrade", [53, 53, 5432]), ("tests", [53, 53, 3000, 5000])):
+    # The migration Job reaches only the database; the helm test Pod only what it checks; the
+    # uninstall's cleanup Job only the API server.
+    for name, expected in (
+        ("mlflow-db-upgrade", [53, 53, 5432]),
+        ("tests", [53, 53, 3000, 5000]),
+        ("operator-cleanup", [53, 53, 443, 6443]),
+    ):
         policy = policies[f"{FULLNAME}-{name}"]["spec"]
         assert policy["ingress"] == [], name
         assert sorted(p["port"] for rule in policy["egress"] for p in rule["ports"]) == expected

@@ -66,13 +66,16 @@ def test_rendered_objects_pass_strict_schema_validation(helm, name, version):
 
 
 def _json_schema(node):
-    """A CRD's OpenAPI v3 schema as JSON Schema: nullable fields accept null; the
-    x-kubernetes-* markers are the API server's own."""
+    """A CRD's OpenAPI v3 schema as JSON Schema: nullable fields accept null, undeclared fields
+    are refused; the x-kubernetes-* markers are the API server's own."""
     if isinstance(node, list):
         return [_json_schema(item) for item in node]
     if not isinstance(node, dict):
         return node
     out = {k: _json_schema(v) for k, v in node.items() if not k.startswith("x-kubernetes-")}
+    if "properties" in out and not node.get("x-kubernetes-preserve-unknown-fields"):
+        # A structural schema: the API server refuses (server-side apply) or prunes the rest.
+        out.setdefault("additionalProperties", False)
     if node.get("x-kubernetes-int-or-string"):
         out["type"] = ["integer", "string"]
     if out.pop("nullable", False) and "type" in out:

@@ -221,6 +221,7 @@ def cluster(tmp_path_factory) -> Iterator[Cluster]:
         if local:
             _stop(state_dir)
         pytest.fail(f"{c.name} does not answer: {exc}", pytrace=False)
+    install_crds(c)
     global _session_cluster
     _session_cluster = c
     yield c
@@ -229,6 +230,20 @@ def cluster(tmp_path_factory) -> Iterator[Cluster]:
 
 
 _session_cluster: Cluster | None = None  # for the terminal summary
+
+
+def install_crds(cluster: Cluster) -> None:
+    """The chart's CRDs, applied once for the session (server-side, owned by no release): a
+    cluster holds one CRD however many releases it runs, so every release of the suite sets
+    crds.install=false, as a second release must (values.yaml)."""
+    rendered = cluster.run(
+        [cluster.helm_path, "template", "crds", str(REPO / "charts" / "modelfactory"),
+         "--show-only", "templates/crds/modeldeployment.yaml"]
+    ).stdout  # fmt: skip
+    cluster.kubectl("apply", "--server-side", "--field-manager=modelfactory-tests", "-f", "-",
+                    input=rendered)  # fmt: skip
+    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
+                    "crd/modeldeployments.modelfactory.io")  # fmt: skip
 
 
 def _stop(state_dir: Path) -> None:

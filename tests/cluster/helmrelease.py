@@ -53,7 +53,7 @@ class Release:
         return self.name if "modelfactory" in self.name else f"{self.name}-modelfactory"
 
     def _values_args(self, values: list[Path], sets: list[str]) -> list[str]:
-        args = []
+        args = ["--set", "crds.install=false"]  # the session installed them (install_crds)
         for f in values:
             args += ["-f", str(f)]
         for s in sets:
@@ -159,7 +159,19 @@ class Release:
         if serving_ready is None:
             serving_ready = self.cluster.fake_nodes
         problems = []
-        for w in self.live([o for o in self.manifest() if o["kind"] in WORKLOADS]):
+        manifest = self.manifest()
+        workloads = self.live([o for o in manifest if o["kind"] in WORKLOADS])
+        # The serving Deployment of each ModelDeployment, which the operator makes.
+        for model_deployment in (o for o in manifest if o["kind"] == "ModelDeployment"):
+            name = model_deployment["metadata"]["name"]
+            found = self.cluster.kubectl(
+                "get", "deployment", name, "--namespace", self.namespace, "-o", "json", check=False
+            )
+            if found.returncode != 0:
+                problems.append(f"ModelDeployment {name}: no Deployment yet (is the operator up?)")
+            else:
+                workloads.append(json.loads(found.stdout))
+        for w in workloads:
             kind, name = w["kind"], w["metadata"]["name"]
             want = w["spec"].get("replicas", 1)
             status = w.get("status", {})

@@ -79,16 +79,16 @@ def _chart_with_privilege_escalation(tmp_path):
     """A copy of the chart whose serving container alone allows privilege escalation."""
     chart = tmp_path / "modelfactory"
     shutil.copytree(CHART, chart)
-    template = chart / "templates" / "serving" / "deployment.yaml"
+    template = chart / "templates" / "serving" / "_podtemplate.tpl"
     source = template.read_text()
-    secure = "{{- toYaml $.Values.containerSecurityContext | nindent 12 }}"
+    secure = "{{- toYaml $.Values.containerSecurityContext | nindent 8 }}"
     assert source.count(secure) == 1
     template.write_text(
         source.replace(
             secure,
             '{{- toYaml (merge (dict "allowPrivilegeEscalation" '
             "true) $.Values.containerSecurityContext) "
-            "| nindent 12 }}",
+            "| nindent 8 }}",
         )
     )
     return chart
@@ -102,7 +102,7 @@ def test_privilege_escalation_is_refused_by_pod_security_admission(cluster, tmp_
     namespace's policy refused them, not the chart, helm or a test of ours.
     Not covered on the local control plane: what the container could do with the privilege."""
     chart = _chart_with_privilege_escalation(tmp_path)
-    rendered = cluster.helm("template", "mf", str(chart)).stdout
+    rendered = cluster.helm("template", "mf", str(chart), "--set", "operator.enabled=false").stdout
     assert rendered.count("allowPrivilegeEscalation: true") == 1, "the regression is one container"
     serving = "mf-modelfactory-serving-bank-marketing"
     verdict = (
@@ -114,7 +114,9 @@ def test_privilege_escalation_is_refused_by_pod_security_admission(cluster, tmp_
     permissive = cluster.create_namespace("mf-regression-control")
     try:
         refused = Release(cluster, "mf", namespace, chart)
-        done = refused.install(wait=True, timeout="20s", check=False)
+        # The chart's own serving Deployment (no operator), so helm waits on its pods.
+        static = ["operator.enabled=false"]
+        done = refused.install(sets=static, wait=True, timeout="20s", check=False)
         assert done.returncode != 0, "helm install succeeded in the restricted namespace"
         # The API server's warning on the Deployment (the namespace's warn label), which helm
         # prints (its logger escapes the quotes).
@@ -135,7 +137,7 @@ def test_privilege_escalation_is_refused_by_pod_security_admission(cluster, tmp_
 
         # The control: the same chart where the namespace enforces nothing gets its pod.
         allowed = Release(cluster, "mf", permissive, chart)
-        allowed.install(wait=False)
+        allowed.install(sets=static, wait=False)
         eventually(
             lambda: (
                 []

@@ -8,10 +8,16 @@ local control plane no container runs: each test's docstring ends with what that
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 import yaml
 
+from modelfactory.local.mlflow_server import EmbeddedMlflow
+from modelfactory.local.ports import free_port
+
 from .helmrelease import RESTRICTED, WORKLOADS, Release, eventually
+from .operator_process import running_operator
 
 pytestmark = pytest.mark.cluster
 
@@ -23,14 +29,23 @@ UPGRADE_VALUES = {
 
 
 @pytest.fixture(scope="module")
-def release(cluster) -> Release:
-    """The chart with its default values, installed into a namespace enforcing "restricted"."""
+def release(cluster, tmp_path_factory) -> Release:
+    """The chart with its default values, installed into a namespace enforcing "restricted", and
+    its operator running (on this machine, as the chart's operator ServiceAccount: no container
+    runs here), so the serving Deployments of its ModelDeployments exist. The operator reads a
+    registry of its own, empty: no rollout starts."""
     namespace = cluster.create_namespace("mf-chart", RESTRICTED)
     rel = Release(cluster, "mf", namespace)
     installed = rel.install()
     rel.install_output = installed.stdout + installed.stderr
-    yield rel
-    cluster.helm("uninstall", rel.name, "--namespace", namespace, check=False)
+    work = tmp_path_factory.mktemp("lifecycle-operator")
+    registry = EmbeddedMlflow(work / "mlflow", port=free_port())
+    registry.start()
+    with running_operator(cluster, namespace, f"{rel.fullname}-operator", registry.url, work):
+        eventually(rel.rollout_problems, 120, "the release's serving Deployments")
+        yield rel
+        cluster.helm("uninstall", rel.name, "--namespace", namespace, check=False)
+    registry.stop()
     cluster.delete_namespace(namespace)
 
 
@@ -204,7 +219,15 @@ def test_rollback_restores_the_first_revision(release):
 def test_uninstall_leaves_only_what_is_kept_on_purpose(release):
     """helm uninstall removes every object but the database Secret and the artifacts PVC
     (helm.sh/resource-policy: keep) and the database's PVC (StatefulSets keep their claims).
-    Not covered on the local control plane: the data on those volumes (PVs are fake)."""
+    The ModelDeployments go first (the chart's pre-delete hook), finalized by the operator.
+    Not covered on the local control plane: the data on those volumes (PVs are fake), and the
+    hook's Job container (kwok completes it unrun: its program runs here first)."""
+    cleanup = release.cluster.run(
+        [sys.executable, "-m", "modelfactory.operator.cleanup", f"--namespace={release.namespace}",
+         f"--selector=app.kubernetes.io/instance={release.name},app.kubernetes.io/component=serving"],
+        timeout=360,
+    )  # fmt: skip
+    assert "deleted the ModelDeployments" in cleanup.stdout
     release.uninstall()
     cluster = release.cluster
     kinds = cluster.kubectl(

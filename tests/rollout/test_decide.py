@@ -300,6 +300,12 @@ def test_a_step_that_makes_no_progress_rolls_back_at_the_deadline():
     assert run.of(Rollback) and "made no progress in 150 s" in run.status.message
 
 
+def test_a_model_another_deployment_drives_is_left_alone_saying_which():
+    run = Run(spec())
+    decision = decide(run.spec, Status(), Observation(run.now, run.registry, held_by="ns/other"))
+    assert decision.actions == [] and "driven by ns/other" in decision.status.message
+
+
 def test_a_challenger_gone_from_the_registry_aborts_the_rollout():
     run = Run(spec())
     run.tick()

@@ -7,17 +7,14 @@ a third of the records, one that takes 80 ms per call, one trained on the opposi
 
 from __future__ import annotations
 
-import random
 import threading
 import time
 
-import httpx
 import mlflow
 import pytest
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
-from modelfactory.data.bank_marketing import FEATURES, generate_bank_marketing
 from modelfactory.local.mlflow_server import EmbeddedMlflow
 from modelfactory.local.ports import free_port
 from modelfactory.local.rollouts import LocalRollouts, run_local
@@ -26,7 +23,7 @@ from modelfactory.registry import CHALLENGER, CHAMPION, Registry
 from modelfactory.rollout.controller import OUTCOME_TAGS
 from modelfactory.rollout.spec import parse_spec
 from modelfactory.rollout.state import clear_rollout
-from tests.support.serving import train_version
+from tests.support.serving import Load, train_version
 
 pytestmark = pytest.mark.integration
 MODEL = "bank-marketing-rollouts"
@@ -117,37 +114,6 @@ def service(registry_server, versions, tmp_path_factory):
     )  # fmt: skip
     with process:
         yield process
-
-
-class Load:
-    """Clients calling /predict, counting every answer that is not a 200."""
-
-    def __init__(self, url: str, rate: float = 60):
-        self.url, self.pause = url, 1 / rate
-        self.records = generate_bank_marketing(500, seed=5)[list(FEATURES)].to_dict("records")
-        self.answers = self.failures = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        with httpx.Client(timeout=10) as client:
-            while not self._stop.is_set():
-                body = {"records": random.sample(self.records, 2)}
-                try:
-                    ok = client.post(f"{self.url}/predict", json=body).status_code == 200
-                except httpx.HTTPError:
-                    ok = False
-                self.answers += 1
-                self.failures += not ok
-                time.sleep(self.pause)
-
-    def __enter__(self) -> Load:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join(10)
 
 
 def roll_out(registry_server, service, versions, challenger, tmp_path, load=True, timeout=90):

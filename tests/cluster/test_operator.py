@@ -1,0 +1,342 @@
+"""The rollout operator on a real API server: the chart's CRD and Role, the operator running as the
+chart's ServiceAccount, a real MLflow registry and a real serving process whose /metrics the
+operator finds through an EndpointSlice, as it finds a serving pod's.
+
+The tests run in file order on one release (a namespace enforcing Pod Security "restricted").
+On the local control plane no container runs: each test's docstring ends with what that leaves
+out. The serving process of the rollout test runs on this machine; its Deployment is scaled to
+zero and an EndpointSlice names this machine's address (kwok's pods have no /metrics).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+import yaml
+
+from modelfactory.local.ports import free_port
+from modelfactory.local.serving import ServingProcess
+from modelfactory.registry import CHALLENGER, CHAMPION, Registry
+from modelfactory.rollout.state import clear_rollout, read_rollout
+from tests.support.serving import Load, train_version
+
+from .helmrelease import RESTRICTED, Release, eventually
+from .operator_process import running_operator
+
+pytestmark = pytest.mark.cluster
+MODEL = "bank-marketing-operator"
+ACCOUNT = "mf-modelfactory-operator"
+
+
+def mdep(name: str, model: str = MODEL, **spec) -> dict:
+    return {
+        "apiVersion": "modelfactory.io/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": name},
+        "spec": {"model": model, **spec},
+    }
+
+
+@pytest.fixture(scope="module")
+def platform(cluster, tmp_path_factory):
+    """The chart (no models of its own) in a restricted namespace, and the operator's template."""
+    namespace = cluster.create_namespace("mf-operator", RESTRICTED)
+    release = Release(cluster, "mf", namespace)
+    values = tmp_path_factory.mktemp("operator-values") / "values.yaml"
+    values.write_text(yaml.safe_dump({"serving": {"models": []}}))
+    release.install([values])
+    template = tmp_path_factory.mktemp("operator-template") / "template.yaml"
+    config = release.get("configmap", "mf-modelfactory-operator-serving-template")
+    template.write_text(config["data"]["template.yaml"])
+    release.template = template
+    yield release
+    cluster.kubectl("delete", "mdep", "--all", "-n", namespace, "--wait=false", check=False)
+    cluster.helm("uninstall", release.name, "--namespace", namespace, check=False)
+    cluster.delete_namespace(namespace)
+
+
+@pytest.fixture(scope="module")
+def versions(mlflow_server, tmp_path_factory):
+    work = tmp_path_factory.mktemp("operator-versions")
+    champion = train_version(mlflow_server, work, seed=1, model=MODEL)
+    challenger = train_version(mlflow_server, work, seed=2, model=MODEL)
+    registry = Registry(mlflow_server)
+    registry.set_alias(MODEL, CHAMPION, champion)
+    registry.delete_alias(MODEL, CHALLENGER)
+    return champion, challenger
+
+
+def apply(release: Release, obj: dict, check: bool = True):
+    return release.cluster.kubectl(
+        "apply", "-n", release.namespace, "-f", "-", input=json.dumps(obj), check=check
+    )
+
+
+def test_the_api_server_documents_defaults_and_refuses_nonsense(platform):
+    """The CRD from the chart: `kubectl explain` documents the fields, the API server fills the
+    defaults and refuses a spec outside the schema, naming the field.
+    Not covered on the local control plane: nothing; this is all the API server's."""
+    explained = platform.cluster.kubectl("explain", "modeldeployment.spec.rollout.steps").stdout
+    assert "setWeight" in explained and "pause" in explained
+    refused = apply(
+        platform, mdep("nonsense", rollout={"steps": [{"setWeight": 150}]}), check=False
+    )
+    assert refused.returncode != 0 and "spec.rollout.steps[0].setWeight" in refused.stderr
+    refused = apply(platform, mdep("nonsense", analysis={"minRequests": 0}), check=False)
+    assert refused.returncode != 0 and "spec.analysis.minRequests" in refused.stderr
+    apply(platform, mdep("defaults"))
+    spec = platform.get("mdep", "defaults")["spec"]
+    assert spec["replicas"] == 1 and spec["alias"] == "champion"
+    assert spec["rollout"]["trigger"] == "auto" and spec["rollout"]["budgetMs"] == 50
+    assert spec["analysis"] == {**spec["analysis"], "interval": "1m", "minRequests": 200}
+    platform.cluster.kubectl("delete", "mdep", "defaults", "-n", platform.namespace)
+
+
+def test_a_modeldeployment_gets_its_objects_pods_status_and_columns(
+    platform, mlflow_server, versions, tmp_path
+):
+    """The operator applies the Deployment, Service, HPA and PDB with owner references; kwok makes
+    the pods Ready; status, conditions and printer columns fill in; turning autoscaling off
+    deletes the HPA.
+    Not covered on the local control plane: the operator's and the serving pods' containers never
+    run (the operator runs on this machine, as its ServiceAccount)."""
+    name = "served"
+    apply(platform, mdep(name, autoscaling={"enabled": True, "minReplicas": 2, "maxReplicas": 3},
+                         podDisruptionBudget={"enabled": True}))  # fmt: skip
+    with running_operator(platform.cluster, platform.namespace, ACCOUNT, mlflow_server, tmp_path,
+                          serving_template=platform.template):  # fmt: skip
+
+        def created() -> list[str]:
+            problems = []
+            for kind in ("deployment", "service", "hpa", "pdb"):
+                found = platform.cluster.kubectl(
+                    "get", kind, name, "-n", platform.namespace, "-o", "json", check=False
+                )
+                if found.returncode != 0:
+                    problems.append(f"no {kind}")
+                    continue
+                owners = json.loads(found.stdout)["metadata"].get("ownerReferences", [])
+                if [(o["kind"], o["name"], o.get("controller")) for o in owners] != [
+                    ("ModelDeployment", name, True)
+                ]:
+                    problems.append(f"{kind} owners {owners}")
+            return problems
+
+        eventually(created, 60, "the owned objects")
+
+        def ready() -> list[str]:
+            status = platform.get("mdep", name).get("status", {})
+            conditions = {c["type"]: c["status"] for c in status.get("conditions", [])}
+            if status.get("phase") != "Healthy" or conditions.get("Available") != "True":
+                deployment = platform.get("deployment", name).get("status", {})
+                return [f"status {status.get('message')} {conditions}; deployment {deployment}"]
+            return []
+
+        platform.cluster.kubectl("scale", "deployment", name, "-n", platform.namespace,
+                                 "--replicas=2")  # fmt: skip
+        eventually(ready, 90, "a Healthy, Available ModelDeployment")
+        status = platform.get("mdep", name)["status"]
+        assert status["champion"] == versions[0] and "answers all requests" in status["message"]
+        pods = platform.pods({"modelfactory.io/modeldeployment": name})
+        assert pods and all(p["spec"]["securityContext"]["runAsNonRoot"] for p in pods)
+        columns = platform.cluster.kubectl("get", "mdep", name, "-n", platform.namespace).stdout
+        header, row = columns.splitlines()[:2]
+        assert header.split() == ["NAME", "MODEL", "PHASE", "CHAMPION", "CHALLENGER", "WEIGHT",
+                                  "STEP", "AGE"]  # fmt: skip
+        assert row.split()[:4] == [name, MODEL, "Healthy", versions[0]]
+        wide = platform.cluster.kubectl("get", "mdep", name, "-n", platform.namespace, "-o", "wide")
+        assert "MESSAGE" in wide.stdout
+
+        apply(platform, mdep(name, autoscaling={"enabled": False}))
+        eventually(
+            lambda: [] if platform.cluster.kubectl("get", "hpa", name, "-n", platform.namespace,
+                                                   check=False).returncode else ["hpa still there"],
+            60, "the HPA removed",
+        )  # fmt: skip
+        # A second ModelDeployment of the same model serves it but never moves its rollout.
+        apply(platform, mdep("second"))
+        eventually(
+            lambda: [] if "driven by" in platform.get("mdep", "second").get("status", {}).get(
+                "message", "") else ["not held"], 60, "the second one held",
+        )  # fmt: skip
+        for gone in (name, "second"):  # finalized while the operator runs
+            platform.cluster.kubectl("delete", "mdep", gone, "-n", platform.namespace,
+                                     "--timeout=60s", timeout=90)  # fmt: skip
+
+
+def _this_machine_address() -> str:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect(("192.0.2.254", 9))  # no packet is sent: this only picks the interface
+        return probe.getsockname()[0]
+
+
+def test_a_rollout_goes_out_step_by_step_survives_a_restart_and_is_promoted(
+    platform, mlflow_server, versions, tmp_path
+):
+    """A new challenger alias starts the rollout; the operator reads the serving process's
+    /metrics through the Service's EndpointSlices, moves the weight in the registry, is
+    restarted mid-rollout and resumes from the status, promotes the challenger, records the
+    outcome on the version and emits events; `kubectl wait --for=condition=Promoted` returns.
+    Not covered on the local control plane: the operator's and the serving pods' containers never
+    run (the operator runs on this machine, as its ServiceAccount)."""
+    champion, challenger = versions
+    name = "rollout"
+    registry = Registry(mlflow_server)
+    registry.set_alias(MODEL, CHAMPION, champion)
+    clear_rollout(registry, MODEL)
+    home = tmp_path / "serving"
+    home.mkdir()
+    process = ServingProcess(
+        MODEL, mlflow_server, free_port(), host="0.0.0.0", workers=1, log_file=home / "serve.log",
+        extra_env={"MODELFACTORY_HOME": str(home), "MODELFACTORY_ROLLOUT_POLL_SECONDS": "1",
+                   "MODELFACTORY_GRPC_ENABLED": "false", "MODELFACTORY_PREDICTION_LOG": "false"},
+    )  # fmt: skip
+    spec = {
+        "replicas": 0,  # the serving process above stands in for the pods
+        "rollout": {
+            "steps": [{"setWeight": 50}, {"analysis": {}}, {"setWeight": 100}, {"analysis": {}}]
+        },  # fmt: skip
+        "analysis": {
+            "interval": "3s",
+            "minRequests": 30,
+            "metrics": [{"name": "error-rate", "max": 0.01}, {"name": "agreement", "min": 0.8}],
+        },  # fmt: skip
+    }
+    apply(platform, mdep(name, **spec))
+    address = _this_machine_address()
+    endpoint_slice = {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {"name": f"{name}-this-machine",
+                     "labels": {"kubernetes.io/service-name": name,
+                                "endpointslice.kubernetes.io/managed-by": "modelfactory-tests"}},
+        "addressType": "IPv4",
+        "ports": [{"name": "metrics", "port": process.metrics_port, "protocol": "TCP"}],
+        "endpoints": [{"addresses": [address], "conditions": {"ready": True}}],
+    }  # fmt: skip
+    apply(platform, endpoint_slice)
+    with process, Load(f"http://127.0.0.1:{process.port}") as traffic:
+        with running_operator(platform.cluster, platform.namespace, ACCOUNT, mlflow_server,
+                              tmp_path, serving_template=platform.template):  # fmt: skip
+            eventually(lambda: [] if platform.get("mdep", name).get("status", {}).get("phase")
+                       == "Healthy" else ["not Healthy"], 60, "the steady state")  # fmt: skip
+            registry.set_alias(MODEL, CHALLENGER, challenger)
+
+            def at_weight(weight: float):
+                def check() -> list[str]:
+                    status = platform.get("mdep", name).get("status", {})
+                    if status.get("weight") != weight:
+                        slices = platform.cluster.kubectl(
+                            "get", "endpointslices", "-n", platform.namespace, "-o", "wide"
+                        ).stdout
+                        return [f"weight {status.get('weight')}: {status.get('message')}", slices]
+                    return []
+
+                return check
+
+            eventually(at_weight(50), 60, "the first step")
+            assert read_rollout(registry, MODEL).weight == 50
+        # The operator is gone; the status alone holds the rollout. A new one resumes it.
+        with running_operator(platform.cluster, platform.namespace, ACCOUNT, mlflow_server,
+                              tmp_path, serving_template=platform.template):  # fmt: skip
+            promoted = platform.cluster.kubectl(
+                "wait", "--for=condition=Promoted", f"mdep/{name}", "-n", platform.namespace,
+                "--timeout=120s", timeout=150, check=False,
+            )  # fmt: skip
+            status = platform.get("mdep", name).get("status", {})
+            assert promoted.returncode == 0, (status.get("message"), status.get("analysis"))
+            events = platform.cluster.get("events", "-n", platform.namespace, "--field-selector",
+                                          f"involvedObject.name={name}")["items"]  # fmt: skip
+            platform.cluster.kubectl("delete", "mdep", name, "-n", platform.namespace,
+                                     "--timeout=60s", timeout=90)  # fmt: skip
+    assert status["phase"] == "Healthy" and status["champion"] == challenger
+    assert status["history"][0]["outcome"] == "promoted"
+    assert str(registry.version_by_alias(MODEL, CHAMPION).version) == challenger
+    tags = registry.client.get_model_version(MODEL, challenger).tags
+    assert tags["rollout.outcome"] == "promoted"
+    assert tags["rollout.deployment"] == f"{platform.namespace}/{name}"
+    reasons = {e["reason"] for e in events}
+    assert {"RolloutStarted", "Promoted"} <= reasons, reasons
+    assert traffic.failures == 0
+
+
+def test_deleting_a_modeldeployment_removes_its_objects_and_its_rollout_tags(
+    platform, mlflow_server, versions, tmp_path
+):
+    """The finalizer clears the model's rollout tags in the registry; the garbage collector
+    removes the owned Deployment and Service.
+    Not covered on the local control plane: the operator's and the serving pods' containers never
+    run (the operator runs on this machine, as its ServiceAccount)."""
+    champion, challenger = versions
+    name = "doomed"
+    registry = Registry(mlflow_server)
+    registry.set_alias(MODEL, CHAMPION, champion)
+    registry.set_alias(MODEL, CHALLENGER, challenger)
+    clear_rollout(registry, MODEL)
+    apply(platform, mdep(name, replicas=1, rollout={"trigger": "manual"}))
+    with running_operator(platform.cluster, platform.namespace, ACCOUNT, mlflow_server, tmp_path,
+                          serving_template=platform.template):  # fmt: skip
+        eventually(
+            lambda: [] if platform.get("mdep", name).get("status", {}).get("phase") == "Paused"
+            else ["not waiting for promote"], 60, "the manual rollout waiting",
+        )  # fmt: skip
+        registry.client.set_registered_model_tag(MODEL, "rollout.mode", "canary")
+        registry.client.set_registered_model_tag(MODEL, "rollout.weight", "10")
+        platform.cluster.kubectl("delete", "mdep", name, "-n", platform.namespace, "--wait=true",
+                                 "--timeout=60s", timeout=90)  # fmt: skip
+    assert read_rollout(registry, MODEL).mode is None  # the finalizer cleared the tags
+
+    def collected() -> list[str]:
+        left = []
+        for kind in ("deployment", "service"):
+            if platform.cluster.kubectl("get", kind, name, "-n", platform.namespace,
+                                        check=False).returncode == 0:  # fmt: skip
+                left.append(kind)
+        return left
+
+    eventually(collected, 60, "garbage collection of the owned objects")
+    registry.delete_alias(MODEL, CHALLENGER)
+
+
+def test_the_operator_uses_every_verb_its_role_grants(platform, cluster):
+    """The API server's audit log of the tests above: each verb the chart's Role grants the
+    operator on each resource was used at least once (a verb it never uses is a grant too many),
+    and nothing was refused.
+    Not covered on the local control plane: the operator's and the serving pods' containers never
+    run (the operator runs on this machine, as its ServiceAccount)."""
+    if not cluster.local or cluster.state_dir is None:
+        pytest.skip("needs the local control plane's audit log (tools/control-plane.sh)")
+    user = f"system:serviceaccount:{platform.namespace}:{ACCOUNT}"
+    used: set[tuple[str, str, str]] = set()
+    refused = []
+    for line in (Path(cluster.state_dir) / "logs" / "audit.log").read_text().splitlines():
+        event = json.loads(line)
+        if (
+            event.get("user", {}).get("username") != user
+            or event.get("stage") != "ResponseComplete"
+        ):
+            continue
+        ref = event.get("objectRef") or {}
+        resource = ref.get("resource", "") + (
+            f"/{ref['subresource']}" if ref.get("subresource") else ""
+        )
+        used.add((ref.get("apiGroup", ""), resource, event["verb"]))
+        if event["verb"] == "patch" and event.get("responseStatus", {}).get("code") == 201:
+            # A server-side apply that created the object: authorized as a create too.
+            used.add((ref.get("apiGroup", ""), resource, "create"))
+        if event.get("responseStatus", {}).get("code") == 403:
+            refused.append(f"{event['verb']} {resource}")
+    role = platform.get("role", ACCOUNT)
+    unused = [
+        f"{verb} {group or 'core'}/{resource}"
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+        if (group, resource, verb) not in used
+    ]
+    assert not refused, f"the operator was refused: {refused}"
+    assert not unused, f"granted but never used: {unused} (used: {sorted(used)})"
