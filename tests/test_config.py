@@ -1,4 +1,4 @@
-"""One settings model: environment over the config file over the defaults, the same names everywhere."""
+"""One settings model: environment over config file over defaults, the same names everywhere."""
 
 from __future__ import annotations
 
