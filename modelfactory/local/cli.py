@@ -109,6 +109,13 @@ def run(
     max_failure_share: Annotated[
         float, typer.Option(help="Forecasting: share of stores that may fail before the run fails.")
     ] = 0.05,
+    shards: Annotated[
+        int,
+        typer.Option(
+            help="Forecasting: train the stores in this many shards, a pipeline task each "
+            "(one machine: 1, its process pool uses every core; see benchmarks/model_factory.py)."
+        ),
+    ] = 1,
     batch_date: Annotated[
         str,
         typer.Option(
@@ -140,6 +147,7 @@ def run(
         imbalance=imbalance,
         stores=stores,
         max_failure_share=max_failure_share,
+        shards=shards,
         batch_date=batch_date,
         eps=eps,
         min_samples=min_samples,

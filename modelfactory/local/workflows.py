@@ -238,6 +238,7 @@ def use_case_arguments(
     imbalance: str = "auto",
     stores: str = "",
     max_failure_share: float = 0.05,
+    shards: int = 1,
     batch_date: str = "",
     eps: float = 0.5,
     min_samples: int = 10,
@@ -252,6 +253,8 @@ def use_case_arguments(
             parse_stores(stores)  # a typo fails here, before any step runs
         except ValueError as exc:
             raise ModelFactoryError(str(exc)) from None
+    if shards < 1:
+        raise ModelFactoryError(f"--shards must be at least 1, got {shards}")
     return {
         "n_synthetic_rows": rows or case.synthetic_rows,
         "seed": seed,
@@ -260,6 +263,7 @@ def use_case_arguments(
         "imbalance": imbalance,
         "stores": stores,
         "max_failure_share": max_failure_share,
+        "n_shards": shards,
         "batch_date": batch_date,
         "eps": eps,
         "min_samples": min_samples,
@@ -371,3 +375,4 @@ def schedule_anomaly(
             "makes the KFP recurring run.[/]"
         )
     return line
+
