@@ -8,13 +8,19 @@ touches all 150 trees' nodes per row, and ran 3x slower here). Why numba: ADR 00
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numba
 import numpy as np
 
 BLOCK_ROWS = 1024
+# The compiled kernel is cached beside this file (~1.5 s saved per process) where that is
+# writable; in a read-only image numba would find no cache location and refuse to compile.
+_CACHE = os.access(Path(__file__).parent, os.W_OK)
 
 
-@numba.njit(parallel=True, nogil=True, cache=True)
+@numba.njit(parallel=True, nogil=True, cache=_CACHE)
 def walk_forest(X, feature, threshold, left, right, positive_fraction, roots):  # pragma: no cover
     n = X.shape[0]
     out = np.zeros(n)
