@@ -2,6 +2,7 @@
 `mlflow models predict` on the same registered model and the same rows.
 
     python benchmarks/batch_scoring.py [--rows 1000000,10000000] [--mlflow-rows 200000,1000000]
+    python benchmarks/batch_scoring.py --compare-walks [--walk-rows 200000]
 
 Trains the classifier on the real UCI file (../shared/data) and registers it in a throwaway
 MLflow server, then builds the batches by resampling the real file's 41,188 customers with
@@ -17,6 +18,11 @@ its peak summed RSS:
     --env-manager local -o out.json` (reads the whole CSV, predict_proba, writes JSON). It
     runs on the --mlflow-rows sizes; its rows/s at larger sizes are extrapolated from the
     largest of them and said so.
+``--compare-walks`` measures, in this process and on the same rows, only the scoring of
+an encoded table: scikit-learn's predict_proba (the whole pipeline and the forest alone),
+the compiled twin's numpy walk (what serving uses per request) and its numba batch walk
+(what batch scoring uses), interleaved over 3 rounds, medians printed.
+
 Rows/s are end to end (process start included); the marginal rows/s between two sizes of
 the same kind leave start-up out. PostgreSQL is a throwaway server started
 from the Debian binaries (apt-get install postgresql), fsync off, like the tests'. The load
@@ -177,14 +183,80 @@ def mib(n: float) -> str:
     return f"{n / 2**20:,.0f} MiB"
 
 
+def compare_walks(rows: int) -> None:
+    import statistics
+
+    import numba
+
+    from modelfactory.classification.compiled_forest import compile_classifier
+    from modelfactory.classification.training import ClassifierConfig, features, train_classifier
+    from modelfactory.data.bank_marketing import load_bank_marketing, validate_bank_marketing
+
+    frame = validate_bank_marketing(load_bank_marketing(BANK_FILE), "bank")
+    model = train_classifier(frame, ClassifierConfig()).model
+    compiled = compile_classifier(model)
+    assert compiled is not None
+    table = features(frame).sample(rows, replace=True, random_state=0).reset_index(drop=True)
+    encoded = compiled.encoder.encode_frame(table)
+    forest = model.named_steps["classifier"]
+    X = model.named_steps["preprocess"].transform(table)
+    compiled.forest.predict_positive_batch(encoded[:10])  # compile (or load) the kernel
+
+    def numpy_walk():  # serving's walk, in the 10,000-row slices it handles best
+        for start in range(0, rows, 10_000):
+            compiled.forest.predict_positive(encoded[start : start + 10_000].astype(np.float64))
+
+    def numba_walk(threads):
+        def run():
+            numba.set_num_threads(threads)
+            compiled.forest.predict_positive_batch(encoded)
+
+        return run
+
+    candidates = {
+        "scikit-learn predict_proba, whole pipeline": lambda: model.predict_proba(table),
+        "scikit-learn forest alone (encoded rows)": lambda: forest.predict_proba(X),
+        "compiled twin, numpy walk (serving's)": numpy_walk,
+        "compiled twin, numba walk, 1 thread": numba_walk(1),
+        f"compiled twin, numba walk, {numba.config.NUMBA_NUM_THREADS} threads": numba_walk(
+            numba.config.NUMBA_NUM_THREADS
+        ),
+    }
+    timings: dict[str, list[float]] = {name: [] for name in candidates}
+    loads: list[float] = []
+    for _ in range(3):
+        for name, run in candidates.items():
+            before, started = _machine_cpu(), time.perf_counter()
+            own_before = sum(os.times()[:2])
+            run()
+            wall = time.perf_counter() - started
+            timings[name].append(wall)
+            loads.append(
+                max(0.0, _machine_cpu() - before - (sum(os.times()[:2]) - own_before)) / wall
+            )
+    print(
+        f"scoring {rows:,} encoded rows, 150-tree forest, median of 3 interleaved rounds "
+        f"(other processes used {statistics.median(loads):.2f} cores, median):"
+    )
+    reference = statistics.median(timings["scikit-learn predict_proba, whole pipeline"])
+    for name, walls in timings.items():
+        wall = statistics.median(walls)
+        print(f"  {name:<46} {rows / wall:>10,.0f} rows/s  ({reference / wall:4.2f}x scikit-learn)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--compare-walks", action="store_true")
+    parser.add_argument("--walk-rows", type=int, default=200_000)
     parser.add_argument("--rows", default="1000000,10000000")
     parser.add_argument("--mlflow-rows", default="200000,1000000")
     parser.add_argument("--destinations", default="parquet,postgresql")
     args = parser.parse_args()
+    if args.compare_walks:
+        compare_walks(args.walk_rows)
+        return
     sizes = [int(n) for n in args.rows.split(",")]
     mlflow_sizes = [int(n) for n in args.mlflow_rows.split(",")]
     destinations = args.destinations.split(",")
