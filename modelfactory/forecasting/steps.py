@@ -28,7 +28,12 @@ from modelfactory.data.io import distinct_values, read_dataset, write_dataset
 from modelfactory.forecasting import FORECASTING
 from modelfactory.forecasting.config import ForecastConfig
 from modelfactory.forecasting.evaluation import aggregate_metrics, error_terms
-from modelfactory.forecasting.factory import FactoryResult, fit_stores, keep_fitted
+from modelfactory.forecasting.factory import (
+    FactoryError,
+    FactoryResult,
+    fit_stores,
+    keep_fitted,
+)
 from modelfactory.forecasting.features import prophet_frame, split_by_store
 from modelfactory.forecasting.model_set import merge_model_sets, read_manifest, save_model_set
 from modelfactory.forecasting.shards import check_shards, plan_shards, stores_of_shard
@@ -187,6 +192,9 @@ def merge(
     from modelfactory.forecasting.registered import log_model_set
     from modelfactory.registry import REFERENCE_DATA_PATH, resolve_tracking_uri
 
+    if not shard_dirs:  # no store reached a shard: the split skipped them all
+        failures = {int(k): v for k, v in (known_failures or {}).items()}
+        raise FactoryError(failures, len(failures), 0.0)
     manifest = merge_model_sets(
         list(shard_dirs),
         model_dir,

@@ -122,3 +122,13 @@ def test_failures_count_over_all_shards_and_nothing_is_written(split_files, tmp_
         merge_model_sets(parts, tmp_path / "set", failures=failures)
     assert set(caught.value.failures) == {40, 41}
     assert not (tmp_path / "set" / "manifest.json").exists()
+
+
+def test_a_run_whose_stores_all_failed_the_split_names_them(split_files, tmp_path):
+    with pytest.raises(FactoryError, match="store 7: too little history"):
+        steps.merge(
+            [],
+            str(split_files / "train"),
+            str(tmp_path / "set"),
+            known_failures={"7": "too little history"},
+        )
