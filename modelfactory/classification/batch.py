@@ -2,11 +2,13 @@
 
 The registered version is loaded as serving loads it
 (:class:`~modelfactory.classification.served.ServedClassifier`: the input schema from the
-model's signature, the compiled twin checked against scikit-learn), and its compiled
-twin scores whole chunks through the batch walk
-(:meth:`~.compiled_forest.CompiledClassifier.predict_positive_frame`), which is checked
-against scikit-learn on the same records with the same tolerance before it scores
-anything; a model the twin does not know is scored by scikit-learn itself.
+model's signature, the compiled twin checked against scikit-learn). A whole chunk is
+encoded by the twin's encoder, column by column
+(:meth:`~.compiled_forest._Encoder.encode_frame`), and its trees are walked by the
+model's own forest, scikit-learn's compiled tree walk, one thread per core: for tables of
+100,000 rows that walk beat both the twin's numpy walk and a numba one (ADR 0007). The
+pair is checked against the whole scikit-learn pipeline, with serving's tolerance, before
+it scores anything; a model the twin does not know is scored by its pipeline.
 
 Each chunk is checked column by column against the schema, as serving checks a request:
 a missing or empty value, a non-number where a number belongs, a fraction where an
@@ -18,6 +20,7 @@ stops the batch before anything is scored, naming the column.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterator
 
 import numpy as np
@@ -57,13 +60,25 @@ class BatchClassifier:
         compiled = self.served.compiled
         if compiled is None:
             return False, {"batch_fast_path": False, **self.served.info}
+        forest = self.served.model.steps[-1][1]
+        # Trees are walked in threads (scikit-learn releases the GIL), one per core we may use.
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+        forest.set_params(n_jobs=cores or os.cpu_count() or 1)
+        self._forest = forest
+        self._positive = list(forest.classes_).index(compiled.classes[1])
         sample = _sample_records(compiled, self.served.schema, PARITY_SAMPLE_ROWS)
         frame = self.served.schema.frame(sample.to_dict(orient="records"))
-        reference = self.served.model.predict_proba(frame)[:, 1]
-        gap = float(np.max(np.abs(compiled.predict_positive_frame(frame) - reference)))
+        reference = self.served.model.predict_proba(frame)[:, self._positive]
+        gap = float(np.max(np.abs(self._encoded_probability(frame) - reference)))
         if gap > PARITY_TOLERANCE:
             return False, {"batch_fast_path": False, "batch_parity_gap": gap}
         return True, {"batch_fast_path": True, "batch_parity_gap": gap}
+
+    def _encoded_probability(self, frame: pd.DataFrame) -> np.ndarray:
+        compiled = self.served.compiled
+        assert compiled is not None
+        encoded = compiled.encoder.encode_frame(frame)
+        return self._forest.predict_proba(encoded)[:, self._positive]
 
     # -- BatchModel ---------------------------------------------------------------------
     def partitions(self, source: Source | None, wanted: int) -> int:
@@ -95,9 +110,8 @@ class BatchClassifier:
     def positive_probability(self, frame: pd.DataFrame) -> np.ndarray:
         if not len(frame):
             return np.zeros(0)
-        compiled = self.served.compiled
-        if self.batch_fast_path and compiled is not None:
-            return compiled.predict_positive_frame(frame)
+        if self.batch_fast_path:
+            return self._encoded_probability(frame)
         return self.served.model.predict_proba(frame)[:, 1]
 
     def check(

@@ -39,7 +39,8 @@ class _Encoder:
 
     def encode_frame(self, frame) -> np.ndarray:
         """:meth:`encode` for a whole table at once (a pandas DataFrame with the input columns),
-        column by column; the same numbers, as float32 (what the trees compare)."""
+        column by column; the same numbers, as float32 (what the trees compare). Batch scoring
+        feeds it to the model's own forest (ADR 0007)."""
         import pandas as pd
 
         out = np.zeros((len(frame), self.width), dtype=np.float64)
@@ -96,23 +97,6 @@ class _Forest:
                 nodes, offsets, rows = nodes[running], offsets[running], rows[running]
         return total / trees
 
-    def predict_positive_batch(self, X32: np.ndarray) -> np.ndarray:
-        """:meth:`predict_positive` for large tables (batch scoring): the same trees and
-        arithmetic, walked by compiled code (numba), one tree at a time over blocks of rows on
-        every core. Summed in tree order, as scikit-learn does. ``X32``: float32 features."""
-        from modelfactory.classification.forest_kernel import walk_forest
-
-        X32 = np.ascontiguousarray(X32, dtype=np.float32)
-        return walk_forest(
-            X32,
-            self.feature.astype(np.int32),
-            self.threshold,
-            self.children[1::2].astype(np.int32),  # left children
-            self.children[0::2].astype(np.int32),  # right children
-            self.positive_fraction,
-            self.roots.astype(np.int32),
-        )
-
 
 @dataclass(frozen=True)
 class CompiledClassifier:
@@ -124,12 +108,6 @@ class CompiledClassifier:
 
     def predict_positive(self, records: Sequence[Mapping]) -> np.ndarray:
         return self.forest.predict_positive(self.encoder.encode(records))
-
-    def predict_positive_frame(self, frame) -> np.ndarray:
-        """Positive-class probabilities of a whole table (batch scoring), column-wise."""
-        if not len(frame):
-            return np.zeros(0)
-        return self.forest.predict_positive_batch(self.encoder.encode_frame(frame))
 
 
 def compile_classifier(model) -> CompiledClassifier | None:
