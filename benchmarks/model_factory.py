@@ -11,13 +11,22 @@ Prints, for one run on this machine:
 - optionally (``--compare-backends``) the wall time of each parallel backend and chunk
   size on a sample, which is how the factory's defaults were chosen.
 
+``--sharded 1,2,4`` measures the sharded pipeline instead: the compiled forecasting pipeline
+(``pipelines/forecasting.yaml``) run by the kfp local runner against a throwaway MLflow
+server, once per number of shards, each run registering its own model. Per run: the wall
+time of the whole run and of the shard and merge steps, the peak memory (summed RSS of its
+process tree: the task, its pool workers, CmdStan) of each shard task and of the whole run,
+and the ratios against the 1-shard run measured in the same invocation. The machine's load
+(other processes' CPU) is printed beside each run.
+
 Usage: python benchmarks/model_factory.py [--data PATH] [--stores N] [--sequential-sample N]
-       [--jobs N] [--compare-backends] [--save DIR]
+       [--jobs N] [--compare-backends] [--save DIR] [--sharded 1,2,4]
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import resource
 import shutil
 import sys
@@ -127,6 +136,140 @@ def mib(n_bytes: float) -> str:
     return f"{n_bytes / 2**20:,.0f} MiB"
 
 
+class TaskMemorySampler(TreeMemorySampler):
+    """Peak summed RSS per pipeline task: each direct child process of this one (a kfp task's
+    subprocess) with all its descendants, labelled by the task folder its command line names
+    (``for-loop-1-iteration-2/train-store-shard``)."""
+
+    LABEL = re.compile(r"/((?:for-loop-\d+-iteration-\d+/)?[a-z-]+)/executor_output\.json")
+
+    def __init__(self, interval: float = 0.2):
+        super().__init__(interval)
+        self.per_task: dict[str, int] = {}
+
+    def _run(self):
+        import psutil
+
+        me = psutil.Process()
+        while not self._stop.is_set():
+            total = 0
+            for child in me.children():
+                try:
+                    tree = [child, *child.children(recursive=True)]
+                    rss = sum(p.memory_info().rss for p in tree)
+                    label = next(
+                        (m[1] for p in tree if (m := self.LABEL.search(" ".join(p.cmdline())))),
+                        None,
+                    )
+                except psutil.Error:
+                    continue
+                total += rss
+                if label:
+                    self.per_task[label] = max(self.per_task.get(label, 0), rss)
+            try:
+                total += me.memory_info().rss
+            except psutil.Error:
+                pass
+            self.peak = max(self.peak, total)
+            self._stop.wait(self.interval)
+
+
+def sharded(args) -> int:
+    """The compiled forecasting pipeline with 1, 2, 4 ... shards on the kfp local runner."""
+    import json
+
+    import pandas as pd
+
+    from modelfactory.local.mlflow_server import EmbeddedMlflow
+    from modelfactory.local.pipeline_runs import compiled_pipeline, run_locally
+    from modelfactory.local.ports import free_port
+
+    counts = [int(n) for n in args.sharded.split(",")]
+    work = Path(tempfile.mkdtemp(prefix="bench-shards-"))
+    data = args.data
+    if args.stores:
+        frame = pd.read_csv(data, dtype={"StateHoliday": str}, low_memory=False)
+        data = str(work / "train.csv")
+        frame[frame["Store"] <= args.stores].to_csv(data, index=False)
+    server = EmbeddedMlflow(work / "mlflow", port=free_port())
+    uri = server.start()
+    results = []
+    try:
+        for n_shards in counts:
+            events: list = []
+            stamps: list[tuple[float, str, str]] = []
+
+            def record(event, events=events, stamps=stamps):
+                events.append(event)
+                stamps.append((time.monotonic(), event.task, event.status))
+
+            root = work / f"runs-{n_shards}"
+            with TaskMemorySampler(0.5) as sampler, CpuShare(f"{n_shards} shard(s)") as cpu:
+                summary = run_locally(
+                    compiled_pipeline("forecasting"),
+                    {
+                        "source": data,
+                        "mlflow_tracking_uri": uri,
+                        "model_name": f"store-sales-bench-{n_shards}",
+                        "n_shards": n_shards,
+                        "n_jobs": args.jobs or 0,
+                    },
+                    root,
+                    record,
+                )
+            seconds = {e.task: 0.0 for e in events}
+            for event in events:
+                if event.status != "running":
+                    seconds[event.task] += event.seconds
+            outputs = sorted(root.glob("*/for-loop-*-iteration-*/train-store-shard/model"))
+            stores = [len(json.loads((o / "manifest.json").read_text())["stores"]) for o in outputs]
+            shard_peaks = {
+                label: rss
+                for label, rss in sampler.per_task.items()
+                if "train-store-shard" in label
+            }
+            # From the first shard task's start to the merge's start (it waits for every shard).
+            first = min(t for t, task, st in stamps if task == "train-store-shard")
+            last = min(t for t, task, st in stamps if task == "merge-store-models")
+            results.append(
+                {
+                    "n": n_shards,
+                    "wall": cpu.wall,
+                    "others": cpu.others / cpu.wall,
+                    "own": cpu.own / cpu.wall,
+                    "shard_steps": last - first,
+                    "merge": seconds.get("merge-store-models", float("nan")),
+                    "stores": stores,
+                    "shard_peaks": shard_peaks,
+                    "run_peak": sampler.peak,
+                    "registered": summary["stores"],
+                }
+            )
+            registered = summary["stores"]
+            print(f"{n_shards} shard(s): {registered} stores, wall {cpu.wall:.0f} s", flush=True)
+    finally:
+        server.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    base = results[0]
+    print(
+        f"\nsharded pipeline, kfp local runner, {base['registered']} stores, jobs per shard "
+        f"{args.jobs or 'all cores'}:"
+    )
+    base_peak = max(base["shard_peaks"].values(), default=1)
+    for r in results:
+        peaks = sorted(r["shard_peaks"].values())
+        print(
+            f"  N={r['n']}: wall {r['wall']:.0f} s ({r['wall'] / base['wall']:.2f}x the 1-shard "
+            f"run); shard steps, first start to merge start, {r['shard_steps']:.0f} s "
+            f"({r['shard_steps'] / base['shard_steps']:.2f}x); merge {r['merge']:.0f} s; "
+            f"stores per shard {r['stores']}; peak memory per shard task "
+            f"{', '.join(mib(p) for p in peaks)} (largest {max(peaks, default=0) / base_peak:.2f}x "
+            f"the 1-shard task); whole run peak (MLflow server included) {mib(r['run_peak'])}; "
+            f"machine: this run {r['own']:.2f} cores, other processes {r['others']:.2f} cores"
+        )
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=DEFAULT_DATA)
@@ -137,7 +280,12 @@ def main(argv=None) -> int:
     parser.add_argument("--jobs", type=int, default=None)
     parser.add_argument("--compare-backends", action="store_true")
     parser.add_argument("--save", default=None, help="keep the model set in this directory")
+    parser.add_argument(
+        "--sharded", default="", help="e.g. 1,2,4: the sharded pipeline with these shard counts"
+    )
     args = parser.parse_args(argv)
+    if args.sharded:
+        return sharded(args)
     config = ForecastConfig()
     jobs = args.jobs or default_jobs()
 

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
     from modelfactory.config import Settings
     from modelfactory.inference.served import ServedModel
+    from modelfactory.scoring.batch import BatchModel
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,18 @@ class ServingSpec:
 
 
 @dataclass(frozen=True)
+class BatchSpec:
+    """How a use case's registered model scores in batch (:mod:`modelfactory.scoring`).
+
+    ``load(name, version, tracking_uri, options)`` returns a
+    :class:`~modelfactory.scoring.batch.BatchModel`; ``options`` carries what only some
+    models take (the forecaster's ``horizon_days``).
+    """
+
+    load: Callable[[str, str, str, dict], BatchModel]
+
+
+@dataclass(frozen=True)
 class UseCase:
     name: str  # the CLI's and the pipeline's name: pipelines/<name>.py, pipelines/<name>.yaml
     model_name: str  # the registered model (and its MLflow experiment)
@@ -59,6 +72,7 @@ class UseCase:
     synthetic_rows: int  # rows of demo data `modelfactory run` generates by default
     gate_metric: GateMetric | None = None  # None: the pipeline registers no model
     serving: ServingSpec | None = None  # None: nothing to serve
+    batch: BatchSpec | None = None  # None: no batch scoring
 
     @property
     def gate(self) -> GateMetric:

@@ -2,7 +2,8 @@
 ``python -m modelfactory_pipelines.compile``.
 
 ``make pipelines`` runs it. The pipeline of use case ``<name>`` is ``<name>_pipeline`` in
-``pipelines/<name>.py``; a test fails when the committed YAML is stale.
+``pipelines/<name>.py``, and so is each of :data:`STANDALONE` (pipelines of no one use case);
+a test fails when a committed YAML is stale.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from kfp import compiler
 from modelfactory.use_cases import USE_CASES
 
 HERE = Path(__file__).parent
+# Pipelines beside the use cases' own: batch scoring serves every use case that scores in batch.
+STANDALONE = ("batch_scoring",)
+PIPELINES = (*USE_CASES, *STANDALONE)
 
 
 def pipeline_of(name: str):
@@ -28,5 +32,5 @@ def compile_pipeline(name: str, path: Path | None = None) -> Path:
 
 
 if __name__ == "__main__":
-    for use_case in USE_CASES:
-        print(compile_pipeline(use_case))
+    for name in PIPELINES:
+        print(compile_pipeline(name))

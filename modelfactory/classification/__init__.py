@@ -5,13 +5,19 @@ from __future__ import annotations
 
 from modelfactory.data import bank_marketing
 from modelfactory.promotion import GateMetric
-from modelfactory.use_case import DataFormat, ServingSpec, UseCase
+from modelfactory.use_case import BatchSpec, DataFormat, ServingSpec, UseCase
 
 
 def _load_classifier(name: str, version: str, tracking_uri: str, settings):
     from modelfactory.classification.served import ServedClassifier
 
     return ServedClassifier.load(name, version=version, tracking_uri=tracking_uri)
+
+
+def _load_batch(name: str, version: str, tracking_uri: str, options: dict):
+    from modelfactory.classification.batch import BatchClassifier
+
+    return BatchClassifier.load(name, version, tracking_uri)
 
 
 def _model_api(model_name: str):
@@ -33,4 +39,5 @@ CLASSIFICATION = UseCase(
     synthetic_rows=20_000,
     gate_metric=GateMetric("roc_auc", higher_is_better=True),
     serving=ServingSpec(load=_load_classifier, build_api=_model_api, route="POST /predict"),
+    batch=BatchSpec(load=_load_batch),
 )

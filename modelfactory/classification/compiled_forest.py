@@ -37,6 +37,24 @@ class _Encoder:
                     out[row, position] = 1.0
         return out
 
+    def encode_frame(self, frame) -> np.ndarray:
+        """:meth:`encode` for a whole table at once (a pandas DataFrame with the input columns),
+        column by column; the same numbers, as float32 (what the trees compare). Batch scoring
+        feeds it to the model's own forest (ADR 0007)."""
+        import pandas as pd
+
+        out = np.zeros((len(frame), self.width), dtype=np.float64)
+        for column, index, mean, scale in self.numeric:
+            out[:, index] = (frame[column].to_numpy(dtype=np.float64) - mean) / scale
+        rows = np.arange(len(frame))
+        for column, positions in self.categorical:
+            categories = list(positions)
+            codes = pd.Categorical(frame[column].astype(str), categories=categories).codes
+            known = codes >= 0  # unknown category: all zeros, as handle_unknown="ignore"
+            first = positions[categories[0]]
+            out[rows[known], first + codes[known]] = 1.0
+        return out.astype(np.float32)
+
 
 @dataclass(frozen=True)
 class _Forest:

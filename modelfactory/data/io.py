@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pandas as pd
+import pyarrow as pa
 
 from modelfactory.errors import DataSourceError
 
@@ -45,8 +47,35 @@ def read_table(source: str | Path, **csv_options) -> pd.DataFrame:
     return frame
 
 
-def read_dataset(path: str) -> pd.DataFrame:
-    return pd.read_parquet(path)
+def read_dataset(
+    path: str, where: str | None = None, values: Iterable | None = None
+) -> pd.DataFrame:
+    """A Parquet dataset written by a pipeline step; with ``where``, only the rows whose column
+    ``where`` holds one of ``values``.
+
+    The filtered read streams the file batch by batch and keeps the matching rows only, so a
+    shard of the model factory holds its own stores' rows in memory, never the whole file.
+    """
+    if where is None:
+        return pd.read_parquet(path)
+    import pyarrow.compute as pc
+    import pyarrow.dataset as ds
+
+    wanted = pa.array(sorted(values or []), type=ds.dataset(path).schema.field(where).type)
+    table = ds.dataset(path).to_table(filter=pc.field(where).isin(wanted))
+    return table.to_pandas()
+
+
+def distinct_values(path: str, column: str) -> list:
+    """The distinct values of one column of a Parquet dataset, read column-only, batch by batch."""
+    import pyarrow.compute as pc
+    import pyarrow.dataset as ds
+
+    seen: set = set()
+    for batch in ds.dataset(path).to_batches(columns=[column]):
+        seen.update(pc.unique(batch.column(0)).to_pylist())
+    seen.discard(None)
+    return sorted(seen)
 
 
 def write_dataset(frame: pd.DataFrame, path: str) -> None:

@@ -18,7 +18,7 @@ API call)::
 
 from modelfactory.data import rossmann
 from modelfactory.promotion import GateMetric
-from modelfactory.use_case import DataFormat, ServingSpec, UseCase
+from modelfactory.use_case import BatchSpec, DataFormat, ServingSpec, UseCase
 
 
 def _load_forecaster(name: str, version: str, tracking_uri: str, settings):
@@ -31,6 +31,12 @@ def _load_forecaster(name: str, version: str, tracking_uri: str, settings):
         max_models=settings.forecast_cache.models,
         max_forecast_bytes=settings.forecast_cache.mb * 1024 * 1024,
     )
+
+
+def _load_batch(name: str, version: str, tracking_uri: str, options: dict):
+    from modelfactory.forecasting.batch import BatchForecaster
+
+    return BatchForecaster.load(name, version, tracking_uri, int(options.get("horizon_days", 42)))
 
 
 def _forecast_api(model_name: str):
@@ -58,4 +64,5 @@ FORECASTING = UseCase(
         blocking_predictions=True,  # a cold forecast runs Prophet: 100 ms and more
         timeout_seconds=60,
     ),
+    batch=BatchSpec(load=_load_batch),
 )

@@ -31,7 +31,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -115,6 +117,71 @@ def save_model_set(
     path = directory / MANIFEST
     _atomic_write(path, json.dumps(manifest, indent=1, default=str))
     return path
+
+
+def merge_model_sets(
+    parts: Sequence[str | Path],
+    directory: str | Path,
+    failures: dict[int, str] | None = None,
+    warnings: list[str] | None = None,
+    metadata: dict | None = None,
+) -> dict:
+    """Merge the model sets of a sharded run (one per shard) into one set at ``directory``.
+
+    Store files are copied as they are (never parsed); the manifest lists every store, the
+    shards' failures plus ``failures`` (stores that never reached a shard: too little
+    history, not in the data), and metrics aggregated over all stores. The parts must have
+    been trained with one configuration and must not share a store. Raises
+    :class:`~modelfactory.forecasting.factory.FactoryError` naming the failed stores when
+    their share of all stores is above the configuration's ``max_failure_share``; nothing is
+    written then. Returns the manifest.
+    """
+    from modelfactory.forecasting.config import ForecastConfig
+    from modelfactory.forecasting.evaluation import aggregate_metrics
+    from modelfactory.forecasting.factory import FactoryError
+
+    if not parts:
+        raise ModelSetError("no model sets to merge: the run trained no shard")
+    directory = Path(directory)
+    manifests = [(Path(part), read_manifest(part)) for part in parts]
+    config = manifests[0][1]["config"]
+    stores: dict[str, dict] = {}
+    owner: dict[str, Path] = {}
+    all_failures = {str(k): v for k, v in (failures or {}).items()}
+    for part, manifest in manifests:
+        if manifest["config"] != config:
+            raise ModelSetError(
+                f"{part}: trained with another configuration than {manifests[0][0]} "
+                "(every shard of a run must use the same one)"
+            )
+        for store, record in manifest["stores"].items():
+            if store in owner:
+                raise ModelSetError(
+                    f"store {store} is in two shards ({owner[store]} and {part}); "
+                    "shards must not share stores"
+                )
+            owner[store], stores[store] = part, record
+        all_failures.update(manifest.get("failures", {}))
+    max_share = ForecastConfig.from_dict(config).max_failure_share
+    total = len(stores) + len(all_failures)
+    if total and len(all_failures) / total > max_share:
+        raise FactoryError({int(k): v for k, v in all_failures.items()}, total, max_share)
+    for store, record in sorted(stores.items(), key=lambda item: int(item[0])):
+        target = directory / record["file"]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(owner[store] / record["file"], target)
+    manifest = {
+        "format": FORMAT,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "config": config,
+        "stores": dict(sorted(stores.items(), key=lambda item: int(item[0]))),
+        "failures": dict(sorted(all_failures.items(), key=lambda item: int(item[0]))),
+        "warnings": list(warnings or []) + [w for _, m in manifests for w in m.get("warnings", [])],
+        "metrics": aggregate_metrics({int(s): r["metrics"] for s, r in stores.items()}),
+        "metadata": {**(metadata or {}), "shards": len(parts)},
+    }
+    _atomic_write(directory / MANIFEST, json.dumps(manifest, indent=1, default=str))
+    return manifest
 
 
 def read_manifest(directory: str | Path) -> dict:

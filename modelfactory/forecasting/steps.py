@@ -1,6 +1,8 @@
 """Forecasting steps: features, time split, the per-store model factory, evaluation, registration.
 
-One pipeline run is one MLflow run. The model set (a Prophet model per store) is logged
+One pipeline run is one MLflow run. The stores are trained in shards (:func:`plan`,
+:func:`train_shard`, one pipeline task each, in parallel on a cluster) and merged into one
+model set (:func:`merge`). The model set (a Prophet model per store) is logged
 as one pyfunc model (:mod:`modelfactory.forecasting.registered`), so a registered
 version of ``store-sales`` is one consistent set. Per-store metrics are a run artifact;
 the aggregate holdout errors are the run's ``holdout_mape`` / ``holdout_rmse`` and the
@@ -22,13 +24,19 @@ import numpy as np
 import pandas as pd
 
 # mlflow (~5 s to import) is imported by the steps that log: features and split start fast.
-from modelfactory.data.io import read_dataset, write_dataset
+from modelfactory.data.io import distinct_values, read_dataset, write_dataset
 from modelfactory.forecasting import FORECASTING
 from modelfactory.forecasting.config import ForecastConfig
 from modelfactory.forecasting.evaluation import aggregate_metrics, error_terms
-from modelfactory.forecasting.factory import FactoryError, FactoryResult, fit_stores, keep_fitted
+from modelfactory.forecasting.factory import (
+    FactoryError,
+    FactoryResult,
+    fit_stores,
+    keep_fitted,
+)
 from modelfactory.forecasting.features import prophet_frame, split_by_store
-from modelfactory.forecasting.model_set import read_manifest, save_model_set
+from modelfactory.forecasting.model_set import merge_model_sets, read_manifest, save_model_set
+from modelfactory.forecasting.shards import check_shards, plan_shards, stores_of_shard
 from modelfactory.forecasting.split import StoreSplit, time_split
 from modelfactory.registration import register_behind_gate
 
@@ -95,9 +103,13 @@ def split(
     }
 
 
-def read_splits(train_path: str, holdout_path: str) -> dict[int, StoreSplit]:
-    train = split_by_store(read_dataset(train_path))
-    holdout = split_by_store(read_dataset(holdout_path))
+def read_splits(
+    train_path: str, holdout_path: str, stores: list[int] | None = None
+) -> dict[int, StoreSplit]:
+    """Each store's train and holdout rows; with ``stores``, only theirs are read from the files."""
+    where = None if stores is None else "Store"
+    train = split_by_store(read_dataset(train_path, where, stores))
+    holdout = split_by_store(read_dataset(holdout_path, where, stores))
     return {
         store: StoreSplit(train[store], holdout[store], holdout[store]["ds"].min())
         for store in sorted(train)
@@ -105,42 +117,93 @@ def read_splits(train_path: str, holdout_path: str) -> dict[int, StoreSplit]:
     }
 
 
-def train(
+def plan(train_path: str, n_shards: int) -> dict:
+    """The shards that have stores (each becomes one training task) and their sizes.
+
+    Reads the ``Store`` column only. Which store lands in which shard:
+    :mod:`modelfactory.forecasting.shards`.
+    """
+    shards = plan_shards(distinct_values(train_path, "Store"), check_shards(n_shards))
+    return {
+        "shards": list(shards),
+        "stores_per_shard": {str(k): len(v) for k, v in shards.items()},
+    }
+
+
+def train_shard(
     train_path: str,
     holdout_path: str,
+    model_dir: str,
+    shard: int = 0,
+    n_shards: int = 1,
+    config: ForecastConfig | None = None,
+    n_jobs: int | None = None,
+) -> dict:
+    """Fit the stores of one shard (reading only their rows) and save them as a model set.
+
+    A store that fails is recorded in the set's failures; whether the run may go on is
+    decided when the shards are merged (:func:`merge`), over all stores.
+    """
+    config = config or ForecastConfig()
+    mine = stores_of_shard(distinct_values(train_path, "Store"), shard, n_shards)
+    splits = read_splits(train_path, holdout_path, mine)
+    failures: dict[int, str] = {}
+    models = keep_fitted(fit_stores(splits, config, n_jobs=n_jobs), failures, 1.0)
+    save_model_set(
+        model_dir,
+        FactoryResult(
+            config=config,
+            models=models,
+            failures=dict(sorted(failures.items())),
+            warnings=[],
+            metrics=aggregate_metrics({s: o.metrics for s, o in models.items()}),
+        ),
+        metadata={"shard": shard, "n_shards": n_shards},
+    )
+    return {
+        "shard": shard,
+        "n_shards": n_shards,
+        "stores": len(models),
+        "failed_stores": {str(k): v for k, v in sorted(failures.items())},
+        "train_rows": sum(len(s.train) for s in splits.values()),
+    }
+
+
+def merge(
+    shard_dirs: list[str],
+    train_path: str,
     model_dir: str,
     tracking_uri: str = "",
     batch_id: str = "",
     source: str = "",
-    config: ForecastConfig | None = None,
     known_failures: dict | None = None,
     warnings: list[str] | None = None,
-    n_jobs: int | None = None,
+    train_rows: int | None = None,
     experiment: str = EXPERIMENT,
 ) -> dict:
-    """Fit every store (in parallel), save the model set, and log it to a new MLflow run as one
-    model."""
+    """Merge the shards' model sets into one and log it to a new MLflow run as one model.
+
+    ``known_failures`` are stores that never reached a shard (split skips, missing stores);
+    with the shards' failures they count against ``max_failure_share``
+    (:func:`~modelfactory.forecasting.model_set.merge_model_sets`).
+    """
     import mlflow
 
     from modelfactory.forecasting.registered import log_model_set
     from modelfactory.registry import REFERENCE_DATA_PATH, resolve_tracking_uri
 
-    config = config or ForecastConfig()
-    splits = read_splits(train_path, holdout_path)
-    outcomes = fit_stores(splits, config, n_jobs=n_jobs)
-    failures = {int(k): v for k, v in (known_failures or {}).items()}
-    models = keep_fitted(outcomes, failures, config.max_failure_share)
-    if not models:
-        raise FactoryError(failures, len(failures), config.max_failure_share)
-    result = FactoryResult(
-        config=config,
-        models=models,
-        failures=dict(sorted(failures.items())),
-        warnings=list(warnings or []),
-        metrics=aggregate_metrics({s: o.metrics for s, o in models.items()}),
+    if not shard_dirs:  # no store reached a shard: the split skipped them all
+        failures = {int(k): v for k, v in (known_failures or {}).items()}
+        raise FactoryError(failures, len(failures), 0.0)
+    manifest = merge_model_sets(
+        list(shard_dirs),
+        model_dir,
+        failures={int(k): v for k, v in (known_failures or {}).items()},
+        warnings=warnings,
+        metadata={"batch_id": batch_id, "source": source},
     )
-    save_model_set(model_dir, result, metadata={"batch_id": batch_id, "source": source})
-
+    config = ForecastConfig.from_dict(manifest["config"])
+    failures = {int(k): v for k, v in manifest["failures"].items()}
     mlflow.set_tracking_uri(resolve_tracking_uri(tracking_uri))
     mlflow.set_experiment(experiment)
     with mlflow.start_run(run_name=f"{experiment}-{batch_id}" if batch_id else None) as run:
@@ -156,9 +219,10 @@ def train(
         mlflow.log_params(
             {
                 **params,
-                "stores_trained": len(models),
+                "stores_trained": len(manifest["stores"]),
                 "stores_failed": len(failures),
-                "train_rows": sum(len(s.train) for s in splits.values()),
+                "shards": len(shard_dirs),
+                "train_rows": train_rows if train_rows is not None else "",
             }
         )
         mlflow.log_artifact(
@@ -171,14 +235,52 @@ def train(
             )
             mlflow.log_artifact(str(report), "evaluation")
         model_uri = log_model_set(model_dir).model_uri
-    info = {
+    return {
         "run_id": run.info.run_id,
         "model_uri": model_uri,
         "tracking_uri": mlflow.get_tracking_uri(),
-        "stores": len(models),
+        "stores": len(manifest["stores"]),
+        "shards": len(shard_dirs),
         "failed_stores": {str(k): v for k, v in sorted(failures.items())},
     }
-    return info
+
+
+def train(
+    train_path: str,
+    holdout_path: str,
+    model_dir: str,
+    tracking_uri: str = "",
+    batch_id: str = "",
+    source: str = "",
+    config: ForecastConfig | None = None,
+    known_failures: dict | None = None,
+    warnings: list[str] | None = None,
+    n_jobs: int | None = None,
+    n_shards: int = 1,
+    experiment: str = EXPERIMENT,
+) -> dict:
+    """Every shard in turn, then the merge: the pipeline's steps in one process (benchmarks,
+    tests, scripts). The pipeline runs the shards as parallel tasks instead."""
+    with tempfile.TemporaryDirectory(prefix="shards-") as tmp:
+        parts, rows = [], 0
+        for shard in plan(train_path, n_shards)["shards"]:
+            part = str(Path(tmp) / f"shard-{shard}")
+            rows += train_shard(train_path, holdout_path, part, shard, n_shards, config, n_jobs)[
+                "train_rows"
+            ]
+            parts.append(part)
+        return merge(
+            parts,
+            train_path,
+            model_dir,
+            tracking_uri,
+            batch_id,
+            source,
+            known_failures,
+            warnings,
+            rows,
+            experiment,
+        )
 
 
 def evaluate(model_info: dict, model_dir: str, tracking_uri: str = "") -> dict:

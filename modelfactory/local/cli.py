@@ -109,6 +109,13 @@ def run(
     max_failure_share: Annotated[
         float, typer.Option(help="Forecasting: share of stores that may fail before the run fails.")
     ] = 0.05,
+    shards: Annotated[
+        int,
+        typer.Option(
+            help="Forecasting: train the stores in this many shards, a pipeline task each "
+            "(one machine: 1, its process pool uses every core; see benchmarks/model_factory.py)."
+        ),
+    ] = 1,
     batch_date: Annotated[
         str,
         typer.Option(
@@ -140,6 +147,7 @@ def run(
         imbalance=imbalance,
         stores=stores,
         max_failure_share=max_failure_share,
+        shards=shards,
         batch_date=batch_date,
         eps=eps,
         min_samples=min_samples,
@@ -170,6 +178,60 @@ def forecast(
     from modelfactory.local import workflows
 
     workflows.forecast_store(store, horizon, _registry_uri(), console, plot, model, alias)
+
+
+@app.command(
+    help=(
+        "Score a batch with a registered model: every record of --data (a file, URL or database), "
+        "or every store of a forecaster, written to --to by batch id."
+    )
+)
+@_friendly_errors
+def score(
+    model: Annotated[str, typer.Argument(help="Registered model, e.g. bank-marketing.")],
+    to: Annotated[
+        str,
+        typer.Option(
+            "--to",
+            help="SQLAlchemy URL (tables batch_scores / batch_forecasts and batch_rejects) "
+            "or a .parquet path (rejects beside it in <name>.rejects.parquet).",
+        ),
+    ],
+    data: Annotated[
+        str,
+        typer.Option(
+            "--data",
+            help="CSV/Parquet path, a folder of Parquet files, an http(s) URL, or a database "
+            "URL with --query. Not for a forecaster: it forecasts all its stores.",
+        ),
+    ] = "",
+    query: Annotated[str, typer.Option(help="With a database --data: the SELECT to score.")] = "",
+    version: Annotated[str, typer.Option(help="Model version; the champion when omitted.")] = "",
+    batch_id: Annotated[
+        str,
+        typer.Option(help="The batch's id; a re-run with the same id replaces it (default: new)."),
+    ] = "",
+    key: Annotated[
+        str, typer.Option(help="Column whose values identify a row (default: its row number).")
+    ] = "",
+    horizon: Annotated[int, typer.Option(help="Forecaster: days to forecast per store.")] = 42,
+    chunk_rows: Annotated[int, typer.Option(help="Rows read and scored at a time.")] = 100_000,
+):
+    from modelfactory.local import workflows
+
+    workflows.score_batch(
+        model,
+        _registry_uri(),
+        console,
+        data=data,
+        query=query,
+        to=to,
+        version=version,
+        batch_id=batch_id,
+        key_column=key,
+        horizon_days=horizon,
+        chunk_rows=chunk_rows,
+    )
 
 
 @app.command(

@@ -14,10 +14,13 @@ the reason, not a wall of subprocess output.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import io
 import json
+import logging
 import re
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -53,25 +56,30 @@ class _ProgressLog(io.TextIOBase):
         self.file = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
         self.on_event = on_event
         self.buffer = ""
-        self.started: dict[str, float] = {}
+        # A ParallelFor runs one task name several times at once: their starts queue per name.
+        self.started: dict[str, list[float]] = {}
         self.failed_task: str | None = None
         self.lines: list[str] = []
+        # ParallelFor iterations run in threads, and all of them print here.
+        self.lock = threading.Lock()
 
     def write(self, text: str) -> int:
-        self.file.write(text)
-        self.buffer += text
-        *complete, self.buffer = self.buffer.split("\n")
-        for line in complete:
-            self._scan(_ANSI.sub("", line))
+        with self.lock:
+            self.file.write(text)
+            self.buffer += text
+            *complete, self.buffer = self.buffer.split("\n")
+            for line in complete:
+                self._scan(_ANSI.sub("", line))
         return len(text)
 
     def _scan(self, line: str) -> None:
         self.lines.append(line)
         if match := _TASK_START.search(line):
-            self.started[match[1]] = time.monotonic()
+            self.started.setdefault(match[1], []).append(time.monotonic())
             self.on_event(StepEvent(match[1], "running"))
         elif match := _TASK_END.search(line):
-            seconds = time.monotonic() - self.started.get(match[1], time.monotonic())
+            starts = self.started.get(match[1]) or [time.monotonic()]
+            seconds = time.monotonic() - starts.pop(0)
             if match[2] != "SUCCESS":
                 self.failed_task = match[1]
             self.on_event(StepEvent(match[1], match[2], seconds))
@@ -150,6 +158,11 @@ def run_locally(
     name = getattr(pipeline_func, "name", pipeline_func.__class__.__name__)
     log_path = pipeline_root / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.log"
     stream = _ProgressLog(log_path, on_event)
+    # kfp swaps the root logger's handlers and builtins.print per task; its ParallelFor runs
+    # tasks in threads whose swaps interleave and can leave a handler writing to this run's
+    # stream after the run. Whatever kfp leaves, the process gets its own back.
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level, builtins.print
     try:
         with contextlib.redirect_stdout(stream), contextlib.redirect_stderr(stream):
             task = pipeline_func(**arguments)
@@ -158,6 +171,8 @@ def run_locally(
             name, stream.failed_task, stream.user_error() or str(exc), log_path
         ) from None
     finally:
+        root.handlers[:], builtins.print = saved[0], saved[2]
+        root.setLevel(saved[1])
         stream.close()
     output = task.output
     return json.loads(output) if isinstance(output, str) else {"output": output}

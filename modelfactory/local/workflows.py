@@ -238,6 +238,7 @@ def use_case_arguments(
     imbalance: str = "auto",
     stores: str = "",
     max_failure_share: float = 0.05,
+    shards: int = 1,
     batch_date: str = "",
     eps: float = 0.5,
     min_samples: int = 10,
@@ -252,6 +253,8 @@ def use_case_arguments(
             parse_stores(stores)  # a typo fails here, before any step runs
         except ValueError as exc:
             raise ModelFactoryError(str(exc)) from None
+    if shards < 1:
+        raise ModelFactoryError(f"--shards must be at least 1, got {shards}")
     return {
         "n_synthetic_rows": rows or case.synthetic_rows,
         "seed": seed,
@@ -260,6 +263,7 @@ def use_case_arguments(
         "imbalance": imbalance,
         "stores": stores,
         "max_failure_share": max_failure_share,
+        "n_shards": shards,
         "batch_date": batch_date,
         "eps": eps,
         "min_samples": min_samples,
@@ -371,3 +375,103 @@ def schedule_anomaly(
             "makes the KFP recurring run.[/]"
         )
     return line
+
+
+def score_batch(
+    model_name: str,
+    tracking_uri: str,
+    console: Console,
+    data: str = "",
+    query: str = "",
+    to: str = "",
+    version: str = "",
+    batch_id: str = "",
+    key_column: str = "",
+    horizon_days: int = 42,
+    chunk_rows: int = 100_000,
+) -> dict:
+    """Score a batch in this process (one partition) with progress bars; print the summary.
+
+    The same steps as the batch-scoring pipeline (:mod:`modelfactory.scoring.steps`), which
+    fans the partitions out over a cluster's pods.
+    """
+    import tempfile
+
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from modelfactory.scoring import steps as scoring
+    from modelfactory.scoring.results import is_parquet_destination, rejects_path
+    from modelfactory.sql import shown_url
+
+    if not to:
+        raise ModelFactoryError("give --to: a SQLAlchemy database URL or a .parquet path")
+    if data and Path(data).exists():
+        data = str(Path(data).resolve())
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    version = scoring.resolve(model_name, version, tracking_uri)
+    with console.status(f"Loading {model_name} v{version}..."):
+        model = scoring.load_model(model_name, version, tracking_uri, horizon_days)
+    source = scoring.open_source(model, data, query, key_column)
+    started = time.perf_counter()
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    try:
+        with tempfile.TemporaryDirectory(prefix="modelfactory-batch-") as part:
+            with Progress(*columns, console=console, transient=False) as progress:
+                total = model.total(source, 0, 1)
+                scoring_task = progress.add_task("scoring", total=total, rate="")
+
+                def scored(chunk) -> None:
+                    done = progress.tasks[scoring_task].completed + chunk.rows_read
+                    rate = done / max(time.perf_counter() - started, 1e-9)
+                    progress.update(
+                        scoring_task, advance=chunk.rows_read, rate=f"{rate:,.0f} rows/s"
+                    )
+
+                summary = scoring.score(model, source, part, 0, 1, chunk_rows, scored)
+                scored_seconds = time.perf_counter() - started
+                publish_task = progress.add_task(
+                    "writing", total=summary["results"] or None, rate=""
+                )
+                published = scoring.publish(
+                    [part],
+                    to,
+                    model,
+                    batch_id,
+                    on_rows=lambda n: progress.update(publish_task, advance=n),
+                )
+    finally:
+        if source is not None:
+            source.close()
+    seconds = time.perf_counter() - started
+    where = to if is_parquet_destination(to) else shown_url(to)
+    rejects_at = (
+        str(rejects_path(to)) if is_parquet_destination(to) else f"{where} (table batch_rejects)"
+    )
+    console.print(
+        f"\n[bold]{model_name}[/] v{version}, batch [bold]{published['batch_id']}[/]: "
+        f"{summary['rows']:,} rows read, {summary['results']:,} results, "
+        f"[{'yellow' if summary['rejects'] else 'green'}]{summary['rejects']:,} rejected[/] "
+        f"in {seconds:.1f} s ({summary['rows'] / max(seconds, 1e-9):,.0f} rows/s; scoring "
+        f"{summary['rows'] / max(scored_seconds, 1e-9):,.0f} rows/s)",
+        highlight=False,
+    )
+    console.print(f"  results → {where} (table {published['table']})", highlight=False)
+    if summary["rejects"]:
+        reasons = ", ".join(f"{k} {v:,}" for k, v in sorted(summary["reasons"].items()))
+        console.print(f"  rejects → {rejects_at}: {reasons}", highlight=False)
+    console.print("  a re-run with the same --batch-id replaces this batch", highlight=False)
+    return {**summary, **published, "version": version, "seconds": seconds}

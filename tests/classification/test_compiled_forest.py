@@ -72,6 +72,20 @@ def test_compiled_forest_ignores_unknown_categories_like_the_encoder(trained_on_
     )
 
 
+def test_the_table_encoder_feeds_the_forest_as_the_pipeline_does(trained_on_real, real_bank):
+    compiled = compile_classifier(trained_on_real.model)
+    table = features(real_bank).copy()
+    table.loc[:99, "job"] = "astronaut"  # unknown categories: all zeros, as in serving
+    np.testing.assert_array_equal(
+        compiled.encoder.encode_frame(table[:500]),
+        compiled.encoder.encode(table[:500].to_dict(orient="records")).astype(np.float32),
+    )
+    forest = trained_on_real.model.named_steps["classifier"]
+    batch = forest.predict_proba(compiled.encoder.encode_frame(table))[:, 1]
+    reference = trained_on_real.model.predict_proba(table)[:, 1]
+    assert np.max(np.abs(batch - reference)) < 1e-12
+
+
 def test_structures_the_fast_path_does_not_know_are_left_to_scikit_learn(trained_on_real):
     assert compile_classifier(trained_on_real.baseline) is None  # logistic regression
     assert (

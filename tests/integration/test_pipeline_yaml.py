@@ -3,9 +3,7 @@ runs on one machine: it must match the code."""
 
 import pytest
 import yaml
-from modelfactory_pipelines.compile import HERE, compile_pipeline
-
-from modelfactory.use_cases import USE_CASES
+from modelfactory_pipelines.compile import HERE, PIPELINES, compile_pipeline
 
 
 def pipeline_spec(text: str) -> dict:
@@ -16,7 +14,7 @@ def pipeline_spec(text: str) -> dict:
     return spec
 
 
-@pytest.mark.parametrize("name", list(USE_CASES))
+@pytest.mark.parametrize("name", PIPELINES)
 def test_compiled_pipeline_is_up_to_date(name, tmp_path, monkeypatch):
     monkeypatch.delenv("MODELFACTORY_COMPONENT_IMAGE", raising=False)
     committed = HERE / f"{name}.yaml"

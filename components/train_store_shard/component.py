@@ -1,5 +1,4 @@
-"""train_store_models: one Prophet model per store in parallel, saved as one model set and logged
-to MLflow."""
+"""train_store_shard: one Prophet model per store of one shard, reading only that shard's rows."""
 
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Model, Output
@@ -7,22 +6,21 @@ from modelfactory_components import COMPONENT_IMAGE
 
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
-def train_store_models(
+def train_store_shard(
     train: Input[Dataset],
     holdout: Input[Dataset],
-    batch_id: str,
-    source: str,
+    shard: int,
+    n_shards: int,
     interval_width: float,
     seasonality_mode: str,
     regressor_policy: str,
     max_failure_share: float,
     n_jobs: int,
-    mlflow_tracking_uri: str,
     model: Output[Model],
 ):
-    """``n_jobs`` 0 means one worker per core; ``model`` is the model-set directory."""
+    """``n_jobs`` 0 means one worker per core of this task; ``model`` is the shard's model set."""
     from modelfactory.forecasting.config import ForecastConfig
-    from modelfactory.forecasting.steps import train as train_step
+    from modelfactory.forecasting.steps import train_shard
 
     config = ForecastConfig(
         interval_width=interval_width,
@@ -31,16 +29,7 @@ def train_store_models(
         max_failure_share=max_failure_share,
         holdout_weeks=int(holdout.metadata.get("holdout_weeks", 6)),
     )
-    info = train_step(
-        train.path,
-        holdout.path,
-        model.path,
-        mlflow_tracking_uri,
-        batch_id,
-        source,
-        config,
-        known_failures=train.metadata.get("failures", {}),
-        warnings=train.metadata.get("warnings", []),
-        n_jobs=n_jobs or None,
+    info = train_shard(
+        train.path, holdout.path, model.path, int(shard), n_shards, config, n_jobs or None
     )
     model.metadata.update(info)

@@ -1,0 +1,97 @@
+"""Scoring one partition of a batch: chunks in, results and rejects out to a part.
+
+A :class:`BatchModel` is what a use case offers for batch work (the classifier scores the
+records of a source; the forecaster forecasts its stores and needs no source). It plans
+the partitions of the work and turns each chunk of a partition into results and rejects.
+:func:`score_partition` drives it and writes the part; memory holds one chunk at a time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import pandas as pd
+import sqlalchemy as sa
+
+from modelfactory.scoring.results import PartWriter
+from modelfactory.scoring.sources import DEFAULT_CHUNK_ROWS, Source
+
+
+@dataclass
+class ChunkResult:
+    results: pd.DataFrame  # the part's results columns (see BatchModel.table)
+    rejects: pd.DataFrame  # row_key, reason, record
+    rows_read: int
+
+
+@runtime_checkable
+class BatchModel(Protocol):
+    name: str
+    version: str
+    table: sa.Table  # the results table (modelfactory.scoring.results)
+    needs_source: bool  # False: the model makes its own work (the forecaster's stores)
+
+    def partitions(self, source: Source | None, wanted: int) -> int:
+        """How many partitions the work can be cut into, at most ``wanted``."""
+
+    def total(self, source: Source | None, partition: int, partitions: int) -> int | None:
+        """The rows (or units) partition ``partition`` will produce, when known upfront."""
+
+    def score(
+        self, source: Source | None, partition: int, partitions: int, chunk_rows: int
+    ) -> Iterator[ChunkResult]:
+        """Results and rejects of partition ``partition``, a chunk at a time."""
+
+
+@dataclass
+class PartSummary:
+    partition: int
+    rows: int = 0  # read (or, for the forecaster, stores forecast)
+    results: int = 0
+    rejects: int = 0
+    seconds: float = 0.0
+    reasons: dict[str, int] = field(default_factory=dict)  # the commonest reject reasons
+
+    def as_dict(self) -> dict:
+        return {
+            "partition": self.partition,
+            "rows": self.rows,
+            "results": self.results,
+            "rejects": self.rejects,
+            "seconds": round(self.seconds, 3),
+            "reasons": self.reasons,
+        }
+
+
+def score_partition(
+    model: BatchModel,
+    source: Source | None,
+    part_dir: str | Path,
+    partition: int = 0,
+    partitions: int = 1,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    on_chunk: Callable[[ChunkResult], None] | None = None,
+) -> PartSummary:
+    """Score partition ``partition`` of ``partitions`` into the part folder ``part_dir``."""
+    started = time.perf_counter()
+    summary = PartSummary(partition)
+    writer = PartWriter(part_dir)
+    try:
+        for chunk in model.score(source, partition, partitions, chunk_rows):
+            writer.write(chunk.results, chunk.rejects)
+            summary.rows += chunk.rows_read
+            summary.results += len(chunk.results)
+            summary.rejects += len(chunk.rejects)
+            for reason in chunk.rejects.get("reason", pd.Series(dtype=str)):
+                field_name = str(reason).split(":", 1)[0]
+                summary.reasons[field_name] = summary.reasons.get(field_name, 0) + 1
+            if on_chunk is not None:
+                on_chunk(chunk)
+    finally:
+        writer.close()
+    summary.seconds = time.perf_counter() - started
+    return summary
