@@ -21,7 +21,9 @@ import typer
 from rich.console import Console
 
 rollout_app = typer.Typer(
-    help="Canary and shadow rollouts of a model's challenger, by hand.", no_args_is_help=True
+    help="Rollouts of a model's challenger: automated (run, promote, abort, retry, status) and "
+    "its traffic tags by hand (set, traffic, clear).",
+    no_args_is_help=True,
 )
 console = Console()
 
@@ -102,6 +104,13 @@ def _store(namespace: str | None):
 
 
 CLUSTER_DEFAULT = {"on": False}  # the kubectl plugin turns it on
+
+
+def kubectl_plugin() -> None:
+    """``kubectl modelfactory ...`` (an executable named kubectl-modelfactory on the PATH): the
+    rollout commands acting on ModelDeployments of the current kubeconfig's cluster."""
+    CLUSTER_DEFAULT["on"] = True
+    rollout_app(prog_name="kubectl modelfactory")
 
 
 def _friendly(work):

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -266,8 +268,9 @@ def test_a_rollout_goes_out_step_by_step_survives_a_restart_and_is_promoted(
 def test_deleting_a_modeldeployment_removes_its_objects_and_its_rollout_tags(
     platform, mlflow_server, versions, tmp_path
 ):
-    """The finalizer clears the model's rollout tags in the registry; the garbage collector
-    removes the owned Deployment and Service.
+    """A manual rollout waits; the kubectl plugin (`kubectl modelfactory promote`) starts it and
+    `kubectl modelfactory status` shows it. Deleted, the finalizer clears the model's rollout
+    tags in the registry and the garbage collector removes the owned Deployment and Service.
     Not covered on the local control plane: the operator's and the serving pods' containers never
     run (the operator runs on this machine, as its ServiceAccount)."""
     champion, challenger = versions
@@ -283,8 +286,26 @@ def test_deleting_a_modeldeployment_removes_its_objects_and_its_rollout_tags(
             lambda: [] if platform.get("mdep", name).get("status", {}).get("phase") == "Paused"
             else ["not waiting for promote"], 60, "the manual rollout waiting",
         )  # fmt: skip
-        registry.client.set_registered_model_tag(MODEL, "rollout.mode", "canary")
-        registry.client.set_registered_model_tag(MODEL, "rollout.weight", "10")
+        # The kubectl plugin (kubectl finds kubectl-modelfactory on the PATH) asks to start it.
+        plugin_env = {
+            **platform.cluster.env,
+            "PATH": f"{Path(sys.executable).parent}:{platform.cluster.env['PATH']}",
+        }
+        promoted = subprocess.run(
+            [platform.cluster.kubectl_path, "modelfactory", "promote", name, "-n",
+             platform.namespace], env=plugin_env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert promoted.returncode == 0, promoted.stderr
+        assert "modelfactory.io/action=promote" in promoted.stdout
+        eventually(
+            lambda: [] if platform.get("mdep", name).get("status", {}).get("phase")
+            == "Progressing" else ["not started"], 60, "the rollout started by promote",
+        )  # fmt: skip
+        shown = subprocess.run(
+            [platform.cluster.kubectl_path, "modelfactory", "status", name, "-n",
+             platform.namespace], env=plugin_env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert shown.returncode == 0 and "Progressing" in shown.stdout, shown.stdout + shown.stderr
         platform.cluster.kubectl("delete", "mdep", name, "-n", platform.namespace, "--wait=true",
                                  "--timeout=60s", timeout=90)  # fmt: skip
     assert read_rollout(registry, MODEL).mode is None  # the finalizer cleared the tags
