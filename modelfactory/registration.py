@@ -1,11 +1,23 @@
 """Registering a trained version behind the promotion gate: the step every model-making pipeline
-ends with."""
+ends with.
+
+How a version that passes the gate reaches traffic (``promotion``):
+
+- ``direct``: it becomes champion at once (one machine, no rollout running);
+- ``rollout``: it stays ``challenger`` and a rollout (the operator, or ``modelfactory rollout
+  run``) moves it out step by step; a version that fails the gate loses the ``challenger``
+  alias, so no rollout ever picks it up.
+
+The first version of a model becomes champion either way: there is nothing to roll out against.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from modelfactory.use_case import UseCase
+
+PROMOTIONS = ("direct", "rollout")
 
 
 def register_behind_gate(
@@ -16,6 +28,7 @@ def register_behind_gate(
     margin: float = 0.0,
     tracking_uri: str = "",
     version_tags: dict[str, str] | None = None,
+    promotion: str = "direct",
 ) -> dict:
     """Register a trained model as challenger; the promotion gate decides whether it becomes
     champion.
@@ -28,8 +41,10 @@ def register_behind_gate(
     import mlflow
 
     from modelfactory.promotion import promotion_gate
-    from modelfactory.registry import CHAMPION, Registry, resolve_tracking_uri
+    from modelfactory.registry import CHALLENGER, CHAMPION, Registry, resolve_tracking_uri
 
+    if promotion not in PROMOTIONS:
+        raise ValueError(f"promotion {promotion!r}: use one of {', '.join(PROMOTIONS)}")
     metric = case.gate
     uri = resolve_tracking_uri(tracking_uri or model_info.get("tracking_uri"))
     mlflow.set_tracking_uri(uri)
@@ -53,7 +68,17 @@ def register_behind_gate(
     version = registry.register(
         model_name, model_info["model_uri"], model_info["run_id"], case.name, tags=version_tags
     )
-    registry.record_decision(model_name, version.version, decision)
+    becomes_champion = decision.promote and (champion is None or promotion == "direct")
+    registry.record_decision(model_name, version.version, decision, becomes_champion)
+    if becomes_champion:
+        alias, reason = CHAMPION, decision.reason
+    elif decision.promote:
+        alias, reason = CHALLENGER, f"{decision.reason}; eligible for a rollout"
+    elif promotion == "rollout":
+        registry.delete_alias(model_name, CHALLENGER)  # nothing failing the gate is rolled out
+        alias, reason = None, decision.reason
+    else:
+        alias, reason = CHALLENGER, decision.reason
     with mlflow.start_run(run_id=model_info["run_id"]):
         mlflow.set_tags(
             {**decision.as_tags(), "modelfactory.registered_version": version.version, **run_tags}
@@ -63,9 +88,10 @@ def register_behind_gate(
     return {
         "model_name": model_name,
         "version": version.version,
-        "promoted": decision.promote,
-        "alias": CHAMPION if decision.promote else "challenger",
-        "reason": decision.reason,
+        "promoted": becomes_champion,
+        "eligible": decision.promote,
+        "alias": alias,
+        "reason": reason,
         "run_id": model_info["run_id"],
         "metric": metric.name,
         "candidate": candidate,

@@ -119,12 +119,13 @@ class Registry:
     def delete_alias(self, name: str, alias: str) -> None:
         self.client.delete_registered_model_alias(name, alias)
 
-    def record_decision(self, name: str, version: str, decision: PromotionDecision) -> None:
-        """Store the gate's verdict on the version and, when it passed, make the version
-        champion."""
+    def record_decision(
+        self, name: str, version: str, decision: PromotionDecision, make_champion: bool
+    ) -> None:
+        """Store the gate's verdict on the version; ``make_champion`` moves the alias to it."""
         for key, value in decision.as_tags().items():
             self.client.set_model_version_tag(name, version, key, value)
-        if decision.promote:
+        if make_champion:
             self.set_alias(name, CHAMPION, version)
 
     def run_metrics(self, run_id: str | None) -> dict[str, float]:

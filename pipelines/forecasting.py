@@ -52,6 +52,9 @@ def forecasting_pipeline(
     seed: int = 42,
     model_name: str = CASE.model_name,
     promotion_margin: float = 0.0,
+    # rollout: a version that passes the gate stays challenger for the operator to roll out;
+    # direct: it becomes champion at once.
+    promotion: str = "rollout",
     mlflow_tracking_uri: str = CLUSTER_MLFLOW_URI,
 ) -> str:
     ingest = ingest_data(
@@ -93,6 +96,7 @@ def forecasting_pipeline(
         metrics=evaluate.outputs["metrics"],
         model_name=model_name,
         promotion_margin=promotion_margin,
+        promotion=promotion,
         batch_id=ingest.outputs["Output"],
         mlflow_tracking_uri=mlflow_tracking_uri,
     )

@@ -12,6 +12,7 @@ def register_model(
     metrics: Input[Metrics],
     model_name: str,
     promotion_margin: float,
+    promotion: str,
     batch_id: str,
     mlflow_tracking_uri: str,
 ) -> str:
@@ -28,5 +29,6 @@ def register_model(
         promotion_margin,
         mlflow_tracking_uri,
         batch_id,
+        promotion,
     )
     return json.dumps(summary)

@@ -13,6 +13,7 @@ def register_model_set(
     metrics: Input[Metrics],
     model_name: str,
     promotion_margin: float,
+    promotion: str,
     batch_id: str,
     mlflow_tracking_uri: str,
 ) -> str:
@@ -30,5 +31,6 @@ def register_model_set(
         promotion_margin,
         mlflow_tracking_uri,
         batch_id,
+        promotion,
     )
     return json.dumps(summary)

@@ -168,6 +168,7 @@ def register(
     margin: float = 0.0,
     tracking_uri: str = "",
     batch_id: str = "",
+    promotion: str = "direct",
 ) -> dict:
     """Register the new version as challenger; the gate (ROC-AUC) may make it champion."""
 
@@ -183,4 +184,5 @@ def register(
         margin,
         tracking_uri,
         {"modelfactory.batch_id": batch_id},
+        promotion,
     )

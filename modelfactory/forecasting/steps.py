@@ -363,6 +363,7 @@ def register(
     margin: float = 0.0,
     tracking_uri: str = "",
     batch_id: str = "",
+    promotion: str = "direct",
 ) -> dict:
     """Register the model set as challenger; the gate (MAPE, lower is better) may make it
     champion."""
@@ -387,5 +388,6 @@ def register(
             "modelfactory.stores": str(stores),
             "modelfactory.failed_stores": ",".join(failed) or "none",
         },
+        promotion,
     )
     return {**summary, "stores": stores, "failed_stores": failed}

@@ -131,6 +131,13 @@ def run(
             "(default sqlite under MODELFACTORY_HOME)."
         ),
     ] = "",
+    promotion: Annotated[
+        str,
+        typer.Option(
+            help="direct: a version that passes the gate becomes champion; rollout: it "
+            "stays challenger for `modelfactory rollout run` (or the operator)."
+        ),
+    ] = "direct",
     margin: Annotated[
         float | None, typer.Option(help="Promotion margin over the champion.")
     ] = None,
@@ -155,7 +162,13 @@ def run(
     )
     uri = _registry_uri()
     summary = workflows.run_pipeline(
-        use_case, uri, console, source=data, promotion_margin=margin, **arguments
+        use_case,
+        uri,
+        console,
+        source=data,
+        promotion_margin=margin,
+        promotion=promotion,
+        **arguments,
     )
     if use_case == "anomaly":
         workflows.print_anomaly_batch(summary, uri, console)

@@ -29,6 +29,7 @@ def run_pipeline(
     console: Console,
     source: str | None = None,
     promotion_margin: float | None = None,
+    promotion: str = "direct",
     **arguments,
 ) -> dict:
     """Run ``use_case``'s pipeline locally, one progress line per step; return the registration
@@ -43,6 +44,7 @@ def run_pipeline(
         "mlflow_tracking_uri": tracking_uri,
         "model_name": case.model_name,
         "promotion_margin": margin,
+        "promotion": promotion,
         **arguments,
     }
     pipeline = compiled_pipeline(case.name)
@@ -77,9 +79,17 @@ def run_pipeline(
 def print_registration(summary: dict, tracking_uri: str, console: Console) -> None:
     registry = Registry(tracking_uri)
     metrics = registry.run_metrics(summary["run_id"])
-    verdict = (
-        "[green]promoted to champion[/]" if summary["promoted"] else "[yellow]kept as challenger[/]"
-    )
+    if summary["promoted"]:
+        verdict = "[green]promoted to champion[/]"
+    elif summary.get("eligible"):
+        verdict = (
+            f"[cyan]challenger, eligible for a rollout[/] (modelfactory rollout run "
+            f"{summary['model_name']})"
+        )
+    elif summary["alias"]:
+        verdict = "[yellow]kept as challenger[/]"
+    else:
+        verdict = "[yellow]rejected by the gate: no alias, never rolled out[/]"
     console.print(
         f"\n[bold]{summary['model_name']}[/] version [bold]{summary['version']}[/] "
         f"(alias {summary['alias']}): {verdict}"

@@ -18,7 +18,9 @@ from modelfactory.classification.training import features
 from modelfactory.local.pipeline_runs import PipelineFailed, run_locally
 from modelfactory.local.ports import free_port
 from modelfactory.local.serving import ServingProcess
+from modelfactory.registration import register_behind_gate
 from modelfactory.registry import Registry
+from modelfactory.use_cases import use_case
 
 pytestmark = pytest.mark.integration
 MODEL = "bank-marketing-it"
@@ -113,7 +115,7 @@ def test_bad_data_stops_the_run_naming_column_and_rows_and_registers_nothing(
     assert len(list(Registry(mlflow_server).versions(MODEL))) == before
 
 
-def test_a_second_identical_run_stays_challenger_and_the_champion_keeps_serving(
+def test_a_second_run_that_fails_the_gate_gets_no_alias_and_the_champion_keeps_serving(
     first_run, mlflow_server, bank_file, isolated_home
 ):
     summary = run_locally(
@@ -131,8 +133,36 @@ def test_a_second_identical_run_stays_challenger_and_the_champion_keeps_serving(
     assert "does not exceed the margin 0.001" in summary["reason"]
     registry = Registry(mlflow_server)
     assert registry.version_by_alias(MODEL, "champion").version == "1"
-    assert registry.version_by_alias(MODEL, "challenger").version == "2"
+    # The pipeline's default promotion is "rollout": a rejected version is never rolled out.
+    assert registry.version_by_alias(MODEL, "challenger") is None
     assert registry.version_by_alias(MODEL, "champion").tags["promotion.decision"] == "promoted"
+    assert registry.client.get_model_version(MODEL, "2").tags["promotion.decision"] == "rejected"
+
+
+def test_under_rollout_promotion_a_version_that_passes_the_gate_waits_as_challenger(
+    first_run, mlflow_server
+):
+    summary, _ = first_run
+    registry = Registry(mlflow_server)
+    model_info = {
+        "run_id": summary["run_id"],
+        "model_uri": registry.client.get_model_version(MODEL, "1").source,
+    }
+    worse_champion = summary["candidate"] - 0.05  # the champion scored lower on this holdout
+
+    waiting = register_behind_gate(
+        model_info,
+        MODEL,
+        use_case("classification"),
+        lambda version, uri: (worse_champion, {}),
+        tracking_uri=mlflow_server,
+        promotion="rollout",
+    )
+
+    assert waiting["eligible"] and not waiting["promoted"] and waiting["alias"] == "challenger"
+    assert "eligible for a rollout" in waiting["reason"]
+    assert registry.version_by_alias(MODEL, "champion").version == "1"
+    assert registry.version_by_alias(MODEL, "challenger").version == waiting["version"]
 
 
 def test_served_champion_predicts_what_the_registered_model_predicts(

@@ -3,17 +3,13 @@ processes."""
 
 from __future__ import annotations
 
-import random
-import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
-
-from modelfactory.data.bank_marketing import FEATURES, generate_bank_marketing
 from modelfactory.local.ports import free_port
 from modelfactory.local.serving import ServingProcess
+from modelfactory.local.traffic import Load  # noqa: F401  (used by the serving tests)
 from modelfactory.use_cases import CLASSIFICATION
 
 MODEL = CLASSIFICATION.model_name
@@ -129,34 +125,3 @@ def until(check, timeout: float = 30):
             return found
         time.sleep(0.3)
     raise AssertionError("condition not reached in time")
-
-
-class Load:
-    """Clients calling /predict, counting every answer that is not a 200."""
-
-    def __init__(self, url: str, rate: float = 60):
-        self.url, self.pause = url, 1 / rate
-        self.records = generate_bank_marketing(500, seed=5)[list(FEATURES)].to_dict("records")
-        self.answers = self.failures = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        with httpx.Client(timeout=10) as client:
-            while not self._stop.is_set():
-                body = {"records": random.sample(self.records, 2)}
-                try:
-                    ok = client.post(f"{self.url}/predict", json=body).status_code == 200
-                except httpx.HTTPError:
-                    ok = False
-                self.answers += 1
-                self.failures += not ok
-                time.sleep(self.pause)
-
-    def __enter__(self) -> Load:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join(10)
