@@ -57,7 +57,13 @@ class ServingRuntime:
             serving.model_alias,
         )
         self.endpoint = InferenceEndpoint(
-            router, serving, metrics, prediction_log, blocking_predictions=spec.blocking_predictions
+            router,
+            serving,
+            metrics,
+            prediction_log,
+            blocking_predictions=spec.blocking_predictions,
+            check_actual=case.monitoring.check_actual if case.monitoring else None,
+            max_feedback_items=settings.monitoring.max_feedback_items,
         )
         self.grpc: UnaryServer | None = None
         router.start()  # loads what it can now, keeps polling (and retrying) in the background
@@ -77,9 +83,7 @@ class ServingRuntime:
     async def stop(self) -> None:
         if self.grpc is not None:
             await self.grpc.stop(grace=2)
-        self.endpoint.router.stop()
-        if self.endpoint.prediction_log is not None:
-            self.endpoint.prediction_log.close()
+        self.endpoint.close()
 
 
 def registry_router(
