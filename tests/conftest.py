@@ -14,6 +14,7 @@ pytest_plugins = [
     "tests.support.serving_fixtures",
     "tests.support.postgres",
     "tests.support.kfp_api",
+    "tests.support.monitoring",
 ]
 # MLflow's telemetry thread sets and unsets an environment variable while other threads read the
 # environment (urllib's proxy lookup), which fails requests at random: no telemetry in tests.

@@ -13,6 +13,8 @@ local retraining run works, and its retrain tags are set when the run has starte
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import math
 import tempfile
@@ -80,7 +82,9 @@ class CheckRun:
             self.client.log_artifact(self.run_id, str(target))
 
     def close(self, failed: bool = False) -> None:
-        self.client.set_terminated(self.run_id, "FAILED" if failed else "FINISHED")
+        # MLflow prints the run's links on stdout as it ends it; callers show ``url`` themselves.
+        with contextlib.redirect_stdout(io.StringIO()):
+            self.client.set_terminated(self.run_id, "FAILED" if failed else "FINISHED")
 
 
 def _metric_key(name: str) -> str:

@@ -1,9 +1,12 @@
 """A small bank-marketing champion in a real MLflow server, and a prediction log of what it
-answered (the monitoring and retraining tests)."""
+answered (the monitoring, retraining and drift CLI tests). Loaded by tests/conftest.py
+(``pytest_plugins``)."""
 
 from __future__ import annotations
 
 import datetime as dt
+
+import pytest
 
 from modelfactory.data.bank_marketing import FEATURES
 from modelfactory.registry import Registry
@@ -52,3 +55,14 @@ def log_answers(
     start = start or NOW - dt.timedelta(hours=20)
     rows = write_log(url, records, outputs, name, version, start, every)
     return [row.request_id for row in rows]
+
+
+@pytest.fixture(scope="session")
+def champion(mlflow_server, bank_months, tmp_path_factory):
+    """(tracking uri, version, fitted model) of ``bank-drift``: 8,000 rows of May-August 2008."""
+    early, _ = bank_months
+    folder = tmp_path_factory.mktemp("champion")
+    version, model = train_champion(
+        mlflow_server, early.sample(8000, random_state=0), MODEL, folder
+    )
+    return mlflow_server, version, model
