@@ -71,7 +71,8 @@ class MonitoringSpec:
     rows into the rows compared with the reference (default: as read; the forecaster's are one
     per forecast day); ``reference(reference)`` makes the reference rows from the champion's
     training data. Of the compared columns, ``numeric`` and ``categorical`` say how each is
-    compared and ``outputs`` which are the model's (prediction drift; the others are input drift).
+    compared and ``outputs`` which are the model's (prediction drift; the others are input drift),
+    by ``output_test`` (method, threshold) unless the monitor names one.
     ``check_actual(value)`` turns one ground-truth value into what is stored, or raises
     ValueError saying what is wrong. ``performance(labelled, figures, max_drop)`` gives realized
     metrics of one version's labelled rows (named like its ``holdout_*`` metrics) and what it
@@ -91,6 +92,7 @@ class MonitoringSpec:
     ]
     compared: Callable[[pd.DataFrame], pd.DataFrame] | None = None
     training_rows: Callable[[pd.DataFrame], pd.DataFrame] | None = None
+    output_test: tuple[str, float] = ("psi", 0.1)
 
     @property
     def inputs(self) -> tuple[str, ...]:

@@ -78,6 +78,7 @@ MONITORING = MonitoringSpec(
     reference=_reference_rows,
     performance=_performance,
     compared=_forecast_days,
+    output_test=("wasserstein", 0.3),  # forecasting.monitoring.OUTPUT_TEST (ADR 0007)
 )
 
 FORECASTING = UseCase(

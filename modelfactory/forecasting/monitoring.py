@@ -4,8 +4,10 @@
 - Compared rows: one per forecast open day (a request for 42 days is 42 rows), its ``yhat``
   (prediction drift). A request's inputs (a store and a horizon) say what planners asked, not
   what the stores sell, so they are not compared.
-- Reference: the champion's training sales (``y``) of the stores the window asked about, each
-  store weighed as in the window, so a planner's interest in a few big stores is not drift.
+- Reference: for each forecast day, the same store's sales on the same weekday a year before,
+  from the champion's training data: the same stores, in the window's proportions, and the same
+  season. Compared by the normed Wasserstein distance, threshold 0.3 (``OUTPUT_TEST``: point
+  forecasts are smoother than sales, which binned methods take for drift; ADR 0007).
 - Ground truth: the sales that happened, either a list aligned with the forecast's days (``null``
   for a day not known yet) or a mapping from ``YYYY-MM-DD`` to sales.
 - Realized performance: MAPE over labelled open days with sales (as the holdout's), per store
@@ -29,7 +31,10 @@ if TYPE_CHECKING:
     from modelfactory.monitoring.reference import Reference, VersionFigures
 
 STORE_METRICS = "evaluation/store_metrics.csv"  # per-store holdout figures of a training run
-REFERENCE_ROWS = 50_000
+YEAR = 364  # days: the same weekday a year before
+# Point forecasts are smoother than the sales they forecast, so binned methods (PSI) flag honest
+# forecasts; the normed Wasserstein distance to last year's sales does not (ADR 0007).
+OUTPUT_TEST = ("wasserstein", 0.3)
 
 
 def check_actual(value: Any) -> list | dict:
@@ -84,22 +89,26 @@ def forecast_days(window: pd.DataFrame) -> pd.DataFrame:
 
 
 def reference_rows(reference: Reference) -> pd.DataFrame:
-    """Training sales of the window's stores, resampled to the window's share of each store."""
+    """For each compared forecast day, the same store's sales on the same weekday a year before
+    (``ds`` - 364 days) from the champion's training data, as ``yhat`` (``store`` says whose);
+    days without such a sale in the history are left out."""
     days = forecast_days(reference.window)
     training = reference.training
     if days.empty or training.empty:
-        return pd.DataFrame({"yhat": pd.Series([], dtype=float)})
-    shares = days["store"].value_counts(normalize=True)
-    size = min(reference.max_rows, REFERENCE_ROWS)
-    rng = np.random.default_rng(reference.seed)
-    parts = []
-    for store, share in shares.items():
-        sales = training.loc[training["Store"] == store, "y"].to_numpy(dtype=float)
-        wanted = int(round(share * size))
-        if len(sales) and wanted:
-            parts.append(rng.choice(sales, wanted, replace=len(sales) < wanted))
-    values = np.concatenate(parts) if parts else np.empty(0)
-    return pd.DataFrame({"yhat": values})
+        return pd.DataFrame(
+            {"store": pd.Series([], dtype=float), "yhat": pd.Series([], dtype=float)}
+        )
+    sales = pd.DataFrame(
+        {
+            "store": training["Store"].astype(float).to_numpy(),
+            "ds": pd.to_datetime(training["ds"]).to_numpy(),
+            "yhat": training["y"].astype(float).to_numpy(),
+        }
+    )
+    year_before = pd.DataFrame(
+        {"store": days["store"], "ds": pd.to_datetime(days["ds"]) - pd.Timedelta(days=YEAR)}
+    )
+    return year_before.merge(sales, on=["store", "ds"], how="inner")[["store", "yhat"]]
 
 
 def labelled_days(labelled: pd.DataFrame) -> pd.DataFrame:

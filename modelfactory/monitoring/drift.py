@@ -87,7 +87,7 @@ class DriftSettings(BaseModel):
 
     numeric: ColumnTest = ColumnTest()
     categorical: ColumnTest = ColumnTest()
-    outputs: ColumnTest = ColumnTest()
+    outputs: ColumnTest | None = None  # None: the use case's own (PSI 0.1 unless it says)
     columns: dict[str, ColumnTest] = Field(default_factory=dict)
     drifted_share: float = Field(default=0.3, gt=0, le=1, alias="driftedShare")
     decisive: tuple[str, ...] = Field(default=(), alias="decisiveColumns")
@@ -97,7 +97,9 @@ class DriftSettings(BaseModel):
     def test_for(self, column: str, kind: str, output: bool = False) -> ColumnTest:
         """The test of ``column`` (of kind numeric or categorical); a mismatch is a ValueError."""
         test = self.columns.get(column) or (
-            self.outputs if output else (self.numeric if kind == "numeric" else self.categorical)
+            (self.outputs or ColumnTest())
+            if output
+            else (self.numeric if kind == "numeric" else self.categorical)
         )
         if kind not in METHODS[test.method]:
             usable = ", ".join(m for m, kinds in METHODS.items() if kind in kinds)
@@ -109,7 +111,7 @@ class DriftSettings(BaseModel):
 
     @model_validator(mode="after")
     def _outputs_numeric(self) -> DriftSettings:
-        if "numeric" not in METHODS[self.outputs.method]:
+        if self.outputs is not None and "numeric" not in METHODS[self.outputs.method]:
             raise ValueError(f"outputs: {self.outputs.method!r} does not apply to numbers")
         return self
 

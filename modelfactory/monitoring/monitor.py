@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from modelfactory.config import Settings, get_settings
 from modelfactory.errors import ModelFactoryError
-from modelfactory.monitoring.drift import DriftReport, DriftSettings, drift_report
+from modelfactory.monitoring.drift import ColumnTest, DriftReport, DriftSettings, drift_report
 from modelfactory.monitoring.performance import (
     PerformanceSettings,
     VersionPerformance,
@@ -317,14 +317,20 @@ def _compare(
     training = training_data(champion, max_rows, seed)
     reference = spec.reference(Reference(training, logged.frame, champion, max_rows, seed))
     current = spec.compared(logged.frame) if spec.compared else logged.frame
+    settings = config.drift
+    if settings.outputs is None:
+        method, threshold = spec.output_test
+        settings = settings.model_copy(
+            update={"outputs": ColumnTest(method=method, threshold=threshold)}
+        )
     return drift_report(
         reference,
         current,
         spec.numeric,
         spec.categorical,
         spec.outputs,
-        config.drift,
-        drifted_share=config.drift.drifted_share,
+        settings,
+        drifted_share=settings.drifted_share,
     )
 
 
