@@ -20,6 +20,7 @@ and 0.1 is the conventional "moderate shift" line of PSI in credit scoring, wher
 
 from __future__ import annotations
 
+import functools
 import logging
 import warnings
 from dataclasses import dataclass
@@ -209,7 +210,6 @@ def drift_report(
     A column with no values on either side is skipped and named in ``skipped``.
     """
     from evidently import DataDefinition, Dataset, Report
-    from evidently.presets import DataDriftPreset
 
     settings = settings or DriftSettings()
     kinds = {**{c: "numeric" for c in numeric}, **{c: "categorical" for c in categorical}}
@@ -229,7 +229,8 @@ def drift_report(
         categorical_columns=[c for c in compared if kinds[c] == "categorical"],
     )
     presets = [
-        DataDriftPreset(
+        _titled_preset()(
+            heading=HEADINGS[role],
             columns=columns,
             drift_share=drifted_share,
             per_column_method={c: tests[c].method for c in columns},
@@ -261,6 +262,34 @@ def drift_report(
         for column in columns
     ]
     return DriftReport(results, len(current), len(reference), skipped, snapshot)
+
+
+HEADINGS = {
+    "input": "Input drift: the model's inputs in the window against its reference",
+    "output": "Prediction drift: the model's outputs in the window against its reference",
+}
+
+
+@functools.cache
+def _titled_preset():
+    """Evidently's DataDriftPreset under a heading, so a report's input and output sections are
+    told apart (both are titled "Dataset Drift" otherwise). Made on first use: Evidently is a
+    heavy import."""
+    from evidently.legacy.renderers.html_widgets import text_widget
+    from evidently.presets import DataDriftPreset
+
+    class TitledDataDriftPreset(DataDriftPreset):
+        heading: str = ""
+
+        def __init__(self, heading: str = "", **options):
+            self.heading = heading  # set before the preset's own init freezes the object
+            super().__init__(**options)
+
+        def render(self, context, child_widgets=None):
+            title = text_widget(title=self.heading, text="")
+            return [title, *super().render(context, child_widgets)]
+
+    return TitledDataDriftPreset
 
 
 def _typed(frame: pd.DataFrame, columns: list[str], kinds: dict[str, str]) -> pd.DataFrame:

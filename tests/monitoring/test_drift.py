@@ -106,3 +106,24 @@ def test_a_column_without_values_is_skipped_and_named():
     report = drift_report(frame, frame.assign(age=np.nan), NUMERIC_FEATURES, CATEGORICAL_FEATURES)
     assert report.skipped == {"age": "no values in the window"}
     assert "age" not in {c.column for c in report.columns}
+
+
+def test_the_html_report_has_both_sections_and_names_the_drifted_columns(bank_months, tmp_path):
+    early, late = bank_months
+    reference = early.assign(probability=0.05)
+    current = late.assign(probability=0.4)
+    report = drift_report(
+        reference,
+        current,
+        (*NUMERIC_FEATURES, "probability"),
+        CATEGORICAL_FEATURES,
+        ("probability",),
+    )
+    html = report.save_html(tmp_path / "report.html").read_text()
+    assert (
+        "Input drift: the model's inputs" in html
+        and "Prediction drift: the model's outputs" in html
+    )
+    assert all(column in html for column in MACRO)
+    snapshot = report.save_json(tmp_path / "snapshot.json").read_text()
+    assert '"column":"euribor3m"' in snapshot.replace(" ", "")
