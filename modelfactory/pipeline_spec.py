@@ -40,6 +40,12 @@ def compiled_pipeline_file(use_case: str) -> Path:
         return Path(path)
 
 
+def pipeline_parameters(use_case: str) -> dict[str, dict]:
+    """The parameters the compiled pipeline of ``use_case`` declares."""
+    spec = yaml.safe_load(compiled_pipeline_file(use_case).read_text())
+    return dict(spec["root"].get("inputDefinitions", {}).get("parameters", {}))
+
+
 def check_arguments(text: str, arguments: dict) -> dict[str, dict]:
     """Refuse arguments the pipeline does not take, or of the wrong type, naming each; return the
     pipeline's parameters as its spec declares them (``parameterType``, ``defaultValue``)."""

@@ -54,6 +54,7 @@ from modelfactory.monitoring.retrain import (
     write_training_file,
 )
 from modelfactory.monitoring.window import LoggedWindow, Window, parse_duration, read_window
+from modelfactory.pipeline_spec import pipeline_parameters
 from modelfactory.registry import Registry
 from modelfactory.use_case import UseCase
 
@@ -446,9 +447,9 @@ def _retrain(
                 "no way to run the pipeline: set MODELFACTORY_MONITORING_KFP_HOST on a cluster, "
                 "or run `modelfactory drift run` on this machine"
             )
-        source = _training_source(config, case, registry, store_url, now, folder, run)
+        source, split = _training_source(config, case, registry, store_url, now, folder, run)
         request = RetrainRequest(
-            case.name, config.model, reason, source, dict(config.retrain.parameters)
+            case.name, config.model, reason, source, {**split, **config.retrain.parameters}
         )
         on_event("retrain", request)
         started = retrainer.submit(request)
@@ -494,13 +495,20 @@ def _training_source(
     now: dt.datetime,
     folder: Path,
     run: CheckRun,
-) -> str:
-    """The path or URL the retraining run ingests: the configured source, or the champion's
-    training data with the recently labelled rows appended (written under the check's folder
-    and logged on its MLflow run, whose artifact URL a cluster's pipeline can download)."""
+) -> tuple[str, dict[str, Any]]:
+    """The path or URL the retraining run ingests, and the split arguments it needs.
+
+    The configured source as it is; or (``feedback``) the champion's training data followed by
+    the recently labelled predictions in the order they were logged, written under the check's
+    folder and logged on its MLflow run (whose artifact URL a cluster's pipeline can download).
+    Such a file is split in file order so that the holdout is the newest half of the labelled
+    predictions: rows the champion never saw, so the gate compares both versions fairly (a
+    random holdout would hold the champion's own training rows), while the new version learns
+    from the older half.
+    """
     source = config.retrain.source
     if source != FEEDBACK_SOURCE:
-        return source
+        return source, {}
     spec = case.monitoring
     assert spec is not None
     if spec.training_rows is None:
@@ -510,14 +518,17 @@ def _training_source(
         )
     champion = champion_figures(registry, config.model)
     window = Window.recent(config.model, config.retrain.labelled_since, now)
-    labelled = read_labelled(store_url, window, spec.logged)
+    labelled = read_labelled(store_url, window, spec.logged).sort_values("id")
     previous = training_data(champion)
     new_rows = spec.training_rows(labelled)
     combined = training_from_feedback(previous, new_rows, list(new_rows.columns))
     path = write_training_file(combined, case.data.write, folder, case.data.file_name)
     run.log_files({"retrain_" + case.data.file_name: path})
     remote = run.tracking_uri.startswith(("http://", "https://")) and not _is_local(run)
-    return run.artifact_url("retrain_" + case.data.file_name) if remote else str(path.resolve())
+    where = run.artifact_url("retrain_" + case.data.file_name) if remote else str(path.resolve())
+    holdout = max(1, (len(combined) - len(previous)) // 2)
+    split = {"split_strategy": "sequential", "holdout_fraction": holdout / len(combined)}
+    return where, {k: v for k, v in split.items() if k in pipeline_parameters(case.name)}
 
 
 def _is_local(run: CheckRun) -> bool:
@@ -543,11 +554,14 @@ def _rfc3339(moment: dt.datetime) -> str:
 
 
 class StateStore(Protocol):
-    """Keeps one monitor's state between checks (a DriftMonitor's status, a JSON file)."""
+    """Keeps one monitor's state between checks (a DriftMonitor's status, a JSON file).
+
+    ``save`` also gets the check's result, whose :meth:`CheckResult.to_status` is the status's
+    ``lastResult`` (rows, drifted share and columns, realized performance, report link)."""
 
     def load(self) -> MonitorState: ...
 
-    def save(self, state: MonitorState) -> None: ...
+    def save(self, state: MonitorState, result: CheckResult | None = None) -> None: ...
 
 
 class JsonStateStore:
@@ -572,12 +586,15 @@ class JsonStateStore:
                 "(a deleted state starts the consecutive count and the cooldown afresh)"
             ) from None
 
-    def save(self, state: MonitorState) -> None:
+    def save(self, state: MonitorState, result: CheckResult | None = None) -> None:
+        status = state.to_status()
+        if result is not None:
+            status["lastResult"] = result.to_status()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=".state-")
         try:
             with os.fdopen(handle, "w") as file:
-                json.dump(state.to_status(), file, indent=2)
+                json.dump(status, file, indent=2)
                 file.flush()
                 os.fsync(file.fileno())
             os.replace(temporary, self.path)
@@ -593,5 +610,5 @@ def run_monitor(
     back (``options`` as for run_check; with ``act=False`` nothing is saved)."""
     result, state = run_check(config, store.load(), **options)
     if options.get("act", True):
-        store.save(state)
+        store.save(state, result)
     return result, state

@@ -218,7 +218,7 @@ def decide(
         last_retrain_run_id=None,
         last_retrain_version=None,
     )
-    return decision("retrain", f"retrain: {summary}"), retrained
+    return decision("retrain", summary), retrained
 
 
 def _performance_trigger(evidence: Evidence, policy: DriftPolicy) -> str | None:

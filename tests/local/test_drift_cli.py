@@ -67,7 +67,12 @@ def test_drift_run_keeps_the_monitors_state_between_runs(environment, bank_month
     log_answers(url, model, late.iloc[300:1500])
     done = invoke("drift", "run", "--model", MODEL)
     assert "decision: drift_pending" in done.output, done.output
-    assert json.loads(state.read_text())["consecutiveDriftedChecks"] == 1
+    status = json.loads(state.read_text())  # what a DriftMonitor's status holds
+    assert status["consecutiveDriftedChecks"] == 1
+    last = status["lastResult"]
+    assert (last["rows"], last["decision"]) == (1500, "drift_pending")
+    assert "euribor3m" in last["driftedColumns"] and last["driftedShare"] > 0.3
+    assert "/get-artifact?path=drift_report.html&run_uuid=" in last["reportUrl"]
 
 
 def test_a_monitor_can_be_given_as_a_drift_monitor_manifest(environment, bank_months, tmp_path):

@@ -110,11 +110,18 @@ def test_later_months_drift_and_the_second_drifted_check_retrains_through_kfp(
     assert submitted["pipeline_spec"] == compiled
     parameters = submitted["runtime_config"]["parameters"]
     assert parameters["model_name"] == MODEL and parameters["n_estimators"] == 20
+    # Split in file order: the holdout is the newest half of the labelled months, rows the
+    # champion never saw, so the gate compares the two versions fairly.
+    assert parameters["split_strategy"] == "sequential"
+    holdout_rows = round(parameters["holdout_fraction"] * (6400 + len(late)))
+    assert holdout_rows == len(late) // 2
     assert submitted["display_name"].startswith(f"retrain-{MODEL}-")
     # The training data: the champion's training split with the labelled later months appended.
     trained_on = validate_bank_marketing(load_bank_marketing(parameters["source"]), "source")
     assert len(trained_on) == 6400 + len(late)
     assert trained_on["duration"].isna().sum() == len(late)
+    newest = trained_on.tail(1)[["age", "job", "euribor3m", "y"]].to_dict(orient="records")
+    assert newest == late.tail(1)[["age", "job", "euribor3m", "y"]].to_dict(orient="records")
 
     assert second.retrain.run_id == "run-1" and second.retrain.where == "kfp"
     assert state.last_retrain_run_id == "run-1" and state.consecutive_drifted == 0
