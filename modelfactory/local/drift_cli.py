@@ -194,11 +194,15 @@ def retrainer_for(settings, tracking_uri: str):
         return KfpRetrainer(settings.monitoring.kfp_host, settings.monitoring.kfp_experiment)
     from modelfactory.local.retraining import LocalRetrainer
 
+    # The local runner sends kfp's own output to the run's log by redirecting stdout: the step
+    # lines go to the stream the terminal has now.
+    steps = Console(file=console.file, force_terminal=console.is_terminal, width=console.width)
+
     def show(event) -> None:
         if event.status == "SUCCESS":
-            console.print(f"  [green]✓[/] {event.task} [dim]({event.seconds:.1f}s)[/]")
+            steps.print(f"  [green]✓[/] {event.task} [dim]({event.seconds:.1f}s)[/]")
         elif event.status != "running":
-            console.print(f"  [red]✗[/] {event.task} [dim]({event.seconds:.1f}s)[/]")
+            steps.print(f"  [red]✗[/] {event.task} [dim]({event.seconds:.1f}s)[/]")
 
     return LocalRetrainer(tracking_uri, settings.home / "pipeline_runs", show)
 
