@@ -4,10 +4,10 @@ Values come from (highest first) environment variables, an optional YAML/JSON
 file named by ``MODELFACTORY_CONFIG``, and the defaults below. The environment
 variable names are the same on one machine and in the Helm chart, so a value
 means the same thing wherever it is set. Groups of settings that only one part
-reads are sub-models (``serving``, ``predictions``, ``forecast_cache``); in the
-file they are nested mappings, in the environment each field keeps its flat name
+reads are sub-models (``serving``, ``predictions``, ``forecast_cache``, ``monitoring``);
+in the file they are nested mappings, in the environment each field keeps its flat name
 (``MODELFACTORY_MAX_RECORDS``, ``MODELFACTORY_PREDICTION_STORE_URL``,
-``MODELFACTORY_FORECAST_CACHE_MB``).
+``MODELFACTORY_FORECAST_CACHE_MB``, ``MODELFACTORY_MONITORING_MAX_ROWS``).
 """
 
 from __future__ import annotations
@@ -112,6 +112,31 @@ class OperatorSettings(_Group):
     )
 
 
+class MonitoringSettings(_Group):
+    """Drift and performance checks over the prediction log, and the retraining they start."""
+
+    model_config = SettingsConfigDict(env_prefix=f"{ENV_PREFIX}MONITORING_", extra="ignore")
+
+    max_rows: int = Field(
+        default=200_000,
+        ge=1000,
+        description="Rows of a window (and of the reference) a check compares; a larger window "
+        "is sampled uniformly (docs/adr/0008-drift-checks.md).",
+    )
+    chunk_rows: int = Field(default=20_000, ge=100, description="Rows read per database fetch.")
+    kfp_host: str | None = Field(
+        default=None,
+        description="Kubeflow Pipelines API endpoint: when set, retraining runs are submitted "
+        "there with kfp.Client; unset, they run on this machine with the kfp local runner.",
+    )
+    kfp_experiment: str = Field(
+        default="modelfactory-retraining", description="KFP experiment of retraining runs."
+    )
+    max_feedback_items: int = Field(
+        default=10_000, ge=1, description="Ground-truth values per POST /feedback request."
+    )
+
+
 def _default_home() -> Path:
     return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "modelfactory"
 
@@ -144,6 +169,7 @@ class Settings(_Group):
     predictions: PredictionStoreSettings = Field(default_factory=PredictionStoreSettings)
     forecast_cache: ForecastCacheSettings = Field(default_factory=ForecastCacheSettings)
     operator: OperatorSettings = Field(default_factory=OperatorSettings)
+    monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
 
     @property
     def tracking_uri_from_env(self) -> str | None:
@@ -168,6 +194,7 @@ GROUPS: dict[str, type[_Group]] = {
     "predictions": PredictionStoreSettings,
     "forecast_cache": ForecastCacheSettings,
     "operator": OperatorSettings,
+    "monitoring": MonitoringSettings,
 }
 
 

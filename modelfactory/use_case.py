@@ -1,4 +1,5 @@
-"""What a use case is: its data format, registered model, gate metric and how it is served.
+"""What a use case is: its data format, registered model, gate metric, how it is served and
+monitored.
 
 Each use case package (``classification/``, ``forecasting/``, ``anomaly/``) describes
 itself with one :class:`UseCase` in its ``__init__``; :mod:`modelfactory.use_cases` lists
@@ -8,10 +9,10 @@ MLflow, Prophet and FastAPI stay out of processes that only train.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 
     from modelfactory.config import Settings
     from modelfactory.inference.served import ServedModel
+    from modelfactory.monitoring.reference import Reference, VersionFigures
     from modelfactory.scoring.batch import BatchModel
 
 
@@ -64,6 +66,51 @@ class BatchSpec:
     load: Callable[[str, str, str, dict], BatchModel]
 
 
+class LoggedColumn:
+    """One value monitoring reads from each logged prediction: a feature or an output, read as a
+    number, a category, or kept as decoded JSON (a forecast's list of daily values)."""
+
+    name: str
+    source: Literal["features", "output"]
+    kind: Literal["number", "category", "json"]
+
+
+@dataclass(frozen=True)
+class MonitoringSpec:
+    """How drift and performance monitoring read a use case's prediction log and ground truth.
+
+    ``logged``: what a check reads of each logged prediction. ``compared(window)`` turns those
+    rows into the rows compared with the reference (default: as read; the forecaster's are one
+    per forecast day); ``reference(reference)`` makes the reference rows from the champion's
+    training data. Of the compared columns, ``numeric`` and ``categorical`` say how each is
+    compared and ``outputs`` which are the model's (prediction drift; the others are input drift),
+    by ``output_test`` (method, threshold) unless the monitor names one.
+    ``check_actual(value)`` turns one ground-truth value into what is stored, or raises
+    ValueError saying what is wrong. ``performance(labelled, figures, max_drop)`` gives realized
+    metrics of one version's labelled rows (named like its ``holdout_*`` metrics) and what it
+    flags by name, each with its reason (a store whose error grew more than ``max_drop`` over its
+    holdout figure). ``training_rows(labelled)`` writes labelled logged rows in the
+    use case's raw training format, so a retraining run can learn from what was served.
+    """
+
+    logged: tuple[LoggedColumn, ...]
+    numeric: tuple[str, ...]
+    categorical: tuple[str, ...]
+    outputs: tuple[str, ...]
+    check_actual: Callable[[Any], Any]
+    reference: Callable[[Reference], pd.DataFrame]
+    performance: Callable[
+        [pd.DataFrame, VersionFigures, float], tuple[dict[str, float], Mapping[str, str]]
+    ]
+    compared: Callable[[pd.DataFrame], pd.DataFrame] | None = None
+    training_rows: Callable[[pd.DataFrame], pd.DataFrame] | None = None
+    output_test: tuple[str, float] = ("psi", 0.1)
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return tuple(c for c in (*self.numeric, *self.categorical) if c not in self.outputs)
+
+
 @dataclass(frozen=True)
 class UseCase:
     name: str  # the CLI's and the pipeline's name: pipelines/<name>.py, pipelines/<name>.yaml
@@ -73,6 +120,7 @@ class UseCase:
     gate_metric: GateMetric | None = None  # None: the pipeline registers no model
     serving: ServingSpec | None = None  # None: nothing to serve
     batch: BatchSpec | None = None  # None: no batch scoring
+    monitoring: MonitoringSpec | None = None  # None: no prediction log to monitor
 
     @property
     def gate(self) -> GateMetric:

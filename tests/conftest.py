@@ -10,7 +10,12 @@ import pytest
 
 from tests.support.data import BANK_MARKETING, shared_file
 
-pytest_plugins = ["tests.support.serving_fixtures", "tests.support.postgres"]
+pytest_plugins = [
+    "tests.support.serving_fixtures",
+    "tests.support.postgres",
+    "tests.support.kfp_api",
+    "tests.support.monitoring",
+]
 # MLflow's telemetry thread sets and unsets an environment variable while other threads read the
 # environment (urllib's proxy lookup), which fails requests at random: no telemetry in tests.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -45,6 +50,16 @@ def real_bank(bank_file):
     from modelfactory.data.bank_marketing import load_bank_marketing, validate_bank_marketing
 
     return validate_bank_marketing(load_bank_marketing(bank_file), str(bank_file))
+
+
+@pytest.fixture(scope="session")
+def bank_months(real_bank):
+    """The real file's May-August 2008 rows, and its June 2009 - November 2010 rows: two economic
+    regimes (``calendar_months`` dates the rows)."""
+    from modelfactory.data.bank_marketing import calendar_months
+
+    calendar = calendar_months(real_bank)
+    return real_bank[calendar.between("2008-05", "2008-08")], real_bank[calendar >= "2009-06"]
 
 
 @pytest.fixture(scope="session")

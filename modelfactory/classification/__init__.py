@@ -5,7 +5,14 @@ from __future__ import annotations
 
 from modelfactory.data import bank_marketing
 from modelfactory.promotion import GateMetric
-from modelfactory.use_case import BatchSpec, DataFormat, ServingSpec, UseCase
+from modelfactory.use_case import (
+    BatchSpec,
+    DataFormat,
+    LoggedColumn,
+    MonitoringSpec,
+    ServingSpec,
+    UseCase,
+)
 
 
 def _load_classifier(name: str, version: str, tracking_uri: str, settings):
@@ -26,6 +33,48 @@ def _model_api(model_name: str):
     return build_api(model_name)
 
 
+def _check_actual(value):
+    from modelfactory.classification.monitoring import check_actual
+
+    return check_actual(value)
+
+
+def _reference_rows(reference):
+    from modelfactory.classification.monitoring import reference_rows
+
+    return reference_rows(reference)
+
+
+def _performance(labelled, figures, max_drop):
+    from modelfactory.classification.monitoring import performance
+
+    return performance(labelled, figures, max_drop)
+
+
+def _training_rows(labelled):
+    from modelfactory.classification.monitoring import training_rows
+
+    return training_rows(labelled)
+
+
+MONITORING = MonitoringSpec(
+    logged=(
+        *(LoggedColumn(name, "features", "number") for name in bank_marketing.NUMERIC_FEATURES),
+        *(
+            LoggedColumn(name, "features", "category")
+            for name in bank_marketing.CATEGORICAL_FEATURES
+        ),
+        LoggedColumn("probability", "output", "number"),
+    ),
+    numeric=(*bank_marketing.NUMERIC_FEATURES, "probability"),
+    categorical=bank_marketing.CATEGORICAL_FEATURES,
+    outputs=("probability",),
+    check_actual=_check_actual,
+    reference=_reference_rows,
+    performance=_performance,
+    training_rows=_training_rows,
+)
+
 CLASSIFICATION = UseCase(
     name="classification",
     model_name="bank-marketing",
@@ -40,4 +89,5 @@ CLASSIFICATION = UseCase(
     gate_metric=GateMetric("roc_auc", higher_is_better=True),
     serving=ServingSpec(load=_load_classifier, build_api=_model_api, route="POST /predict"),
     batch=BatchSpec(load=_load_batch),
+    monitoring=MONITORING,
 )

@@ -17,17 +17,11 @@ import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import (
-    average_precision_score,
-    confusion_matrix,
-    f1_score,
-    precision_score,
-    recall_score,
-    roc_auc_score,
-)
+from sklearn.metrics import average_precision_score
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from modelfactory.classification.metrics import classification_metrics
 from modelfactory.data import bank_marketing as bank
 from modelfactory.data.split import RandomSplit
 
@@ -145,25 +139,6 @@ def train_classifier(
     return TrainedClassifier(
         model=model, baseline=baseline, imbalance=strategy, validation_pr_auc=scores
     )
-
-
-def classification_metrics(
-    y_true: np.ndarray, probability: np.ndarray, threshold: float = 0.5
-) -> dict[str, float]:
-    """ROC-AUC, PR-AUC, F1, precision, recall and the confusion matrix counts."""
-    predicted = (probability >= threshold).astype(int)
-    tn, fp, fn, tp = confusion_matrix(y_true, predicted, labels=[0, 1]).ravel()
-    return {
-        "roc_auc": float(roc_auc_score(y_true, probability)),
-        "pr_auc": float(average_precision_score(y_true, probability)),
-        "f1": float(f1_score(y_true, predicted, zero_division=0)),
-        "precision": float(precision_score(y_true, predicted, zero_division=0)),
-        "recall": float(recall_score(y_true, predicted, zero_division=0)),
-        "true_negatives": int(tn),
-        "false_positives": int(fp),
-        "false_negatives": int(fn),
-        "true_positives": int(tp),
-    }
 
 
 def evaluate_classifier(model, holdout: pd.DataFrame) -> dict[str, float]:

@@ -95,7 +95,8 @@ COLUMN_ORDER = (
 # target they are.
 SCHEMA = TableSchema(
     columns=tuple(
-        Column(name, "number")
+        # duration may be empty: rows learned from served predictions precede the call.
+        Column(name, "number", nullable=name in LEAKY_COLUMNS)
         if name in NUMERIC
         else Column(name, "category", frozenset(("no", "yes")) if name == TARGET else None)
         for name in COLUMN_ORDER
@@ -153,16 +154,56 @@ _REGIMES = np.array(
         [-1.8, 93.075, -47.1, 1.41, 5099.1, 0.15],
     ]
 )
+# The file's last year, March to November 2010 (rows 39,131-41,188), month by month: rates near
+# their floor, employment below any earlier month, and a campaign that called fewer, more often
+# previously contacted customers, mostly on mobiles (measured on bank-additional-full.csv).
+_LATER_REGIMES = np.array(
+    [
+        # emp.var.rate, cons.price.idx, cons.conf.idx, euribor3m, nr.employed, rows, month
+        [-1.8, 93.369, -34.8, 0.646, 5008.7, 264, 3],
+        [-1.8, 93.749, -34.6, 0.646, 5008.7, 174, 4],
+        [-1.8, 93.876, -40.0, 0.686, 5008.7, 212, 5],
+        [-1.7, 94.055, -39.8, 0.733, 4991.6, 229, 6],
+        [-1.7, 94.215, -40.3, 0.850, 4991.6, 311, 7],
+        [-1.7, 94.027, -38.3, 0.899, 4991.6, 233, 8],
+        [-1.1, 94.199, -37.5, 0.880, 4963.6, 303, 9],
+        [-1.1, 94.601, -49.5, 0.995, 4963.6, 204, 10],
+        [-1.1, 94.767, -50.8, 1.042, 4963.6, 128, 11],
+    ]
+)
+PERIODS = ("all", "later")
 
 
-def generate_bank_marketing(n_rows: int = 20_000, seed: int = 0) -> pd.DataFrame:
+def calendar_months(frame: pd.DataFrame) -> pd.Series:
+    """The year and month ("2008-05") of each row of the UCI file, which is ordered in time from
+    May 2008 to November 2010 but only names the month: the year turns where the month goes
+    back."""
+    index = frame["month"].map({m: i for i, m in enumerate(CATEGORIES["month"])}).to_numpy()
+    years = 2008 + np.concatenate([[0], np.cumsum(np.diff(index) < 0)])
+    return pd.Series(
+        [f"{year}-{month + 1:02d}" for year, month in zip(years, index, strict=True)],
+        index=frame.index,
+        name="calendar_month",
+    )
+
+
+def generate_bank_marketing(
+    n_rows: int = 20_000, seed: int = 0, period: str = "all"
+) -> pd.DataFrame:
     """Synthetic campaign data with the real schema, marginals and an ~11% positive rate.
 
     The outcome depends on the features the way it does in the real data (previous
     success, mobile contact, low interest rates, students and retirees, fewer call
     attempts), so a model can learn it and beat a baseline, while the noise keeps it
     from being trivial.
+
+    ``period="all"`` mixes the economic regimes of the whole file; ``period="later"`` draws from
+    its last year (:data:`_LATER_REGIMES`), which a model trained on the mix has barely seen:
+    the drift the demo's monitor finds.
     """
+    if period not in PERIODS:
+        raise ValueError(f"period must be one of {', '.join(PERIODS)}, not {period!r}")
+    later = period == "later"
     rng = np.random.default_rng(seed)
     marginals = {
         "job": [0.253, 0.225, 0.035, 0.026, 0.071, 0.042, 0.035, 0.096, 0.021, 0.164, 0.025, 0.007],
@@ -174,6 +215,21 @@ def generate_bank_marketing(n_rows: int = 20_000, seed: int = 0) -> pd.DataFrame
         "month": [0, 0, 0.013, 0.064, 0.334, 0.129, 0.174, 0.15, 0.014, 0.017, 0.1, 0.005],
         "day_of_week": [0.207, 0.196, 0.197, 0.209, 0.191],
     }
+    if later:  # 2009-06 to 2010-11: more clerks, retirees and students, fewer manual workers
+        marginals["job"] = [
+            0.316,
+            0.062,
+            0.018,
+            0.028,
+            0.071,
+            0.137,
+            0.032,
+            0.049,
+            0.088,
+            0.145,
+            0.043,
+            0.011,
+        ]
     frame = pd.DataFrame(
         {
             name: rng.choice(CATEGORIES[name], size=n_rows, p=np.array(p) / np.sum(p))
@@ -185,19 +241,28 @@ def generate_bank_marketing(n_rows: int = 20_000, seed: int = 0) -> pd.DataFrame
     age[job == "student"] = rng.normal(24, 4, (job == "student").sum())
     age[job == "retired"] = rng.normal(64, 8, (job == "retired").sum())
     frame["age"] = np.clip(age, 17, 98).round().astype(int)
-    frame["contact"] = np.where(rng.random(n_rows) < 0.635, "cellular", "telephone")
-    frame["campaign"] = np.minimum(1 + rng.geometric(0.42, n_rows) - 1, 56)
-    previous = rng.choice([0, 1, 2, 3, 4], size=n_rows, p=[0.863, 0.11, 0.019, 0.006, 0.002])
+    frame["contact"] = np.where(
+        rng.random(n_rows) < (0.81 if later else 0.635), "cellular", "telephone"
+    )
+    frame["campaign"] = np.minimum(1 + rng.geometric(0.55 if later else 0.42, n_rows) - 1, 56)
+    previous = rng.choice(
+        [0, 1, 2, 3, 4],
+        size=n_rows,
+        p=[0.41, 0.35, 0.15, 0.06, 0.03] if later else [0.863, 0.11, 0.019, 0.006, 0.002],
+    )
     frame["previous"] = previous
     contacted = previous > 0
-    success = contacted & (rng.random(n_rows) < 0.25)
+    success = contacted & (rng.random(n_rows) < (0.53 if later else 0.25))
     frame["poutcome"] = np.where(success, "success", np.where(contacted, "failure", "nonexistent"))
     frame["pdays"] = np.where(success, rng.integers(0, 27, n_rows), 999)
-    regime = rng.choice(len(_REGIMES), size=n_rows, p=_REGIMES[:, 5] / _REGIMES[:, 5].sum())
+    regimes = _LATER_REGIMES if later else _REGIMES
+    regime = rng.choice(len(regimes), size=n_rows, p=regimes[:, 5] / regimes[:, 5].sum())
     for i, name in enumerate(
         ("emp.var.rate", "cons.price.idx", "cons.conf.idx", "euribor3m", "nr.employed")
     ):
-        frame[name] = _REGIMES[regime, i]
+        frame[name] = regimes[regime, i]
+    if later:  # each month had its own rates
+        frame["month"] = np.array(CATEGORIES["month"])[regimes[regime, 6].astype(int) - 1]
     frame["euribor3m"] = (frame["euribor3m"] + rng.normal(0, 0.02, n_rows)).round(3)
 
     age = frame["age"].to_numpy()

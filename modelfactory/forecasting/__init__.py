@@ -18,7 +18,14 @@ API call)::
 
 from modelfactory.data import rossmann
 from modelfactory.promotion import GateMetric
-from modelfactory.use_case import BatchSpec, DataFormat, ServingSpec, UseCase
+from modelfactory.use_case import (
+    BatchSpec,
+    DataFormat,
+    LoggedColumn,
+    MonitoringSpec,
+    ServingSpec,
+    UseCase,
+)
 
 
 def _load_forecaster(name: str, version: str, tracking_uri: str, settings):
@@ -45,6 +52,48 @@ def _forecast_api(model_name: str):
     return build_forecast_api(model_name)
 
 
+def _check_actual(value):
+    from modelfactory.forecasting.monitoring import check_actual
+
+    return check_actual(value)
+
+
+def _forecast_days(window):
+    from modelfactory.forecasting.monitoring import forecast_days
+
+    return forecast_days(window)
+
+
+def _reference_rows(reference):
+    from modelfactory.forecasting.monitoring import reference_rows
+
+    return reference_rows(reference)
+
+
+def _performance(labelled, figures, max_drop):
+    from modelfactory.forecasting.monitoring import performance
+
+    return performance(labelled, figures, max_drop)
+
+
+MONITORING = MonitoringSpec(
+    logged=(
+        LoggedColumn("store", "features", "number"),
+        LoggedColumn("horizon_days", "features", "number"),
+        LoggedColumn("ds", "output", "json"),
+        LoggedColumn("yhat", "output", "json"),
+        LoggedColumn("open", "output", "json"),
+    ),
+    numeric=("yhat",),
+    categorical=(),
+    outputs=("yhat",),
+    check_actual=_check_actual,
+    reference=_reference_rows,
+    performance=_performance,
+    compared=_forecast_days,
+    output_test=("wasserstein", 0.3),  # forecasting.monitoring.OUTPUT_TEST (ADR 0008)
+)
+
 FORECASTING = UseCase(
     name="forecasting",
     model_name="store-sales",
@@ -65,4 +114,5 @@ FORECASTING = UseCase(
         timeout_seconds=60,
     ),
     batch=BatchSpec(load=_load_batch),
+    monitoring=MONITORING,
 )

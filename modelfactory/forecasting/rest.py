@@ -32,6 +32,7 @@ from modelfactory.inference.protocol.rest import (
     build_api,
     endpoint_of,
     predicting,
+    request_id_of,
     routing_headers,
 )
 
@@ -95,7 +96,7 @@ def build_forecast_api(model_name: str, max_encoded_bytes: int = 16 * 1024 * 102
         # loop that other requests and v2 gRPC share; a cached one is answered on the loop.
         endpoint = endpoint_of(http, model_name)
         endpoint.authorize(http.headers.get("authorization"), PROTOCOL)
-        request_id = http.headers.get(REQUEST_ID)
+        request_id = request_id_of(http)
         records = [{"store": request.store, "horizon_days": request.horizon_days}]
         routed = await predicting(
             endpoint,
@@ -112,9 +113,7 @@ def build_forecast_api(model_name: str, max_encoded_bytes: int = 16 * 1024 * 102
         if body is None:
             body = encode_forecast(request.store, version, routed.predictions[0])
             encoded.put(key, body)
-        headers = {MODEL_VERSION: version}
-        if request_id:
-            headers[REQUEST_ID] = request_id
+        headers = {MODEL_VERSION: version, REQUEST_ID: request_id}
         return Response(body, media_type="application/json", headers=headers)
 
     return api

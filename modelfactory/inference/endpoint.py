@@ -5,14 +5,18 @@ adapters over :class:`InferenceEndpoint`: they parse their wire format, call
 :meth:`~InferenceEndpoint.predict` or :meth:`~InferenceEndpoint.infer`, and map
 :class:`~modelfactory.inference.protocol.v2.V2Error` kinds to their status codes. Metrics
 and the prediction log are fed here, and as the router's observer (fallbacks,
-shadow predictions).
+shadow predictions). Ground truth for logged predictions (``POST /feedback``) is checked and
+stored here too (:meth:`~InferenceEndpoint.feedback`).
 """
 
 from __future__ import annotations
 
 import hmac
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
 
 from modelfactory.config import ServingSettings
 from modelfactory.inference.metrics import ServingMetrics
@@ -33,6 +37,12 @@ from modelfactory.inference.router import (
 )
 from modelfactory.inference.schema import InputNotFound, InvalidInput
 from modelfactory.inference.served import ServedModel
+from modelfactory.predictions.feedback import (
+    FeedbackStore,
+    InvalidFeedback,
+    UnknownRequests,
+    parse_feedback,
+)
 from modelfactory.predictions.writer import PredictionLog
 from modelfactory.rollout import RolloutState
 
@@ -42,7 +52,11 @@ UNAUTHENTICATED = "missing or wrong bearer token (Authorization: Bearer <token>)
 class InferenceEndpoint(RouterObserver):
     """``blocking_predictions``: a prediction may take long enough to stall an event loop (the
     forecaster runs Prophet on a cache miss, 100 ms and more), so adapters running on one
-    call :meth:`predict` / :meth:`infer` in a worker thread instead of inline."""
+    call :meth:`predict` / :meth:`infer` in a worker thread instead of inline.
+
+    ``check_actual`` (the use case's, :class:`~modelfactory.use_case.MonitoringSpec`) reads one
+    ground-truth value; with it and a prediction log, :meth:`feedback` stores ground truth beside
+    the log."""
 
     def __init__(
         self,
@@ -51,12 +65,21 @@ class InferenceEndpoint(RouterObserver):
         metrics: ServingMetrics,
         prediction_log: PredictionLog | None = None,
         blocking_predictions: bool = False,
+        check_actual: Callable[[Any], Any] | None = None,
+        max_feedback_items: int = 10_000,
     ):
         self.router = router
         self.options = options
         self.metrics = metrics
         self.prediction_log = prediction_log
         self.blocking_predictions = blocking_predictions
+        self.check_actual = check_actual
+        self.max_feedback_items = max_feedback_items
+        self.feedback_store = (
+            FeedbackStore(prediction_log.url, router.name)
+            if prediction_log is not None and check_actual is not None
+            else None
+        )
         router.observer = self
         self.name = router.name
 
@@ -199,6 +222,45 @@ class InferenceEndpoint(RouterObserver):
             self.prediction_log.record(
                 model.name, model.version, records, routed.predictions, request_id
             )
+
+    # ground truth --------------------------------------------------------------------------------
+    def feedback(self, body: Any, protocol: str = "json") -> dict:
+        """Store the ground truth in ``body`` (one item or a list; all or nothing).
+
+        Blocks on the database: adapters on an event loop call it in a worker thread. Raises
+        V2Error: invalid (items named), not_found (request ids named, or no feedback taken
+        here), unavailable (the store does not answer).
+        """
+        if self.feedback_store is None or self.check_actual is None:
+            self.refuse("not_found", protocol)
+            raise V2Error(
+                "not_found",
+                f"{self.name} takes no feedback here: its predictions are not logged "
+                "(MODELFACTORY_PREDICTION_LOG)",
+            )
+        try:
+            items = parse_feedback(body, self.check_actual, self.max_feedback_items)
+        except InvalidFeedback as exc:
+            self.refuse("invalid", protocol)
+            raise V2Error("invalid", "invalid feedback", exc.problems) from None
+        try:
+            return {"model": self.name, **self.feedback_store.record(items)}
+        except UnknownRequests as exc:
+            self.refuse("not_found", protocol)
+            raise V2Error("not_found", str(exc), exc.problems) from None
+        except sa.exc.OperationalError as exc:  # the store is down or locked: retry later
+            self.refuse("not_ready", protocol)
+            raise V2Error(
+                "unavailable", f"the prediction store does not answer ({exc.orig}); retry later"
+            ) from None
+
+    def close(self) -> None:
+        """Stop the router and the prediction log; release the feedback store's connections."""
+        self.router.stop()
+        if self.prediction_log is not None:
+            self.prediction_log.close()
+        if self.feedback_store is not None:
+            self.feedback_store.close()
 
     # RouterObserver -------------------------------------------------------------------------
     def fallback(self, model: ServedModel, challenger: str, reason: str) -> None:

@@ -59,7 +59,13 @@ class ServingRuntime:
             serving.model_alias,
         )
         self.endpoint = InferenceEndpoint(
-            router, serving, metrics, prediction_log, blocking_predictions=spec.blocking_predictions
+            router,
+            serving,
+            metrics,
+            prediction_log,
+            blocking_predictions=spec.blocking_predictions,
+            check_actual=case.monitoring.check_actual if case.monitoring else None,
+            max_feedback_items=settings.monitoring.max_feedback_items,
         )
         self.grpc: UnaryServer | None = None
         self.metrics_server: asyncio.Server | None = None
@@ -88,9 +94,7 @@ class ServingRuntime:
             await self.grpc.stop(grace=2)
         if self.metrics_server is not None:
             self.metrics_server.close()
-        self.endpoint.router.stop()
-        if self.endpoint.prediction_log is not None:
-            self.endpoint.prediction_log.close()
+        self.endpoint.close()
 
 
 def registry_router(

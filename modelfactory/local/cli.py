@@ -31,9 +31,11 @@ console = Console()
 
 
 def _mount_subcommands() -> None:
+    from modelfactory.local.drift_cli import drift_app
     from modelfactory.local.rollout_cli import rollout_app
 
     app.add_typer(rollout_app, name="rollout")
+    app.add_typer(drift_app, name="drift")
 
 
 _mount_subcommands()
@@ -328,6 +330,46 @@ def _route(model: str, use_case: str | None) -> str:
 
     spec = served_use_case(model, use_case or get_settings().serving.use_case).serving
     return spec.route if spec else "POST /predict"
+
+
+@app.command()
+@_friendly_errors
+def feedback(
+    model: Annotated[str, typer.Argument(help="Registered model name, e.g. bank-marketing.")],
+    data: Annotated[
+        Path,
+        typer.Option(
+            "--data",
+            help="CSV with columns request_id, actual and optionally record (a record of a "
+            "multi-record request, from 0).",
+        ),
+    ],
+    use_case: Annotated[
+        str | None, typer.Option(help="The model's use case, when its name does not say.")
+    ] = None,
+):
+    """Load ground truth for logged predictions (a repeated request id replaces its value)."""
+    from modelfactory.local.drift_cli import load_feedback_file
+    from modelfactory.predictions.feedback import FeedbackStore, UnknownRequests
+    from modelfactory.use_cases import served_use_case
+
+    settings = get_settings()
+    spec = served_use_case(model, use_case).monitoring
+    if spec is None:
+        raise ModelFactoryError(f"{model}: its use case takes no ground truth")
+    items = load_feedback_file(data, spec.check_actual)
+    store = FeedbackStore(settings.prediction_store_url, model)
+    try:
+        stored = store.record(items)
+    except UnknownRequests as exc:
+        raise ModelFactoryError(f"{data}: nothing stored; {exc}") from None
+    finally:
+        store.close()
+    console.print(
+        f"[green]✓[/] {stored['stored']} ground-truth values for {model} "
+        f"({stored['replaced']} replaced earlier ones) in {settings.prediction_store_url}",
+        highlight=False,
+    )
 
 
 @app.command()

@@ -102,9 +102,6 @@ class _ProgressLog(io.TextIOBase):
         super().close()
 
 
-PIPELINES_PACKAGE = "modelfactory_pipelines"  # pipelines/ as installed: its compiled YAML files
-
-
 def compiled_pipeline(use_case: str, path: Path | None = None):
     """The compiled pipeline of ``use_case`` (``pipelines/<use_case>.yaml``) as a runnable
     component.
@@ -112,21 +109,12 @@ def compiled_pipeline(use_case: str, path: Path | None = None):
     Every component runs in ``MODELFACTORY_COMPONENT_IMAGE`` under a DockerRunner (the
     SubprocessRunner runs them in this Python environment whatever the image).
     """
-    from importlib.resources import files
-
     from kfp import components
 
     from modelfactory.config import get_settings
+    from modelfactory.pipeline_spec import compiled_pipeline_file
 
-    if path is None:
-        resource = files(PIPELINES_PACKAGE).joinpath(f"{use_case}.yaml")
-        if not resource.is_file():
-            raise ModelFactoryError(
-                f"no compiled pipeline for {use_case!r} ({resource}); run `make pipelines`"
-            )
-        text = resource.read_text()
-    else:
-        text = Path(path).read_text()
+    text = Path(path or compiled_pipeline_file(use_case)).read_text()
     pipeline = components.load_component_from_text(text)
     image = get_settings().component_image
     for executor in pipeline.component_spec.implementation.graph.deployment_spec[

@@ -158,7 +158,9 @@ def _fmt(value: float | None) -> str:
 
 
 def demo(tracking_uri: str, console: Console, rows: int = 20000) -> None:
-    """Generate data, run the classification pipeline, serve the champion, send real predictions."""
+    """Generate data, run the classification pipeline, serve the champion, send real predictions;
+    then traffic from a later period, its ground truth, a drift check and the retraining it
+    starts."""
     from modelfactory.data.bank_marketing import (
         FEATURES,
         generate_bank_marketing,
@@ -228,8 +230,10 @@ def demo(tracking_uri: str, console: Console, rows: int = 20000) -> None:
             f"A bad request is refused with {bad.status_code}: {bad.json()['problems'][0]}",
             highlight=False,
         )
+        later = send_later_period(service.url, console, seed=runs_so_far)
     finally:
         service.stop()
+    check_and_retrain(tracking_uri, console, later)
     console.print(
         f"\n[bold]MLflow UI[/]: {tracking_uri}  (keeps running; `modelfactory down` stops it)"
     )
@@ -237,6 +241,107 @@ def demo(tracking_uri: str, console: Console, rows: int = 20000) -> None:
         "[bold]Serve the champion yourself[/]: modelfactory serve bank-marketing "
         f"→ http://{settings.serving.http_host}:{settings.serving.http_port}/predict"
     )
+
+
+DEMO_LATER_ROWS = 2000
+DEMO_BATCH = 100
+
+
+def send_later_period(url: str, console: Console, seed: int = 0) -> int:
+    """Traffic from the bank's later period (rates at their floor, employment down), then the
+    outcomes of those calls as ground truth (POST /feedback); returns how many were labelled."""
+    from modelfactory.data.bank_marketing import FEATURES, generate_bank_marketing
+
+    console.rule("[bold]Later: the economy has changed[/]")
+    customers = generate_bank_marketing(DEMO_LATER_ROWS, seed=1000 + seed, period="later")
+    records = customers[list(FEATURES)].to_dict(orient="records")
+    outcomes = customers["y"].tolist()
+    stamp = time.strftime("%Y%m%d%H%M%S")
+    sent = []
+    with httpx.Client(base_url=url, timeout=60) as client:
+        for start in range(0, len(records), DEMO_BATCH):
+            request_id = f"demo-{stamp}-{start // DEMO_BATCH}"
+            answer = client.post(
+                "/predict",
+                json={"records": records[start : start + DEMO_BATCH]},
+                headers={"x-request-id": request_id},
+            )
+            answer.raise_for_status()
+            sent.append((request_id, outcomes[start : start + DEMO_BATCH]))
+        console.print(
+            f"[green]✓[/] {len(records)} customers of the later period scored ({len(sent)} "
+            f"requests; euribor3m about {customers['euribor3m'].mean():.2f}, employment "
+            f"{customers['nr.employed'].mean():.0f})"
+        )
+        labelled = 0
+        for request_id, truth in sent:
+            items = [
+                {"request_id": request_id, "record": i, "actual": y} for i, y in enumerate(truth)
+            ]
+            for _ in range(40):  # the writer process logs a prediction within about a second
+                answer = client.post("/feedback", json=items)
+                if answer.status_code != 404:
+                    break
+                time.sleep(0.25)
+            answer.raise_for_status()
+            labelled += answer.json()["stored"]
+    console.print(
+        f"[green]✓[/] their outcomes reported: POST /feedback x {len(sent)} ({labelled} labels)"
+    )
+    return labelled
+
+
+def check_and_retrain(tracking_uri: str, console: Console, labelled: int) -> None:
+    """One monitor check of the last hour: the drift table, the report, and the retraining."""
+    from modelfactory.local.drift_cli import print_check, retrainer_for
+    from modelfactory.monitoring.monitor import MonitorConfig, run_check
+    from modelfactory.monitoring.policy import MonitorState
+
+    settings = get_settings()
+    config = MonitorConfig.model_validate(
+        {
+            "model": CLASSIFICATION.model_name,
+            "window": {"since": "1h"},
+            # The demo acts on its first drifted check; a monitor's default waits for two.
+            "drift": {"consecutiveChecks": 1},
+            "retrain": {"source": "feedback", "labelledSince": "1h"},
+        }
+    )
+    console.print(
+        "Drift check of the last hour against the champion's training data (policy: retrain "
+        "on the first drifted check, as a demo; by default two in a row)..."
+    )
+
+    def show(kind: str, value) -> None:
+        if kind == "report":
+            console.print(f"[green]✓[/] drift report: [bold]{value}[/]", highlight=False)
+        elif kind == "retrain":
+            console.print(
+                f"[bold]retraining[/] {value.model_name}: the compiled pipeline on the champion's "
+                f"training data + {labelled} labelled predictions ({value.source})",
+                highlight=False,
+            )
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    result, _ = run_check(
+        config,
+        MonitorState(),
+        retrainer=retrainer_for(settings, tracking_uri),
+        tracking_uri=tracking_uri,
+        on_event=show,
+    )
+    print_check(result, console)
+    started = result.retrain
+    if started is not None and started.version:
+        verdict = "promoted to champion" if started.promoted else "kept as challenger"
+        console.print(
+            f"[bold]new version {started.version}[/]: the gate {verdict} ({started.detail})",
+            highlight=False,
+        )
+        console.print(
+            "The rollout takes the challenger from here: canary steps, then promotion "
+            f"(`modelfactory rollout set {CLASSIFICATION.model_name} --mode canary --weight 10`)."
+        )
 
 
 def use_case_arguments(

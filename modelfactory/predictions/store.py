@@ -1,10 +1,12 @@
-"""The prediction store: the one table definition serving writes and monitoring reads.
+"""The prediction store: the table definitions serving writes and monitoring reads.
 
 Every served (and shadow) prediction is a row: when, which request, which model
 version answered in which role, the features it was given and its output (JSON).
 Serving writes it through :class:`~modelfactory.predictions.writer.PredictionLog`;
 drift and performance jobs read it (:func:`read_predictions`, or their own queries
-over :data:`predictions_table`). sqlite on one machine, PostgreSQL in the cluster.
+over :data:`predictions_table`). Ground truth that arrives later (``POST /feedback``) is a
+row of :data:`feedback_table` per request and record
+(:mod:`modelfactory.predictions.feedback`). sqlite on one machine, PostgreSQL in the cluster.
 """
 
 from __future__ import annotations
@@ -33,6 +35,20 @@ predictions_table = sa.Table(
     sa.Column("features", sa.JSON, nullable=False),
     sa.Column("output", sa.JSON, nullable=False),
     sa.Index("ix_predictions_model_time", "model_name", "model_version", "created_at"),
+)
+
+# The observed outcome of a logged prediction: one row per (model, request, record), so a
+# repeated label replaces the earlier one and is never counted twice. ``record`` is the
+# record's position in its request (0 for a one-record request): rows of one request are
+# logged in request order. Joined to predictions by request id in batch jobs.
+feedback_table = sa.Table(
+    "feedback",
+    metadata,
+    sa.Column("model_name", sa.String(200), primary_key=True),
+    sa.Column("request_id", sa.String(64), primary_key=True),
+    sa.Column("record", sa.Integer, primary_key=True),
+    sa.Column("actual", sa.JSON, nullable=False),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
 )
 
 

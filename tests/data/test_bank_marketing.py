@@ -58,3 +58,30 @@ def test_missing_and_empty_files_are_named(tmp_path):
     empty.write_text("")
     with pytest.raises(DataSourceError, match="empty"):
         bank.load_bank_marketing(empty)
+
+
+def test_the_later_period_reproduces_the_real_files_last_year(real_bank):
+    last_year = real_bank[bank.calendar_months(real_bank) >= "2010-01"]
+    later = bank.generate_bank_marketing(20_000, seed=4, period="later")
+    macro = ["emp.var.rate", "cons.price.idx", "cons.conf.idx", "nr.employed"]
+    assert set(map(tuple, later[macro].drop_duplicates().to_numpy())) == set(
+        map(tuple, last_year[macro].drop_duplicates().to_numpy())
+    )
+    assert abs(later["euribor3m"].mean() - last_year["euribor3m"].mean()) < 0.02
+    for column, value in (("contact", "cellular"), ("poutcome", "success")):
+        assert abs((later[column] == value).mean() - (last_year[column] == value).mean()) < 0.02
+    assert (
+        later["nr.employed"].max()
+        < bank.generate_bank_marketing(20_000, seed=4)["nr.employed"].min()
+    )  # employment below any month the default mix holds
+    bank.validate_bank_marketing(later, "later period")
+
+
+def test_rows_learned_from_served_predictions_may_lack_the_call_duration():
+    rows = bank.generate_bank_marketing(50, seed=1).assign(duration=float("nan"))
+    assert bank.validate_bank_marketing(rows, "served rows")["duration"].isna().all()
+
+
+def test_an_unknown_period_is_named():
+    with pytest.raises(ValueError, match="period must be one of all, later, not '2011'"):
+        bank.generate_bank_marketing(10, period="2011")

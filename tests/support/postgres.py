@@ -85,3 +85,19 @@ def postgres_url():
             timeout=60,
         )
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def prediction_store_url(request, tmp_path):
+    """An empty prediction store (predictions and feedback tables): a sqlite file, then the
+    session's PostgreSQL server with those tables dropped first."""
+    from modelfactory.predictions.store import metadata
+    from modelfactory.sql import engine
+
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'predictions.db'}"
+    url = request.getfixturevalue("postgres_url")
+    created = engine(url)
+    metadata.drop_all(created)
+    created.dispose()
+    return url

@@ -8,6 +8,7 @@ import socket
 import pytest
 
 from modelfactory.data.bank_marketing import FEATURES, generate_bank_marketing
+from modelfactory.use_cases import CLASSIFICATION
 from tests.support.serving import MODEL, Rollout, train_version
 
 
@@ -80,7 +81,13 @@ def make_endpoint(served_models, tmp_path):
                 **log_kw,
             ).start()
         router = ModelRouter(MODEL, read_state=rollout, load=served_models.__getitem__)
-        endpoint = InferenceEndpoint(router, options or ServingSettings(), metrics, plog)
+        endpoint = InferenceEndpoint(
+            router,
+            options or ServingSettings(),
+            metrics,
+            plog,
+            check_actual=CLASSIFICATION.monitoring.check_actual,
+        )
         router.refresh()
         endpoint.rollout, endpoint.metrics_registry = rollout, registry
         made.append(endpoint)
@@ -88,9 +95,7 @@ def make_endpoint(served_models, tmp_path):
 
     yield make
     for endpoint in made:
-        endpoint.router.stop()
-        if endpoint.prediction_log:
-            endpoint.prediction_log.close()
+        endpoint.close()
 
 
 @pytest.fixture

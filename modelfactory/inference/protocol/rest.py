@@ -9,13 +9,16 @@ readiness checks); :func:`build_api` is the route table. Handlers raise, and the
 exception handlers of :func:`install_error_handlers` turn what they raise into
 status codes in one place: 422 invalid input (naming the field or input), 404 unknown
 model or version (or a record naming something the model does not have, such as a
-store without a forecast model), 413 too large, 401 missing token, 503 not ready.
-The forecast service adds ``POST /forecast`` (:mod:`modelfactory.forecasting.rest`).
+store without a forecast model, or a feedback request id the log does not hold), 413 too
+large, 401 missing token, 503 not ready. ``POST /feedback`` takes ground truth for logged
+predictions by their ``x-request-id``, which every answer carries (generated when the caller
+sent none). The forecast service adds ``POST /forecast`` (:mod:`modelfactory.forecasting.rest`).
 """
 
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -113,14 +116,36 @@ _HEADERS = [
         "in": "header",
         "required": False,
         "schema": {"type": "string"},
-        "description": "Echoed, and stored with the logged predictions.",
+        "description": "Echoed, and stored with the logged predictions (generated when absent): "
+        "POST /feedback names a prediction by it.",
     },
 ]
+_FEEDBACK_ITEM = {
+    "type": "object",
+    "required": ["request_id", "actual"],
+    "properties": {
+        "request_id": {"type": "string", "minLength": 1, "maxLength": 64},
+        "record": {"type": "integer", "minimum": 0},
+        "actual": {},
+    },
+}
+_FEEDBACK_ANSWER = {
+    "type": "object",
+    "properties": {
+        "model": {"type": "string"},
+        "stored": {"type": "integer"},
+        "replaced": {"type": "integer"},
+    },
+}
 _ERRORS = {
     str(code): {"description": text, "content": {"application/json": {"schema": _ERROR}}}
     for code, text in (
         (401, "Missing or wrong bearer token"),
-        (404, "Unknown model or version, or a record naming what the model does not have"),
+        (
+            404,
+            "Unknown model or version, a record naming what the model does not have, or a "
+            "feedback request id the prediction log does not hold",
+        ),
         (413, "Request body over MODELFACTORY_MAX_REQUEST_BYTES"),
         (422, "Input that does not fit the model, naming the field or input"),
         (503, "No model loaded yet"),
@@ -215,6 +240,19 @@ async def predicting(endpoint: InferenceEndpoint, records, method, *args, **kwar
     return method(*args, **kwargs)
 
 
+def request_id_of(request: Request) -> str:
+    """The caller's x-request-id, or a new one: every answer names its logged prediction."""
+    return request.headers.get(REQUEST_ID) or uuid.uuid4().hex
+
+
+def json_body(raw: bytes, endpoint: InferenceEndpoint, protocol: str = "json"):
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        endpoint.refuse("invalid", protocol)
+        raise V2Error("invalid", f"the request body is not valid JSON: {exc}") from None
+
+
 def routing_headers(request: Request) -> dict:
     """The endpoint's routing arguments from the request headers."""
     return {
@@ -231,18 +269,13 @@ class RestRoutes:
 
     async def predict(self, request: Request) -> Response:
         endpoint = endpoint_of(request, self.model_name)
-        raw = await read_body(request, endpoint, "json")
-        try:
-            body = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-            endpoint.refuse("invalid", "json")
-            raise V2Error("invalid", f"the request body is not valid JSON: {exc}") from None
+        body = json_body(await read_body(request, endpoint, "json"), endpoint)
         if not isinstance(body, dict) or "records" not in body:
             endpoint.refuse("invalid", "json")
             raise V2Error(
                 "invalid", 'expected a JSON object {"records": [{...}, ...]}', ["records: missing"]
             )
-        request_id = request.headers.get(REQUEST_ID)
+        request_id = request_id_of(request)
         routed = await predicting(
             endpoint,
             body["records"],
@@ -253,9 +286,7 @@ class RestRoutes:
             **routing_headers(request),
         )
         model = routed.model
-        headers = {MODEL_VERSION: model.version}
-        if request_id:
-            headers[REQUEST_ID] = request_id
+        headers = {MODEL_VERSION: model.version, REQUEST_ID: request_id}
         return JSONResponse(
             {
                 "model": model.name,
@@ -264,6 +295,11 @@ class RestRoutes:
             },
             headers=headers,
         )
+
+    async def feedback(self, request: Request) -> Response:
+        endpoint = endpoint_of(request, self.model_name)
+        body = json_body(await read_body(request, endpoint, "json"), endpoint)
+        return JSONResponse(await run_in_threadpool(endpoint.feedback, body))
 
     async def describe(self, request: Request) -> Response:
         endpoint = endpoint_of(request, self.model_name)
@@ -400,6 +436,29 @@ def route_table(routes: RestRoutes) -> list[Route]:
             routes.predict,
             "Predict each record: one object of the model's outputs per record",
             predict_doc,
+        ),
+        Route(
+            "/feedback",
+            "POST",
+            routes.feedback,
+            "Ground truth for logged predictions: {request_id, actual[, record]} or a list "
+            "(a repeated request id and record replaces its earlier value)",
+            {
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "oneOf": [
+                                    _FEEDBACK_ITEM,
+                                    {"type": "array", "items": _FEEDBACK_ITEM, "minItems": 1},
+                                ]
+                            }
+                        }
+                    },
+                },
+                "responses": _responses(_FEEDBACK_ANSWER, 401, 404, 413, 422, 503),
+            },
         ),
         Route(
             "/model",

@@ -1,0 +1,162 @@
+"""Retraining when the policy says so: a run of the use case's compiled pipeline.
+
+A :class:`Retrainer` starts a run for a :class:`RetrainRequest` and returns a
+:class:`RetrainRun`. On a cluster, :class:`KfpRetrainer` submits the compiled pipeline YAML
+(the file users upload to the KFP UI) with ``kfp.Client`` to the endpoint in
+``MODELFACTORY_MONITORING_KFP_HOST``; on one machine the CLI's retrainer
+(``modelfactory.local.retraining``) runs that same YAML with the kfp local runner. Either way
+the new version meets the promotion gate as always and becomes ``challenger``; the rollout
+takes it from there.
+
+What a run trains on (``RetrainSettings.source``): a path or URL the pipeline ingests, or
+``feedback``: the champion's training data with the recent prediction log's labelled rows
+(features and ground truth) appended (:func:`training_from_feedback`), so a model learns from
+what it served.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from modelfactory.errors import ModelFactoryError
+
+FEEDBACK_SOURCE = "feedback"
+
+
+class RetrainSettings(BaseModel):
+    """``source``: what a retraining run ingests (a path or URL, or ``feedback``);
+    ``parameters``: further pipeline arguments (e.g. ``n_estimators``, ``promotion_margin``);
+    ``cooldown``: the least time between two retrains; ``labelled_since``: how far back the
+    prediction log's labelled rows are taken for a ``feedback`` source."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    enabled: bool = True
+    source: str = FEEDBACK_SOURCE
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    cooldown: str = "24h"
+    labelled_since: str = Field(default="30d", alias="labelledSince")
+
+
+class RetrainRefused(ModelFactoryError):
+    """A retrain the policy asked for cannot start (no new data, no way to run the pipeline)."""
+
+
+@dataclass(frozen=True)
+class RetrainRequest:
+    use_case: str
+    model_name: str
+    reason: str
+    source: str  # the path or URL the pipeline's ingest step reads
+    arguments: dict[str, Any] = field(default_factory=dict)  # the other pipeline arguments
+
+    def pipeline_arguments(self) -> dict[str, Any]:
+        return {"source": self.source, "model_name": self.model_name, **self.arguments}
+
+
+@dataclass(frozen=True)
+class RetrainRun:
+    """A started run: ``run_id`` is KFP's run id (cluster) or the MLflow training run's (local,
+    where the run has finished and registered ``version``)."""
+
+    run_id: str
+    where: str  # kfp | local
+    url: str | None = None
+    version: str | None = None
+    promoted: bool | None = None
+    detail: str = ""
+
+    def as_dict(self) -> dict:
+        return {
+            "run_id": self.run_id,
+            "where": self.where,
+            "url": self.url,
+            "version": self.version,
+            "promoted": self.promoted,
+            "detail": self.detail,
+        }
+
+
+class Retrainer(Protocol):
+    def submit(self, request: RetrainRequest) -> RetrainRun: ...
+
+
+class KfpRetrainer:
+    """Submits the use case's compiled pipeline to Kubeflow Pipelines.
+
+    ``client`` is a ``kfp.Client`` (made for ``host`` when not given). The arguments are
+    checked against the pipeline's declared parameters before anything is submitted.
+    """
+
+    def __init__(self, host: str, experiment: str = "modelfactory-retraining", client=None):
+        self.host = host.rstrip("/")
+        self.experiment = experiment
+        self._client = client
+
+    @property
+    def client(self):
+        if self._client is None:
+            import kfp
+
+            self._client = kfp.Client(host=self.host)
+        return self._client
+
+    def submit(self, request: RetrainRequest) -> RetrainRun:
+        from modelfactory.pipeline_spec import check_arguments, compiled_pipeline_file
+
+        package = compiled_pipeline_file(request.use_case)
+        arguments = request.pipeline_arguments()
+        check_arguments(package.read_text(), arguments)
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
+        run = self.client.create_run_from_pipeline_package(
+            str(package),
+            arguments=arguments,
+            run_name=f"retrain-{request.model_name}-{stamp}",
+            experiment_name=self.experiment,
+            enable_caching=False,  # new data under the same source name must be read again
+        )
+        run_id = str(run.run_id)
+        return RetrainRun(
+            run_id,
+            "kfp",
+            url=f"{self.host}/#/runs/details/{run_id}",
+            detail=f"submitted to {self.host} (experiment {self.experiment})",
+        )
+
+
+def training_from_feedback(
+    previous: pd.DataFrame, new_rows: pd.DataFrame, columns: list[str] | tuple[str, ...]
+) -> pd.DataFrame:
+    """The previous training data with the labelled rows appended, in the raw format's
+    ``columns``; refuses when there is nothing new to learn from.
+
+    A labelled row equal in every column to a row of the previous training data is not
+    appended again: a champion that learned from the log already holds the rows it was given
+    (and the window they come from may reach back before it was trained).
+    """
+    missing = [c for c in columns if c not in previous.columns]
+    if missing:
+        raise RetrainRefused(f"the previous training data lacks column(s) {', '.join(missing)}")
+    old, new = previous[list(columns)], new_rows[list(columns)]
+    if not new.empty:
+        known = new.merge(old.drop_duplicates(), how="left", on=list(columns), indicator=True)
+        new = new[(known["_merge"] == "left_only").to_numpy()]
+    if new.empty:
+        raise RetrainRefused(
+            "no new labelled predictions to retrain on: send ground truth (POST /feedback, "
+            "`modelfactory feedback`) or set the monitor's retrain source to a data file"
+        )
+    return pd.concat([old, new], ignore_index=True)
+
+
+def write_training_file(frame: pd.DataFrame, write, folder: Path, file_name: str) -> Path:
+    """``frame`` written by the use case's ``write`` under ``folder`` (a new file each time, so
+    the run's ingest step keeps exactly what it trained on)."""
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+    return Path(write(frame, folder / f"retrain-{stamp}-{file_name}"))
