@@ -66,6 +66,7 @@ class BatchSpec:
     load: Callable[[str, str, str, dict], BatchModel]
 
 
+@dataclass(frozen=True)
 class LoggedColumn:
     """One value monitoring reads from each logged prediction: a feature or an output, read as a
     number, a category, or kept as decoded JSON (a forecast's list of daily values)."""
