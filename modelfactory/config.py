@@ -107,6 +107,10 @@ class OperatorSettings(_Group):
     workers: int = Field(default=20, description="Reconciles run at once (threads).")
     metrics_port: int = Field(default=8080, description="Its Prometheus metrics; 0: off.")
     liveness_endpoint: str = "http://0.0.0.0:8081/healthz"
+    monitor_image: str = Field(
+        default="modelfactory-components:0.1.0",
+        description="Image of a DriftMonitor's checks (the components image).",
+    )
     serving_template: str = Field(
         default="", description="A pod template file for ModelDeployments without one."
     )

@@ -447,7 +447,8 @@ def down():
 @app.command()
 @_friendly_errors
 def demo(rows: Annotated[int, typer.Option(help="Rows of synthetic bank-marketing data.")] = 20000):
-    """The whole lifecycle on synthetic data: pipeline, registry, serving, predictions."""
-    from modelfactory.local import workflows
+    """The whole lifecycle on synthetic data: pipeline, registry, serving, predictions, drift,
+    retraining, a rollout promoted and one rolled back."""
+    from modelfactory.local import demo as walkthrough
 
-    workflows.demo(_registry_uri(), console, rows)
+    walkthrough.demo(_registry_uri(), console, rows)

@@ -150,7 +150,7 @@ def run(
 ):
     """Drive MODEL's rollout here until it is promoted or rolled back, printing each decision."""
     from modelfactory.config import get_settings
-    from modelfactory.local.rollout_view import timeline_line
+    from modelfactory.local.rollout_view import tick_printer
     from modelfactory.local.rollouts import LocalRollouts, load_spec, run_local
     from modelfactory.registry import ensure_reachable
 
@@ -160,18 +160,7 @@ def run(
     )
     urls = metrics_url or [f"http://{settings.serving.http_host}:{settings.serving.metrics_port}"]
     store = LocalRollouts(settings.home / "rollouts")
-    last = {"line": ""}
-
-    def show(done) -> None:
-        stamp = time.strftime("%H:%M:%S")
-        for event in done.events:
-            colour = "red" if event.type == "Warning" else "green"
-            console.print(f"[dim]{stamp}[/] [{colour}]{event.reason}[/] {event.message}",
-                          highlight=False)  # fmt: skip
-        line = timeline_line(done.status)
-        if line != last["line"]:
-            console.print(f"[dim]{stamp}[/] {line}", highlight=False)
-            last["line"] = line
+    show = tick_printer(console)
 
     console.print(f"rollout of {model}: {', '.join(s.describe() for s in rollout.steps)}; "
                   f"metrics from {', '.join(urls)}; Ctrl-C stops (the status is kept)")  # fmt: skip

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from modelfactory.rollout.controller import Tick
 from modelfactory.rollout.decide import Status
 from modelfactory.rollout.spec import RolloutSpec
 
@@ -70,3 +73,21 @@ def timeline_line(status: Status) -> str:
         else ""
     )
     return " | ".join(p for p in (status.phase, where, measured, status.message) if p)
+
+
+def tick_printer(console) -> Callable[[Tick], None]:
+    """Prints each reconcile's decisions (events) and each change of the timeline line."""
+    last = {"line": ""}
+
+    def show(done: Tick) -> None:
+        stamp = time.strftime("%H:%M:%S")
+        for event in done.events:
+            colour = "red" if event.type == "Warning" else "green"
+            console.print(f"[dim]{stamp}[/] [{colour}]{event.reason}[/] {event.message}",
+                          highlight=False)  # fmt: skip
+        line = timeline_line(done.status)
+        if line != last["line"]:
+            console.print(f"[dim]{stamp}[/] {line}", highlight=False)
+            last["line"] = line
+
+    return show

@@ -7,11 +7,9 @@ tested) without a terminal; output goes to the rich ``Console`` passed in.
 from __future__ import annotations
 
 import os
-import random
 import time
 from pathlib import Path
 
-import httpx
 from rich.console import Console
 from rich.table import Table
 
@@ -19,7 +17,7 @@ from modelfactory.config import get_settings
 from modelfactory.errors import ModelFactoryError
 from modelfactory.local.pipeline_runs import StepEvent, compiled_pipeline, run_locally
 from modelfactory.registry import Registry
-from modelfactory.use_cases import CLASSIFICATION, FORECASTING
+from modelfactory.use_cases import FORECASTING
 from modelfactory.use_cases import use_case as get_use_case
 
 
@@ -155,193 +153,6 @@ def print_models(tracking_uri: str, console: Console) -> None:
 
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
-
-
-def demo(tracking_uri: str, console: Console, rows: int = 20000) -> None:
-    """Generate data, run the classification pipeline, serve the champion, send real predictions;
-    then traffic from a later period, its ground truth, a drift check and the retraining it
-    starts."""
-    from modelfactory.data.bank_marketing import (
-        FEATURES,
-        generate_bank_marketing,
-        write_bank_marketing,
-    )
-    from modelfactory.local.ports import free_port, port_in_use
-    from modelfactory.local.serving import ServingProcess
-
-    settings = get_settings()
-    registry = Registry(tracking_uri)
-    # Each demo run is a new day's data: a different seed per registered version.
-    model = CLASSIFICATION.model_name
-    runs_so_far = sum(1 for _ in registry.versions(model)) if model in registry.model_names() else 0
-    data_path = write_bank_marketing(
-        generate_bank_marketing(rows, seed=runs_so_far),
-        settings.home / "demo" / f"bank-additional-{runs_so_far}.csv",
-    )
-    console.print(f"[green]✓[/] {rows} rows of synthetic bank-marketing data at {data_path}")
-    summary = run_pipeline(
-        "classification",
-        tracking_uri,
-        console,
-        source=str(data_path),
-        n_synthetic_rows=rows,
-        seed=42,
-    )
-    print_registration(summary, tracking_uri, console)
-
-    port = settings.serving.http_port
-    port = free_port() if port_in_use(port) else port
-    log_file = settings.home / "logs" / "demo-serving.log"
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    with console.status("Starting the BentoML service for the champion..."):
-        service = ServingProcess(model, tracking_uri, port, workers=1, log_file=log_file).start()
-    try:
-        console.print(f"[green]✓[/] serving bank-marketing@champion at [bold]{service.url}[/]")
-        customers = generate_bank_marketing(5, seed=random.randrange(1 << 30))[list(FEATURES)]
-        records = customers.to_dict(orient="records")
-        answer = httpx.post(f"{service.url}/predict", json={"records": records}, timeout=30)
-        answer.raise_for_status()
-        body = answer.json()
-        table = Table(
-            "age",
-            "job",
-            "contact",
-            "poutcome",
-            "euribor3m",
-            "predicted",
-            "probability",
-            title=f"POST {service.url}/predict → {body['model']} v{body['model_version']}",
-        )
-        for record, prediction in zip(records, body["predictions"], strict=True):
-            table.add_row(
-                str(record["age"]),
-                record["job"],
-                record["contact"],
-                record["poutcome"],
-                f"{record['euribor3m']:.2f}",
-                prediction["class"],
-                f"{prediction['probability']:.3f}",
-            )
-        console.print(table)
-        bad = httpx.post(
-            f"{service.url}/predict", json={"records": [{**records[0], "age": "forty"}]}, timeout=30
-        )
-        console.print(
-            f"A bad request is refused with {bad.status_code}: {bad.json()['problems'][0]}",
-            highlight=False,
-        )
-        later = send_later_period(service.url, console, seed=runs_so_far)
-    finally:
-        service.stop()
-    check_and_retrain(tracking_uri, console, later)
-    console.print(
-        f"\n[bold]MLflow UI[/]: {tracking_uri}  (keeps running; `modelfactory down` stops it)"
-    )
-    console.print(
-        "[bold]Serve the champion yourself[/]: modelfactory serve bank-marketing "
-        f"→ http://{settings.serving.http_host}:{settings.serving.http_port}/predict"
-    )
-
-
-DEMO_LATER_ROWS = 2000
-DEMO_BATCH = 100
-
-
-def send_later_period(url: str, console: Console, seed: int = 0) -> int:
-    """Traffic from the bank's later period (rates at their floor, employment down), then the
-    outcomes of those calls as ground truth (POST /feedback); returns how many were labelled."""
-    from modelfactory.data.bank_marketing import FEATURES, generate_bank_marketing
-
-    console.rule("[bold]Later: the economy has changed[/]")
-    customers = generate_bank_marketing(DEMO_LATER_ROWS, seed=1000 + seed, period="later")
-    records = customers[list(FEATURES)].to_dict(orient="records")
-    outcomes = customers["y"].tolist()
-    stamp = time.strftime("%Y%m%d%H%M%S")
-    sent = []
-    with httpx.Client(base_url=url, timeout=60) as client:
-        for start in range(0, len(records), DEMO_BATCH):
-            request_id = f"demo-{stamp}-{start // DEMO_BATCH}"
-            answer = client.post(
-                "/predict",
-                json={"records": records[start : start + DEMO_BATCH]},
-                headers={"x-request-id": request_id},
-            )
-            answer.raise_for_status()
-            sent.append((request_id, outcomes[start : start + DEMO_BATCH]))
-        console.print(
-            f"[green]✓[/] {len(records)} customers of the later period scored ({len(sent)} "
-            f"requests; euribor3m about {customers['euribor3m'].mean():.2f}, employment "
-            f"{customers['nr.employed'].mean():.0f})"
-        )
-        labelled = 0
-        for request_id, truth in sent:
-            items = [
-                {"request_id": request_id, "record": i, "actual": y} for i, y in enumerate(truth)
-            ]
-            for _ in range(40):  # the writer process logs a prediction within about a second
-                answer = client.post("/feedback", json=items)
-                if answer.status_code != 404:
-                    break
-                time.sleep(0.25)
-            answer.raise_for_status()
-            labelled += answer.json()["stored"]
-    console.print(
-        f"[green]✓[/] their outcomes reported: POST /feedback x {len(sent)} ({labelled} labels)"
-    )
-    return labelled
-
-
-def check_and_retrain(tracking_uri: str, console: Console, labelled: int) -> None:
-    """One monitor check of the last hour: the drift table, the report, and the retraining."""
-    from modelfactory.local.drift_cli import print_check, retrainer_for
-    from modelfactory.monitoring.monitor import MonitorConfig, run_check
-    from modelfactory.monitoring.policy import MonitorState
-
-    settings = get_settings()
-    config = MonitorConfig.model_validate(
-        {
-            "model": CLASSIFICATION.model_name,
-            "window": {"since": "1h"},
-            # The demo acts on its first drifted check; a monitor's default waits for two.
-            "drift": {"consecutiveChecks": 1},
-            "retrain": {"source": "feedback", "labelledSince": "1h"},
-        }
-    )
-    console.print(
-        "Drift check of the last hour against the champion's training data (policy: retrain "
-        "on the first drifted check, as a demo; by default two in a row)..."
-    )
-
-    def show(kind: str, value) -> None:
-        if kind == "report":
-            console.print(f"[green]✓[/] drift report: [bold]{value}[/]", highlight=False)
-        elif kind == "retrain":
-            console.print(
-                f"[bold]retraining[/] {value.model_name}: the compiled pipeline on the champion's "
-                f"training data + {labelled} labelled predictions ({value.source})",
-                highlight=False,
-            )
-
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    result, _ = run_check(
-        config,
-        MonitorState(),
-        retrainer=retrainer_for(settings, tracking_uri),
-        tracking_uri=tracking_uri,
-        on_event=show,
-    )
-    print_check(result, console)
-    started = result.retrain
-    if started is not None and started.version:
-        verdict = "promoted to champion" if started.promoted else "kept as challenger"
-        console.print(
-            f"[bold]new version {started.version}[/]: the gate {verdict} ({started.detail})",
-            highlight=False,
-        )
-        console.print(
-            "The rollout takes the challenger from here: canary steps, then promotion "
-            f"(`modelfactory rollout set {CLASSIFICATION.model_name} --mode canary --weight 10`)."
-        )
 
 
 def use_case_arguments(

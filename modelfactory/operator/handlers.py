@@ -9,6 +9,11 @@
 - deletion: a finalizer clears the model's rollout tags in the registry before the resource goes
   (the owned objects are garbage-collected through their owner references).
 
+and of DriftMonitor: create/resume/spec change apply its CronJob and the ServiceAccount, Role and
+RoleBinding its checks run as (:mod:`modelfactory.operator.monitors`); a spec the checks could
+not read is refused in status and nothing is applied. The checks themselves write the status
+(:mod:`modelfactory.operator.monitor_job`).
+
 Everything a rollout needs to resume is in the resource's status; the operator keeps nothing
 in memory between ticks.
 """
@@ -22,7 +27,8 @@ from typing import Any
 import kopf
 
 from modelfactory.config import get_settings
-from modelfactory.operator import kube
+from modelfactory.monitoring.monitor import MonitorConfig
+from modelfactory.operator import kube, monitors
 from modelfactory.operator.metrics import OPERATOR_METRICS
 from modelfactory.operator.resources import GROUP, PLURAL, VERSION, load_serving_template
 from modelfactory.operator.resources import owned_objects as render_owned
@@ -65,6 +71,44 @@ def apply_owned(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
     for kind, name in absent:
         kube.delete_if_present(body["metadata"]["namespace"], kind, name)
     logger.info("applied %s", ", ".join(f"{o['kind']}/{o['metadata']['name']}" for o in objects))
+
+
+@kopf.on.resume(GROUP, VERSION, monitors.PLURAL)
+@kopf.on.create(GROUP, VERSION, monitors.PLURAL)
+@kopf.on.update(GROUP, VERSION, monitors.PLURAL, field="spec")
+def apply_monitor(body: kopf.Body, spec: kopf.Spec, patch: kopf.Patch, **_: Any) -> None:
+    status = dict(body.get("status") or {})
+    try:
+        MonitorConfig.model_validate(monitors.monitor_config(dict(spec)))
+    except ValueError as exc:
+        problem = f"invalid spec, no CronJob applied: {exc}"
+        patch.status["conditions"] = _monitor_condition(status, "False", "InvalidSpec", problem)
+        return
+    settings = get_settings()
+    extra_env = {}
+    if settings.monitoring.kfp_host:
+        extra_env["MODELFACTORY_MONITORING_KFP_HOST"] = settings.monitoring.kfp_host
+        extra_env["MODELFACTORY_MONITORING_KFP_EXPERIMENT"] = settings.monitoring.kfp_experiment
+    template = load_serving_template(settings.operator.serving_template or None)
+    owned = monitors.owned_objects(body, template, settings.operator.monitor_image, extra_env)
+    kube.apply(owned)
+    schedule = owned[-1]["spec"]["schedule"]
+    message = f"CronJob {monitors.job_name(body)} checks {spec['model']} at '{schedule}'"
+    patch.status["observedGeneration"] = body["metadata"].get("generation")
+    patch.status["conditions"] = _monitor_condition(status, "True", "Scheduled", message)
+
+
+def _monitor_condition(
+    status: dict[str, Any], value: str, reason: str, message: str
+) -> list[dict[str, Any]]:
+    """The ``Scheduled`` condition set, the checks' own (Checked, Drifted) kept."""
+    others = [c for c in status.get("conditions") or [] if c.get("type") != "Scheduled"]
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return [
+        {"type": "Scheduled", "status": value, "reason": reason, "message": message[:1000],
+         "lastTransitionTime": now},
+        *others,
+    ]  # fmt: skip
 
 
 def _timer_interval() -> float:

@@ -64,17 +64,30 @@ def _render(values: tuple[str, ...], sets: tuple[str, ...], kube_version: str | 
 
 
 def operator_objects(rendered: list[dict]) -> list[dict]:
-    """What the operator creates for each rendered ModelDeployment (its own rendering code,
-    modelfactory.operator.resources): the checks below then judge the serving Deployment,
-    Service, HPA and PDB a release really runs, whoever creates them."""
+    """What the operator creates for each rendered ModelDeployment and DriftMonitor (its own
+    rendering code, modelfactory.operator.resources and .monitors): the checks below then judge
+    the serving Deployment, Service, HPA and PDB and the drift checks' CronJob a release really
+    runs, whoever creates them."""
+    import yaml
+
+    from modelfactory.operator import monitors
     from modelfactory.operator.resources import owned_objects
 
+    template = next(
+        (yaml.safe_load(o["data"]["template.yaml"]) for o in rendered
+         if o["kind"] == "ConfigMap" and o["metadata"]["name"].endswith("-serving-template")),
+        None,
+    )  # fmt: skip
     created = []
     for body in rendered:
+        if body["kind"] not in ("ModelDeployment", "DriftMonitor"):
+            continue
+        body = {**body, "metadata": {**body["metadata"], "uid": f"uid-of-the-{body['kind']}"}}
         if body["kind"] == "ModelDeployment":
-            body = {**body, "metadata": {**body["metadata"], "uid": "uid-of-the-modeldeployment"}}
-            objects, _ = owned_objects(body, {})
-            created += objects
+            created += owned_objects(body, {})[0]
+        else:
+            assert template is not None, "a DriftMonitor is rendered without the operator"
+            created += monitors.owned_objects(body, template, "modelfactory-components:0.1.0", {})
     return created
 
 

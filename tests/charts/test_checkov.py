@@ -33,15 +33,18 @@ EXPECTED = {("networkpolicy-off", "CKV2_K8S_6")}
 
 
 def _operator_made(manifests: str) -> str:
-    """The serving objects the operator creates from the release's ModelDeployments, carrying the
-    ModelDeployment's reviewed checkov skips (the same image references as the chart's)."""
+    """The objects the operator creates from the release's ModelDeployments and DriftMonitors,
+    the workloads carrying their owner's reviewed checkov skips (the same image references as
+    the chart's)."""
     documents = [d for d in yaml.safe_load_all(manifests) if d]
     made = []
     for obj in operator_objects(documents):
-        owner = next(d for d in documents if d["kind"] == "ModelDeployment"
-                     and d["metadata"]["name"] == obj["metadata"]["name"])  # fmt: skip
+        made_by = obj["metadata"]["ownerReferences"][0]
+        owner = next(d for d in documents if d["kind"] == made_by["kind"]
+                     and d["metadata"]["name"] == made_by["name"])  # fmt: skip
+        workload = obj["kind"] in ("Deployment", "CronJob")
         skips = {k: v for k, v in owner["metadata"].get("annotations", {}).items()
-                 if k.startswith("checkov.io/") and obj["kind"] == "Deployment"}  # fmt: skip
+                 if k.startswith("checkov.io/") and workload}  # fmt: skip
         if skips:
             obj["metadata"]["annotations"] = skips
         made.append(obj)

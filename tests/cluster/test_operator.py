@@ -11,6 +11,7 @@ zero and an EndpointSlice names this machine's address (kwok's pods have no /met
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -26,7 +27,7 @@ from modelfactory.rollout.state import clear_rollout, read_rollout
 from tests.support.serving import Load, train_version
 
 from .helmrelease import RESTRICTED, Release, eventually
-from .operator_process import running_operator
+from .operator_process import running_operator, service_account_kubeconfig
 
 pytestmark = pytest.mark.cluster
 MODEL = "bank-marketing-operator"
@@ -322,6 +323,118 @@ def test_deleting_a_modeldeployment_removes_its_objects_and_its_rollout_tags(
     registry.delete_alias(MODEL, CHALLENGER)
 
 
+def dmon(name: str, model: str = MODEL, **spec) -> dict:
+    return {
+        "apiVersion": "modelfactory.io/v1alpha1",
+        "kind": "DriftMonitor",
+        "metadata": {"name": name},
+        "spec": {"model": model, **spec},
+    }
+
+
+def _check_command(cron: dict) -> list[str]:
+    """The command a check's pod runs (its monitor's name, namespace and configuration)."""
+    container = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["python3", "-m", "modelfactory.operator.monitor_job"]
+    return [sys.executable, *container["command"][1:], *container["args"]]
+
+
+def test_a_driftmonitor_runs_on_a_cronjob_whose_checks_may_write_only_their_status(
+    platform, mlflow_server, versions, tmp_path
+):
+    """The operator gives a DriftMonitor its CronJob (concurrencyPolicy Forbid) and a
+    ServiceAccount allowed to get and patch that monitor's status and nothing else; the
+    controller manager starts Jobs on the schedule; a check run as that ServiceAccount writes
+    its decision (too few logged predictions: insufficient data) into the status and printer
+    columns; a check that cannot reach the registry says so in the Checked condition and keeps
+    the last result.
+    Not covered on the local control plane: the Job's container never runs (kwok); the check
+    runs on this machine with the Job's environment."""
+    cluster, namespace = platform.cluster, platform.namespace
+    refused = apply(platform, dmon("nonsense", window={"since": "yesterday"}), check=False)
+    assert refused.returncode != 0 and "spec.window.since" in refused.stderr
+    name = "bank-drift"
+    apply(platform, dmon(name, schedule="* * * * *", minRows=50))
+    account = f"{name}-drift-monitor"
+    with running_operator(cluster, namespace, ACCOUNT, mlflow_server, tmp_path,
+                          serving_template=platform.template):  # fmt: skip
+
+        def cron_job() -> dict | None:
+            found = cluster.kubectl(
+                "get", "cronjob", f"{name}-drift", "-n", namespace, "-o", "json", check=False
+            )
+            return json.loads(found.stdout) if found.returncode == 0 else None
+
+        eventually(lambda: [] if cron_job() else ["no CronJob"], 60, "the monitor's CronJob")
+        cron = cron_job()
+        assert cron is not None
+        owners = cron["metadata"]["ownerReferences"]
+        assert [(o["kind"], o["name"]) for o in owners] == [("DriftMonitor", name)]
+        assert cron["spec"]["concurrencyPolicy"] == "Forbid"
+        pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+        assert pod["serviceAccountName"] == account
+        conditions = {c["type"]: c for c in platform.get("dmon", name)["status"]["conditions"]}
+        assert conditions["Scheduled"]["status"] == "True"
+
+    def may(verb: str, resource: str) -> bool:
+        answer = cluster.kubectl(
+            "auth", "can-i", verb, resource, "-n", namespace,
+            f"--as=system:serviceaccount:{namespace}:{account}", check=False,
+        )  # fmt: skip
+        return answer.stdout.strip() == "yes"
+
+    own = f"driftmonitors.modelfactory.io/{name}"
+    assert not may("patch", own)  # its spec: no
+    answer = cluster.kubectl(
+        "auth", "can-i", "patch", own, "--subresource=status", "-n", namespace,
+        f"--as=system:serviceaccount:{namespace}:{account}", check=False,
+    )  # fmt: skip
+    assert answer.stdout.strip() == "yes"
+    assert not may("patch", "driftmonitors.modelfactory.io/another")
+    assert not may("get", "secrets") and not may("list", "pods")
+
+    def job_started() -> list[str]:
+        jobs = cluster.get("jobs", "-n", namespace)["items"]
+        started = [
+            job for job in jobs for o in job["metadata"].get("ownerReferences", [])
+            if (o["kind"], o["name"]) == ("CronJob", f"{name}-drift")
+        ]  # fmt: skip
+        return [] if started else [f"no Job owned by the CronJob among {len(jobs)}"]
+
+    eventually(job_started, 130, "a Job started by the controller manager on the schedule")
+
+    kubeconfig = service_account_kubeconfig(cluster, namespace, account, tmp_path / "dm.kubeconfig")
+    check = _check_command(cron)
+    # This machine's MLflow and prediction log stand in for the release's.
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "MLFLOW_TRACKING_URI": mlflow_server,
+           "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5",
+           "MODELFACTORY_HOME": str(tmp_path / "home")}  # fmt: skip
+    ran = subprocess.run(check, env=env, capture_output=True, text=True, timeout=300)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    status = platform.get("dmon", name)["status"]
+    assert status["lastResult"]["decision"] == "insufficient_data"
+    assert "insufficient data: 0 rows in the window" in status["lastResult"]["reason"]
+    conditions = {c["type"]: c for c in status["conditions"]}
+    assert conditions["Checked"]["status"] == "True"
+    assert conditions["Checked"]["reason"] == "InsufficientData"
+    assert conditions["Scheduled"]["status"] == "True"  # the operator's condition stays
+    columns = cluster.kubectl("get", "dmon", name, "-n", namespace).stdout
+    assert "insufficient_data" in columns and "* * * * *" in columns
+
+    env["MLFLOW_TRACKING_URI"] = f"http://127.0.0.1:{free_port()}"  # nobody listens there
+    failed = subprocess.run(check, env=env, capture_output=True, text=True, timeout=300)
+    assert failed.returncode != 0
+    status = platform.get("dmon", name)["status"]
+    conditions = {c["type"]: c for c in status["conditions"]}
+    assert conditions["Checked"]["status"] == "False"
+    assert conditions["Checked"]["reason"] == "CheckFailed"
+    assert "127.0.0.1" in conditions["Checked"]["message"]
+    assert status["lastResult"]["decision"] == "insufficient_data"  # the last result stays
+
+    cluster.kubectl("delete", "dmon", name, "-n", namespace)
+    eventually(lambda: ["still there"] if cron_job() else [], 60, "the CronJob collected")
+
+
 def test_the_operator_uses_every_verb_its_role_grants(platform, cluster):
     """The API server's audit log of the tests above: each verb the chart's Role grants the
     operator on each resource was used at least once (a verb it never uses is a grant too many),
@@ -351,6 +464,9 @@ def test_the_operator_uses_every_verb_its_role_grants(platform, cluster):
         if event.get("responseStatus", {}).get("code") == 403:
             refused.append(f"{event['verb']} {resource}")
     role = platform.get("role", ACCOUNT)
+    # Held only to be granted: each DriftMonitor's checks get their monitor's status, and RBAC
+    # lets the operator give a Role no more than it holds itself.
+    used.add(("modelfactory.io", "driftmonitors/status", "get"))
     unused = [
         f"{verb} {group or 'core'}/{resource}"
         for rule in role["rules"]

@@ -315,6 +315,9 @@ CKV_K8S_40=uid 999 is the postgres user of the official Debian-based image, owne
 {{- define "modelfactory.checkov.operatorTokenReason" -}}
 CKV_K8S_38=the operator talks to the Kubernetes API (watches ModelDeployments, applies their objects); its token grants only the Role in templates/operator/rbac.yaml, and it is the only workload with a token
 {{- end -}}
+{{- define "modelfactory.checkov.monitorTokenReason" -}}
+CKV_K8S_38=a drift check writes its DriftMonitor's status; its token grants only get and patch of that one monitor's status (the Role the operator makes per monitor)
+{{- end -}}
 {{- define "modelfactory.checkov.cleanupTokenReason" -}}
 CKV_K8S_38=the pre-delete cleanup Job deletes the release's ModelDeployments through the Kubernetes API; its token grants only list and delete of them (templates/operator/cleanup-hook.yaml)
 {{- end -}}

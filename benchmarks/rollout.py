@@ -1,0 +1,1009 @@
+"""Rollouts (issue 12): how fast a bad challenger is rolled back, what the operator's scraping of
+/metrics costs serving, and the operator with 200 ModelDeployments on a real control plane.
+
+Prints figures, asserts nothing. Sections, chosen with ``--section rollback,overhead,scale``
+(default all), on a throwaway MLflow server (EmbeddedMlflow) and a temporary MODELFACTORY_HOME:
+
+- rollback: `bentoml serve` of a registered champion (ServingProcess, 2 workers) under a steady
+  ``--rate`` of requests (two records each, on a fixed schedule over 4 keep-alive connections),
+  while the local rollout controller (``run_local``: the RolloutController the operator runs,
+  reading the service's /metrics) rolls out, canary 25% -> 50% -> 100% with an analysis
+  interval after each step, three real registered challengers: one that sleeps 80 ms per call
+  (budget 50 ms), one that raises whenever a request holds a record whose age is a multiple of
+  3, and, as the named alternative, a good one (another training) which goes through every step.
+  Per challenger: the time from its first call (its challenger-calls counter on /metrics, read
+  every 0.2 s) to the decision (the controller's tick that rolled it back or promoted it, registry
+  written), in seconds and in analysis intervals; the intervals closed; how long after the
+  decision the challenger still got calls (serving polls the registry); and every request the
+  clients saw fail during the whole rollout (expected 0: the router's fallback to the champion).
+- overhead: the same service, champion plus the good challenger at canary 50% (the state in which
+  the operator scrapes: it reads /metrics on every tick while a challenger exists), HTTP JSON
+  /predict throughput of a closed-loop client (benchmarks/loadgen.py, ``--concurrency``
+  connections, single-row requests) with /metrics not scraped, scraped every
+  ``--operator-tick`` s (the chart's operator tick) and every 1 s (harsh), ``--rounds``
+  interleaved rounds, same process. The scraper only reads the body (the operator parses it on
+  its own node; that parse is timed separately). The cost is the median over rounds of each
+  round's throughput loss against the unscraped run of the same round (target <= 2%). Also
+  measured directly: serving CPU per scrape (back-to-back scrapes, no load) and the body's size.
+- scale: tools/control-plane.sh (etcd, kube-apiserver, controller-manager, scheduler, kwok),
+  the chart's CRD, ``python -m modelfactory.operator`` on this machine (admin kubeconfig, one
+  namespace, tick ``--operator-tick``), ``--deployments`` registered models (each a champion
+  version) and as many ModelDeployments created back to back. Reported: reconcile latency
+  p50/p99/max from each create (client side, when the API server answered) to its Deployment
+  existing and to its status being written (both seen through watches), the operator's RSS and
+  CPU seconds during the burst, then its steady-state ("idle": nothing changes, every
+  ModelDeployment still reconciled each tick) CPU per minute, reconciles and registry CPU,
+  against the same operator watching the empty namespace before (the named alternative).
+  kwok fakes the serving pods: no container runs.
+
+The machine's load (CPU used meanwhile by processes this benchmark did not start) is printed
+per section. Usage:
+    .venv/bin/python benchmarks/rollout.py [--section rollback,overhead,scale] [--rate 40]
+        [--interval 5] [--rounds 4] [--seconds 8] [--deployments 200] [--idle-seconds 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+import httpx
+import psutil
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from loadgen import run_load  # noqa: E402
+
+from modelfactory.local.ports import free_port  # noqa: E402
+
+MODEL = "bank-marketing-bench-rollout"
+SECTIONS = ("rollback", "overhead", "scale")
+NOT_COVERED = {
+    "rollback": "the operator's kopf/Kubernetes path (run_local drives the same RolloutController "
+    "from this process), several serving pods, production's 1m interval and 10s tick (decision "
+    "time scales with both)",
+    "overhead": "a Prometheus scraping beside the operator, several pods, the network between "
+    "operator and pod; the scraper and client share the same 2 cores as serving",
+    "scale": "serving pods never run (kwok fakes them: no /metrics, so no analysis or scraping "
+    "at scale), the operator runs on this machine as admin (not in a pod as its ServiceAccount), "
+    "and the whole control plane shares the same 2 cores",
+}
+
+
+# --- the machine ---------------------------------------------------------------------------------
+def _machine_cpu() -> float:
+    t = psutil.cpu_times()
+    return sum(getattr(t, k, 0.0) for k in ("user", "system", "nice", "irq", "softirq", "steal"))
+
+
+def _tree_cpu(process: psutil.Process) -> float:
+    total = 0.0
+    for p in [process, *process.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system + t.children_user + t.children_system
+        except psutil.Error:
+            pass
+    return total
+
+
+def _pids_cpu(pids) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            total += _tree_cpu(psutil.Process(pid))
+        except psutil.Error:
+            pass
+    return total
+
+
+EXTRA_PIDS: set[int] = set()  # ours but not our descendants: the control plane's processes
+
+
+@contextmanager
+def machine_share(label: str):
+    """Prints the wall time, the cores this benchmark (and what it started) used, and the cores
+    other processes used meanwhile (the machine may be shared)."""
+    me = psutil.Process()
+    wall, machine, own = time.perf_counter(), _machine_cpu(), _tree_cpu(me) + _pids_cpu(EXTRA_PIDS)
+    try:
+        yield
+    finally:
+        wall = time.perf_counter() - wall
+        own = _tree_cpu(me) + _pids_cpu(EXTRA_PIDS) - own
+        others = max(0.0, _machine_cpu() - machine - own)
+        print(
+            f"  [{label}: {wall:.0f} s; this benchmark and its processes used {own / wall:.2f} "
+            f"cores, other processes {others / wall:.2f} cores; load average "
+            f"{os.getloadavg()[0]:.2f}]",
+            flush=True,
+        )
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
+
+
+# --- versions ------------------------------------------------------------------------------------
+def _slow(frame):
+    time.sleep(0.08)
+    return frame
+
+
+def _raises_on_a_third(frame):
+    if (frame["age"] % 3 == 0).any():
+        raise RuntimeError("challenger failure on this input")
+    return frame
+
+
+def faulty_version(uri: str, base_version: str, fault, tags: dict[str, str]) -> str:
+    """The champion wrapped in a Pipeline that runs ``fault`` first (served by scikit-learn:
+    the compiled forest does not know this structure); as tests/rollout/test_rollouts_for_real.py
+    builds its faulty challengers."""
+    import mlflow
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    from modelfactory.registry import Registry
+
+    mlflow.set_tracking_uri(uri)
+    base = mlflow.sklearn.load_model(f"models:/{MODEL}/{base_version}")
+    info = mlflow.models.get_model_info(f"models:/{MODEL}/{base_version}")
+    faulty = Pipeline([("fault", FunctionTransformer(fault)), ("model", base)])
+    mlflow.set_experiment(MODEL)
+    with mlflow.start_run(tags=tags) as run:
+        logged = mlflow.sklearn.log_model(
+            faulty,
+            name="model",
+            signature=info.signature,
+            serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
+            pyfunc_predict_fn="predict_proba",
+            metadata={"labels": ["no", "yes"], "threshold": 0.5},
+        )
+    return str(
+        Registry(uri).register(MODEL, logged.model_uri, run.info.run_id, "classification").version
+    )
+
+
+# --- clients -------------------------------------------------------------------------------------
+class SteadyLoad:
+    """``rate`` POSTs a second to /predict, two records each (what modelfactory.local.traffic.Load
+    sends), on a fixed schedule spread over ``threads`` keep-alive connections. Load sleeps 1/rate
+    after each answer, so its rate falls as answers slow down: a slow challenger would thin its
+    own traffic. Counts every answer that is not a 200 (or no answer at all)."""
+
+    def __init__(self, url: str, rate: float, threads: int = 4):
+        from modelfactory.data.bank_marketing import FEATURES, generate_bank_marketing
+
+        self.url, self.rate, self.threads = url, rate, threads
+        self.records = generate_bank_marketing(500, seed=5)[list(FEATURES)].to_dict("records")
+        self.answers = self.failures = self.behind = 0
+        self.latencies_ms: list[float] = []
+        self._stop = threading.Event()
+        self._workers = [threading.Thread(target=self._run, args=(i,), daemon=True)
+                         for i in range(threads)]  # fmt: skip
+
+    def _run(self, index: int) -> None:
+        period = self.threads / self.rate
+        due = time.perf_counter() + index * period / self.threads
+        rng = random.Random(index)
+        with httpx.Client(timeout=10, trust_env=False) as client:
+            while not self._stop.is_set():
+                wait = due - time.perf_counter()
+                if wait > 0:
+                    self._stop.wait(wait)
+                    if self._stop.is_set():
+                        break
+                elif wait < -period:  # more than a slot late: skip ahead, never burst
+                    self.behind += 1
+                    due = time.perf_counter()
+                started = time.perf_counter()
+                try:
+                    answer = client.post(
+                        f"{self.url}/predict", json={"records": rng.sample(self.records, 2)}
+                    )
+                    ok = answer.status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                self.latencies_ms.append((time.perf_counter() - started) * 1000)
+                self.answers += 1
+                self.failures += not ok
+                due += period
+
+    def __enter__(self) -> SteadyLoad:
+        self.started = time.perf_counter()
+        for worker in self._workers:
+            worker.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        for worker in self._workers:
+            worker.join(15)
+        self.seconds = time.perf_counter() - self.started
+
+
+class ChallengerCalls:
+    """Reads the service's /metrics every ``every`` s: when ``version`` was first asked to
+    predict, and when its calls last grew."""
+
+    def __init__(self, metrics_url: str, version: str, every: float = 0.2):
+        self.url, self.version, self.every = f"{metrics_url}/metrics", version, every
+        self.first: float | None = None
+        self.last: float | None = None
+        self.calls = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        from modelfactory.rollout.measurements import samples_from_text
+
+        with httpx.Client(timeout=3, trust_env=False) as client:
+            while not self._stop.wait(self.every):
+                try:
+                    text = client.get(self.url).text
+                except httpx.HTTPError:
+                    continue
+                now = time.time()
+                samples = samples_from_text(text, MODEL, [self.version])
+                calls = sum(v for k, v in samples.items() if k.startswith("calls|"))
+                if calls > self.calls:
+                    self.first = self.first or now
+                    self.last = now
+                    self.calls = calls
+
+    def __enter__(self) -> ChallengerCalls:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
+# --- rollback ------------------------------------------------------------------------------------
+def rollout_spec(interval: float, min_requests: int) -> dict:
+    return {
+        "model": MODEL,
+        "rollout": {
+            "steps": [{"setWeight": 25}, {"analysis": {}}, {"setWeight": 50}, {"analysis": {}},
+                      {"setWeight": 100}, {"analysis": {}}],
+            "budgetMs": 50,
+            "progressDeadlineSeconds": 120,
+        },  # fmt: skip
+        "analysis": {
+            "interval": f"{interval:g}s",
+            "minRequests": min_requests,
+            "inconclusiveLimit": 2,
+            "metrics": [
+                {"name": "error-rate", "max": 0.01},
+                {"name": "fallback-rate", "max": 0.02},
+                {"name": "latency-p99-ms", "max": 50},
+                # Two small forests trained on different samples agree on ~90% of records.
+                {"name": "agreement", "min": 0.8},
+            ],
+        },
+    }
+
+
+def wait_loaded(service, version: str, timeout: float = 60) -> None:
+    """Until every worker answers an explicit request for ``version`` (new connections, so the
+    workers' accept race spreads them): the challenger is loaded before traffic moves."""
+    from modelfactory.data.bank_marketing import FEATURES, generate_bank_marketing
+
+    record = generate_bank_marketing(1, seed=7)[list(FEATURES)].to_dict("records")[0]
+    deadline, in_a_row = time.monotonic() + timeout, 0
+    while in_a_row < 10:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"v{version} was not loaded by the service in {timeout:.0f} s")
+        try:
+            answer = httpx.post(f"{service.url}/predict", json={"records": [record]},
+                                headers={"x-model-version": version}, timeout=10)  # fmt: skip
+            in_a_row = in_a_row + 1 if answer.status_code == 200 else 0
+        except httpx.HTTPError:
+            in_a_row = 0
+        if not in_a_row:
+            time.sleep(0.5)
+
+
+def roll_out(args, uri: str, service, champion: str, challenger: str, work: Path) -> dict:
+    from modelfactory.local.rollouts import LocalRollouts, run_local
+    from modelfactory.registry import CHALLENGER, CHAMPION, Registry
+    from modelfactory.rollout.decide import SetTraffic
+    from modelfactory.rollout.spec import parse_spec
+    from modelfactory.rollout.state import clear_rollout
+
+    registry = Registry(uri)
+    registry.set_alias(MODEL, CHAMPION, champion)
+    clear_rollout(registry, MODEL)
+    registry.set_alias(MODEL, CHALLENGER, challenger)
+    wait_loaded(service, challenger)
+    raw = rollout_spec(args.interval, args.min_requests)
+    store = LocalRollouts(work / f"rollouts-v{challenger}")
+    ticks: list[tuple[float, object]] = []
+    with ChallengerCalls(service.metrics_url, challenger) as calls, \
+            SteadyLoad(service.url, args.rate) as load:  # fmt: skip
+        time.sleep(1)  # the clients on their schedule before the controller moves anything
+        status = run_local(
+            parse_spec(raw), raw, store, uri, [service.metrics_url], tick_seconds=args.tick,
+            timeout=180, on_tick=lambda tick: ticks.append((time.time(), tick)),
+        )  # fmt: skip
+        # Serving keeps the old state until its next poll: the clients stay on a while to see
+        # the challenger leave the traffic (and any failure on the way).
+        time.sleep(max(2.0, 2 * args.poll_seconds))
+    traffic_set = next(
+        (at for at, tick in ticks
+         if any(isinstance(a, SetTraffic) and a.weight > 0 for a in tick.applied)), None,
+    )  # fmt: skip
+    decided = next(
+        (at for at, tick in ticks
+         if tick.status.challenger is None and tick.status.last_finished == challenger), None,
+    )  # fmt: skip
+    finished = status.history[0] if status.history else {}
+    return {
+        "outcome": finished.get("outcome", status.phase),
+        "reason": finished.get("reason", status.message),
+        "traffic_set": traffic_set,
+        "first_call": calls.first,
+        "last_call": calls.last,
+        "decided": decided,
+        "intervals": status.analysis.intervals,
+        "ticks": len(ticks),
+        "load": load,
+    }
+
+
+def rollback_section(args, uri: str, service, versions: dict, work: Path) -> None:
+    print(
+        f"\nrollback: {args.rate:g} req/s offered (2 records each), steps canary 25% -> 50% -> "
+        f"100% with one {args.interval:g} s analysis interval after each (minRequests "
+        f"{args.min_requests}), budget 50 ms, controller tick {args.tick:g} s, serving polls the "
+        f"registry every {args.poll_seconds:g} s, {args.workers} workers",
+        flush=True,
+    )
+    plan = [
+        ("slow: sleeps 80 ms per call", versions["slow"]),
+        ("raises on a record with age % 3 == 0", versions["erroring"]),
+        ("good: another training (alternative)", versions["good"]),
+    ]
+    results = {}
+    for label, version in plan:
+        results[label] = r = roll_out(args, uri, service, versions["champion"], version, work)
+        print(f"  v{version} {label}: {r['outcome']} after {r['ticks']} ticks", flush=True)
+    print(
+        f"  {'challenger':<38} {'outcome':<12} {'first call -> decision':>24} {'closed':>7} "
+        f"{'calls after':>12} {'requests':>9} {'failed':>7} {'client p50/p99 ms':>18}"
+    )
+    for label, r in results.items():
+        load = r["load"]
+        if r["first_call"] and r["decided"]:
+            took = r["decided"] - r["first_call"]
+            decision = f"{took:5.1f} s = {took / args.interval:4.2f} intervals"
+        else:
+            decision = "not seen"
+        after = (
+            f"{r['last_call'] - r['decided']:+5.1f} s" if r["last_call"] and r["decided"] else "-"
+        )
+        latency = f"{pct(load.latencies_ms, 50):.1f} / {pct(load.latencies_ms, 99):.1f}"
+        print(
+            f"  {label:<38} {r['outcome']:<12} {decision:>24} {r['intervals']:>7} {after:>12} "
+            f"{load.answers:>9} {load.failures:>7} {latency:>18}"
+        )
+    for label, r in results.items():
+        load = r["load"]
+        lag = (
+            f"; first call {r['first_call'] - r['traffic_set']:.1f} s after the controller set "
+            "the traffic" if r["first_call"] and r["traffic_set"] else ""
+        )
+        print(
+            f"    {label.split(':')[0]}: {load.answers / load.seconds:.1f} req/s achieved"
+            f"{f' ({load.behind} slots skipped, clients behind)' if load.behind else ''}{lag}; "
+            f"{r['reason'][:260]}"
+        )
+    good = results[plan[-1][0]]
+    if good["decided"] and good["first_call"] and good["outcome"] == "promoted":
+        good_took = good["decided"] - good["first_call"]
+        for label, r in list(results.items())[:-1]:
+            if r["decided"] and r["first_call"]:
+                ratio = (r["decided"] - r["first_call"]) / good_took
+                print(
+                    f"  {label.split(':')[0]} out in x{ratio:.2f} the time the good challenger "
+                    f"took to be promoted ({good_took:.1f} s)"
+                )
+    failed = sum(r["load"].failures for r in results.values())
+    print(f"  client-visible failures over the three rollouts: {failed} (expected 0)")
+    print(f"  not covered: {NOT_COVERED['rollback']}")
+
+
+# --- overhead ------------------------------------------------------------------------------------
+class Scraper:
+    """GET /metrics every ``every`` s (the first at once) and read the body, as the operator's
+    MetricsScraper does, without parsing it here (the operator parses on its own node)."""
+
+    def __init__(self, metrics_url: str, every: float | None):
+        self.url, self.every, self.done = f"{metrics_url}/metrics", every, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with httpx.Client(timeout=3, trust_env=False) as client:
+            while not self._stop.is_set():
+                client.get(self.url).read()
+                self.done += 1
+                self._stop.wait(self.every)
+
+    def __enter__(self) -> Scraper:
+        if self.every:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self.every:
+            self._thread.join(5)
+
+
+def per_scrape_cost(service, model: str, versions: list[str], n: int = 200) -> dict:
+    """Serving CPU per scrape (back to back, no load, the idle CPU of the same time taken off),
+    the body's size, and the operator's parse of it (samples_from_text) in this process."""
+    from modelfactory.rollout.measurements import samples_from_text
+
+    tree = psutil.Process(service.process.pid)
+    url = f"{service.metrics_url}/metrics"
+    with httpx.Client(timeout=5, trust_env=False) as client:
+        body = client.get(url).text
+        before, started = _tree_cpu(tree), time.perf_counter()
+        time.sleep(2)
+        idle_per_s = (_tree_cpu(tree) - before) / (time.perf_counter() - started)
+        before, started = _tree_cpu(tree), time.perf_counter()
+        for _ in range(n):
+            client.get(url).read()
+        wall = time.perf_counter() - started
+        busy = _tree_cpu(tree) - before - idle_per_s * wall
+    started = time.perf_counter()
+    for _ in range(20):
+        samples_from_text(body, model, versions)
+    return {
+        "cpu_ms": max(busy, 0.0) / n * 1000,
+        "wall_ms": wall / n * 1000,
+        "bytes": len(body.encode()),
+        "series": sum(1 for line in body.splitlines() if line and not line.startswith("#")),
+        "parse_ms": (time.perf_counter() - started) / 20 * 1000,
+    }
+
+
+def overhead_section(args, uri: str, service, versions: dict) -> None:
+    from modelfactory.data.bank_marketing import FEATURES, generate_bank_marketing
+    from modelfactory.registry import CHALLENGER, CHAMPION, Registry
+    from modelfactory.rollout.state import set_rollout
+
+    registry = Registry(uri)
+    champion, challenger = versions["champion"], versions["good"]
+    registry.set_alias(MODEL, CHAMPION, champion)
+    registry.set_alias(MODEL, CHALLENGER, challenger)
+    set_rollout(registry, MODEL, "canary", 50)
+    wait_loaded(service, challenger)
+    time.sleep(2 * args.poll_seconds + 0.5)  # every worker has polled the canary state
+    record = generate_bank_marketing(1, seed=123)[list(FEATURES)].to_dict("records")[0]
+    body = json.dumps({"records": [record]}).encode()
+    url = f"{service.url}/predict"
+    arms = {
+        "not scraped": None,
+        f"scraped every {args.operator_tick:g} s (operator tick)": args.operator_tick,
+        "scraped every 1 s (harsh)": 1.0,
+    }
+    print(
+        f"\noverhead: HTTP JSON /predict, single-row requests, closed loop at c{args.concurrency}, "
+        f"{args.seconds:g} s per run (after 1 s warm-up), {args.rounds} interleaved rounds; "
+        f"champion v{champion} + v{challenger} at canary 50%, {args.workers} workers",
+        flush=True,
+    )
+    cost = per_scrape_cost(service, MODEL, [champion, challenger])
+    print(
+        f"  one scrape: {cost['bytes'] / 1024:.1f} KiB, {cost['series']} series, "
+        f"{cost['wall_ms']:.1f} ms wall, {cost['cpu_ms']:.1f} ms of serving CPU (back to back, no "
+        f"load); the operator's parse of it: {cost['parse_ms']:.1f} ms CPU"
+    )
+    runs: dict[str, list] = {name: [] for name in arms}
+    scrapes: dict[str, int] = dict.fromkeys(arms, 0)
+    for round_ in range(args.rounds):
+        for name in list(arms)[:: -1 if round_ % 2 else 1]:
+            with Scraper(service.metrics_url, arms[name]) as scraper:
+                runs[name].append(run_load(name, url, body, args.concurrency, args.seconds))
+            scrapes[name] += scraper.done
+    base = runs["not scraped"]
+    for name, results in runs.items():
+        rps = statistics.median(r.throughput for r in results)
+        p99 = statistics.median(r.p99 for r in results)
+        errors = sum(r.errors for r in results)
+        line = (
+            f"  {name:<40} {rps:8.1f} req/s  p50 {statistics.median(r.p50 for r in results):6.2f}"
+            f" ms  p99 {p99:6.2f} ms  ({scrapes[name] / args.rounds:.0f} scrapes per run"
+            f"{f', {errors} errors' if errors else ''})"
+        )
+        if results is not base:
+            losses = [100 * (1 - a.throughput / b.throughput) for a, b in zip(results, base,
+                                                                               strict=True)]
+            line += (
+                f"\n  {'':<40} cost {statistics.median(losses):+.1f}% (rounds "
+                f"{min(losses):+.1f} to {max(losses):+.1f}); target <= 2%"
+            )
+        print(line)
+    serving_cpu_per_s = cost["cpu_ms"] / 1000
+    print(
+        f"  expected from the direct measure: {serving_cpu_per_s * 100:.2f}% of one core at 1 "
+        f"scrape/s, {serving_cpu_per_s * 100 / args.operator_tick:.3f}% at one per "
+        f"{args.operator_tick:g} s (the throughput runs' round-to-round noise is larger)"
+    )
+    print(f"  not covered: {NOT_COVERED['overhead']}")
+
+
+# --- scale ---------------------------------------------------------------------------------------
+class ControlPlane:
+    """tools/control-plane.sh up/down in a state dir of its own."""
+
+    def __init__(self, state_dir: Path, nodes: int):
+        self.state_dir, self.nodes = state_dir, nodes
+        self.env = {**os.environ, "CONTROL_PLANE_DIR": str(state_dir)}
+        self.script = REPO / "tools" / "control-plane.sh"
+        self.kubeconfig: Path | None = None
+
+    def up(self) -> Path:
+        done = subprocess.run(
+            ["bash", str(self.script), "up", "--state-dir", str(self.state_dir), "--nodes",
+             str(self.nodes)], env=self.env, capture_output=True, text=True, timeout=420,
+        )  # fmt: skip
+        for pid_file in (self.state_dir / "run").glob("*.pid"):
+            try:
+                EXTRA_PIDS.add(int(pid_file.read_text()))
+            except ValueError:
+                pass
+        if done.returncode != 0:
+            raise SystemExit(f"control plane did not start:\n{done.stderr[-3000:]}")
+        self.kubeconfig = Path(done.stdout.strip().splitlines()[-1])
+        return self.kubeconfig
+
+    def pid(self, component: str) -> int | None:
+        try:
+            return int((self.state_dir / "run" / f"{component}.pid").read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def down(self) -> None:
+        subprocess.run(
+            ["bash", str(self.script), "down", "--state-dir", str(self.state_dir)],
+            env=self.env, capture_output=True, timeout=180,
+        )  # fmt: skip
+
+    def kubectl(self, *args: str, input: str | None = None) -> str:
+        bin_dir = subprocess.run(
+            ["bash", str(REPO / "tools" / "k8s" / "build.sh"), "--bin-dir"],
+            capture_output=True, text=True, check=True, timeout=60,
+        ).stdout.strip()  # fmt: skip
+        done = subprocess.run(
+            [f"{bin_dir}/kubectl", "--kubeconfig", str(self.kubeconfig), *args], input=input,
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise SystemExit(f"kubectl {' '.join(args[:3])} failed: {done.stderr[-2000:]}")
+        return done.stdout
+
+
+def install_crd(plane: ControlPlane, work: Path) -> None:
+    helm_home = work / "helm"
+    env = {**os.environ, **{f"HELM_{k}_HOME": str(helm_home / k.lower())
+                            for k in ("CACHE", "CONFIG", "DATA")}}  # fmt: skip
+    rendered = subprocess.run(
+        [str(REPO / ".tools" / "bin" / "helm"), "template", "crds", str(REPO / "charts" /
+         "modelfactory"), "--show-only", "templates/crds/modeldeployment.yaml"],
+        env=env, capture_output=True, text=True, check=True, timeout=120,
+    ).stdout  # fmt: skip
+    plane.kubectl("apply", "--server-side", "--field-manager=modelfactory-bench", "-f", "-",
+                  input=rendered)  # fmt: skip
+    plane.kubectl("wait", "--for=condition=Established", "--timeout=60s",
+                  "crd/modeldeployments.modelfactory.io")  # fmt: skip
+
+
+def register_models(uri: str, source_version: str, count: int) -> list[str]:
+    """``count`` registered models, each with one version (the champion's artifacts) aliased
+    champion: what the ModelDeployments serve."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from modelfactory.registry import Registry, _model_id
+
+    client = Registry(uri).client
+    source = client.get_model_version(MODEL, source_version)
+    names = [f"bench-scale-{i:03d}" for i in range(count)]
+
+    def one(name: str) -> None:
+        client.create_registered_model(name, tags={"modelfactory.use_case": "classification"})
+        version = client.create_model_version(
+            name, source=source.source, run_id=source.run_id,
+            model_id=_model_id(source.source),
+        )  # fmt: skip
+        client.set_registered_model_alias(name, "champion", version.version)
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(one, names))
+    return names
+
+
+class Watched:
+    """First time each object was seen (ADDED, or with a written status), from a watch."""
+
+    def __init__(self, list_call, *args, status_written: bool = False):
+        self.list_call, self.args, self.status_written = list_call, args, status_written
+        self.first: dict[str, float] = {}
+        self.modified: list[float] = []
+        self.error: str | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        from kubernetes import watch
+
+        self._watch = watch.Watch()
+        try:
+            for event in self._watch.stream(self.list_call, *self.args, timeout_seconds=3600):
+                now = time.time()
+                raw = event["raw_object"]
+                name = raw["metadata"]["name"]
+                if event["type"] == "MODIFIED":
+                    self.modified.append(now)
+                if self.status_written and not (raw.get("status") or {}).get("phase"):
+                    continue
+                self.first.setdefault(name, now)
+        except Exception as exc:  # the control plane went down at the end
+            self.error = str(exc)[:200]
+
+    def start(self) -> Watched:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if hasattr(self, "_watch"):
+            self._watch.stop()
+
+
+def operator_metrics(url: str) -> dict[str, float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    found = {"reconciles": 0.0, "seconds_sum": 0.0, "seconds_count": 0.0}
+    text = httpx.get(f"{url}/metrics", timeout=5, trust_env=False).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "modelfactory_operator_reconciles_total":
+                found["reconciles"] += sample.value
+            elif sample.name == "modelfactory_operator_reconcile_seconds_sum":
+                found["seconds_sum"] += sample.value
+            elif sample.name == "modelfactory_operator_reconcile_seconds_count":
+                found["seconds_count"] += sample.value
+    return found
+
+
+class RssPeak:
+    def __init__(self, process: psutil.Process):
+        self.process, self.peak = process, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.peak = max(self.peak, _tree_rss(self.process))
+            except psutil.Error:
+                pass
+            self._stop.wait(0.5)
+
+    def __enter__(self) -> RssPeak:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(2)
+
+
+def _tree_rss(process: psutil.Process) -> int:
+    return sum(p.memory_info().rss for p in [process, *process.children(recursive=True)])
+
+
+@contextmanager
+def running_operator(kubeconfig: Path, namespace: str, uri: str, work: Path, tick: float):
+    metrics_port, health_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(kubeconfig),
+        "MLFLOW_TRACKING_URI": uri,
+        "MODELFACTORY_HOME": str(work / "operator-home"),
+        "MODELFACTORY_OPERATOR_NAMESPACE": namespace,
+        "MODELFACTORY_OPERATOR_TICK_SECONDS": str(tick),
+        "MODELFACTORY_OPERATOR_METRICS_PORT": str(metrics_port),
+        "MODELFACTORY_OPERATOR_LIVENESS_ENDPOINT": f"http://127.0.0.1:{health_port}/healthz",
+        "MODELFACTORY_OPERATOR_SERVING_TEMPLATE": "",
+    }
+    log_path = work / "operator.log"
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "modelfactory.operator"], env=env, stdout=log,
+            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{health_port}/healthz", timeout=2,
+                             trust_env=False).is_success:  # fmt: skip
+                    break
+            except httpx.HTTPError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"the operator did not come up; see {log_path}")
+            time.sleep(0.5)
+        yield process, f"http://127.0.0.1:{metrics_port}", log_path
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+def scale_section(args, uri: str, mlflow_pid: int | None, versions: dict, work: Path) -> None:
+    plane = ControlPlane(work / "control-plane", args.nodes)
+    try:
+        _scale(args, uri, mlflow_pid, versions, work, plane)
+    finally:
+        plane.down()  # the same state dir (and environment) it was started with
+
+
+def _scale(args, uri: str, mlflow_pid: int | None, versions: dict, work: Path,
+           plane: ControlPlane) -> None:  # fmt: skip
+    from kubernetes import client, config
+
+    n = args.deployments
+    print(
+        f"\nscale: {n} ModelDeployments on a local control plane ({args.nodes} kwok nodes), "
+        f"operator tick {args.operator_tick:g} s; kwok fakes the serving pods (no container "
+        "runs)",
+        flush=True,
+    )
+    started = time.perf_counter()
+    names = register_models(uri, versions["champion"], n)
+    print(f"  registered {n} models in {time.perf_counter() - started:.0f} s", flush=True)
+    started = time.perf_counter()
+    kubeconfig = plane.up()
+    print(f"  control plane up in {time.perf_counter() - started:.0f} s", flush=True)
+    install_crd(plane, work)
+    namespace = "bench-rollout"
+    plane.kubectl("create", "namespace", namespace)
+    api = config.new_client_from_config(config_file=str(kubeconfig))
+    custom, apps = client.CustomObjectsApi(api), client.AppsV1Api(api)
+    group, version, plural = "modelfactory.io", "v1alpha1", "modeldeployments"
+    mlflow_process = psutil.Process(mlflow_pid) if mlflow_pid else None
+    apiserver_pid = plane.pid("kube-apiserver")
+    apiserver = psutil.Process(apiserver_pid) if apiserver_pid else None
+
+    with running_operator(kubeconfig, namespace, uri, work, args.operator_tick) as (
+        operator, operator_url, operator_log
+    ):
+        me = psutil.Process(operator.pid)
+        time.sleep(3)
+        cpu0, at0 = _tree_cpu(me), time.perf_counter()
+        time.sleep(args.baseline_seconds)
+        base_cpu_min = (_tree_cpu(me) - cpu0) / (time.perf_counter() - at0) * 60
+        base_rss = _tree_rss(me)
+
+        deployments = Watched(apps.list_namespaced_deployment, namespace).start()
+        statuses = Watched(custom.list_namespaced_custom_object, group, version, namespace,
+                           plural, status_written=True).start()  # fmt: skip
+        time.sleep(1)
+        created: dict[str, float] = {}
+        with RssPeak(me) as rss:
+            cpu0, first = _tree_cpu(me), time.time()
+            for i, model in enumerate(names):
+                name = f"model-{i:03d}"
+                body = {"apiVersion": f"{group}/{version}", "kind": "ModelDeployment",
+                        "metadata": {"name": name}, "spec": {"model": model}}  # fmt: skip
+                custom.create_namespaced_custom_object(group, version, namespace, plural, body)
+                created[name] = time.time()
+            creating = time.time() - first
+            deadline = time.monotonic() + args.reconcile_timeout
+            while time.monotonic() < deadline and (
+                len(statuses.first) < n or len(deployments.first) < n
+            ):
+                time.sleep(0.5)
+            done = max([*statuses.first.values(), *deployments.first.values(), first]) - first
+            burst_cpu = _tree_cpu(me) - cpu0
+        burst_peak = rss.peak
+
+        time.sleep(args.operator_tick)  # one more tick of every ModelDeployment before measuring
+        before = operator_metrics(operator_url)
+        cpu0, at0 = _tree_cpu(me), time.perf_counter()
+        mlflow0 = _tree_cpu(mlflow_process) if mlflow_process else 0.0
+        api0 = _tree_cpu(apiserver) if apiserver else 0.0
+        modified0 = len(statuses.modified)
+        with RssPeak(me) as idle_rss:
+            time.sleep(args.idle_seconds)
+        idle = time.perf_counter() - at0
+        idle_cpu_min = (_tree_cpu(me) - cpu0) / idle * 60
+        mlflow_cpu_min = (_tree_cpu(mlflow_process) - mlflow0) / idle * 60 if mlflow_process else 0
+        api_cpu_min = (_tree_cpu(apiserver) - api0) / idle * 60 if apiserver else 0
+        after = operator_metrics(operator_url)
+        status_writes = len(statuses.modified) - modified0
+        listed = json.loads(
+            custom.list_namespaced_custom_object(group, version, namespace, plural,
+                                                 _preload_content=False).data  # fmt: skip
+        )["items"]
+        deployments.stop()
+        statuses.stop()
+
+    phases = Counter((item.get("status") or {}).get("phase", "no status") for item in listed)
+    messages = Counter(
+        (item.get("status") or {}).get("message", "")[:90] for item in listed
+    ).most_common(2)
+    to_deployment = [deployments.first[k] - t for k, t in created.items() if k in deployments.first]
+    to_status = [statuses.first[k] - t for k, t in created.items() if k in statuses.first]
+    reconciles = after["reconciles"] - before["reconciles"]
+    count = after["seconds_count"] - before["seconds_count"]
+    mean_ms = (after["seconds_sum"] - before["seconds_sum"]) / count * 1000 if count else 0
+    mib = 2**20
+
+    def latency(values: list[float]) -> str:
+        if not values:
+            return "none seen"
+        return (
+            f"p50 {pct(values, 50):6.1f} s  p99 {pct(values, 99):6.1f} s  max {max(values):6.1f}"
+            f" s  ({len(values)}/{n})"
+        )
+
+    print(f"  {n} created back to back in {creating:.1f} s; all reconciled {done:.1f} s after the "
+          "first create")  # fmt: skip
+    print(f"  create -> Deployment exists:   {latency(to_deployment)}")
+    print(f"  create -> status written:      {latency(to_status)}  (the rollout timer's first "
+          "tick comes 1 s after kopf sees the object)")  # fmt: skip
+    print(
+        f"  operator during the burst: {burst_cpu:.1f} CPU s, peak RSS {burst_peak / mib:.0f} MiB"
+    )
+    print(
+        f"  {'operator, steady state':<44} {'CPU s/min':>9} {'RSS MiB':>8} {'reconciles/min':>15}"
+        f" {'ms each':>8}"
+    )
+    print(f"  {'watching the empty namespace (alternative)':<44} {base_cpu_min:9.2f} "
+          f"{base_rss / mib:8.0f} {0:>15} {'-':>8}")  # fmt: skip
+    print(
+        f"  {f'{n} ModelDeployments, nothing changing':<44} {idle_cpu_min:9.2f} "
+        f"{idle_rss.peak / mib:8.0f} {reconciles / idle * 60:15.0f} {mean_ms:8.1f}"
+    )
+    print(
+        f"  x{idle_rss.peak / base_rss:.2f} the memory of the empty operator, "
+        f"+{idle_cpu_min - base_cpu_min:.1f} CPU s/min "
+        f"({(idle_cpu_min - base_cpu_min) / 60 * 1000 / max(reconciles / idle, 1e-9):.1f} ms CPU "
+        f"per reconcile); meanwhile MLflow used {mlflow_cpu_min:.1f} CPU s/min and the API server "
+        f"{api_cpu_min:.1f}, and {status_writes} ModelDeployment updates were written in "
+        f"{idle:.0f} s"
+    )
+    print(f"  status phases: {dict(phases)}; most common messages: {messages}")
+    if deployments.error or statuses.error:
+        print(f"  watch ended early: {deployments.error or statuses.error}")
+    errors = sum(1 for line in operator_log.read_text(errors="replace").splitlines()
+                 if " ERROR " in line or "Traceback" in line)  # fmt: skip
+    if errors:
+        print(f"  the operator logged {errors} errors (see {operator_log})")
+    print(f"  not covered: {NOT_COVERED['scale']}")
+
+
+# --- main ----------------------------------------------------------------------------------------
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--section", default=",".join(SECTIONS),
+                        help="comma-separated: rollback, overhead, scale")  # fmt: skip
+    parser.add_argument("--workers", type=int, default=2, help="serving workers")
+    parser.add_argument("--rate", type=float, default=40, help="rollback: requests per second")
+    parser.add_argument("--interval", type=float, default=5, help="analysis interval, seconds")
+    parser.add_argument("--min-requests", type=int, default=30)
+    parser.add_argument("--tick", type=float, default=1, help="local controller tick, seconds")
+    parser.add_argument("--poll-seconds", type=float, default=1,
+                        help="how often serving reads the rollout from the registry")  # fmt: skip
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=8, help="overhead: seconds per run")
+    parser.add_argument("--rounds", type=int, default=4, help="overhead: interleaved rounds")
+    parser.add_argument("--operator-tick", type=float, default=10,
+                        help="the operator's tick (chart: operator.tickSeconds)")  # fmt: skip
+    parser.add_argument("--deployments", type=int, default=200)
+    parser.add_argument("--nodes", type=int, default=3, help="kwok nodes (110 pods each)")
+    parser.add_argument("--baseline-seconds", type=float, default=20)
+    parser.add_argument("--idle-seconds", type=float, default=60)
+    parser.add_argument("--reconcile-timeout", type=float, default=300)
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = parser.parse_args()
+    sections = [s.strip() for s in args.section.split(",") if s.strip()]
+    unknown = set(sections) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown sections {sorted(unknown)}; use {', '.join(SECTIONS)}")
+
+    work = Path(tempfile.mkdtemp(prefix="bench-rollout-"))
+    home = work / "home"
+    os.environ["MODELFACTORY_HOME"] = str(home)  # nothing under the user's home
+    os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the cleanups
+
+    from modelfactory.local.mlflow_server import EmbeddedMlflow
+    from modelfactory.local.serving import ServingProcess
+    from modelfactory.registry import CHALLENGER, CHAMPION, Registry
+    from tests.support.serving import train_version
+
+    print(
+        f"rollout benchmark: sections {', '.join(sections)}; {os.cpu_count()} cores, load average "
+        f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} (1, 5, 15 min); work dir {work}",
+        flush=True,
+    )
+    with ExitStack() as cleanups:
+        if not args.keep:
+            cleanups.callback(shutil.rmtree, work, True)
+        server = EmbeddedMlflow(home, port=free_port())
+        uri = server.start()
+        cleanups.callback(server.stop)
+        os.environ["MLFLOW_TRACKING_URI"] = uri
+        with machine_share("setup: MLflow server, training the versions"):
+            versions = {"champion": train_version(uri, work, seed=1, model=MODEL)}
+            if {"rollback", "overhead"} & set(sections):
+                versions["good"] = train_version(uri, work, seed=2, model=MODEL)
+            if "rollback" in sections:
+                versions["slow"] = faulty_version(uri, versions["champion"], _slow,
+                                                  {"fault": "slow"})  # fmt: skip
+                versions["erroring"] = faulty_version(
+                    uri, versions["champion"], _raises_on_a_third, {"fault": "raises"}
+                )
+            registry = Registry(uri)
+            registry.set_alias(MODEL, CHAMPION, versions["champion"])
+            if registry.version_by_alias(MODEL, CHALLENGER) is not None:
+                registry.delete_alias(MODEL, CHALLENGER)
+            print(f"  versions of {MODEL}: {versions}", flush=True)
+
+        if {"rollback", "overhead"} & set(sections):
+            service = ServingProcess(
+                MODEL, uri, free_port(), workers=args.workers, log_file=work / "serve.log",
+                extra_env={"MODELFACTORY_HOME": str(home),
+                           "MODELFACTORY_ROLLOUT_POLL_SECONDS": f"{args.poll_seconds:g}",
+                           "MODELFACTORY_GRPC_ENABLED": "false",
+                           "MODELFACTORY_PREDICTION_LOG": "false"},
+            )  # fmt: skip
+            service.start()
+            cleanups.callback(service.stop)
+            if "rollback" in sections:
+                with machine_share("rollback"):
+                    rollback_section(args, uri, service, versions, work)
+            if "overhead" in sections:
+                with machine_share("overhead"):
+                    overhead_section(args, uri, service, versions)
+            service.stop()
+        if "scale" in sections:
+            mlflow_pid = int(server.pid_file.read_text()) if server.pid_file.exists() else None
+            with machine_share("scale"):
+                scale_section(args, uri, mlflow_pid, versions, work)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""``python -m modelfactory.operator.monitor_job``: one check of a DriftMonitor, as its CronJob
+runs it.
+
+The arguments come from the CronJob: the monitor's namespace and name, and its configuration
+(``--config``, the spec without its scheduling fields, as JSON). The state between checks
+(consecutive drifted checks, the last retrain) is the DriftMonitor's status, read at the start
+and written once the check is over, so a check that fails half-way leaves it as it was. A check
+that cannot run (the registry, the prediction store or KFP unreachable, a model without a
+champion) writes why into the ``Checked`` condition and exits non-zero; it never guesses a
+decision.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+from modelfactory.monitoring.monitor import CheckResult, MonitorConfig, run_monitor
+from modelfactory.monitoring.policy import MonitorState
+from modelfactory.operator.monitors import PLURAL
+from modelfactory.operator.resources import GROUP, VERSION
+
+# A check's decision as the Drifted condition reads it.
+DRIFTED = {"drift_pending", "retrain", "cooldown", "alert"}
+CHECKS = ("Checked", "Drifted")
+
+
+class StatusStore:
+    """A DriftMonitor's state in its status (the monitor's ServiceAccount may get and patch its
+    own status, nothing else)."""
+
+    def __init__(self, namespace: str, name: str, api=None):
+        self.namespace, self.name = namespace, name
+        if api is None:
+            from kubernetes import client
+
+            from modelfactory.operator.kube import api_client
+
+            api = client.CustomObjectsApi(api_client())
+        self.api = api
+        self._status: dict[str, Any] = {}
+
+    def load(self) -> MonitorState:
+        found = self.api.get_namespaced_custom_object_status(
+            GROUP, VERSION, self.namespace, PLURAL, self.name
+        )
+        self._status = found.get("status") or {}
+        return MonitorState.from_status(self._status)
+
+    def save(self, state: MonitorState, result: CheckResult | None = None) -> None:
+        status: dict[str, Any] = state.to_status()
+        if result is not None:
+            status["lastResult"] = result.to_status()
+            status["conditions"] = _conditions(
+                self._status,
+                checked=("True", _camel(result.decision.action), result.decision.reason),
+                drifted=result.decision.action in DRIFTED,
+            )
+        self._patch(status)
+
+    def failed(self, problem: str) -> None:
+        """The check could not run: say why; the state (and the last result) stay as they were."""
+        self._patch(
+            {"conditions": _conditions(self._status, checked=("False", "CheckFailed", problem))}
+        )
+
+    def _patch(self, status: dict[str, Any]) -> None:
+        self.api.patch_namespaced_custom_object_status(
+            GROUP, VERSION, self.namespace, PLURAL, self.name, {"status": status}
+        )
+
+
+def _camel(action: str) -> str:
+    return "".join(part.title() for part in action.split("_"))
+
+
+def _conditions(
+    previous: dict[str, Any], checked: tuple[str, str, str], drifted: bool | None = None
+) -> list[dict[str, Any]]:
+    """``Checked`` (did the last check run, and what it decided) and ``Drifted`` (kept as it was
+    when the check failed); the operator's ``Scheduled`` stays."""
+    before = {c.get("type"): c for c in previous.get("conditions") or []}
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    wanted = {"Checked": checked}
+    if drifted is not None:
+        wanted["Drifted"] = (
+            "True" if drifted else "False",
+            checked[1] if drifted else "NoDrift",
+            checked[2] if drifted else "",
+        )
+    written = [c for c in previous.get("conditions") or [] if c.get("type") not in CHECKS]
+    for kind in CHECKS:
+        if kind not in wanted:
+            if kind in before:
+                written.append(before[kind])
+            continue
+        status, reason, message = wanted[kind]
+        changed = before.get(kind, {}).get("status") != status
+        written.append({
+            "type": kind,
+            "status": status,
+            "reason": reason,
+            "message": message[:1000],
+            "lastTransitionTime": now if changed else before[kind].get("lastTransitionTime", now),
+        })  # fmt: skip
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m modelfactory.operator.monitor_job")
+    parser.add_argument("--namespace", required=True)
+    parser.add_argument("--name", required=True, help="The DriftMonitor.")
+    parser.add_argument("--config", required=True, help="Its spec without schedule, as JSON.")
+    arguments = parser.parse_args(argv)
+    namespace, name = arguments.namespace, arguments.name
+    store = StatusStore(namespace, name)
+    try:
+        config = MonitorConfig.model_validate(json.loads(arguments.config))
+        result, _ = run_monitor(config, store)
+    except Exception as exc:  # whatever stopped the check is what the status must say
+        problem = f"{type(exc).__name__}: {exc}"
+        print(f"DriftMonitor {namespace}/{name}: the check failed: {problem}", file=sys.stderr)
+        try:
+            store.failed(problem)
+        except Exception as unwritable:
+            print(f"and its status could not be written: {unwritable}", file=sys.stderr)
+        return 1
+    print(json.dumps(result.as_dict(), default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
