@@ -39,13 +39,14 @@ Prints figures, asserts nothing. Sections, chosen with ``--section rollback,over
 The machine's load (CPU used meanwhile by processes this benchmark did not start) is printed
 per section. Usage:
     .venv/bin/python benchmarks/rollout.py [--section rollback,overhead,scale] [--rate 40]
-        [--interval 5] [--rounds 4] [--seconds 8] [--deployments 200] [--idle-seconds 60]
+        [--interval 5] [--rounds 6] [--seconds 6] [--deployments 200] [--idle-seconds 60]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import random
 import shutil
@@ -57,7 +58,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import httpx
@@ -284,8 +285,14 @@ def rollout_spec(interval: float, min_requests: int) -> dict:
     return {
         "model": MODEL,
         "rollout": {
-            "steps": [{"setWeight": 25}, {"analysis": {}}, {"setWeight": 50}, {"analysis": {}},
-                      {"setWeight": 100}, {"analysis": {}}],
+            "steps": [
+                {"setWeight": 25},
+                {"analysis": {}},
+                {"setWeight": 50},
+                {"analysis": {}},
+                {"setWeight": 100},
+                {"analysis": {}},
+            ],
             "budgetMs": 50,
             "progressDeadlineSeconds": 120,
         },  # fmt: skip
@@ -389,7 +396,7 @@ def rollback_section(args, uri: str, service, versions: dict, work: Path) -> Non
         results[label] = r = roll_out(args, uri, service, versions["champion"], version, work)
         print(f"  v{version} {label}: {r['outcome']} after {r['ticks']} ticks", flush=True)
     print(
-        f"  {'challenger':<38} {'outcome':<12} {'first call -> decision':>24} {'closed':>7} "
+        f"  {'challenger':<38} {'outcome':<12} {'first call -> decision':>24} {'intervals':>9} "
         f"{'calls after':>12} {'requests':>9} {'failed':>7} {'client p50/p99 ms':>18}"
     )
     for label, r in results.items():
@@ -399,19 +406,23 @@ def rollback_section(args, uri: str, service, versions: dict, work: Path) -> Non
             decision = f"{took:5.1f} s = {took / args.interval:4.2f} intervals"
         else:
             decision = "not seen"
-        after = (
-            f"{r['last_call'] - r['decided']:+5.1f} s" if r["last_call"] and r["decided"] else "-"
+        after = (  # a promoted challenger is the champion afterwards: no challenger calls
+            f"{r['last_call'] - r['decided']:+5.1f} s"
+            if r["last_call"] and r["decided"] and r["outcome"] != "promoted"
+            else "-"
         )
         latency = f"{pct(load.latencies_ms, 50):.1f} / {pct(load.latencies_ms, 99):.1f}"
         print(
-            f"  {label:<38} {r['outcome']:<12} {decision:>24} {r['intervals']:>7} {after:>12} "
+            f"  {label:<38} {r['outcome']:<12} {decision:>24} {r['intervals']:>9} {after:>12} "
             f"{load.answers:>9} {load.failures:>7} {latency:>18}"
         )
     for label, r in results.items():
         load = r["load"]
         lag = (
             f"; first call {r['first_call'] - r['traffic_set']:.1f} s after the controller set "
-            "the traffic" if r["first_call"] and r["traffic_set"] else ""
+            "the traffic"
+            if r["first_call"] and r["traffic_set"]
+            else ""
         )
         print(
             f"    {label.split(':')[0]}: {load.answers / load.seconds:.1f} req/s achieved"
@@ -434,16 +445,25 @@ def rollback_section(args, uri: str, service, versions: dict, work: Path) -> Non
 
 
 # --- overhead ------------------------------------------------------------------------------------
-class Scraper:
-    """GET /metrics every ``every`` s (the first at once) and read the body, as the operator's
-    MetricsScraper does, without parsing it here (the operator parses on its own node)."""
+def _append_cpu(found: list[float], process: psutil.Process) -> None:
+    found.append(_tree_cpu(process))
 
-    def __init__(self, metrics_url: str, every: float | None):
+
+class Scraper:
+    """GET /metrics every ``every`` s and read the body, as the operator's MetricsScraper does,
+    without parsing it here (the operator parses on its own node). The first scrape comes at a
+    random point of the first period after ``first`` s (the warm-up), so a run of T s holds
+    T/every scrapes on average, whatever the period."""
+
+    def __init__(self, metrics_url: str, every: float | None, first: float = 0.0):
         self.url, self.every, self.done = f"{metrics_url}/metrics", every, 0
+        self.first = first + random.uniform(0, every or 0)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
+        if self._stop.wait(self.first):
+            return
         with httpx.Client(timeout=3, trust_env=False) as client:
             while not self._stop.is_set():
                 client.get(self.url).read()
@@ -522,36 +542,58 @@ def overhead_section(args, uri: str, service, versions: dict) -> None:
         f"{cost['wall_ms']:.1f} ms wall, {cost['cpu_ms']:.1f} ms of serving CPU (back to back, no "
         f"load); the operator's parse of it: {cost['parse_ms']:.1f} ms CPU"
     )
-    runs: dict[str, list] = {name: [] for name in arms}
-    scrapes: dict[str, int] = dict.fromkeys(arms, 0)
+    tree = psutil.Process(service.process.pid)
+    runs: dict[str, list[dict]] = {name: [] for name in arms}
     for round_ in range(args.rounds):
         for name in list(arms)[:: -1 if round_ % 2 else 1]:
-            with Scraper(service.metrics_url, arms[name]) as scraper:
-                runs[name].append(run_load(name, url, body, args.concurrency, args.seconds))
-            scrapes[name] += scraper.done
+            at_measure: list[float] = []  # serving CPU when the warm-up ends
+            timer = threading.Timer(1.0, _append_cpu, (at_measure, tree))
+            with Scraper(service.metrics_url, arms[name], first=1.0) as scraper:
+                timer.start()
+                result = run_load(name, url, body, args.concurrency, args.seconds)
+                cpu = _tree_cpu(tree) - at_measure[0]
+            runs[name].append({
+                "rps": result.throughput, "p50": result.p50, "p99": result.p99,
+                "errors": result.errors, "scrapes": scraper.done,
+                "cpu_ms": cpu / max(result.requests, 1) * 1000, "cores": cpu / args.seconds,
+            })  # fmt: skip
     base = runs["not scraped"]
-    for name, results in runs.items():
-        rps = statistics.median(r.throughput for r in results)
-        p99 = statistics.median(r.p99 for r in results)
-        errors = sum(r.errors for r in results)
-        line = (
-            f"  {name:<40} {rps:8.1f} req/s  p50 {statistics.median(r.p50 for r in results):6.2f}"
-            f" ms  p99 {p99:6.2f} ms  ({scrapes[name] / args.rounds:.0f} scrapes per run"
-            f"{f', {errors} errors' if errors else ''})"
+
+    def median(name: str, key: str) -> float:
+        return statistics.median(run[key] for run in runs[name])
+
+    def paired(name: str, key: str, sign: int) -> str:
+        """The median over rounds of each round's change against the unscraped run."""
+        changes = [sign * 100 * (a[key] / b[key] - 1) for a, b in zip(runs[name], base,
+                                                                      strict=True)]  # fmt: skip
+        return (
+            f"{statistics.median(changes):+.1f}% (rounds {min(changes):+.1f} to "
+            f"{max(changes):+.1f})"
         )
-        if results is not base:
-            losses = [100 * (1 - a.throughput / b.throughput) for a, b in zip(results, base,
-                                                                               strict=True)]
-            line += (
-                f"\n  {'':<40} cost {statistics.median(losses):+.1f}% (rounds "
-                f"{min(losses):+.1f} to {max(losses):+.1f}); target <= 2%"
-            )
-        print(line)
-    serving_cpu_per_s = cost["cpu_ms"] / 1000
+
     print(
-        f"  expected from the direct measure: {serving_cpu_per_s * 100:.2f}% of one core at 1 "
-        f"scrape/s, {serving_cpu_per_s * 100 / args.operator_tick:.3f}% at one per "
-        f"{args.operator_tick:g} s (the throughput runs' round-to-round noise is larger)"
+        f"  {'':<36} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'serving CPU/request':>20} "
+        f"{'cores':>6} {'scrapes/run':>11}"
+    )
+    for name in arms:
+        errors = sum(run["errors"] for run in runs[name])
+        print(
+            f"  {name:<36} {median(name, 'rps'):8.1f} {median(name, 'p50'):7.2f} "
+            f"{median(name, 'p99'):7.2f} {median(name, 'cpu_ms'):17.3f} ms "
+            f"{median(name, 'cores'):6.2f} {median(name, 'scrapes'):11.0f}"
+            f"{f'  ({errors} errors)' if errors else ''}"
+        )
+    for name in list(arms)[1:]:
+        print(
+            f"  {name}: throughput lost {paired(name, 'rps', -1)}; serving CPU per request "
+            f"{paired(name, 'cpu_ms', 1)}; target <= 2%"
+        )
+    cores = median("not scraped", "cores")
+    print(
+        f"  expected from the direct measure ({cost['cpu_ms']:.1f} ms per scrape, serving busy on "
+        f"{cores:.2f} cores): {cost['cpu_ms'] / 1000 / cores * 100:.2f}% of its CPU at 1 scrape/s,"
+        f" {cost['cpu_ms'] / 1000 / cores * 100 / args.operator_tick:.3f}% at one per "
+        f"{args.operator_tick:g} s"
     )
     print(f"  not covered: {NOT_COVERED['overhead']}")
 
@@ -611,15 +653,17 @@ def install_crd(plane: ControlPlane, work: Path) -> None:
     helm_home = work / "helm"
     env = {**os.environ, **{f"HELM_{k}_HOME": str(helm_home / k.lower())
                             for k in ("CACHE", "CONFIG", "DATA")}}  # fmt: skip
+    chart = REPO / "charts" / "modelfactory"
+    shown = [arg for crd in sorted((chart / "templates" / "crds").glob("*.yaml"))
+             for arg in ("--show-only", f"templates/crds/{crd.name}")]  # fmt: skip
     rendered = subprocess.run(
-        [str(REPO / ".tools" / "bin" / "helm"), "template", "crds", str(REPO / "charts" /
-         "modelfactory"), "--show-only", "templates/crds/modeldeployment.yaml"],
+        [str(REPO / ".tools" / "bin" / "helm"), "template", "crds", str(chart), *shown],
         env=env, capture_output=True, text=True, check=True, timeout=120,
     ).stdout  # fmt: skip
+    # Every CRD of the chart, so the operator finds each resource it has handlers for.
     plane.kubectl("apply", "--server-side", "--field-manager=modelfactory-bench", "-f", "-",
                   input=rendered)  # fmt: skip
-    plane.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                  "crd/modeldeployments.modelfactory.io")  # fmt: skip
+    plane.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
 
 
 def register_models(uri: str, source_version: str, count: int) -> list[str]:
@@ -804,7 +848,9 @@ def _scale(args, uri: str, mlflow_pid: int | None, versions: dict, work: Path,
     apiserver = psutil.Process(apiserver_pid) if apiserver_pid else None
 
     with running_operator(kubeconfig, namespace, uri, work, args.operator_tick) as (
-        operator, operator_url, operator_log
+        operator,
+        operator_url,
+        operator_log,
     ):
         me = psutil.Process(operator.pid)
         time.sleep(3)
@@ -851,8 +897,9 @@ def _scale(args, uri: str, mlflow_pid: int | None, versions: dict, work: Path,
         after = operator_metrics(operator_url)
         status_writes = len(statuses.modified) - modified0
         listed = json.loads(
-            custom.list_namespaced_custom_object(group, version, namespace, plural,
-                                                 _preload_content=False).data  # fmt: skip
+            custom.list_namespaced_custom_object(
+                group, version, namespace, plural, _preload_content=False
+            ).data  # fmt: skip
         )["items"]
         deployments.stop()
         statuses.stop()
@@ -905,10 +952,10 @@ def _scale(args, uri: str, mlflow_pid: int | None, versions: dict, work: Path,
     print(f"  status phases: {dict(phases)}; most common messages: {messages}")
     if deployments.error or statuses.error:
         print(f"  watch ended early: {deployments.error or statuses.error}")
-    errors = sum(1 for line in operator_log.read_text(errors="replace").splitlines()
-                 if " ERROR " in line or "Traceback" in line)  # fmt: skip
+    errors = [line for line in operator_log.read_text(errors="replace").splitlines()
+              if " ERROR " in line or line.startswith("Traceback")]  # fmt: skip
     if errors:
-        print(f"  the operator logged {errors} errors (see {operator_log})")
+        print(f"  the operator logged {len(errors)} errors, the first: {errors[0][:300]}")
     print(f"  not covered: {NOT_COVERED['scale']}")
 
 
@@ -927,8 +974,8 @@ def main() -> None:
     parser.add_argument("--poll-seconds", type=float, default=1,
                         help="how often serving reads the rollout from the registry")  # fmt: skip
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--seconds", type=float, default=8, help="overhead: seconds per run")
-    parser.add_argument("--rounds", type=int, default=4, help="overhead: interleaved rounds")
+    parser.add_argument("--seconds", type=float, default=6, help="overhead: seconds per run")
+    parser.add_argument("--rounds", type=int, default=6, help="overhead: interleaved rounds")
     parser.add_argument("--operator-tick", type=float, default=10,
                         help="the operator's tick (chart: operator.tickSeconds)")  # fmt: skip
     parser.add_argument("--deployments", type=int, default=200)
@@ -949,10 +996,14 @@ def main() -> None:
     os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the cleanups
 
+    import mlflow  # noqa: F401  (its loggers are configured on import: quiet them after)
+
     from modelfactory.local.mlflow_server import EmbeddedMlflow
     from modelfactory.local.serving import ServingProcess
     from modelfactory.registry import CHALLENGER, CHAMPION, Registry
     from tests.support.serving import train_version
+
+    logging.getLogger("mlflow").setLevel(logging.WARNING)  # not a line per registered version
 
     print(
         f"rollout benchmark: sections {', '.join(sections)}; {os.cpu_count()} cores, load average "
@@ -966,7 +1017,9 @@ def main() -> None:
         uri = server.start()
         cleanups.callback(server.stop)
         os.environ["MLFLOW_TRACKING_URI"] = uri
-        with machine_share("setup: MLflow server, training the versions"):
+        with machine_share("setup: MLflow server, training the versions"), \
+                open(work / "setup.log", "w") as setup_log, redirect_stdout(setup_log), \
+                redirect_stderr(setup_log):  # fmt: skip
             versions = {"champion": train_version(uri, work, seed=1, model=MODEL)}
             if {"rollback", "overhead"} & set(sections):
                 versions["good"] = train_version(uri, work, seed=2, model=MODEL)
@@ -980,7 +1033,7 @@ def main() -> None:
             registry.set_alias(MODEL, CHAMPION, versions["champion"])
             if registry.version_by_alias(MODEL, CHALLENGER) is not None:
                 registry.delete_alias(MODEL, CHALLENGER)
-            print(f"  versions of {MODEL}: {versions}", flush=True)
+        print(f"  versions of {MODEL}: {versions}", flush=True)
 
         if {"rollback", "overhead"} & set(sections):
             service = ServingProcess(

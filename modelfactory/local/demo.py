@@ -37,7 +37,7 @@ DEMO_ROLLOUT = {
         "steps": [
             {"shadow": {"weight": 100}},
             {"analysis": {}},
-            {"setWeight": 20},
+            {"setWeight": 50},
             {"analysis": {}},
             {"setWeight": 100},
             {"analysis": {}},
@@ -47,7 +47,7 @@ DEMO_ROLLOUT = {
     },
     "analysis": {
         "interval": "4s",
-        "minRequests": 40,
+        "minRequests": 30,
         "inconclusiveLimit": 3,
         "metrics": [
             {"name": "error-rate", "max": 0.01},
@@ -299,7 +299,7 @@ def register_faulty_version(
             signature=info.signature,
             serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
             pyfunc_predict_fn="predict_proba",
-            metadata=info.metadata,
+            metadata=info.metadata or {"labels": ["no", "yes"], "threshold": 0.5},
         )
     version = registry.register(model, logged.model_uri, run.info.run_id, CLASSIFICATION.name)
     return str(version.version)
@@ -315,7 +315,7 @@ def _rollout(tracking_uri: str, service: ServingProcess, console: Console) -> st
     raw = {"model": model, **DEMO_ROLLOUT}
     store = LocalRollouts(get_settings().home / "rollouts")
     time.sleep(1.5)  # the service loads the new challenger at its next poll
-    with Load(service.url, rate=40) as traffic:
+    with Load(service.url, rate=60) as traffic:
         final = run_local(
             parse_spec(raw), raw, store, tracking_uri, [service.metrics_url], tick_seconds=1.0,
             timeout=240, on_tick=tick_printer(console),

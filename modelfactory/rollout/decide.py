@@ -291,9 +291,10 @@ def decide(spec: RolloutSpec, status: Status, observed: Observation) -> Decision
         _rollback(s, actions, now, s.analysis.last_reason)
         return Decision(s, actions)
     if verdict == "pause":
+        if s.phase != PAUSED:  # one event when it pauses; the message keeps counting
+            actions.append(Event("Warning", "AnalysisInconclusive", s.analysis.last_reason))
         s.phase = PAUSED
         s.message = s.analysis.last_reason
-        actions.append(Event("Warning", "AnalysisInconclusive", s.message))
 
     if s.phase == PROGRESSING:
         _run_steps(spec, s, observed, actions)

@@ -30,6 +30,10 @@ STANDARD_LABELS = (
 )
 
 
+# Objects the operator makes carry one of these labels (and its managed-by).
+OPERATOR_MADE = {"modelfactory.io/modeldeployment", "modelfactory.io/driftmonitor"}
+
+
 @pytest.mark.parametrize("name", VALUE_SETS)
 def test_every_object_and_pod_carries_the_standard_labels(helm, name):
     problems = []
@@ -40,7 +44,7 @@ def test_every_object_and_pod_carries_the_standard_labels(helm, name):
             problems.append(f"{obj['kind']}/{obj['metadata']['name']}: missing {missing}")
         elif labels["app.kubernetes.io/instance"] != RELEASE or labels[
             "app.kubernetes.io/managed-by"
-        ] != ("modelfactory-operator" if "modelfactory.io/modeldeployment" in labels else "Helm"):
+        ] != ("modelfactory-operator" if OPERATOR_MADE & set(labels) else "Helm"):
             problems.append(
                 f"{obj['kind']}/{obj['metadata']['name']}: wrong instance/managed-by {labels}"
             )
@@ -81,6 +85,19 @@ def test_selectors_select_exactly_their_own_pods(helm, name):
             assert port["targetPort"] in container_ports, (svc["metadata"]["name"], port)
 
 
+def test_drift_checks_are_covered_by_their_policy_and_reach_the_prediction_log(helm):
+    objects = render(VALUE_SETS["multi-model"])
+    policy = named(objects, "NetworkPolicy", f"{FULLNAME}-drift-monitor")
+    postgres = named(objects, "NetworkPolicy", f"{FULLNAME}-postgresql")
+    crons = of_kind(objects, "CronJob")
+    assert [c["metadata"]["name"] for c in crons] == ["bank-marketing-drift"]
+    labels = pod_labels(crons[0])
+    assert selector_matches(policy["spec"]["podSelector"], labels)
+    assert policy["spec"]["ingress"] == []
+    allowed = postgres["spec"]["ingress"][0]["from"][0]["podSelector"]
+    assert selector_matches(allowed, labels)
+
+
 def test_network_policies_by_default(helm):
     objects = render()
     policies = {p["metadata"]["name"]: p for p in of_kind(objects, "NetworkPolicy")}
@@ -92,6 +109,7 @@ def test_network_policies_by_default(helm):
         f"{FULLNAME}-operator-cleanup",
         f"{FULLNAME}-mlflow-db-upgrade",
         f"{FULLNAME}-tests",
+        f"{FULLNAME}-drift-monitor",
     }
     # Every pod, the migration Job's and the helm test Pod too, is covered by a policy with
     # both directions.

@@ -238,12 +238,14 @@ def install_crds(cluster: Cluster) -> None:
     crds.install=false, as a second release must (values.yaml)."""
     rendered = cluster.run(
         [cluster.helm_path, "template", "crds", str(REPO / "charts" / "modelfactory"),
-         "--show-only", "templates/crds/modeldeployment.yaml"]
+         "--show-only", "templates/crds/modeldeployment.yaml",
+         "--show-only", "templates/crds/driftmonitor.yaml"]
     ).stdout  # fmt: skip
     cluster.kubectl("apply", "--server-side", "--field-manager=modelfactory-tests", "-f", "-",
                     input=rendered)  # fmt: skip
     cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                    "crd/modeldeployments.modelfactory.io")  # fmt: skip
+                    "crd/modeldeployments.modelfactory.io",
+                    "crd/driftmonitors.modelfactory.io")  # fmt: skip
 
 
 def _stop(state_dir: Path) -> None:

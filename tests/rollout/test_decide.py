@@ -216,8 +216,11 @@ def test_too_few_requests_are_inconclusive_never_a_pass_and_pause_past_the_limit
     assert run.status.phase == PAUSED
     assert "20 challenger requests < minRequests 100" in run.status.message
     assert run.status.analysis.metrics["error-rate"].inconclusive == 3
+    assert [a.reason for a in run.of(Event)] == ["AnalysisInconclusive"]
     run.tick(INTERVAL, calls=20)
     assert run.status.phase == PAUSED and not run.of(Promote)  # it never passes by itself
+    assert not run.of(Event)  # still paused: no second event, the message counts on
+    assert "inconclusive 4 intervals in a row" in run.status.message
     run.tick(1, action="promote")  # a person decides to go on
     assert run.status.phase == PROGRESSING
     run.tick(INTERVAL, **GOOD)

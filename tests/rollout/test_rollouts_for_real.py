@@ -10,11 +10,9 @@ from __future__ import annotations
 import threading
 import time
 
-import mlflow
 import pytest
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer
 
+from modelfactory.local.demo import register_faulty_version
 from modelfactory.local.mlflow_server import EmbeddedMlflow
 from modelfactory.local.ports import free_port
 from modelfactory.local.rollouts import LocalRollouts, run_local
@@ -50,26 +48,7 @@ SPEC = {
 
 
 def _faulty_version(uri: str, base_version: str, fault, tags: dict[str, str]) -> str:
-    """A version whose pipeline runs ``fault`` on the records before the trained model (served
-    by scikit-learn itself: the compiled forest does not know the structure)."""
-    registry = Registry(uri)
-    base = mlflow.sklearn.load_model(f"models:/{MODEL}/{base_version}")
-    info = mlflow.models.get_model_info(f"models:/{MODEL}/{base_version}")
-    faulty = Pipeline([("fault", FunctionTransformer(fault)), ("model", base)])
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_experiment(MODEL)
-    with mlflow.start_run(tags=tags) as run:
-        logged = mlflow.sklearn.log_model(
-            faulty,
-            name="model",
-            signature=info.signature,
-            serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
-            pyfunc_predict_fn="predict_proba",
-            metadata={"labels": ["no", "yes"], "threshold": 0.5},
-        )
-    return str(
-        registry.register(MODEL, logged.model_uri, run.info.run_id, "classification").version
-    )
+    return register_faulty_version(uri, MODEL, base_version, fault, tags)
 
 
 @pytest.fixture(scope="module")
