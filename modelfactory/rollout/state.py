@@ -7,7 +7,10 @@ which versions take part; registered-model tags say how:
   requests) or ``shadow`` (the challenger also predicts ``rollout.weight`` percent
   of requests; its answers are recorded, never returned);
 - ``rollout.weight``: percent, 0-100; ``rollout.step``: the operator's step index;
-- ``rollout.budget_ms``: the challenger's latency budget; past it the champion answers.
+- ``rollout.budget_ms``: the challenger's latency budget; past it the champion answers;
+- ``rollout.version``: the challenger version the other tags were written for. Tags of another
+  version mean champion only: a new challenger (a version just registered, or one waiting for
+  its rollout) never inherits the traffic of a rollout that was left behind.
 
 The operator (cluster) or ``modelfactory rollout`` (by hand) writes them with
 :func:`set_rollout` / :func:`clear_rollout`; every serving process reads them
@@ -23,13 +26,14 @@ from dataclasses import dataclass, replace
 from modelfactory.errors import ModelFactoryError
 from modelfactory.registry import CHALLENGER, CHAMPION, Registry
 
-TAG_MODE, TAG_WEIGHT, TAG_STEP, TAG_BUDGET = (
+TAG_MODE, TAG_WEIGHT, TAG_STEP, TAG_BUDGET, TAG_VERSION = (
     "rollout.mode",
     "rollout.weight",
     "rollout.step",
     "rollout.budget_ms",
+    "rollout.version",
 )
-ROLLOUT_TAGS = (TAG_MODE, TAG_WEIGHT, TAG_STEP, TAG_BUDGET)
+ROLLOUT_TAGS = (TAG_MODE, TAG_WEIGHT, TAG_STEP, TAG_BUDGET, TAG_VERSION)
 MODES = ("canary", "shadow")
 DEFAULT_BUDGET_MS = 50.0
 
@@ -87,6 +91,12 @@ class RolloutState:
                 base, problem=f"unreadable rollout tags ({exc}); serving the champion only"
             )
         problem = validate(state.mode, state.weight, state.budget_ms)
+        written_for = tags.get(TAG_VERSION)
+        if not problem and written_for != base.challenger:
+            problem = (
+                f"the rollout tags were written for v{written_for}, the challenger is "
+                f"v{base.challenger}; serving the champion only until a rollout moves it"
+            )
         return replace(base, problem=problem) if problem else state
 
     def describe(self) -> str:
@@ -144,6 +154,8 @@ def set_rollout(
     }
     if budget_ms is not None:
         tags[TAG_BUDGET] = f"{budget_ms:g}"
+    # Last: until it is written, tags of another version leave this one without traffic.
+    tags[TAG_VERSION] = current.challenger
     for key, value in tags.items():
         registry.client.set_registered_model_tag(name, key, value)
     return read_rollout(registry, name)

@@ -405,6 +405,7 @@ def test_a_driftmonitor_runs_on_a_cronjob_whose_checks_may_write_only_their_stat
 
     kubeconfig = service_account_kubeconfig(cluster, namespace, account, tmp_path / "dm.kubeconfig")
     check = _check_command(cron)
+    (tmp_path / "home").mkdir()  # the pod's home volume
     # This machine's MLflow and prediction log stand in for the release's.
     env = {**os.environ, "KUBECONFIG": str(kubeconfig), "MLFLOW_TRACKING_URI": mlflow_server,
            "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5",

@@ -34,6 +34,7 @@ def test_tags_describe_the_rollout_and_bad_tags_mean_champion_only():
             "rollout.weight": "25",
             "rollout.step": "2",
             "rollout.budget_ms": "20",
+            "rollout.version": "4",
         },
     )
     assert (state.mode, state.weight, state.step, state.budget_ms, state.active) == (
@@ -48,6 +49,15 @@ def test_tags_describe_the_rollout_and_bad_tags_mean_champion_only():
     ).active
 
 
+def test_a_new_challenger_never_inherits_the_traffic_of_a_rollout_left_behind():
+    """Tags written for v4 (a rollout paused and abandoned); v5 registers as challenger."""
+    left_behind = {"rollout.mode": "canary", "rollout.weight": "80", "rollout.version": "4"}
+    state = RolloutState.from_registry({"champion": "3", "challenger": "5"}, left_behind)
+    assert not state.active and state.versions == ("3",)
+    assert "written for v4, the challenger is v5" in state.problem
+    assert all(choose_route(state).version == "3" for _ in range(100))
+
+
 @pytest.mark.parametrize(
     "tags",
     [
@@ -57,7 +67,9 @@ def test_tags_describe_the_rollout_and_bad_tags_mean_champion_only():
     ],
 )
 def test_malformed_rollout_tags_mean_champion_only_with_the_reason(tags):
-    ignored = RolloutState.from_registry({"champion": "3", "challenger": "4"}, tags)
+    ignored = RolloutState.from_registry(
+        {"champion": "3", "challenger": "4"}, {**tags, "rollout.version": "4"}
+    )
     assert not ignored.active and ignored.problem
 
 
