@@ -360,10 +360,14 @@ def roll_out(args, uri: str, service, champion: str, challenger: str, work: Path
         (at for at, tick in ticks
          if any(isinstance(a, SetTraffic) and a.weight > 0 for a in tick.applied)), None,
     )  # fmt: skip
-    decided = next(
-        (at for at, tick in ticks
-         if tick.status.challenger is None and tick.status.last_finished == challenger), None,
-    )  # fmt: skip
+    deciding = next(
+        (
+            (tick.observed.now, at)
+            for at, tick in ticks
+            if tick.status.challenger is None and tick.status.last_finished == challenger
+        ),
+        (None, None),
+    )
     finished = status.history[0] if status.history else {}
     return {
         "outcome": finished.get("outcome", status.phase),
@@ -371,7 +375,8 @@ def roll_out(args, uri: str, service, champion: str, challenger: str, work: Path
         "traffic_set": traffic_set,
         "first_call": calls.first,
         "last_call": calls.last,
-        "decided": decided,
+        "decided": deciding[0],  # the observation the decision was made on
+        "written": deciding[1],  # its actions applied to the registry
         "intervals": status.analysis.intervals,
         "ticks": len(ticks),
         "load": load,
@@ -424,10 +429,12 @@ def rollback_section(args, uri: str, service, versions: dict, work: Path) -> Non
             if r["first_call"] and r["traffic_set"]
             else ""
         )
+        if r["written"] and r["decided"]:
+            lag += f"; registry written {r['written'] - r['decided']:.1f} s after the decision"
         print(
             f"    {label.split(':')[0]}: {load.answers / load.seconds:.1f} req/s achieved"
             f"{f' ({load.behind} slots skipped, clients behind)' if load.behind else ''}{lag}; "
-            f"{r['reason'][:260]}"
+            f"{r['reason'][:400]}"
         )
     good = results[plan[-1][0]]
     if good["decided"] and good["first_call"] and good["outcome"] == "promoted":
@@ -696,7 +703,8 @@ class Watched:
     def __init__(self, list_call, *args, status_written: bool = False):
         self.list_call, self.args, self.status_written = list_call, args, status_written
         self.first: dict[str, float] = {}
-        self.modified: list[float] = []
+        self.modified: list[tuple[float, tuple[str, ...]]] = []  # when, and what changed
+        self._last: dict[str, dict] = {}
         self.error: str | None = None
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -710,7 +718,8 @@ class Watched:
                 raw = event["raw_object"]
                 name = raw["metadata"]["name"]
                 if event["type"] == "MODIFIED":
-                    self.modified.append(now)
+                    self.modified.append((now, _changed(self._last.get(name) or {}, raw)))
+                self._last[name] = raw
                 if self.status_written and not (raw.get("status") or {}).get("phase"):
                     continue
                 self.first.setdefault(name, now)
@@ -724,6 +733,31 @@ class Watched:
     def stop(self) -> None:
         if hasattr(self, "_watch"):
             self._watch.stop()
+
+
+def _changed(old: dict, new: dict) -> tuple[str, ...]:
+    """The fields an update changed: status keys (conditions by type), annotations, the rest of
+    metadata and spec as a whole."""
+    found = []
+    before, after = old.get("status") or {}, new.get("status") or {}
+    for key in sorted(set(before) | set(after)):
+        if key == "conditions":
+            was = {c.get("type"): c for c in before.get(key) or []}
+            for c in after.get(key) or []:
+                if was.get(c.get("type")) != c:
+                    found.append(f"status.conditions[{c.get('type')}]")
+        elif before.get(key) != after.get(key):
+            found.append(f"status.{key}")
+    notes = (old.get("metadata") or {}).get("annotations") or {}
+    for key, value in ((new.get("metadata") or {}).get("annotations") or {}).items():
+        if notes.get(key) != value:
+            found.append(f"annotation {key}")
+    for part in ("spec", "finalizers"):
+        old_part = old.get(part) if part == "spec" else old.get("metadata", {}).get(part)
+        new_part = new.get(part) if part == "spec" else new.get("metadata", {}).get(part)
+        if old_part != new_part:
+            found.append(part)
+    return tuple(found) or ("nothing seen (first event after the watch began)",)
 
 
 def operator_metrics(url: str) -> dict[str, float]:
@@ -887,7 +921,7 @@ def _scale(args, uri: str, mlflow_pid: int | None, versions: dict, work: Path,
         cpu0, at0 = _tree_cpu(me), time.perf_counter()
         mlflow0 = _tree_cpu(mlflow_process) if mlflow_process else 0.0
         api0 = _tree_cpu(apiserver) if apiserver else 0.0
-        modified0 = len(statuses.modified)
+        idle_from = time.time()
         with RssPeak(me) as idle_rss:
             time.sleep(args.idle_seconds)
         idle = time.perf_counter() - at0
@@ -895,7 +929,8 @@ def _scale(args, uri: str, mlflow_pid: int | None, versions: dict, work: Path,
         mlflow_cpu_min = (_tree_cpu(mlflow_process) - mlflow0) / idle * 60 if mlflow_process else 0
         api_cpu_min = (_tree_cpu(apiserver) - api0) / idle * 60 if apiserver else 0
         after = operator_metrics(operator_url)
-        status_writes = len(statuses.modified) - modified0
+        idle_updates = [fields for at, fields in statuses.modified if at >= idle_from]
+        changed = Counter(field for fields in idle_updates for field in fields)
         listed = json.loads(
             custom.list_namespaced_custom_object(
                 group, version, namespace, plural, _preload_content=False
@@ -946,8 +981,11 @@ def _scale(args, uri: str, mlflow_pid: int | None, versions: dict, work: Path,
         f"+{idle_cpu_min - base_cpu_min:.1f} CPU s/min "
         f"({(idle_cpu_min - base_cpu_min) / 60 * 1000 / max(reconciles / idle, 1e-9):.1f} ms CPU "
         f"per reconcile); meanwhile MLflow used {mlflow_cpu_min:.1f} CPU s/min and the API server "
-        f"{api_cpu_min:.1f}, and {status_writes} ModelDeployment updates were written in "
-        f"{idle:.0f} s"
+        f"{api_cpu_min:.1f}"
+    )
+    print(
+        f"  ModelDeployment updates in those {idle:.0f} s (nothing changing): {len(idle_updates)}"
+        + (f", changing {dict(changed.most_common(4))}" if idle_updates else "")
     )
     print(f"  status phases: {dict(phases)}; most common messages: {messages}")
     if deployments.error or statuses.error:
@@ -955,7 +993,8 @@ def _scale(args, uri: str, mlflow_pid: int | None, versions: dict, work: Path,
     errors = [line for line in operator_log.read_text(errors="replace").splitlines()
               if " ERROR " in line or line.startswith("Traceback")]  # fmt: skip
     if errors:
-        print(f"  the operator logged {len(errors)} errors, the first: {errors[0][:300]}")
+        kinds = Counter(line.split(" ERROR ", 1)[-1][:160] for line in errors).most_common(3)
+        print(f"  the operator logged {len(errors)} errors; the most common: {kinds}")
     print(f"  not covered: {NOT_COVERED['scale']}")
 
 

@@ -4,9 +4,12 @@ ends with.
 How a version that passes the gate reaches traffic (``promotion``):
 
 - ``direct``: it becomes champion at once (one machine, no rollout running);
-- ``rollout``: it stays ``challenger`` and a rollout (the operator, or ``modelfactory rollout
-  run``) moves it out step by step; a version that fails the gate loses the ``challenger``
-  alias, so no rollout ever picks it up.
+- ``rollout``: it becomes ``challenger`` and a rollout (the operator, or ``modelfactory rollout
+  run``) moves it out step by step; a version that fails the gate gets no alias, so no rollout
+  ever picks it up (and a rollout of an earlier challenger goes on).
+
+A version gets its alias only once the gate has judged it: a rollout watching the
+``challenger`` alias never sees a version the gate has not passed.
 
 The first version of a model becomes champion either way: there is nothing to roll out against.
 """
@@ -66,19 +69,26 @@ def register_behind_gate(
         champion_version=champion.version if champion else None,
     )
     version = registry.register(
-        model_name, model_info["model_uri"], model_info["run_id"], case.name, tags=version_tags
+        model_name,
+        model_info["model_uri"],
+        model_info["run_id"],
+        case.name,
+        tags=version_tags,
+        challenger=False,
     )
     becomes_champion = decision.promote and (champion is None or promotion == "direct")
     registry.record_decision(model_name, version.version, decision, becomes_champion)
+    alias: str | None
     if becomes_champion:
         alias, reason = CHAMPION, decision.reason
     elif decision.promote:
         alias, reason = CHALLENGER, f"{decision.reason}; eligible for a rollout"
     elif promotion == "rollout":
-        registry.delete_alias(model_name, CHALLENGER)  # nothing failing the gate is rolled out
-        alias, reason = None, decision.reason
+        alias, reason = None, decision.reason  # nothing failing the gate is rolled out
     else:
         alias, reason = CHALLENGER, decision.reason
+    if alias is not None:  # the champion is challenger too: no other version is rolled out
+        registry.set_alias(model_name, CHALLENGER, version.version)
     with mlflow.start_run(run_id=model_info["run_id"]):
         mlflow.set_tags(
             {**decision.as_tags(), "modelfactory.registered_version": version.version, **run_tags}

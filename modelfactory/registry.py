@@ -78,9 +78,10 @@ class Registry:
         use_case: str,
         tags: dict[str, str] | None = None,
         description: str | None = None,
+        challenger: bool = True,
     ) -> ModelVersion:
         """Create ``name`` if new (tagged with its use case), add a version from ``model_uri``, and
-        mark it the challenger."""
+        (``challenger``) mark it the challenger."""
         try:
             self.client.get_registered_model(name)
         except MlflowException:
@@ -94,7 +95,8 @@ class Registry:
             description=description,
             model_id=_model_id(model_uri),
         )
-        self.client.set_registered_model_alias(name, CHALLENGER, version.version)
+        if challenger:
+            self.client.set_registered_model_alias(name, CHALLENGER, version.version)
         return version
 
     def version_by_alias(self, name: str, alias: str) -> ModelVersion | None:

@@ -9,6 +9,7 @@ MLflow, Prophet and FastAPI stay out of processes that only train.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,18 @@ if TYPE_CHECKING:
     from modelfactory.inference.served import ServedModel
     from modelfactory.monitoring.reference import Reference, VersionFigures
     from modelfactory.scoring.batch import BatchModel
+
+
+def lazy(module: str, name: str) -> Callable[..., Any]:
+    """``module.name``, imported when first called: a use case's package stays light to import
+    (serving a classifier never imports Prophet, the operator never imports scikit-learn)."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return getattr(importlib.import_module(module), name)(*args, **kwargs)
+
+    call.__name__ = call.__qualname__ = name
+    call.__doc__ = f"{module}.{name}, imported on first call."
+    return call
 
 
 @dataclass(frozen=True)

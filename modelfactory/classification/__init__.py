@@ -12,6 +12,7 @@ from modelfactory.use_case import (
     MonitoringSpec,
     ServingSpec,
     UseCase,
+    lazy,
 )
 
 
@@ -27,36 +28,7 @@ def _load_batch(name: str, version: str, tracking_uri: str, options: dict):
     return BatchClassifier.load(name, version, tracking_uri)
 
 
-def _model_api(model_name: str):
-    from modelfactory.inference.protocol.rest import build_api
-
-    return build_api(model_name)
-
-
-def _check_actual(value):
-    from modelfactory.classification.monitoring import check_actual
-
-    return check_actual(value)
-
-
-def _reference_rows(reference):
-    from modelfactory.classification.monitoring import reference_rows
-
-    return reference_rows(reference)
-
-
-def _performance(labelled, figures, max_drop):
-    from modelfactory.classification.monitoring import performance
-
-    return performance(labelled, figures, max_drop)
-
-
-def _training_rows(labelled):
-    from modelfactory.classification.monitoring import training_rows
-
-    return training_rows(labelled)
-
-
+MONITORS = "modelfactory.classification.monitoring"
 MONITORING = MonitoringSpec(
     logged=(
         *(LoggedColumn(name, "features", "number") for name in bank_marketing.NUMERIC_FEATURES),
@@ -69,10 +41,10 @@ MONITORING = MonitoringSpec(
     numeric=(*bank_marketing.NUMERIC_FEATURES, "probability"),
     categorical=bank_marketing.CATEGORICAL_FEATURES,
     outputs=("probability",),
-    check_actual=_check_actual,
-    reference=_reference_rows,
-    performance=_performance,
-    training_rows=_training_rows,
+    check_actual=lazy(MONITORS, "check_actual"),
+    reference=lazy(MONITORS, "reference_rows"),
+    performance=lazy(MONITORS, "performance"),
+    training_rows=lazy(MONITORS, "training_rows"),
 )
 
 CLASSIFICATION = UseCase(
@@ -87,7 +59,11 @@ CLASSIFICATION = UseCase(
     ),
     synthetic_rows=20_000,
     gate_metric=GateMetric("roc_auc", higher_is_better=True),
-    serving=ServingSpec(load=_load_classifier, build_api=_model_api, route="POST /predict"),
+    serving=ServingSpec(
+        load=_load_classifier,
+        build_api=lazy("modelfactory.inference.protocol.rest", "build_api"),
+        route="POST /predict",
+    ),
     batch=BatchSpec(load=_load_batch),
     monitoring=MONITORING,
 )

@@ -25,6 +25,7 @@ from modelfactory.use_case import (
     MonitoringSpec,
     ServingSpec,
     UseCase,
+    lazy,
 )
 
 
@@ -46,36 +47,7 @@ def _load_batch(name: str, version: str, tracking_uri: str, options: dict):
     return BatchForecaster.load(name, version, tracking_uri, int(options.get("horizon_days", 42)))
 
 
-def _forecast_api(model_name: str):
-    from modelfactory.forecasting.rest import build_forecast_api
-
-    return build_forecast_api(model_name)
-
-
-def _check_actual(value):
-    from modelfactory.forecasting.monitoring import check_actual
-
-    return check_actual(value)
-
-
-def _forecast_days(window):
-    from modelfactory.forecasting.monitoring import forecast_days
-
-    return forecast_days(window)
-
-
-def _reference_rows(reference):
-    from modelfactory.forecasting.monitoring import reference_rows
-
-    return reference_rows(reference)
-
-
-def _performance(labelled, figures, max_drop):
-    from modelfactory.forecasting.monitoring import performance
-
-    return performance(labelled, figures, max_drop)
-
-
+MONITORS = "modelfactory.forecasting.monitoring"
 MONITORING = MonitoringSpec(
     logged=(
         LoggedColumn("store", "features", "number"),
@@ -87,10 +59,10 @@ MONITORING = MonitoringSpec(
     numeric=("yhat",),
     categorical=(),
     outputs=("yhat",),
-    check_actual=_check_actual,
-    reference=_reference_rows,
-    performance=_performance,
-    compared=_forecast_days,
+    check_actual=lazy(MONITORS, "check_actual"),
+    reference=lazy(MONITORS, "reference_rows"),
+    performance=lazy(MONITORS, "performance"),
+    compared=lazy(MONITORS, "forecast_days"),
     output_test=("wasserstein", 0.3),  # forecasting.monitoring.OUTPUT_TEST (ADR 0008)
 )
 
@@ -108,7 +80,7 @@ FORECASTING = UseCase(
     gate_metric=GateMetric("mape", higher_is_better=False),
     serving=ServingSpec(
         load=_load_forecaster,
-        build_api=_forecast_api,
+        build_api=lazy("modelfactory.forecasting.rest", "build_forecast_api"),
         route="POST /forecast",
         blocking_predictions=True,  # a cold forecast runs Prophet: 100 ms and more
         timeout_seconds=60,

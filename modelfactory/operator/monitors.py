@@ -20,7 +20,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from modelfactory.operator.resources import API_VERSION, GROUP, MANAGED_BY
+from modelfactory.operator.resources import GROUP, MANAGED_BY, owner_reference
 
 KIND, PLURAL = "DriftMonitor", "driftmonitors"
 # Spec fields that say when and how the CronJob runs; the rest is the check's MonitorConfig.
@@ -62,20 +62,11 @@ def labels(body: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _meta(body: Mapping[str, Any], name: str) -> dict[str, Any]:
-    meta = body["metadata"]
-    owner = {
-        "apiVersion": API_VERSION,
-        "kind": KIND,
-        "name": meta["name"],
-        "uid": meta["uid"],
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
     return {
         "name": name,
-        "namespace": meta["namespace"],
+        "namespace": body["metadata"]["namespace"],
         "labels": labels(body),
-        "ownerReferences": [owner],
+        "ownerReferences": [owner_reference(body, KIND)],
     }
 
 

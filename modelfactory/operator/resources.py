@@ -95,11 +95,13 @@ def selector(body: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
-def owner_reference(body: Mapping[str, Any]) -> dict[str, Any]:
+def owner_reference(body: Mapping[str, Any], kind: str = KIND) -> dict[str, Any]:
+    """Makes an object ``body``'s (a ModelDeployment, or another ``kind`` of ours): deleting
+    ``body`` garbage-collects it."""
     meta = body["metadata"]
     return {
         "apiVersion": API_VERSION,
-        "kind": KIND,
+        "kind": kind,
         "name": meta["name"],
         "uid": meta["uid"],
         "controller": True,

@@ -133,8 +133,9 @@ def test_a_second_run_that_fails_the_gate_gets_no_alias_and_the_champion_keeps_s
     assert "does not exceed the margin 0.001" in summary["reason"]
     registry = Registry(mlflow_server)
     assert registry.version_by_alias(MODEL, "champion").version == "1"
-    # The pipeline's default promotion is "rollout": a rejected version is never rolled out.
-    assert registry.version_by_alias(MODEL, "challenger") is None
+    # The pipeline's default promotion is "rollout": a rejected version gets no alias, never
+    # rolled out; the challenger alias stays where it was.
+    assert registry.version_by_alias(MODEL, "challenger").version == "1"
     assert registry.version_by_alias(MODEL, "champion").tags["promotion.decision"] == "promoted"
     assert registry.client.get_model_version(MODEL, "2").tags["promotion.decision"] == "rejected"
 
