@@ -698,39 +698,61 @@ def register_models(uri: str, source_version: str, count: int) -> list[str]:
 
 
 class Watched:
-    """First time each object was seen (ADDED, or with a written status), from a watch."""
+    """First time each object was seen (ADDED, or with a written status), from a watch of raw
+    objects. A watch the API server ends (its timeout, or a watcher too slow for it on a busy
+    machine) is resumed from the last resourceVersion, or from a new list if that is gone."""
 
     def __init__(self, list_call, *args, status_written: bool = False):
         self.list_call, self.args, self.status_written = list_call, args, status_written
         self.first: dict[str, float] = {}
         self.modified: list[tuple[float, tuple[str, ...]]] = []  # when, and what changed
-        self._last: dict[str, dict] = {}
+        self.restarts = 0
         self.error: str | None = None
+        self._last: dict[str, dict] = {}
+        self._stopped = False
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         from kubernetes import watch
+        from kubernetes.client.exceptions import ApiException
 
-        self._watch = watch.Watch()
-        try:
-            for event in self._watch.stream(self.list_call, *self.args, timeout_seconds=3600):
-                now = time.time()
-                raw = event["raw_object"]
-                name = raw["metadata"]["name"]
-                if event["type"] == "MODIFIED":
-                    self.modified.append((now, _changed(self._last.get(name) or {}, raw)))
-                self._last[name] = raw
-                if self.status_written and not (raw.get("status") or {}).get("phase"):
-                    continue
-                self.first.setdefault(name, now)
-        except Exception as exc:  # the control plane went down at the end
-            self.error = str(exc)[:200]
+        version = None
+        while not self._stopped:
+            self._watch = watch.Watch()
+            options = {"timeout_seconds": 300}
+            if version:
+                options["resource_version"] = version
+            try:
+                for event in self._watch.stream(self.list_call, *self.args, **options):
+                    self._seen(event["type"], event["raw_object"])
+                    version = event["raw_object"]["metadata"].get("resourceVersion") or version
+            except ApiException as exc:
+                if exc.status == 410:  # too old to resume: list again (ADDED for every object)
+                    version = None
+                else:
+                    self.error = f"{exc.status} {exc.reason}"[:200]
+                    time.sleep(1)
+            except Exception as exc:  # the control plane going down at the end
+                self.error = str(exc)[:200]
+                time.sleep(1)
+            self.restarts += not self._stopped
+
+    def _seen(self, kind: str, raw: dict) -> None:
+        now = time.time()
+        name = raw["metadata"]["name"]
+        if kind == "MODIFIED":
+            self.modified.append((now, _changed(self._last.get(name) or {}, raw)))
+        self._last[name] = raw
+        if self.status_written and not (raw.get("status") or {}).get("phase"):
+            return
+        self.first.setdefault(name, now)
 
     def start(self) -> Watched:
         self._thread.start()
         return self
 
     def stop(self) -> None:
+        self._stopped = True
         if hasattr(self, "_watch"):
             self._watch.stop()
 
@@ -875,7 +897,7 @@ def _scale(args, uri: str, mlflow_pid: int | None, versions: dict, work: Path,
     namespace = "bench-rollout"
     plane.kubectl("create", "namespace", namespace)
     api = config.new_client_from_config(config_file=str(kubeconfig))
-    custom, apps = client.CustomObjectsApi(api), client.AppsV1Api(api)
+    custom = client.CustomObjectsApi(api)
     group, version, plural = "modelfactory.io", "v1alpha1", "modeldeployments"
     mlflow_process = psutil.Process(mlflow_pid) if mlflow_pid else None
     apiserver_pid = plane.pid("kube-apiserver")
@@ -893,7 +915,11 @@ def _scale(args, uri: str, mlflow_pid: int | None, versions: dict, work: Path,
         base_cpu_min = (_tree_cpu(me) - cpu0) / (time.perf_counter() - at0) * 60
         base_rss = _tree_rss(me)
 
-        deployments = Watched(apps.list_namespaced_deployment, namespace).start()
+        # Deployments as raw objects too (the generic call): a typed watch spends this
+        # process's CPU building objects, and a slow watcher is one the API server drops.
+        deployments = Watched(
+            custom.list_namespaced_custom_object, "apps", "v1", namespace, "deployments"
+        ).start()
         statuses = Watched(custom.list_namespaced_custom_object, group, version, namespace,
                            plural, status_written=True).start()  # fmt: skip
         time.sleep(1)
@@ -988,8 +1014,11 @@ def _scale(args, uri: str, mlflow_pid: int | None, versions: dict, work: Path,
         + (f", changing {dict(changed.most_common(4))}" if idle_updates else "")
     )
     print(f"  status phases: {dict(phases)}; most common messages: {messages}")
-    if deployments.error or statuses.error:
-        print(f"  watch ended early: {deployments.error or statuses.error}")
+    if deployments.restarts or statuses.restarts:
+        print(
+            f"  watches resumed {deployments.restarts} (Deployments) and {statuses.restarts} "
+            f"(ModelDeployments) times; last error: {deployments.error or statuses.error}"
+        )
     errors = [line for line in operator_log.read_text(errors="replace").splitlines()
               if " ERROR " in line or line.startswith("Traceback")]  # fmt: skip
     if errors:

@@ -242,8 +242,7 @@ def check_and_retrain(tracking_uri: str, console: Console, labelled: int) -> str
     started = result.retrain
     if started is None or not started.version:
         return None
-    champion = Registry(tracking_uri).version_by_alias(CLASSIFICATION.model_name, CHALLENGER)
-    eligible = champion is not None and str(champion.version) == started.version
+    eligible = started.alias == CHALLENGER
     verdict = "challenger, eligible for a rollout" if eligible else "rejected by the gate"
     console.print(
         f"[bold]new version {started.version}[/]: {verdict} ({started.detail})", highlight=False

@@ -45,5 +45,6 @@ class LocalRetrainer:
             url=f"{self.tracking_uri}/#/models/{request.model_name}/versions/{summary['version']}",
             version=str(summary["version"]),
             promoted=bool(summary["promoted"]),
+            alias=summary.get("alias"),
             detail=summary["reason"],
         )

@@ -478,6 +478,7 @@ def _retrain(
             "retrain.url": started.url,
             "retrain.version": started.version,
             "retrain.promoted": None if started.promoted is None else str(started.promoted).lower(),
+            "retrain.alias": started.alias,
             "retrain.source": request.source,
         },
         {},

@@ -63,13 +63,15 @@ class RetrainRequest:
 @dataclass(frozen=True)
 class RetrainRun:
     """A started run: ``run_id`` is KFP's run id (cluster) or the MLflow training run's (local,
-    where the run has finished and registered ``version``)."""
+    where the run has finished and registered ``version``, with the alias the gate gave it:
+    ``champion``, ``challenger`` waiting for its rollout, or none)."""
 
     run_id: str
     where: str  # kfp | local
     url: str | None = None
     version: str | None = None
     promoted: bool | None = None
+    alias: str | None = None  # the alias the gate gave the version (None: rejected)
     detail: str = ""
 
     def as_dict(self) -> dict:
@@ -79,6 +81,7 @@ class RetrainRun:
             "url": self.url,
             "version": self.version,
             "promoted": self.promoted,
+            "alias": self.alias,
             "detail": self.detail,
         }
 

@@ -59,11 +59,12 @@ def test_a_retrain_runs_the_compiled_pipeline_here_and_registers_a_version(
     registered = registry.client.get_model_version(MODEL, started.version)
     assert registered.run_id == started.run_id
     # Judged on the newest labelled months, which the champion never saw, the version that
-    # learned from the older ones wins: it becomes champion.
+    # learned from the older ones wins; the pipeline's promotion is "rollout", so it waits as
+    # challenger for the rollout and the champion serves on.
     assert registered.tags["promotion.decision"] == "promoted", registered.tags
-    assert (
-        started.promoted and registry.version_by_alias(MODEL, "champion").version == started.version
-    )
+    assert not started.promoted and started.alias == "challenger"
+    assert registry.version_by_alias(MODEL, "challenger").version == started.version
+    assert registry.version_by_alias(MODEL, "champion").version == version
     # It learned from what was served: the training run's rows include the labelled months.
     train_rows = int(registry.client.get_run(started.run_id).data.params["train_rows"])
     assert train_rows > 6400  # the champion's own training split was 6,400 rows
