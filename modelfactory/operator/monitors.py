@@ -37,6 +37,20 @@ _SERVING_ONLY = (
 )
 
 
+SERVING_PROGRAM = ["python3", "-m", "modelfactory_serving"]
+CHECK_PROGRAM = ["python3", "-m", "modelfactory.operator.monitor_job"]
+
+
+def check_command(serving_command: list[str]) -> list[str]:
+    """The serving container's command with the check's program in place of the service's: what
+    runs before it (the chart's shell prefix that joins the database password into the
+    prediction store's URL) stays."""
+    tail = len(SERVING_PROGRAM)
+    if serving_command[-tail:] == SERVING_PROGRAM:
+        return [*serving_command[:-tail], *CHECK_PROGRAM]
+    return list(CHECK_PROGRAM)
+
+
 def job_name(body: Mapping[str, Any]) -> str:
     return f"{body['metadata']['name']}-drift"
 
@@ -127,7 +141,7 @@ def cron_job(
         container.pop(probe_or_ports, None)
     container["name"] = "check"
     container["image"] = image
-    container["command"] = ["python3", "-m", "modelfactory.operator.monitor_job"]
+    container["command"] = check_command(container.get("command") or [])
     container["args"] = [
         "--namespace", body["metadata"]["namespace"],
         "--name", body["metadata"]["name"],

@@ -96,6 +96,15 @@ def test_drift_checks_are_covered_by_their_policy_and_reach_the_prediction_log(h
     assert policy["spec"]["ingress"] == []
     allowed = postgres["spec"]["ingress"][0]["from"][0]["podSelector"]
     assert selector_matches(allowed, labels)
+    # The check reads the prediction log as serving does: the password joined in by the prefix.
+    pod = crons[0]["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["command"][:2] == ["/bin/sh", "-ec"]
+    assert container["command"][-3:] == ["python3", "-m", "modelfactory.operator.monitor_job"]
+    env = {e["name"] for e in container["env"]}
+    assert {"DB_URL", "DB_PASSWORD_FILE", "MLFLOW_TRACKING_URI"} <= env
+    assert "MODELFACTORY_HTTP_PORT" not in env and "ports" not in container
+    assert pod["serviceAccountName"] == "bank-marketing-drift-monitor"
 
 
 def test_network_policies_by_default(helm):
