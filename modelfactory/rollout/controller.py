@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
@@ -176,16 +178,77 @@ class Tick:
         )
 
 
+class PrometheusUnreachable(Exception):
+    pass
+
+
+@dataclass
+class PrometheusQueries:
+    """Evaluates an analysis' PromQL metrics (``GET /api/v1/query``) on its Prometheus.
+
+    A query answers one number: a scalar, or a vector of one sample (aggregate with ``sum``,
+    ``max``, ``histogram_quantile``...); an empty vector or NaN is no data, several series are
+    an error naming the query.
+    """
+
+    client: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=5.0))
+
+    def evaluate(
+        self, address: str, queries: Mapping[str, str], values: Mapping[str, str]
+    ) -> dict[str, float | None]:
+        found: dict[str, float | None] = {}
+        for name, template in queries.items():
+            query = render_query(template, values)
+            try:
+                answer = self.client.get(
+                    f"{address.rstrip('/')}/api/v1/query", params={"query": query}
+                )
+                body = answer.json()
+            except (httpx.HTTPError, ValueError) as exc:
+                raise PrometheusUnreachable(f"{address}: {exc}") from None
+            if body.get("status") != "success":
+                raise PrometheusUnreachable(
+                    f"{name}: {body.get('errorType', answer.status_code)}: "
+                    f"{body.get('error', answer.text[:200])} (query {query!r})"
+                )
+            found[name] = _one_number(name, body["data"])
+        return found
+
+
+def render_query(template: str, values: Mapping[str, str]) -> str:
+    """``{{model}}``, ``{{challenger}}``, ``{{champion}}``, ``{{interval}}`` filled in."""
+    for key, value in values.items():
+        template = template.replace("{{" + key + "}}", value)
+    return template
+
+
+def _one_number(name: str, data: Mapping[str, Any]) -> float | None:
+    if data.get("resultType") == "scalar":
+        value = float(data["result"][1])
+    else:
+        series = data.get("result") or []
+        if not series:
+            return None
+        if len(series) > 1:
+            raise PrometheusUnreachable(
+                f"{name}: the query returned {len(series)} series; aggregate them to one"
+            )
+        value = float(series[0]["value"][1])
+    return None if math.isnan(value) else value
+
+
 class RolloutController:
     def __init__(
         self,
         registry: MlflowRegistry,
         metrics: MetricsScraper,
         clock: Callable[[], float] = time.time,
+        prometheus: PrometheusQueries | None = None,
     ):
         self.registry = registry
         self.metrics = metrics
         self.clock = clock
+        self.prometheus = prometheus or PrometheusQueries()
 
     def observe(self, spec: RolloutSpec, status: Status, action: str | None) -> Observation:
         now = self.clock()
@@ -203,7 +266,20 @@ class RolloutController:
             samples = self.metrics.scrape(spec.model, [view.champion or "", challenger])
         except Exception as exc:
             return Observation(now, view, metrics_error=_short(exc), action=action)
-        return Observation(now, view, metrics=samples, action=action)
+        analysis = spec.analysis
+        if not analysis.queries or analysis.prometheus is None:
+            return Observation(now, view, metrics=samples, action=action)
+        values = {
+            "model": spec.model,
+            "challenger": challenger,
+            "champion": view.champion or "",
+            "interval": f"{max(int(analysis.interval), 1)}s",
+        }
+        try:
+            queried = self.prometheus.evaluate(analysis.prometheus, analysis.queries, values)
+        except Exception as exc:
+            return Observation(now, view, metrics=samples, action=action, query_error=_short(exc))
+        return Observation(now, view, metrics=samples, action=action, queried=queried)
 
     def reconcile(self, spec: RolloutSpec, status: Status, action: str | None = None) -> Tick:
         observed = self.observe(spec, status, action)

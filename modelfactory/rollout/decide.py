@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +55,9 @@ class Observation:
     metrics_error: str | None = None
     action: str | None = None  # a user's promote, promote-full, abort or retry
     held_by: str | None = None  # another deployment drives this model's rollout
+    # The analysis' PromQL metrics as Prometheus answered them now (None: no data), or why not.
+    queried: Mapping[str, float | None] = field(default_factory=dict)
+    query_error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -447,6 +451,8 @@ def _analyse(spec: RolloutSpec, s: Status, observed: Observation) -> str | None:
     measured: Measurement | None = None
     if observed.metrics is None:
         reason = f"metrics unreachable ({observed.metrics_error})"
+    elif observed.query_error is not None:
+        reason = f"Prometheus unreachable ({observed.query_error})"
     elif a.baseline is None:
         reason = "no baseline: the metrics were unreachable when the interval began"
     else:
@@ -483,7 +489,7 @@ def _analyse(spec: RolloutSpec, s: Status, observed: Observation) -> str | None:
                 threshold=metric.threshold(), dry_run=metric.name in spec.analysis.dry_run
             ),
         )
-        value, passed = _judge(metric, measured)
+        value, passed = _judge(metric, measured, observed.queried)
         if value is None:
             state.last = "NoData"
             continue
@@ -514,8 +520,10 @@ def _analyse(spec: RolloutSpec, s: Status, observed: Observation) -> str | None:
     return None
 
 
-def _judge(metric: MetricSpec, measured: Measurement) -> tuple[float | None, bool]:
-    value = measured.value(metric.name)
+def _judge(
+    metric: MetricSpec, measured: Measurement, queried: Mapping[str, float | None]
+) -> tuple[float | None, bool]:
+    value = queried.get(metric.name) if metric.query else measured.value(metric.name)
     if value is None:
         return None, True
     if metric.max_ratio_to_champion is not None:

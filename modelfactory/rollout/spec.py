@@ -75,6 +75,9 @@ class MetricSpec:
     max: float | None = None
     min: float | None = None
     max_ratio_to_champion: float | None = None  # latency-p99-ms only
+    # PromQL evaluated on the analysis' Prometheus when the interval closes, instead of the
+    # serving pods' own counters; {{model}}, {{challenger}}, {{champion}}, {{interval}} filled in.
+    query: str | None = None
 
     def threshold(self) -> str:
         if self.max_ratio_to_champion is not None:
@@ -110,6 +113,12 @@ class AnalysisSpec:
     inconclusive_limit: int = 3
     metrics: tuple[MetricSpec, ...] = DEFAULT_METRICS
     dry_run: frozenset[str] = frozenset()
+    prometheus: str | None = None  # the address query metrics are evaluated on
+
+    @property
+    def queries(self) -> dict[str, str]:
+        """The metrics read from Prometheus: name -> PromQL template."""
+        return {m.name: m.query for m in self.metrics if m.query}
 
 
 @dataclass(frozen=True)
@@ -152,10 +161,21 @@ def _step(raw: Any, where: str) -> Step:
     raise SpecError(f"{where}: unknown step {kind!r}; use setWeight, shadow, analysis or pause")
 
 
+_METRIC_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+
 def _metric(raw: Any, where: str) -> MetricSpec:
-    if not isinstance(raw, Mapping) or raw.get("name") not in METRICS:
-        raise SpecError(f"{where}.name: one of {', '.join(METRICS)} (got {raw!r})")
+    if not isinstance(raw, Mapping) or not _METRIC_NAME.match(str(raw.get("name", ""))):
+        raise SpecError(f"{where}.name: a metric name such as {METRICS[0]} (got {raw!r})")
     name = raw["name"]
+    query = raw.get("query")
+    if query is not None and (not isinstance(query, str) or not query.strip()):
+        raise SpecError(f"{where}.query: a PromQL expression")
+    if name not in METRICS and query is None:
+        raise SpecError(
+            f"{where}: {name} is not built in ({', '.join(METRICS)}); give it a query "
+            "(PromQL on spec.analysis.prometheus.address)"
+        )
     bounds = {
         key: _number(raw[key], f"{where}.{key}", 0)
         for key in ("max", "min", "maxRatioToChampion")
@@ -163,13 +183,15 @@ def _metric(raw: Any, where: str) -> MetricSpec:
     }
     if len(bounds) != 1:
         raise SpecError(f"{where}: give exactly one of max, min, maxRatioToChampion for {name}")
-    if "maxRatioToChampion" in bounds and name != "latency-p99-ms":
+    if "maxRatioToChampion" in bounds and (name != "latency-p99-ms" or query is not None):
         raise SpecError(f"{where}.maxRatioToChampion: only latency-p99-ms compares to the champion")
-    if name == "agreement" and "min" not in bounds:
+    if query is None and name == "agreement" and "min" not in bounds:
         raise SpecError(f"{where}: agreement takes a min (the share of records that agree)")
-    if name != "agreement" and "min" in bounds:
+    if query is None and name != "agreement" and "min" in bounds:
         raise SpecError(f"{where}: {name} takes a max")
-    return MetricSpec(name, bounds.get("max"), bounds.get("min"), bounds.get("maxRatioToChampion"))
+    return MetricSpec(
+        name, bounds.get("max"), bounds.get("min"), bounds.get("maxRatioToChampion"), query
+    )
 
 
 def parse_spec(spec: Mapping[str, Any]) -> RolloutSpec:
@@ -204,6 +226,13 @@ def parse_spec(spec: Mapping[str, Any]) -> RolloutSpec:
     unknown = dry_run - set(names)
     if unknown:
         raise SpecError(f"spec.analysis.dryRun: {sorted(unknown)} are not among the metrics")
+    prometheus = (analysis.get("prometheus") or {}).get("address")
+    if prometheus is not None and not str(prometheus).startswith(("http://", "https://")):
+        raise SpecError(f"spec.analysis.prometheus.address: an http(s) URL (got {prometheus!r})")
+    if prometheus is None and any(m.query for m in metrics):
+        raise SpecError(
+            "spec.analysis.prometheus.address: the metrics with a query need the Prometheus to ask"
+        )
     return RolloutSpec(
         model=model,
         trigger=trigger,
@@ -227,5 +256,6 @@ def parse_spec(spec: Mapping[str, Any]) -> RolloutSpec:
             ),
             metrics=metrics,
             dry_run=dry_run,
+            prometheus=prometheus,
         ),
     )

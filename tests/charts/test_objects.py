@@ -149,7 +149,7 @@ def test_network_policies_by_default(helm):
     # The operator reaches the API server, the registry and the serving pods' metrics.
     egress = policies[f"{FULLNAME}-operator"]["spec"]["egress"]
     ports = sorted(p["port"] for rule in egress for p in rule["ports"])
-    assert ports == [53, 53, 443, 5000, 6443, 8002]
+    assert ports == [53, 53, 443, 5000, 6443, 8002, 9090]  # 9090: a Prometheus for PromQL metrics
     # The migration Job reaches only the database; the helm test Pod only what it checks; the
     # uninstall's cleanup Job only the API server.
     for name, expected in (

@@ -83,7 +83,8 @@ class Run:
         self.metrics = {"pod-a": {}}
         self.actions: list = []
 
-    def tick(self, seconds=0.0, action=None, registry="same", metrics="same", **traffic):
+    def tick(self, seconds=0.0, action=None, registry="same", metrics="same", queried=None,
+             query_error=None, **traffic):  # fmt: skip
         self.now += seconds
         if traffic:
             self.metrics = self.traffic.add(**traffic)
@@ -95,6 +96,8 @@ class Run:
             metrics=self.metrics if metrics == "same" else metrics,
             metrics_error=None if metrics == "same" else "connection refused",
             action=action,
+            queried=queried or {},
+            query_error=query_error,
         )
         # A restarted controller only has what the status holds: round-trip it every time.
         decision = decide(self.spec, Status.from_dict(self.status.to_dict()), observed)
@@ -375,7 +378,15 @@ def test_a_restarted_pod_counts_from_zero_not_negative():
         ({"model": "m", "analysis": {"interval": "5 minutes"}}, "spec.analysis.interval"),
         (
             {"model": "m", "analysis": {"metrics": [{"name": "accuracy", "min": 1}]}},
-            "metrics[0].name",
+            "metrics[0]: accuracy is not built in",
+        ),
+        (
+            {"model": "m", "analysis": {"metrics": [{"name": "p95", "max": 1, "query": "up"}]}},
+            "spec.analysis.prometheus.address",
+        ),
+        (
+            {"model": "m", "analysis": {"prometheus": {"address": "prometheus:9090"}}},
+            "spec.analysis.prometheus.address: an http",
         ),
         ({"model": "m", "analysis": {"metrics": [{"name": "agreement", "max": 1}]}}, "takes a min"),
         ({"model": "m", "analysis": {"dryRun": ["nope"]}}, "spec.analysis.dryRun"),
@@ -386,3 +397,33 @@ def test_a_spec_that_makes_no_sense_is_refused_naming_the_field(raw, named):
 
     with pytest.raises(SpecError, match=named.replace("[", r"\[").replace("]", r"\]")):
         parse_spec(raw)
+
+
+QUERIED = {
+    "prometheus": {"address": "http://prometheus:9090"},
+    "metrics": [
+        {"name": "error-rate", "max": 0.01},
+        {"name": "p95-ms", "max": 40, "query": "histogram_quantile(0.95, ...)"},
+    ],
+}
+
+
+def test_a_promql_metric_is_judged_on_what_prometheus_answered():
+    run = Run(spec(analysis__prometheus=QUERIED["prometheus"],
+                   analysis__metrics=QUERIED["metrics"]))  # fmt: skip
+    run.tick()
+    run.tick(INTERVAL, queried={"p95-ms": 12.0}, **GOOD)
+    assert run.status.weight == 50 and run.status.analysis.metrics["p95-ms"].value == 12.0
+    run.tick(INTERVAL, queried={"p95-ms": 85.0}, **GOOD)
+    assert run.of(Rollback) and "p95-ms 85 violates <= 40" in run.status.message
+
+
+def test_a_promql_metric_without_data_is_no_data_and_prometheus_down_is_inconclusive():
+    run = Run(spec(analysis__prometheus=QUERIED["prometheus"],
+                   analysis__metrics=QUERIED["metrics"]))  # fmt: skip
+    run.tick()
+    run.tick(INTERVAL, queried={"p95-ms": None}, **GOOD)
+    assert run.status.analysis.metrics["p95-ms"].last == "NoData"
+    run.tick(INTERVAL, query_error="connection refused", **GOOD)
+    assert not run.of(Rollback) and not run.of(Promote)
+    assert "Prometheus unreachable (connection refused)" in run.status.analysis.last_reason

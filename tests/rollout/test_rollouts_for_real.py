@@ -7,9 +7,12 @@ a third of the records, one that takes 80 ms per call, one trained on the opposi
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import threading
 import time
 
+import httpx
 import pytest
 
 from modelfactory.local.demo import register_faulty_version
@@ -95,7 +98,8 @@ def service(registry_server, versions, tmp_path_factory):
         yield process
 
 
-def roll_out(registry_server, service, versions, challenger, tmp_path, load=True, timeout=90):
+def roll_out(registry_server, service, versions, challenger, tmp_path, load=True, timeout=90,
+             spec=SPEC):  # fmt: skip
     registry = Registry(registry_server.url)
     registry.set_alias(MODEL, CHAMPION, versions["champion"])
     clear_rollout(registry, MODEL)
@@ -104,7 +108,7 @@ def roll_out(registry_server, service, versions, challenger, tmp_path, load=True
     store = LocalRollouts(tmp_path / "rollouts")
     timeline = []
     run = lambda: run_local(  # noqa: E731
-        parse_spec(SPEC), SPEC, store, registry_server.url, [service.metrics_url], tick_seconds=0.5,
+        parse_spec(spec), spec, store, registry_server.url, [service.metrics_url], tick_seconds=0.5,
         timeout=timeout, on_tick=lambda tick: timeline.append(tick),
     )  # fmt: skip
     if not load:
@@ -178,3 +182,68 @@ def test_a_registry_outage_mid_rollout_holds_it_and_it_resumes(
     assert held, "the controller never held: " + " / ".join(messages[:30])
     assert status.history[0]["outcome"] == "promoted"
     assert traffic.failures == 0  # serving kept its last known state all along
+
+
+@pytest.fixture(scope="module")
+def prometheus(service, tmp_path_factory):
+    """A real Prometheus (Debian's package) scraping the service's metrics port every second."""
+    binary = shutil.which("prometheus")
+    if binary is None:
+        pytest.fail("prometheus not found: install Debian's prometheus package (.ci/run does)",
+                    pytrace=False)  # fmt: skip
+    work = tmp_path_factory.mktemp("prometheus")
+    target = service.metrics_url.split("://", 1)[1]
+    (work / "prometheus.yml").write_text(
+        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+        f"scrape_configs: [{{job_name: serving, static_configs: [{{targets: ['{target}']}}]}}]\n"
+    )
+    port = free_port()
+    process = subprocess.Popen(
+        [binary, f"--config.file={work / 'prometheus.yml'}", f"--storage.tsdb.path={work / 'data'}",
+         f"--web.listen-address=127.0.0.1:{port}"],
+        stdout=(work / "log").open("w"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/-/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        else:
+            pytest.fail(f"prometheus did not start: {(work / 'log').read_text()[-2000:]}")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def test_a_promql_metric_on_a_real_prometheus_rolls_a_slow_challenger_back(
+    registry_server, service, versions, tmp_path, prometheus
+):
+    """The analysis asks Prometheus (which scrapes the service) for the challenger's p99, not the
+    pods' counters: the slow version is rolled back on that metric alone."""
+    p99 = (
+        "histogram_quantile(0.99, sum by (le) (rate(modelfactory_challenger_latency_seconds_bucket"
+        '{model="{{model}}",version="{{challenger}}"}[{{interval}}]))) * 1000'
+    )
+    spec = {
+        **SPEC,
+        "analysis": {
+            **SPEC["analysis"],
+            "interval": "4s",
+            "prometheus": {"address": prometheus},
+            "metrics": [
+                {"name": "error-rate", "max": 0.01},
+                {"name": "prometheus-p99-ms", "max": 50, "query": p99},
+            ],
+        },
+    }
+    status, _, traffic = roll_out(registry_server, service, versions, "slow", tmp_path, spec=spec)
+    assert status.phase == "Degraded" and "prometheus-p99-ms" in status.message, status.message
+    measured = status.history[0]["metrics"]["prometheus-p99-ms"]
+    assert measured["failed"] == 1 and measured["value"] > 80  # the version sleeps 80 ms a call
+    assert traffic.failures == 0
