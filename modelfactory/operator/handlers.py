@@ -79,7 +79,8 @@ def apply_owned(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
 def apply_monitor(body: kopf.Body, spec: kopf.Spec, patch: kopf.Patch, **_: Any) -> None:
     status = dict(body.get("status") or {})
     try:
-        MonitorConfig.model_validate(monitors.monitor_config(dict(spec)))
+        model = spec.get("model") or f"the model of ModelDeployment {spec.get('modelDeployment')}"
+        MonitorConfig.model_validate(monitors.monitor_config(dict(spec), model))
     except ValueError as exc:
         problem = f"invalid spec, no CronJob applied: {exc}"
         patch.status["conditions"] = _monitor_condition(status, "False", "InvalidSpec", problem)
@@ -93,8 +94,11 @@ def apply_monitor(body: kopf.Body, spec: kopf.Spec, patch: kopf.Patch, **_: Any)
     owned = monitors.owned_objects(body, template, settings.operator.monitor_image, extra_env)
     kube.apply(owned)
     schedule = owned[-1]["spec"]["schedule"]
-    message = f"CronJob {monitors.job_name(body)} checks {spec['model']} at '{schedule}'"
+    target = spec.get("model") or f"the model of ModelDeployment {spec.get('modelDeployment')}"
+    message = f"CronJob {monitors.job_name(body)} checks {target} at '{schedule}'"
     patch.status["observedGeneration"] = body["metadata"].get("generation")
+    if spec.get("model"):
+        patch.status["model"] = spec["model"]  # a ModelDeployment's: each check writes it
     patch.status["conditions"] = _monitor_condition(status, "True", "Scheduled", message)
 
 

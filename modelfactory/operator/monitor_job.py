@@ -20,12 +20,34 @@ from typing import Any
 
 from modelfactory.monitoring.monitor import CheckResult, MonitorConfig, run_monitor
 from modelfactory.monitoring.policy import MonitorState
-from modelfactory.operator.monitors import PLURAL
+from modelfactory.operator.monitors import DEPLOYMENT_REF, PLURAL, monitor_config
 from modelfactory.operator.resources import GROUP, VERSION
+from modelfactory.operator.resources import PLURAL as DEPLOYMENTS
 
 # A check's decision as the Drifted condition reads it.
 DRIFTED = {"drift_pending", "retrain", "cooldown", "alert"}
 CHECKS = ("Checked", "Drifted")
+
+
+def served_model(namespace: str, deployment: str, api=None) -> str:
+    """The model the ModelDeployment ``deployment`` serves now."""
+    if api is None:
+        from kubernetes import client
+
+        from modelfactory.operator.kube import api_client
+
+        api = client.CustomObjectsApi(api_client())
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        found = api.get_namespaced_custom_object(GROUP, VERSION, namespace, DEPLOYMENTS, deployment)
+    except ApiException as exc:
+        if exc.status == 404:
+            raise LookupError(
+                f"spec.modelDeployment: no ModelDeployment {deployment!r} in namespace {namespace}"
+            ) from None
+        raise
+    return found["spec"]["model"]
 
 
 class StatusStore:
@@ -42,6 +64,7 @@ class StatusStore:
             api = client.CustomObjectsApi(api_client())
         self.api = api
         self._status: dict[str, Any] = {}
+        self.model: str | None = None  # the model checked (a ModelDeployment's, resolved)
 
     def load(self) -> MonitorState:
         found = self.api.get_namespaced_custom_object_status(
@@ -52,6 +75,8 @@ class StatusStore:
 
     def save(self, state: MonitorState, result: CheckResult | None = None) -> None:
         status: dict[str, Any] = state.to_status()
+        if self.model:
+            status["model"] = self.model
         if result is not None:
             status["lastResult"] = result.to_status()
             status["conditions"] = _conditions(
@@ -118,7 +143,11 @@ def main(argv: list[str] | None = None) -> int:
     namespace, name = arguments.namespace, arguments.name
     store = StatusStore(namespace, name)
     try:
-        config = MonitorConfig.model_validate(json.loads(arguments.config))
+        raw = json.loads(arguments.config)
+        reference = raw.get(DEPLOYMENT_REF)
+        model = served_model(namespace, reference) if reference else raw.get("model")
+        config = MonitorConfig.model_validate(monitor_config(raw, model))
+        store.model = config.model
         result, _ = run_monitor(config, store)
     except Exception as exc:  # whatever stopped the check is what the status must say
         problem = f"{type(exc).__name__}: {exc}"

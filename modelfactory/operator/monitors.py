@@ -21,10 +21,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from modelfactory.operator.resources import GROUP, MANAGED_BY, owner_reference
+from modelfactory.operator.resources import PLURAL as DEPLOYMENTS
 
 KIND, PLURAL = "DriftMonitor", "driftmonitors"
 # Spec fields that say when and how the CronJob runs; the rest is the check's MonitorConfig.
 SCHEDULING = ("schedule", "timeZone", "suspend", "activeDeadlineSeconds")
+DEPLOYMENT_REF = "modelDeployment"  # instead of model: the ModelDeployment whose model to check
 # Environment of the serving pod that means nothing to a check.
 _SERVING_ONLY = (
     "MODELFACTORY_MODEL_NAME",
@@ -59,9 +61,14 @@ def account_name(body: Mapping[str, Any]) -> str:
     return f"{body['metadata']['name']}-drift-monitor"
 
 
-def monitor_config(spec: Mapping[str, Any]) -> dict[str, Any]:
-    """The check's configuration: the spec without its scheduling fields."""
-    return {k: v for k, v in spec.items() if k not in SCHEDULING}
+def monitor_config(spec: Mapping[str, Any], model: str | None = None) -> dict[str, Any]:
+    """The check's configuration (a MonitorConfig's fields): the spec without its scheduling
+    fields and its ModelDeployment reference, and ``model`` when given (the one the reference
+    serves)."""
+    config = {k: v for k, v in spec.items() if k not in (*SCHEDULING, DEPLOYMENT_REF)}
+    if model is not None:
+        config["model"] = model
+    return config
 
 
 def labels(body: Mapping[str, Any]) -> dict[str, str]:
@@ -94,19 +101,31 @@ def service_account(body: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def role(body: Mapping[str, Any]) -> dict[str, Any]:
-    """Read and write this monitor's status; nothing else (not its spec, not other monitors)."""
+    """Read and write this monitor's status, and read the ModelDeployment it names if it names
+    one; nothing else (not its spec, not other monitors)."""
+    rules = [
+        {
+            "apiGroups": [GROUP],
+            "resources": [f"{PLURAL}/status"],
+            "resourceNames": [body["metadata"]["name"]],
+            "verbs": ["get", "patch"],
+        }
+    ]
+    reference = body["spec"].get(DEPLOYMENT_REF)
+    if reference:
+        rules.append(
+            {
+                "apiGroups": [GROUP],
+                "resources": [DEPLOYMENTS],
+                "resourceNames": [reference],
+                "verbs": ["get"],
+            }
+        )
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "Role",
         "metadata": _meta(body, account_name(body)),
-        "rules": [
-            {
-                "apiGroups": [GROUP],
-                "resources": [f"{PLURAL}/status"],
-                "resourceNames": [body["metadata"]["name"]],
-                "verbs": ["get", "patch"],
-            }
-        ],
+        "rules": rules,
     }
 
 
@@ -145,7 +164,9 @@ def cron_job(
     container["args"] = [
         "--namespace", body["metadata"]["namespace"],
         "--name", body["metadata"]["name"],
-        "--config", json.dumps(monitor_config(spec), sort_keys=True),
+        "--config", json.dumps(
+            {k: v for k, v in spec.items() if k not in SCHEDULING}, sort_keys=True
+        ),
     ]  # fmt: skip
     ours = {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false", **extra_env}
     container["env"] = [

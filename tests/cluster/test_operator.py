@@ -349,8 +349,9 @@ def test_a_driftmonitor_runs_on_a_cronjob_whose_checks_may_write_only_their_stat
     ServiceAccount allowed to get and patch that monitor's status and nothing else; the
     controller manager starts Jobs on the schedule; a check run as that ServiceAccount writes
     its decision (too few logged predictions: insufficient data) into the status and printer
-    columns; a check that cannot reach the registry says so in the Checked condition and keeps
-    the last result.
+    columns; a monitor naming a ModelDeployment checks that one's model (its checks may get it);
+    a check that cannot reach the registry says so in the Checked condition and keeps the last
+    result.
     Not covered on the local control plane: the Job's container never runs (kwok); the check
     runs on this machine with the Job's environment."""
     cluster, namespace = platform.cluster, platform.namespace
@@ -359,17 +360,25 @@ def test_a_driftmonitor_runs_on_a_cronjob_whose_checks_may_write_only_their_stat
     name = "bank-drift"
     apply(platform, dmon(name, schedule="* * * * *", minRows=50))
     account = f"{name}-drift-monitor"
+    # A monitor may name a ModelDeployment instead of a model: its check reads that one's model.
+    apply(platform, mdep("drift-target"))
+    by_reference = dmon("by-reference", schedule="0 0 1 1 *", minRows=50)
+    by_reference["spec"] = {"modelDeployment": "drift-target", **by_reference["spec"]}
+    del by_reference["spec"]["model"]
+    apply(platform, by_reference)
     with running_operator(cluster, namespace, ACCOUNT, mlflow_server, tmp_path,
                           serving_template=platform.template):  # fmt: skip
 
-        def cron_job() -> dict | None:
+        def cron_job_of(monitor: str = name) -> dict | None:
             found = cluster.kubectl(
-                "get", "cronjob", f"{name}-drift", "-n", namespace, "-o", "json", check=False
+                "get", "cronjob", f"{monitor}-drift", "-n", namespace, "-o", "json", check=False
             )
             return json.loads(found.stdout) if found.returncode == 0 else None
 
-        eventually(lambda: [] if cron_job() else ["no CronJob"], 60, "the monitor's CronJob")
-        cron = cron_job()
+        eventually(lambda: [] if cron_job_of() else ["no CronJob"], 60, "the monitor's CronJob")
+        eventually(lambda: [] if cron_job_of("by-reference") else ["no CronJob"], 60,
+                   "the CronJob of the monitor naming a ModelDeployment")  # fmt: skip
+        cron = cron_job_of()
         assert cron is not None
         owners = cron["metadata"]["ownerReferences"]
         assert [(o["kind"], o["name"]) for o in owners] == [("DriftMonitor", name)]
@@ -378,6 +387,30 @@ def test_a_driftmonitor_runs_on_a_cronjob_whose_checks_may_write_only_their_stat
         assert pod["serviceAccountName"] == account
         conditions = {c["type"]: c for c in platform.get("dmon", name)["status"]["conditions"]}
         assert conditions["Scheduled"]["status"] == "True"
+
+        # This machine's MLflow and prediction log stand in for the release's.
+        (tmp_path / "home").mkdir()  # the pod's home volume
+        env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_server,
+               "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5",
+               "MODELFACTORY_HOME": str(tmp_path / "home")}  # fmt: skip
+        reference_account = "by-reference-drift-monitor"
+        answer = cluster.kubectl(
+            "auth", "can-i", "get", "modeldeployments.modelfactory.io/drift-target",
+            "-n", namespace, f"--as=system:serviceaccount:{namespace}:{reference_account}",
+            check=False,
+        )  # fmt: skip
+        assert answer.stdout.strip() == "yes"
+        kubeconfig_ref = service_account_kubeconfig(
+            cluster, namespace, reference_account, tmp_path / "ref.kubeconfig"
+        )
+        ran = subprocess.run(_check_command(cron_job_of("by-reference")),
+                             env={**env, "KUBECONFIG": str(kubeconfig_ref)},
+                             capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert ran.returncode == 0, ran.stderr[-3000:]
+        status = platform.get("dmon", "by-reference")["status"]
+        assert status["model"] == MODEL and status["lastResult"]["decision"] == "insufficient_data"
+        cluster.kubectl("delete", "dmon", "by-reference", "-n", namespace)
+        cluster.kubectl("delete", "mdep", "drift-target", "-n", namespace)  # the operator finalizes
 
     def may(verb: str, resource: str) -> bool:
         answer = cluster.kubectl(
@@ -408,11 +441,7 @@ def test_a_driftmonitor_runs_on_a_cronjob_whose_checks_may_write_only_their_stat
 
     kubeconfig = service_account_kubeconfig(cluster, namespace, account, tmp_path / "dm.kubeconfig")
     check = _check_command(cron)
-    (tmp_path / "home").mkdir()  # the pod's home volume
-    # This machine's MLflow and prediction log stand in for the release's.
-    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "MLFLOW_TRACKING_URI": mlflow_server,
-           "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5",
-           "MODELFACTORY_HOME": str(tmp_path / "home")}  # fmt: skip
+    env["KUBECONFIG"] = str(kubeconfig)
     ran = subprocess.run(check, env=env, capture_output=True, text=True, timeout=300)
     assert ran.returncode == 0, ran.stderr[-3000:]
     status = platform.get("dmon", name)["status"]
@@ -436,7 +465,7 @@ def test_a_driftmonitor_runs_on_a_cronjob_whose_checks_may_write_only_their_stat
     assert status["lastResult"]["decision"] == "insufficient_data"  # the last result stays
 
     cluster.kubectl("delete", "dmon", name, "-n", namespace)
-    eventually(lambda: ["still there"] if cron_job() else [], 60, "the CronJob collected")
+    eventually(lambda: ["still there"] if cron_job_of() else [], 60, "the CronJob collected")
 
 
 def test_the_operator_uses_every_verb_its_role_grants(platform, cluster):
@@ -468,9 +497,11 @@ def test_the_operator_uses_every_verb_its_role_grants(platform, cluster):
         if event.get("responseStatus", {}).get("code") == 403:
             refused.append(f"{event['verb']} {resource}")
     role = platform.get("role", ACCOUNT)
-    # Held only to be granted: each DriftMonitor's checks get their monitor's status, and RBAC
+    # Held only to be granted: each DriftMonitor's checks get their monitor's status (and the
+    # ModelDeployment it names), and RBAC
     # lets the operator give a Role no more than it holds itself.
     used.add(("modelfactory.io", "driftmonitors/status", "get"))
+    used.add(("modelfactory.io", "modeldeployments", "get"))
     unused = [
         f"{verb} {group or 'core'}/{resource}"
         for rule in role["rules"]
