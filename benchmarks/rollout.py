@@ -12,10 +12,12 @@ Prints figures, asserts nothing. Sections, chosen with ``--section rollback,over
   (budget 50 ms), one that raises whenever a request holds a record whose age is a multiple of
   3, and, as the named alternative, a good one (another training) which goes through every step.
   Per challenger: the time from its first call (its challenger-calls counter on /metrics, read
-  every 0.2 s) to the decision (the controller's tick that rolled it back or promoted it, registry
-  written), in seconds and in analysis intervals; the intervals closed; how long after the
-  decision the challenger still got calls (serving polls the registry); and every request the
-  clients saw fail during the whole rollout (expected 0: the router's fallback to the champion).
+  every 0.2 s) to the decision (the observation of the controller's tick that rolled it back or
+  promoted it; the registry writes that follow are timed too), in seconds and in analysis
+  intervals; the intervals closed; how long after the decision the challenger still got calls
+  (serving polls the registry); and every request the clients saw fail during the whole rollout
+  (expected 0: the router's fallback to the champion). An interval is timed from the tick that
+  set the weight, so the first one holds the registry write and serving's poll without traffic.
 - overhead: the same service, champion plus the good challenger at canary 50% (the state in which
   the operator scrapes: it reads /metrics on every tick while a challenger exists), HTTP JSON
   /predict throughput of a closed-loop client (benchmarks/loadgen.py, ``--concurrency``
@@ -23,10 +25,11 @@ Prints figures, asserts nothing. Sections, chosen with ``--section rollback,over
   ``--operator-tick`` s (the chart's operator tick) and every 1 s (harsh), ``--rounds``
   interleaved rounds, same process. The scraper only reads the body (the operator parses it on
   its own node; that parse is timed separately). The cost is the median over rounds of each
-  round's throughput loss against the unscraped run of the same round (target <= 2%). Also
-  measured directly: serving CPU per scrape (back-to-back scrapes, no load) and the body's size.
+  round's throughput loss (and serving CPU per request) against the unscraped run of the same
+  round (target <= 2%). Also measured directly: serving CPU per scrape (back-to-back scrapes, no
+  load) and the body's size; on a shared machine the direct figure is the steadier one.
 - scale: tools/control-plane.sh (etcd, kube-apiserver, controller-manager, scheduler, kwok),
-  the chart's CRD, ``python -m modelfactory.operator`` on this machine (admin kubeconfig, one
+  the chart's CRDs, ``python -m modelfactory.operator`` on this machine (admin kubeconfig, one
   namespace, tick ``--operator-tick``), ``--deployments`` registered models (each a champion
   version) and as many ModelDeployments created back to back. Reported: reconcile latency
   p50/p99/max from each create (client side, when the API server answered) to its Deployment
@@ -156,32 +159,10 @@ def _raises_on_a_third(frame):
 
 
 def faulty_version(uri: str, base_version: str, fault, tags: dict[str, str]) -> str:
-    """The champion wrapped in a Pipeline that runs ``fault`` first (served by scikit-learn:
-    the compiled forest does not know this structure); as tests/rollout/test_rollouts_for_real.py
-    builds its faulty challengers."""
-    import mlflow
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import FunctionTransformer
+    """The champion wrapped in a Pipeline that runs ``fault`` first (the demo's helper)."""
+    from modelfactory.local.demo import register_faulty_version
 
-    from modelfactory.registry import Registry
-
-    mlflow.set_tracking_uri(uri)
-    base = mlflow.sklearn.load_model(f"models:/{MODEL}/{base_version}")
-    info = mlflow.models.get_model_info(f"models:/{MODEL}/{base_version}")
-    faulty = Pipeline([("fault", FunctionTransformer(fault)), ("model", base)])
-    mlflow.set_experiment(MODEL)
-    with mlflow.start_run(tags=tags) as run:
-        logged = mlflow.sklearn.log_model(
-            faulty,
-            name="model",
-            signature=info.signature,
-            serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
-            pyfunc_predict_fn="predict_proba",
-            metadata={"labels": ["no", "yes"], "threshold": 0.5},
-        )
-    return str(
-        Registry(uri).register(MODEL, logged.model_uri, run.info.run_id, "classification").version
-    )
+    return register_faulty_version(uri, MODEL, base_version, fault, tags)
 
 
 # --- clients -------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ serves its liveness probe on ``:8081/healthz`` and its metrics on
 from __future__ import annotations
 
 import logging
+import os
 
 import kopf
 
@@ -17,6 +18,9 @@ from modelfactory.operator import handlers  # noqa: F401  (registers the handler
 
 def main() -> None:
     settings = get_settings().operator
+    # One HTTP connection per reconcile thread to MLflow (its client keeps 10 by default; 20
+    # threads discarded about 170 connections a minute at 200 ModelDeployments).
+    os.environ.setdefault("MLFLOW_HTTP_POOL_MAXSIZE", str(max(10, settings.workers)))
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

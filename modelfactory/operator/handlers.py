@@ -78,9 +78,9 @@ def apply_owned(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
 @kopf.on.update(GROUP, VERSION, monitors.PLURAL, field="spec")
 def apply_monitor(body: kopf.Body, spec: kopf.Spec, patch: kopf.Patch, **_: Any) -> None:
     status = dict(body.get("status") or {})
+    target = spec.get("model") or f"the model of ModelDeployment {spec.get('modelDeployment')}"
     try:
-        model = spec.get("model") or f"the model of ModelDeployment {spec.get('modelDeployment')}"
-        MonitorConfig.model_validate(monitors.monitor_config(dict(spec), model))
+        MonitorConfig.model_validate(monitors.monitor_config(dict(spec), target))
     except ValueError as exc:
         problem = f"invalid spec, no CronJob applied: {exc}"
         patch.status["conditions"] = _monitor_condition(status, "False", "InvalidSpec", problem)
@@ -94,7 +94,6 @@ def apply_monitor(body: kopf.Body, spec: kopf.Spec, patch: kopf.Patch, **_: Any)
     owned = monitors.owned_objects(body, template, settings.operator.monitor_image, extra_env)
     kube.apply(owned)
     schedule = owned[-1]["spec"]["schedule"]
-    target = spec.get("model") or f"the model of ModelDeployment {spec.get('modelDeployment')}"
     message = f"CronJob {monitors.job_name(body)} checks {target} at '{schedule}'"
     patch.status["observedGeneration"] = body["metadata"].get("generation")
     if spec.get("model"):
@@ -175,11 +174,16 @@ def clear_rollout_tags(spec: kopf.Spec, meta: kopf.Meta, logger: kopf.Logger, **
 def _write_status(
     patch: kopf.Patch, body: kopf.Body, status: Status, available: tuple[int, int] = (0, 0)
 ) -> None:
+    """Patch the fields that changed, nothing when none did (a steady rollout is read every tick;
+    a write per tick would be a no-op PATCH per ModelDeployment per tick)."""
+    before = body.get("status") or {}
     written = status.to_dict()
     written["observedGeneration"] = body["metadata"].get("generation")
-    written["conditions"] = conditions(status, available, previous=body.get("status") or {})
+    written["conditions"] = conditions(status, available, previous=before)
     written["availableReplicas"] = available[0]
-    patch.status.update(written)
+    for key, value in written.items():
+        if before.get(key) != value:
+            patch.status[key] = value
 
 
 def conditions(

@@ -17,6 +17,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import NotFoundError
 
+from modelfactory.config import get_settings
 from modelfactory.operator.resources import MANAGED_BY, METRICS_PORT
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,11 @@ def api_client() -> client.ApiClient:
         config.load_incluster_config()
     except config.ConfigException:
         config.load_kube_config()
-    return client.ApiClient()
+    configuration = client.Configuration.get_default_copy()
+    # A connection per reconcile thread (the default is 5 per CPU).
+    workers = get_settings().operator.workers
+    configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize, workers)
+    return client.ApiClient(configuration)
 
 
 @cache

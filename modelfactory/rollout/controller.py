@@ -44,7 +44,7 @@ from modelfactory.rollout.decide import (
 )
 from modelfactory.rollout.measurements import PodSamples, samples_from_text
 from modelfactory.rollout.spec import RolloutSpec
-from modelfactory.rollout.state import clear_rollout, read_rollout, set_rollout
+from modelfactory.rollout.state import RolloutState, clear_rollout, set_rollout
 
 log = logging.getLogger(__name__)
 
@@ -67,22 +67,25 @@ class MlflowRegistry:
 
     def claim(self, model: str) -> str:
         """Claim ``model``'s rollout for this deployment unless another holds it; the holder."""
-        tags = dict(self.registry.client.get_registered_model(model).tags or {})
+        return self.view_and_claim(model)[1]
+
+    def view_and_claim(self, model: str) -> tuple[RegistryView, str]:
+        """The model's rollout as the registry records it, and who drives it (claimed for this
+        deployment when nobody does): one read of the registered model."""
+        found = self.registry.client.get_registered_model(model)
+        tags = dict(found.tags or {})
+        traffic = RolloutState.from_registry(dict(found.aliases or {}), tags)
         owner = tags.get(OWNER_TAG)
         if owner is None:
             self.registry.client.set_registered_model_tag(model, OWNER_TAG, self.deployment)
-            return self.deployment
-        return owner
+            owner = self.deployment
+        return RegistryView(traffic.champion, traffic.challenger, traffic), owner
 
     def release(self, model: str) -> None:
         """Give up the claim (a deleted deployment), if it is this deployment's."""
         tags = dict(self.registry.client.get_registered_model(model).tags or {})
         if tags.get(OWNER_TAG) == self.deployment:
             self.registry.client.delete_registered_model_tag(model, OWNER_TAG)
-
-    def view(self, model: str) -> RegistryView:
-        traffic = read_rollout(self.registry, model)
-        return RegistryView(traffic.champion, traffic.challenger, traffic)
 
     def apply(self, model: str, action: Action) -> None:
         registry, client = self.registry, self.registry.client
@@ -253,8 +256,7 @@ class RolloutController:
     def observe(self, spec: RolloutSpec, status: Status, action: str | None) -> Observation:
         now = self.clock()
         try:
-            view = self.registry.view(spec.model)
-            owner = self.registry.claim(spec.model)
+            view, owner = self.registry.view_and_claim(spec.model)
         except Exception as exc:  # unreachable, or the model is not registered (yet)
             return Observation(now, None, registry_error=_short(exc), action=action)
         if owner != self.registry.deployment:
