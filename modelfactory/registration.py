@@ -89,12 +89,13 @@ def register_behind_gate(
         alias, reason = CHALLENGER, decision.reason
     if alias is not None:  # the champion is challenger too: no other version is rolled out
         registry.set_alias(model_name, CHALLENGER, version.version)
-    with mlflow.start_run(run_id=model_info["run_id"]):
-        mlflow.set_tags(
-            {**decision.as_tags(), "modelfactory.registered_version": version.version, **run_tags}
-        )
-        if champion_score is not None:
-            mlflow.log_metric(f"champion_holdout_{metric.name}", champion_score)
+    # On the training run by id (no active run: the caller's process may have its own).
+    run_id = model_info["run_id"]
+    tags = {**decision.as_tags(), "modelfactory.registered_version": version.version, **run_tags}
+    for key, value in tags.items():
+        registry.client.set_tag(run_id, key, value)
+    if champion_score is not None:
+        registry.client.log_metric(run_id, f"champion_holdout_{metric.name}", champion_score)
     return {
         "model_name": model_name,
         "version": version.version,
