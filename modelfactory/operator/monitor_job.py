@@ -18,8 +18,12 @@ import sys
 import time
 from typing import Any
 
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
 from modelfactory.monitoring.monitor import CheckResult, MonitorConfig, run_monitor
 from modelfactory.monitoring.policy import MonitorState
+from modelfactory.operator.kube import api_client
 from modelfactory.operator.monitors import DEPLOYMENT_REF, PLURAL, monitor_config
 from modelfactory.operator.resources import GROUP, VERSION
 from modelfactory.operator.resources import PLURAL as DEPLOYMENTS
@@ -29,16 +33,13 @@ DRIFTED = {"drift_pending", "retrain", "cooldown", "alert"}
 CHECKS = ("Checked", "Drifted")
 
 
+def _custom_objects() -> client.CustomObjectsApi:
+    return client.CustomObjectsApi(api_client())
+
+
 def served_model(namespace: str, deployment: str, api=None) -> str:
     """The model the ModelDeployment ``deployment`` serves now."""
-    if api is None:
-        from kubernetes import client
-
-        from modelfactory.operator.kube import api_client
-
-        api = client.CustomObjectsApi(api_client())
-    from kubernetes.client.exceptions import ApiException
-
+    api = api or _custom_objects()
     try:
         found = api.get_namespaced_custom_object(GROUP, VERSION, namespace, DEPLOYMENTS, deployment)
     except ApiException as exc:
@@ -56,13 +57,7 @@ class StatusStore:
 
     def __init__(self, namespace: str, name: str, api=None):
         self.namespace, self.name = namespace, name
-        if api is None:
-            from kubernetes import client
-
-            from modelfactory.operator.kube import api_client
-
-            api = client.CustomObjectsApi(api_client())
-        self.api = api
+        self.api = api or _custom_objects()
         self._status: dict[str, Any] = {}
         self.model: str | None = None  # the model checked (a ModelDeployment's, resolved)
 
