@@ -29,6 +29,7 @@ import kopf
 from modelfactory.config import get_settings
 from modelfactory.monitoring.monitor import MonitorConfig
 from modelfactory.operator import kube, monitors
+from modelfactory.operator.conditions import set_conditions
 from modelfactory.operator.metrics import OPERATOR_METRICS
 from modelfactory.operator.resources import GROUP, PLURAL, VERSION, load_serving_template
 from modelfactory.operator.resources import owned_objects as render_owned
@@ -83,7 +84,9 @@ def apply_monitor(body: kopf.Body, spec: kopf.Spec, patch: kopf.Patch, **_: Any)
         MonitorConfig.model_validate(monitors.monitor_config(dict(spec), target))
     except ValueError as exc:
         problem = f"invalid spec, no CronJob applied: {exc}"
-        patch.status["conditions"] = _monitor_condition(status, "False", "InvalidSpec", problem)
+        patch.status["conditions"] = set_conditions(
+            status.get("conditions"), [("Scheduled", False, "InvalidSpec", problem)]
+        )
         return
     settings = get_settings()
     extra_env = {}
@@ -98,20 +101,9 @@ def apply_monitor(body: kopf.Body, spec: kopf.Spec, patch: kopf.Patch, **_: Any)
     patch.status["observedGeneration"] = body["metadata"].get("generation")
     if spec.get("model"):
         patch.status["model"] = spec["model"]  # a ModelDeployment's: each check writes it
-    patch.status["conditions"] = _monitor_condition(status, "True", "Scheduled", message)
-
-
-def _monitor_condition(
-    status: dict[str, Any], value: str, reason: str, message: str
-) -> list[dict[str, Any]]:
-    """The ``Scheduled`` condition set, the checks' own (Checked, Drifted) kept."""
-    others = [c for c in status.get("conditions") or [] if c.get("type") != "Scheduled"]
-    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    return [
-        {"type": "Scheduled", "status": value, "reason": reason, "message": message[:1000],
-         "lastTransitionTime": now},
-        *others,
-    ]  # fmt: skip
+    patch.status["conditions"] = set_conditions(  # the checks' Checked and Drifted stay
+        status.get("conditions"), [("Scheduled", True, "Scheduled", message)]
+    )
 
 
 def _timer_interval() -> float:
@@ -209,17 +201,7 @@ def conditions(
         ("Promoted", promoted, promoted_reason,
          status.message if status.phase in (HEALTHY, DEGRADED) else ""),
     ]  # fmt: skip
-    before = {c.get("type"): c for c in previous.get("conditions") or []}
-    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    written = []
-    for kind, value, reason, message in found:
-        text = "True" if value else "False"
-        changed = before.get(kind, {}).get("status") != text
-        written.append({
-            "type": kind,
-            "status": text,
-            "reason": reason.replace("-", ""),
-            "message": message[:1000],
-            "lastTransitionTime": now if changed else before[kind].get("lastTransitionTime", now),
-        })  # fmt: skip
-    return written
+    return set_conditions(
+        previous.get("conditions"),
+        ((kind, value, reason.replace("-", ""), message) for kind, value, reason, message in found),
+    )

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from typing import Any
 
 from kubernetes import client
@@ -23,6 +22,7 @@ from kubernetes.client.exceptions import ApiException
 
 from modelfactory.monitoring.monitor import CheckResult, MonitorConfig, run_monitor
 from modelfactory.monitoring.policy import MonitorState
+from modelfactory.operator.conditions import set_conditions
 from modelfactory.operator.kube import api_client
 from modelfactory.operator.monitors import DEPLOYMENT_REF, PLURAL, monitor_config
 from modelfactory.operator.resources import GROUP, VERSION
@@ -30,7 +30,6 @@ from modelfactory.operator.resources import PLURAL as DEPLOYMENTS
 
 # A check's decision as the Drifted condition reads it.
 DRIFTED = {"drift_pending", "retrain", "cooldown", "alert"}
-CHECKS = ("Checked", "Drifted")
 
 
 def _custom_objects() -> client.CustomObjectsApi:
@@ -76,7 +75,7 @@ class StatusStore:
             status["lastResult"] = result.to_status()
             status["conditions"] = _conditions(
                 self._status,
-                checked=("True", _camel(result.decision.action), result.decision.reason),
+                checked=(True, _camel(result.decision.action), result.decision.reason),
                 drifted=result.decision.action in DRIFTED,
             )
         self._patch(status)
@@ -84,7 +83,7 @@ class StatusStore:
     def failed(self, problem: str) -> None:
         """The check could not run: say why; the state (and the last result) stay as they were."""
         self._patch(
-            {"conditions": _conditions(self._status, checked=("False", "CheckFailed", problem))}
+            {"conditions": _conditions(self._status, checked=(False, "CheckFailed", problem))}
         )
 
     def _patch(self, status: dict[str, Any]) -> None:
@@ -98,35 +97,21 @@ def _camel(action: str) -> str:
 
 
 def _conditions(
-    previous: dict[str, Any], checked: tuple[str, str, str], drifted: bool | None = None
+    previous: dict[str, Any], checked: tuple[bool, str, str], drifted: bool | None = None
 ) -> list[dict[str, Any]]:
     """``Checked`` (did the last check run, and what it decided) and ``Drifted`` (kept as it was
     when the check failed); the operator's ``Scheduled`` stays."""
-    before = {c.get("type"): c for c in previous.get("conditions") or []}
-    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    wanted = {"Checked": checked}
+    wanted = [("Checked", *checked)]
     if drifted is not None:
-        wanted["Drifted"] = (
-            "True" if drifted else "False",
-            checked[1] if drifted else "NoDrift",
-            checked[2] if drifted else "",
+        wanted.append(
+            (
+                "Drifted",
+                drifted,
+                checked[1] if drifted else "NoDrift",
+                checked[2] if drifted else "",
+            )
         )
-    written = [c for c in previous.get("conditions") or [] if c.get("type") not in CHECKS]
-    for kind in CHECKS:
-        if kind not in wanted:
-            if kind in before:
-                written.append(before[kind])
-            continue
-        status, reason, message = wanted[kind]
-        changed = before.get(kind, {}).get("status") != status
-        written.append({
-            "type": kind,
-            "status": status,
-            "reason": reason,
-            "message": message[:1000],
-            "lastTransitionTime": now if changed else before[kind].get("lastTransitionTime", now),
-        })  # fmt: skip
-    return written
+    return set_conditions(previous.get("conditions"), wanted)
 
 
 def main(argv: list[str] | None = None) -> int:
