@@ -42,6 +42,7 @@ from modelfactory.rollout.decide import (
     SetTraffic,
     Status,
     decide,
+    interval_due,
 )
 from modelfactory.rollout.measurements import PodSamples, samples_from_text
 from modelfactory.rollout.spec import RolloutSpec
@@ -281,8 +282,9 @@ class RolloutController:
             samples = self.metrics.scrape(spec.model, [view.champion or "", challenger])
         except Exception as exc:
             return Observation(now, view, metrics_error=_short(exc), action=action)
-        analysis = spec.analysis
-        if not analysis.queries or analysis.prometheus is None:
+        analysis, address = spec.analysis, spec.analysis.prometheus
+        # Prometheus is asked only when the interval its answers are judged for closes.
+        if address is None or not analysis.queries or not interval_due(spec, status, now):
             return Observation(now, view, metrics=samples, action=action)
         values = {
             "model": spec.model,
@@ -291,7 +293,7 @@ class RolloutController:
             "interval": f"{max(int(analysis.interval), 1)}s",
         }
         try:
-            queried = self.prometheus.evaluate(analysis.prometheus, analysis.queries, values)
+            queried = self.prometheus.evaluate(address, analysis.queries, values)
         except Exception as exc:
             return Observation(now, view, metrics=samples, action=action, query_error=_short(exc))
         return Observation(now, view, metrics=samples, action=action, queried=queried)

@@ -440,13 +440,17 @@ def _new_interval(s: Status, observed: Observation) -> None:
     s.analysis.successful_in_a_row = 0
 
 
+def interval_due(spec: RolloutSpec, s: Status, now: float) -> bool:
+    """Whether a reconcile at ``now`` closes the analysis interval ``s`` is in."""
+    started = s.analysis.interval_started_at
+    return bool(s.weight) and started is not None and now - started >= spec.analysis.interval
+
+
 def _analyse(spec: RolloutSpec, s: Status, observed: Observation) -> str | None:
     """Close the analysis interval when it is due; 'failed', 'pause' or None."""
+    if not interval_due(spec, s, observed.now):
+        return None
     a = s.analysis
-    if not s.weight or a.interval_started_at is None:
-        return None
-    if observed.now - a.interval_started_at < spec.analysis.interval:
-        return None
     a.intervals += 1
     measured: Measurement | None = None
     if observed.metrics is None:
