@@ -73,6 +73,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from loadgen import run_load  # noqa: E402
 
+from modelfactory.local.demo import register_faulty_version, sleep_80ms  # noqa: E402
 from modelfactory.local.ports import free_port  # noqa: E402
 
 MODEL = "bank-marketing-bench-rollout"
@@ -147,9 +148,6 @@ def pct(values: list[float], q: float) -> float:
 
 
 # --- versions ------------------------------------------------------------------------------------
-def _slow(frame):
-    time.sleep(0.08)
-    return frame
 
 
 def _raises_on_a_third(frame):
@@ -160,8 +158,6 @@ def _raises_on_a_third(frame):
 
 def faulty_version(uri: str, base_version: str, fault, tags: dict[str, str]) -> str:
     """The champion wrapped in a Pipeline that runs ``fault`` first (the demo's helper)."""
-    from modelfactory.local.demo import register_faulty_version
-
     return register_faulty_version(uri, MODEL, base_version, fault, tags)
 
 
@@ -1087,7 +1083,7 @@ def main() -> None:
             if {"rollback", "overhead"} & set(sections):
                 versions["good"] = train_version(uri, work, seed=2, model=MODEL)
             if "rollback" in sections:
-                versions["slow"] = faulty_version(uri, versions["champion"], _slow,
+                versions["slow"] = faulty_version(uri, versions["champion"], sleep_80ms,
                                                   {"fault": "slow"})  # fmt: skip
                 versions["erroring"] = faulty_version(
                     uri, versions["champion"], _raises_on_a_third, {"fault": "raises"}

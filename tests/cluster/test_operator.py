@@ -34,13 +34,17 @@ MODEL = "bank-marketing-operator"
 ACCOUNT = "mf-modelfactory-operator"
 
 
-def mdep(name: str, model: str = MODEL, **spec) -> dict:
+def resource(kind: str, name: str, model: str = MODEL, **spec) -> dict:
     return {
         "apiVersion": "modelfactory.io/v1alpha1",
-        "kind": "ModelDeployment",
+        "kind": kind,
         "metadata": {"name": name},
         "spec": {"model": model, **spec},
     }
+
+
+def mdep(name: str, model: str = MODEL, **spec) -> dict:
+    return resource("ModelDeployment", name, model, **spec)
 
 
 @pytest.fixture(scope="module")
@@ -324,12 +328,7 @@ def test_deleting_a_modeldeployment_removes_its_objects_and_its_rollout_tags(
 
 
 def dmon(name: str, model: str = MODEL, **spec) -> dict:
-    return {
-        "apiVersion": "modelfactory.io/v1alpha1",
-        "kind": "DriftMonitor",
-        "metadata": {"name": name},
-        "spec": {"model": model, **spec},
-    }
+    return resource("DriftMonitor", name, model, **spec)
 
 
 def _check_command(cron: dict) -> list[str]:

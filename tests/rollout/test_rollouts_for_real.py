@@ -15,7 +15,7 @@ import time
 import httpx
 import pytest
 
-from modelfactory.local.demo import register_faulty_version
+from modelfactory.local.demo import register_faulty_version, sleep_80ms
 from modelfactory.local.mlflow_server import EmbeddedMlflow
 from modelfactory.local.ports import free_port
 from modelfactory.local.rollouts import LocalRollouts, run_local
@@ -75,12 +75,8 @@ def versions(registry_server, tmp_path_factory):
             raise RuntimeError("challenger failure on this input")
         return frame
 
-    def slow(frame):
-        time.sleep(0.08)
-        return frame
-
     erroring = _faulty_version(uri, champion, raises_on_a_third, {"fault": "raises"})
-    slow_version = _faulty_version(uri, champion, slow, {"fault": "slow"})
+    slow_version = _faulty_version(uri, champion, sleep_80ms, {"fault": "slow"})
     return {"champion": champion, "good": good, "erroring": erroring, "slow": slow_version,
             "disagreeing": disagreeing}  # fmt: skip
 
