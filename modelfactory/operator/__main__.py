@@ -18,8 +18,7 @@ from modelfactory.operator import handlers  # noqa: F401  (registers the handler
 
 def main() -> None:
     settings = get_settings().operator
-    # One HTTP connection per reconcile thread to MLflow (its client keeps 10 by default; 20
-    # threads discarded about 170 connections a minute at 200 ModelDeployments).
+    # One HTTP connection to MLflow per reconcile thread (ADR 0009: the operator at scale).
     os.environ.setdefault("MLFLOW_HTTP_POOL_MAXSIZE", str(max(10, settings.workers)))
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

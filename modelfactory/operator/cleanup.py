@@ -15,13 +15,18 @@ import time
 
 from kubernetes import client
 
+from modelfactory.operator.crds import GROUP, MODEL_DEPLOYMENT, VERSION
 from modelfactory.operator.kube import api_client
-from modelfactory.operator.resources import GROUP, PLURAL, VERSION
 
 
 def remaining(api: client.CustomObjectsApi, namespace: str, selector: str) -> list[str]:
     response = api.list_namespaced_custom_object(
-        GROUP, VERSION, namespace, PLURAL, label_selector=selector, _preload_content=False
+        GROUP,
+        VERSION,
+        namespace,
+        MODEL_DEPLOYMENT.plural,
+        label_selector=selector,
+        _preload_content=False,
     )
     return [item["metadata"]["name"] for item in json.loads(response.data)["items"]]
 
@@ -35,7 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     api = client.CustomObjectsApi(api_client())
     names = remaining(api, args.namespace, args.selector)
     for name in names:
-        api.delete_namespaced_custom_object(GROUP, VERSION, args.namespace, PLURAL, name)
+        api.delete_namespaced_custom_object(
+            GROUP, VERSION, args.namespace, MODEL_DEPLOYMENT.plural, name
+        )
     deadline = time.monotonic() + args.timeout
     while names:
         if time.monotonic() > deadline:

@@ -30,8 +30,16 @@ from modelfactory.config import get_settings
 from modelfactory.monitoring.monitor import MonitorConfig
 from modelfactory.operator import kube, monitors
 from modelfactory.operator.conditions import set_conditions
+from modelfactory.operator.crds import (
+    ACTION_ANNOTATION,
+    DRIFT_MONITOR,
+    FINALIZER,
+    GROUP,
+    MODEL_DEPLOYMENT,
+    VERSION,
+)
 from modelfactory.operator.metrics import OPERATOR_METRICS
-from modelfactory.operator.resources import GROUP, PLURAL, VERSION, load_serving_template
+from modelfactory.operator.resources import load_serving_template
 from modelfactory.operator.resources import owned_objects as render_owned
 from modelfactory.registry import Registry
 from modelfactory.rollout.controller import MetricsScraper, MlflowRegistry, RolloutController
@@ -39,8 +47,9 @@ from modelfactory.rollout.decide import DEGRADED, HEALTHY, PAUSED, PROGRESSING, 
 from modelfactory.rollout.spec import SpecError, parse_spec
 from modelfactory.rollout.state import clear_rollout
 
-ACTION_ANNOTATION = "modelfactory.io/action"
-FINALIZER = "modelfactory.io/rollout-cleanup"
+# What kopf's handler decorators take: (group, version, plural).
+DEPLOYMENTS = (GROUP, VERSION, MODEL_DEPLOYMENT.plural)
+MONITORS = (GROUP, VERSION, DRIFT_MONITOR.plural)
 log = logging.getLogger("modelfactory.operator")
 
 
@@ -61,9 +70,9 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         OPERATOR_METRICS.serve(operator.metrics_port)
 
 
-@kopf.on.resume(GROUP, VERSION, PLURAL)
-@kopf.on.create(GROUP, VERSION, PLURAL)
-@kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
+@kopf.on.resume(*DEPLOYMENTS)
+@kopf.on.create(*DEPLOYMENTS)
+@kopf.on.update(*DEPLOYMENTS, field="spec")
 def apply_owned(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
     objects, absent = render_owned(
         body, load_serving_template(get_settings().operator.serving_template or None)
@@ -74,9 +83,9 @@ def apply_owned(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
     logger.info("applied %s", ", ".join(f"{o['kind']}/{o['metadata']['name']}" for o in objects))
 
 
-@kopf.on.resume(GROUP, VERSION, monitors.PLURAL)
-@kopf.on.create(GROUP, VERSION, monitors.PLURAL)
-@kopf.on.update(GROUP, VERSION, monitors.PLURAL, field="spec")
+@kopf.on.resume(*MONITORS)
+@kopf.on.create(*MONITORS)
+@kopf.on.update(*MONITORS, field="spec")
 def apply_monitor(body: kopf.Body, spec: kopf.Spec, patch: kopf.Patch, **_: Any) -> None:
     status = dict(body.get("status") or {})
     target = spec.get("model") or f"the model of ModelDeployment {spec.get('modelDeployment')}"
@@ -110,7 +119,7 @@ def _timer_interval() -> float:
     return get_settings().operator.tick_seconds
 
 
-@kopf.timer(GROUP, VERSION, PLURAL, interval=_timer_interval(), initial_delay=1.0, idle=None)
+@kopf.timer(*DEPLOYMENTS, interval=_timer_interval(), initial_delay=1.0, idle=None)
 def reconcile_rollout(
     body: kopf.Body, spec: kopf.Spec, status: kopf.Status, patch: kopf.Patch, **_: Any
 ) -> None:
@@ -141,11 +150,11 @@ def reconcile_rollout(
     OPERATOR_METRICS.rollout(
         namespace, name, rollout.model, now.challenger, now.mode, now.weight, now.step
     )
-    OPERATOR_METRICS.reconciled(tick.problem and "registry-write-failed" or "ok",
-                                time.perf_counter() - started)  # fmt: skip
+    outcome = "registry-write-failed" if tick.problem else "ok"
+    OPERATOR_METRICS.reconciled(outcome, time.perf_counter() - started)
 
 
-@kopf.on.delete(GROUP, VERSION, PLURAL, retries=10, backoff=30)
+@kopf.on.delete(*DEPLOYMENTS, retries=10, backoff=30)
 def clear_rollout_tags(spec: kopf.Spec, meta: kopf.Meta, logger: kopf.Logger, **_: Any) -> None:
     """The model's rollout tags go with its ModelDeployment (its objects are garbage-collected)."""
     registry = Registry(get_settings().mlflow_tracking_uri)
@@ -191,16 +200,27 @@ def conditions(
         promoted_reason = "RolloutInProgress"
     else:
         promoted_reason = f"Last{(status.last_outcome or 'none').title()}"
+    progressing = status.phase == PROGRESSING
     found = [
-        ("Available", ready > 0 and ready >= min(wanted, 1),
-         "ReplicasAvailable" if ready else "NoReplicasAvailable",
-         f"{ready} of {wanted} serving pods available"),
-        ("Progressing", status.phase == PROGRESSING,
-         "RolloutInProgress" if status.phase == PROGRESSING else f"Rollout{status.phase}",
-         status.message),
-        ("Promoted", promoted, promoted_reason,
-         status.message if status.phase in (HEALTHY, DEGRADED) else ""),
-    ]  # fmt: skip
+        (
+            "Available",
+            ready > 0 and ready >= min(wanted, 1),
+            "ReplicasAvailable" if ready else "NoReplicasAvailable",
+            f"{ready} of {wanted} serving pods available",
+        ),
+        (
+            "Progressing",
+            progressing,
+            "RolloutInProgress" if progressing else f"Rollout{status.phase}",
+            status.message,
+        ),
+        (
+            "Promoted",
+            promoted,
+            promoted_reason,
+            status.message if status.phase in (HEALTHY, DEGRADED) else "",
+        ),
+    ]
     return set_conditions(
         previous.get("conditions"),
         ((kind, value, reason.replace("-", ""), message) for kind, value, reason, message in found),

@@ -71,9 +71,8 @@ def serving_endpoints(namespace: str, service: str) -> dict[str, str]:
     pods are all gone), which is an ordinary state here.
     """
     response = client.DiscoveryV1Api(api_client()).list_namespaced_endpoint_slice(
-        namespace, label_selector=f"kubernetes.io/service-name={service}",
-        _preload_content=False,
-    )  # fmt: skip
+        namespace, label_selector=f"kubernetes.io/service-name={service}", _preload_content=False
+    )
     found: dict[str, str] = {}
     for endpoint_slice in json.loads(response.data).get("items", []):
         port = next(

@@ -47,9 +47,15 @@ class OperatorMetrics:
         self.reconcile_seconds.observe(seconds)
 
     def rollout(
-        self, namespace: str, name: str, model: str, challenger: str | None, mode: str | None,
-        weight: float, step: int,
-    ) -> None:  # fmt: skip
+        self,
+        namespace: str,
+        name: str,
+        model: str,
+        challenger: str | None,
+        mode: str | None,
+        weight: float,
+        step: int,
+    ) -> None:
         self.rollout_weight.labels(namespace, name, model, challenger or "", mode or "").set(weight)
         self.rollout_step.labels(namespace, name, model).set(step)
 

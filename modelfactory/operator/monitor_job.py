@@ -23,10 +23,9 @@ from kubernetes.client.exceptions import ApiException
 from modelfactory.monitoring.monitor import CheckResult, MonitorConfig, run_monitor
 from modelfactory.monitoring.policy import MonitorState
 from modelfactory.operator.conditions import set_conditions
+from modelfactory.operator.crds import DRIFT_MONITOR, GROUP, MODEL_DEPLOYMENT, VERSION
 from modelfactory.operator.kube import api_client
-from modelfactory.operator.monitors import DEPLOYMENT_REF, PLURAL, monitor_config
-from modelfactory.operator.resources import GROUP, VERSION
-from modelfactory.operator.resources import PLURAL as DEPLOYMENTS
+from modelfactory.operator.monitors import DEPLOYMENT_REF, monitor_config
 
 # A check's decision as the Drifted condition reads it.
 DRIFTED = {"drift_pending", "retrain", "cooldown", "alert"}
@@ -40,7 +39,9 @@ def served_model(namespace: str, deployment: str, api=None) -> str:
     """The model the ModelDeployment ``deployment`` serves now."""
     api = api or _custom_objects()
     try:
-        found = api.get_namespaced_custom_object(GROUP, VERSION, namespace, DEPLOYMENTS, deployment)
+        found = api.get_namespaced_custom_object(
+            GROUP, VERSION, namespace, MODEL_DEPLOYMENT.plural, deployment
+        )
     except ApiException as exc:
         if exc.status == 404:
             raise LookupError(
@@ -62,7 +63,7 @@ class StatusStore:
 
     def load(self) -> MonitorState:
         found = self.api.get_namespaced_custom_object_status(
-            GROUP, VERSION, self.namespace, PLURAL, self.name
+            GROUP, VERSION, self.namespace, DRIFT_MONITOR.plural, self.name
         )
         self._status = found.get("status") or {}
         return MonitorState.from_status(self._status)
@@ -88,7 +89,7 @@ class StatusStore:
 
     def _patch(self, status: dict[str, Any]) -> None:
         self.api.patch_namespaced_custom_object_status(
-            GROUP, VERSION, self.namespace, PLURAL, self.name, {"status": status}
+            GROUP, VERSION, self.namespace, DRIFT_MONITOR.plural, self.name, {"status": status}
         )
 
 

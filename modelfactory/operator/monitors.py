@@ -20,10 +20,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from modelfactory.operator.resources import GROUP, MANAGED_BY, owner_reference
-from modelfactory.operator.resources import PLURAL as DEPLOYMENTS
+from modelfactory.operator.crds import DRIFT_MONITOR, GROUP, MODEL_DEPLOYMENT
+from modelfactory.operator.resources import MANAGED_BY, owner_reference
 
-KIND, PLURAL = "DriftMonitor", "driftmonitors"
 # Spec fields that say when and how the CronJob runs; the rest is the check's MonitorConfig.
 SCHEDULING = ("schedule", "timeZone", "suspend", "activeDeadlineSeconds")
 DEPLOYMENT_REF = "modelDeployment"  # instead of model: the ModelDeployment whose model to check
@@ -87,7 +86,7 @@ def _meta(body: Mapping[str, Any], name: str) -> dict[str, Any]:
         "name": name,
         "namespace": body["metadata"]["namespace"],
         "labels": labels(body),
-        "ownerReferences": [owner_reference(body, KIND)],
+        "ownerReferences": [owner_reference(body, DRIFT_MONITOR)],
     }
 
 
@@ -106,7 +105,7 @@ def role(body: Mapping[str, Any]) -> dict[str, Any]:
     rules = [
         {
             "apiGroups": [GROUP],
-            "resources": [f"{PLURAL}/status"],
+            "resources": [f"{DRIFT_MONITOR.plural}/status"],
             "resourceNames": [body["metadata"]["name"]],
             "verbs": ["get", "patch"],
         }
@@ -116,7 +115,7 @@ def role(body: Mapping[str, Any]) -> dict[str, Any]:
         rules.append(
             {
                 "apiGroups": [GROUP],
-                "resources": [DEPLOYMENTS],
+                "resources": [MODEL_DEPLOYMENT.plural],
                 "resourceNames": [reference],
                 "verbs": ["get"],
             }
@@ -161,19 +160,18 @@ def cron_job(
     container["name"] = "check"
     container["image"] = image
     container["command"] = check_command(container.get("command") or [])
+    config = {k: v for k, v in spec.items() if k not in SCHEDULING}
     container["args"] = [
-        "--namespace", body["metadata"]["namespace"],
-        "--name", body["metadata"]["name"],
-        "--config", json.dumps(
-            {k: v for k, v in spec.items() if k not in SCHEDULING}, sort_keys=True
-        ),
-    ]  # fmt: skip
+        *("--namespace", body["metadata"]["namespace"]),
+        *("--name", body["metadata"]["name"]),
+        *("--config", json.dumps(config, sort_keys=True)),
+    ]
     ours = {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false", **extra_env}
+    dropped = {*ours, *_SERVING_ONLY}
     container["env"] = [
-        *(e for e in container.get("env") or []
-          if e["name"] not in ours and e["name"] not in _SERVING_ONLY),
+        *(e for e in container.get("env") or [] if e["name"] not in dropped),
         *({"name": k, "value": v} for k, v in ours.items()),
-    ]  # fmt: skip
+    ]
     cron: dict[str, Any] = {
         "schedule": spec.get("schedule", "0 * * * *"),
         "suspend": bool(spec.get("suspend", False)),

@@ -22,8 +22,8 @@ from typing import Any
 
 import yaml
 
-GROUP, VERSION, KIND, PLURAL = "modelfactory.io", "v1alpha1", "ModelDeployment", "modeldeployments"
-API_VERSION = f"{GROUP}/{VERSION}"
+from modelfactory.operator.crds import MODEL_DEPLOYMENT, CustomResource
+
 HTTP_PORT, GRPC_PORT, METRICS_PORT = 3000, 8001, 8002
 MANAGED_BY = "modelfactory-operator"
 
@@ -95,13 +95,15 @@ def selector(body: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
-def owner_reference(body: Mapping[str, Any], kind: str = KIND) -> dict[str, Any]:
-    """Makes an object ``body``'s (a ModelDeployment, or another ``kind`` of ours): deleting
-    ``body`` garbage-collects it."""
+def owner_reference(
+    body: Mapping[str, Any], owner: CustomResource = MODEL_DEPLOYMENT
+) -> dict[str, Any]:
+    """Makes an object ``body``'s (a ModelDeployment, or another ``owner`` kind of ours):
+    deleting ``body`` garbage-collects it."""
     meta = body["metadata"]
     return {
-        "apiVersion": API_VERSION,
-        "kind": kind,
+        "apiVersion": owner.api_version,
+        "kind": owner.kind,
         "name": meta["name"],
         "uid": meta["uid"],
         "controller": True,
@@ -175,8 +177,12 @@ def deployment(body: Mapping[str, Any], template: Mapping[str, Any]) -> dict[str
     }
     if not autoscaled:
         deployment_spec["replicas"] = spec.get("replicas", 1)
-    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": _meta(body),
-            "spec": deployment_spec}  # fmt: skip
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _meta(body),
+        "spec": deployment_spec,
+    }
 
 
 def service(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -211,7 +217,7 @@ def autoscaler(body: Mapping[str, Any]) -> dict[str, Any] | None:
                 "apiVersion": "apps/v1",
                 "kind": "Deployment",
                 "name": body["metadata"]["name"],
-            },  # fmt: skip
+            },
             "minReplicas": wanted.get("minReplicas", 1),
             "maxReplicas": wanted.get("maxReplicas", 5),
             "metrics": [
@@ -239,8 +245,12 @@ def disruption_budget(body: Mapping[str, Any]) -> dict[str, Any] | None:
         budget["maxUnavailable"] = wanted["maxUnavailable"]
     else:
         budget["minAvailable"] = wanted.get("minAvailable", 1)
-    return {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": _meta(body),
-            "spec": budget}  # fmt: skip
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": _meta(body),
+        "spec": budget,
+    }
 
 
 def owned_objects(
@@ -250,8 +260,11 @@ def owned_objects(
     wanted = [deployment(body, template), service(body)]
     absent = []
     name = body["metadata"]["name"]
-    for render, kind in ((autoscaler, "autoscaling/v2/HorizontalPodAutoscaler"),
-                         (disruption_budget, "policy/v1/PodDisruptionBudget")):  # fmt: skip
+    optional = (
+        (autoscaler, "autoscaling/v2/HorizontalPodAutoscaler"),
+        (disruption_budget, "policy/v1/PodDisruptionBudget"),
+    )
+    for render, kind in optional:
         obj = render(body)
         if obj is None:
             absent.append((kind, name))
