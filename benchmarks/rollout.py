@@ -311,7 +311,7 @@ def wait_loaded(service, version: str, timeout: float = 60) -> None:
 def roll_out(args, uri: str, service, champion: str, challenger: str, work: Path) -> dict:
     from modelfactory.local.rollouts import LocalRollouts, run_local
     from modelfactory.registry import CHALLENGER, CHAMPION, Registry
-    from modelfactory.rollout.decide import SetTraffic
+    from modelfactory.rollout.actions import SetTraffic
     from modelfactory.rollout.spec import parse_spec
     from modelfactory.rollout.state import clear_rollout
 

@@ -11,14 +11,15 @@ from rich.table import Table
 from rich.text import Text
 
 from modelfactory.rollout.controller import Tick
-from modelfactory.rollout.decide import Status
 from modelfactory.rollout.spec import RolloutSpec
+from modelfactory.rollout.status import Status
+from modelfactory.status import from_status
 
 PHASE_STYLE = {"Healthy": "green", "Progressing": "cyan", "Paused": "yellow", "Degraded": "red"}
 
 
 def render(name: str, raw: dict[str, Any], spec: RolloutSpec | None = None) -> Group:
-    status = Status.from_dict(raw)
+    status = from_status(Status, raw)
     phase = Text(status.phase, style=PHASE_STYLE.get(status.phase, ""))
     head = Text.assemble(
         (f"{name}", "bold"), "  ", phase, "  champion ", (f"v{status.champion or '-'}", "bold"),

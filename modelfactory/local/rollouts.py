@@ -23,9 +23,11 @@ from typing import Any, Protocol
 import yaml
 
 from modelfactory.errors import ModelFactoryError
+from modelfactory.rollout.actions import USER_ACTIONS
 from modelfactory.rollout.controller import MetricsScraper, MlflowRegistry, RolloutController, Tick
-from modelfactory.rollout.decide import ACTIONS, Status
 from modelfactory.rollout.spec import RolloutSpec, parse_spec
+from modelfactory.rollout.status import Status
+from modelfactory.status import from_status, to_status
 
 ACTION_ANNOTATION = "modelfactory.io/action"
 
@@ -58,7 +60,7 @@ class LocalRollouts:
         self.directory.mkdir(parents=True, exist_ok=True)
         path = self._status_file(model)
         partial = path.with_suffix(".json.partial")
-        partial.write_text(json.dumps({"spec": spec or {}, **status.to_dict()}, indent=1))
+        partial.write_text(json.dumps({"spec": spec or {}, **to_status(status)}, indent=1))
         partial.replace(path)  # never a half-written status
 
     def request(self, name: str, action: str) -> str:
@@ -117,8 +119,8 @@ class ClusterRollouts:
 
 
 def _check_action(action: str) -> None:
-    if action not in ACTIONS:
-        raise ModelFactoryError(f"unknown action {action!r}; use one of {', '.join(ACTIONS)}")
+    if action not in USER_ACTIONS:
+        raise ModelFactoryError(f"unknown action {action!r}; use one of {', '.join(USER_ACTIONS)}")
 
 
 def load_spec(
@@ -160,7 +162,7 @@ def run_local(
         MetricsScraper(lambda: {url: url for url in metrics_urls}),
     )
     try:
-        status = Status.from_dict(store.status(spec.model))
+        status = from_status(Status, store.status(spec.model))
     except ModelFactoryError:
         status = Status()
     deadline = None if timeout is None else time.monotonic() + timeout

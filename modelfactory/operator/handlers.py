@@ -43,9 +43,10 @@ from modelfactory.operator.resources import load_serving_template
 from modelfactory.operator.resources import owned_objects as render_owned
 from modelfactory.registry import Registry
 from modelfactory.rollout.controller import MetricsScraper, MlflowRegistry, RolloutController
-from modelfactory.rollout.decide import DEGRADED, HEALTHY, PAUSED, PROGRESSING, Status
 from modelfactory.rollout.spec import SpecError, parse_spec
 from modelfactory.rollout.state import clear_rollout
+from modelfactory.rollout.status import DEGRADED, HEALTHY, PAUSED, PROGRESSING, Status
+from modelfactory.status import from_status, to_status
 
 # What kopf's handler decorators take: (group, version, plural).
 DEPLOYMENTS = (GROUP, VERSION, MODEL_DEPLOYMENT.plural)
@@ -128,7 +129,7 @@ def reconcile_rollout(
     action = (body["metadata"].get("annotations") or {}).get(ACTION_ANNOTATION)
     if action:
         patch.metadata.setdefault("annotations", {})[ACTION_ANNOTATION] = None  # consumed
-    previous = Status.from_dict(dict(status))
+    previous = from_status(Status, dict(status))
     try:
         rollout = parse_spec(dict(spec))
     except SpecError as exc:
@@ -178,7 +179,7 @@ def _write_status(
     """Patch the fields that changed, nothing when none did (a steady rollout is read every tick;
     a write per tick would be a no-op PATCH per ModelDeployment per tick)."""
     before = body.get("status") or {}
-    written = status.to_dict()
+    written = to_status(status)
     written["observedGeneration"] = body["metadata"].get("generation")
     written["conditions"] = conditions(status, available, previous=before)
     written["availableReplicas"] = available[0]

@@ -14,6 +14,7 @@ rather than recording a move that did not happen).
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
@@ -26,9 +27,7 @@ from typing import Any
 import httpx
 
 from modelfactory.registry import CHALLENGER, CHAMPION, Registry, fail_fast
-from modelfactory.rollout.decide import (
-    DEGRADED,
-    HEALTHY,
+from modelfactory.rollout.actions import (
     Action,
     ClearTraffic,
     Decision,
@@ -40,13 +39,14 @@ from modelfactory.rollout.decide import (
     Rollback,
     SetChallenger,
     SetTraffic,
-    Status,
-    decide,
-    interval_due,
 )
+from modelfactory.rollout.analysis import interval_due
+from modelfactory.rollout.decide import decide
 from modelfactory.rollout.measurements import PodSamples, samples_from_text
 from modelfactory.rollout.spec import RolloutSpec
 from modelfactory.rollout.state import RolloutState, clear_rollout, set_rollout
+from modelfactory.rollout.status import DEGRADED, HEALTHY, Status
+from modelfactory.timestamps import rfc3339
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ class MlflowRegistry:
                 "rollout.outcome": action.outcome,
                 "rollout.reason": action.reason[:5000],
                 "rollout.deployment": self.deployment,
-                "rollout.finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "rollout.finished_at": rfc3339(int(time.time())),
                 "rollout.metrics": json.dumps(action.metrics)[:5000],
             }
             for key, value in tags.items():
@@ -125,8 +125,8 @@ class MetricsUnreachable(RuntimeError):
     pass
 
 
-# One HTTP client each per process: a controller is made per reconcile, and a new client's TLS
-# context (the CA bundle loaded again) cost 27 ms of CPU, most of an idle reconcile.
+# One HTTP client each per process: a controller is made per reconcile, and a new client loads
+# the CA bundle again (most of an idle reconcile's CPU; docs/adr/0009).
 @cache
 def _pod_client() -> httpx.Client:
     # Pod addresses are never behind an HTTP proxy the environment may name.
@@ -310,7 +310,7 @@ class RolloutController:
                 self.registry.apply(spec.model, item)
             except Exception as exc:
                 problem = f"registry write failed ({_short(exc)}) at {type(item).__name__}"
-                held = Status.from_dict(status.to_dict())
+                held = copy.deepcopy(status)
                 held.message = f"{problem}: holding; {status.message}"
                 log.warning("%s: %s", spec.model, problem)
                 return Tick(Decision(held, []), applied, observed, problem)

@@ -1,11 +1,12 @@
-"""The rollout's decision core: what to do next, from the spec, the last status and what was seen.
+"""The rollout's decision: what to do next, from the spec, the last status and what was seen.
 
 :func:`decide` is pure (no Kubernetes, no MLflow, no clock of its own): it takes a
-:class:`~modelfactory.rollout.spec.RolloutSpec`, the :class:`Status` the last decision left
-(kept in the ModelDeployment's status, so a restarted operator resumes where it stood) and an
-:class:`Observation` (the registry's aliases and traffic tags, the serving pods' counters, the
-time, a user's promote/abort/retry), and returns the next status and the actions to apply:
-traffic tags, alias moves, the outcome recorded on the version, events.
+:class:`~modelfactory.rollout.spec.RolloutSpec`, the :class:`~modelfactory.rollout.status.Status`
+the last decision left (kept in the ModelDeployment's status, so a restarted operator resumes
+where it stood) and an :class:`~modelfactory.rollout.actions.Observation` (the registry's
+aliases and traffic tags, the serving pods' counters, the time, a user's promote/abort/retry),
+and returns the next status and the actions to apply. The analysis of each interval is
+:mod:`modelfactory.rollout.analysis`.
 
 It is level-based: every call recomputes the traffic the current step wants and asks for it
 again if the registry says otherwise. Its rules:
@@ -24,221 +25,40 @@ again if the registry says otherwise. Its rules:
 from __future__ import annotations
 
 import copy
-import datetime as dt
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
 
-from modelfactory.rollout.measurements import Measurement, PodSamples, increase, measure
-from modelfactory.rollout.spec import MetricSpec, RolloutSpec, Step
-from modelfactory.rollout.state import RolloutState
-
-HEALTHY, PROGRESSING, PAUSED, DEGRADED = "Healthy", "Progressing", "Paused", "Degraded"
-ACTIONS = ("promote", "promote-full", "abort", "retry")
-HISTORY_KEPT = 10
-
-
-# --- what the controller observed, and what it should do -----------------------------------------
-@dataclass(frozen=True)
-class RegistryView:
-    champion: str | None
-    challenger: str | None
-    traffic: RolloutState  # what the rollout.* tags say now
-
-
-@dataclass(frozen=True)
-class Observation:
-    now: float  # seconds since the epoch
-    registry: RegistryView | None  # None: unreachable
-    registry_error: str | None = None
-    metrics: PodSamples | None = None  # None: unreachable
-    metrics_error: str | None = None
-    action: str | None = None  # a user's promote, promote-full, abort or retry
-    held_by: str | None = None  # another deployment drives this model's rollout
-    # The analysis' PromQL metrics as Prometheus answered them now (None: no data), or why not.
-    queried: Mapping[str, float | None] = field(default_factory=dict)
-    query_error: str | None = None
+from modelfactory.rollout import analysis
+from modelfactory.rollout.actions import (
+    USER_ACTIONS,
+    Action,
+    ClearTraffic,
+    Decision,
+    Event,
+    Observation,
+    Promote,
+    RecordOutcome,
+    RegistryView,
+    Rollback,
+    SetChallenger,
+    SetTraffic,
+)
+from modelfactory.rollout.spec import RolloutSpec, Step
+from modelfactory.rollout.status import (
+    DEGRADED,
+    HEALTHY,
+    HISTORY_KEPT,
+    PAUSED,
+    PROGRESSING,
+    AnalysisStatus,
+    FinishedRollout,
+    Status,
+)
 
 
-@dataclass(frozen=True)
-class SetTraffic:
-    mode: str
-    weight: float
-    step: int
-    budget_ms: float
-
-
-@dataclass(frozen=True)
-class ClearTraffic:
-    pass
-
-
-@dataclass(frozen=True)
-class Promote:
-    version: str  # becomes champion; the challenger alias and the traffic tags go
-
-
-@dataclass(frozen=True)
-class Rollback:
-    version: str  # the challenger alias goes (if it still names this version), traffic tags too
-
-
-@dataclass(frozen=True)
-class SetChallenger:
-    version: str
-
-
-@dataclass(frozen=True)
-class RecordOutcome:
-    version: str
-    outcome: str  # promoted | rolled-back | aborted
-    reason: str
-    metrics: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Event:
-    type: str  # Normal | Warning
-    reason: str
-    message: str
-
-
-Action = SetTraffic | ClearTraffic | Promote | Rollback | SetChallenger | RecordOutcome | Event
-
-
-# --- the state kept between decisions ------------------------------------------------------------
-@dataclass
-class MetricStatus:
-    value: float | None = None
-    threshold: str = ""
-    successful: int = 0
-    failed: int = 0
-    inconclusive: int = 0
-    dry_run: bool = False
-    last: str = ""  # Successful | Failed | Inconclusive | NoData
-
-
-@dataclass
-class AnalysisStatus:
-    interval_started_at: float | None = None
-    baseline: PodSamples | None = None
-    intervals: int = 0
-    successful_in_a_row: int = 0
-    inconclusive_in_a_row: int = 0
-    last_reason: str = ""
-    metrics: dict[str, MetricStatus] = field(default_factory=dict)
-
-
-@dataclass
-class Status:
-    phase: str = HEALTHY
-    message: str = ""
-    champion: str | None = None
-    challenger: str | None = None
-    step: int = 0
-    step_started_at: float | None = None
-    weight: float = 0.0
-    mode: str | None = None
-    rollout_started_at: float | None = None
-    awaiting_promotion: bool = False
-    last_finished: str | None = None  # version of the last rollout that ended
-    last_outcome: str | None = None
-    analysis: AnalysisStatus = field(default_factory=AnalysisStatus)
-    history: list[dict[str, Any]] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready, in the field names of a ModelDeployment's status (times as RFC 3339)."""
-        a = self.analysis
-        return {
-            "phase": self.phase,
-            "message": self.message,
-            "champion": self.champion,
-            "challenger": self.challenger,
-            "step": self.step,
-            "stepStartedAt": _iso(self.step_started_at),
-            "weight": self.weight,
-            "mode": self.mode,
-            "rolloutStartedAt": _iso(self.rollout_started_at),
-            "awaitingPromotion": self.awaiting_promotion,
-            "lastFinished": self.last_finished,
-            "lastOutcome": self.last_outcome,
-            "analysis": {
-                "intervalStartedAt": _iso(a.interval_started_at),
-                "baseline": a.baseline,
-                "intervals": a.intervals,
-                "successfulInARow": a.successful_in_a_row,
-                "inconclusiveInARow": a.inconclusive_in_a_row,
-                "lastReason": a.last_reason,
-                "metrics": {
-                    name: {
-                        "value": m.value,
-                        "threshold": m.threshold,
-                        "successful": m.successful,
-                        "failed": m.failed,
-                        "inconclusive": m.inconclusive,
-                        "dryRun": m.dry_run,
-                        "last": m.last,
-                    }
-                    for name, m in a.metrics.items()
-                },
-            },
-            "history": self.history,
-        }
-
-    @classmethod
-    def from_dict(cls, raw: dict[str, Any] | None) -> Status:
-        if not raw:
-            return cls()
-        a = raw.get("analysis") or {}
-        return cls(
-            phase=raw.get("phase") or HEALTHY,
-            message=raw.get("message") or "",
-            champion=raw.get("champion"),
-            challenger=raw.get("challenger"),
-            step=int(raw.get("step") or 0),
-            step_started_at=_seconds(raw.get("stepStartedAt")),
-            weight=float(raw.get("weight") or 0),
-            mode=raw.get("mode"),
-            rollout_started_at=_seconds(raw.get("rolloutStartedAt")),
-            awaiting_promotion=bool(raw.get("awaitingPromotion")),
-            last_finished=raw.get("lastFinished"),
-            last_outcome=raw.get("lastOutcome"),
-            analysis=AnalysisStatus(
-                interval_started_at=_seconds(a.get("intervalStartedAt")),
-                baseline=a.get("baseline"),
-                intervals=int(a.get("intervals") or 0),
-                successful_in_a_row=int(a.get("successfulInARow") or 0),
-                inconclusive_in_a_row=int(a.get("inconclusiveInARow") or 0),
-                last_reason=a.get("lastReason") or "",
-                metrics={
-                    name: MetricStatus(
-                        value=m.get("value"),
-                        threshold=m.get("threshold", ""),
-                        successful=int(m.get("successful", 0)),
-                        failed=int(m.get("failed", 0)),
-                        inconclusive=int(m.get("inconclusive", 0)),
-                        dry_run=bool(m.get("dryRun", False)),
-                        last=m.get("last", ""),
-                    )
-                    for name, m in (a.get("metrics") or {}).items()
-                },
-            ),
-            history=list(raw.get("history") or []),
-        )
-
-
-@dataclass(frozen=True)
-class Decision:
-    status: Status
-    actions: list[Action]
-
-
-# --- the decision ------------------------------------------------------------------------------
 def decide(spec: RolloutSpec, status: Status, observed: Observation) -> Decision:
     s = copy.deepcopy(status)
     actions: list[Action] = []
     now = observed.now
-    if observed.action is not None and observed.action not in ACTIONS:
+    if observed.action is not None and observed.action not in USER_ACTIONS:
         actions.append(Event("Warning", "UnknownAction", f"ignored action {observed.action!r}"))
     if observed.held_by is not None:
         s.message = (
@@ -254,19 +74,13 @@ def decide(spec: RolloutSpec, status: Status, observed: Observation) -> Decision
         )
         return Decision(s, actions)
     s.champion = registry.champion
-    in_flight = s.phase in (PROGRESSING, PAUSED) and s.challenger is not None
+    in_flight = s.in_flight
 
     if in_flight and registry.challenger != s.challenger:
         gone = s.challenger
         if registry.challenger is None:
-            _finish(
-                s,
-                actions,
-                now,
-                "aborted",
-                f"challenger v{gone} is gone from the registry",
-                record=False,
-            )
+            reason = f"challenger v{gone} is gone from the registry"
+            _finish(s, actions, now, "aborted", reason, record=False)
             actions.append(ClearTraffic())
             return Decision(s, actions)
         _finish(s, actions, now, "superseded", f"v{registry.challenger} replaced v{gone}")
@@ -287,10 +101,10 @@ def decide(spec: RolloutSpec, status: Status, observed: Observation) -> Decision
         s.analysis.inconclusive_in_a_row = 0
         paused_on = _current(spec, s)
         if paused_on is not None and paused_on.kind == "pause":
-            _advance(spec, s, now)
+            _advance(s, now)
         actions.append(Event("Normal", "Resumed", f"promote: going on at {_where(spec, s)}"))
 
-    verdict = _analyse(spec, s, observed)
+    verdict = analysis.close_interval(spec, s, observed)
     if verdict == "failed":
         _rollback(s, actions, now, s.analysis.last_reason)
         return Decision(s, actions)
@@ -307,7 +121,7 @@ def decide(spec: RolloutSpec, status: Status, observed: Observation) -> Decision
     if s.challenger is not None:
         _enforce_traffic(spec, s, registry, actions)
         if s.phase == PROGRESSING:
-            s.message = f"{_where(spec, s)}; {_analysis_summary(s)}"
+            s.message = f"{_where(spec, s)}; {analysis.describe(s)}"
     return Decision(s, actions)
 
 
@@ -373,12 +187,7 @@ def _start(
     s.phase, s.challenger, s.awaiting_promotion = PROGRESSING, version, False
     s.step, s.weight, s.mode = 0, 0.0, None
     s.rollout_started_at = s.step_started_at = now
-    s.analysis = AnalysisStatus(
-        metrics={
-            m.name: MetricStatus(threshold=m.threshold(), dry_run=m.name in spec.analysis.dry_run)
-            for m in spec.analysis.metrics
-        }
-    )
+    s.analysis = AnalysisStatus(metrics=analysis.metric_statuses(spec))
     verb = "retrying" if retried else "rolling out"
     s.message = f"{verb} v{version} beside champion v{s.champion}"
     actions.append(Event("Normal", "RolloutStarted", s.message))
@@ -388,7 +197,7 @@ def _current(spec: RolloutSpec, s: Status) -> Step | None:
     return spec.steps[s.step] if s.step < len(spec.steps) else None
 
 
-def _advance(spec: RolloutSpec, s: Status, now: float) -> None:
+def _advance(s: Status, now: float) -> None:
     s.step += 1
     s.step_started_at = now
     s.analysis.successful_in_a_row = 0
@@ -405,13 +214,13 @@ def _run_steps(spec: RolloutSpec, s: Status, observed: Observation, actions: lis
             mode = "canary" if step.kind == "setWeight" else "shadow"
             if (mode, step.weight) != (s.mode, s.weight):
                 s.mode, s.weight = mode, step.weight
-                _new_interval(s, observed)  # an interval measures one traffic setting
-            _advance(spec, s, now)
+                analysis.start_interval(s, observed)  # an interval measures one traffic setting
+            _advance(s, now)
             continue
         started = s.step_started_at or now
         if step.kind == "analysis":
             if s.analysis.successful_in_a_row >= step.intervals:
-                _advance(spec, s, now)
+                _advance(s, now)
                 continue
         elif step.kind == "pause":
             if step.duration is None:
@@ -420,7 +229,7 @@ def _run_steps(spec: RolloutSpec, s: Status, observed: Observation, actions: lis
                 actions.append(Event("Normal", "RolloutPaused", s.message))
                 return
             if now - started >= step.duration:
-                _advance(spec, s, now)
+                _advance(s, now)
                 continue
             return
         if now - started > spec.progress_deadline:
@@ -429,116 +238,9 @@ def _run_steps(spec: RolloutSpec, s: Status, observed: Observation, actions: lis
                 actions,
                 now,
                 f"{_where(spec, s)} made no progress in {spec.progress_deadline:g} s "
-                f"(progressDeadlineSeconds); {_analysis_summary(s)}",
+                f"(progressDeadlineSeconds); {analysis.describe(s)}",
             )
         return
-
-
-def _new_interval(s: Status, observed: Observation) -> None:
-    s.analysis.interval_started_at = observed.now
-    s.analysis.baseline = copy.deepcopy(observed.metrics)
-    s.analysis.successful_in_a_row = 0
-
-
-def interval_due(spec: RolloutSpec, s: Status, now: float) -> bool:
-    """Whether a reconcile at ``now`` closes the analysis interval ``s`` is in."""
-    started = s.analysis.interval_started_at
-    return bool(s.weight) and started is not None and now - started >= spec.analysis.interval
-
-
-def _analyse(spec: RolloutSpec, s: Status, observed: Observation) -> str | None:
-    """Close the analysis interval when it is due; 'failed', 'pause' or None."""
-    if not interval_due(spec, s, observed.now):
-        return None
-    a = s.analysis
-    a.intervals += 1
-    measured: Measurement | None = None
-    if observed.metrics is None:
-        reason = f"metrics unreachable ({observed.metrics_error})"
-    elif observed.query_error is not None:
-        reason = f"Prometheus unreachable ({observed.query_error})"
-    elif a.baseline is None:
-        reason = "no baseline: the metrics were unreachable when the interval began"
-    else:
-        assert s.challenger is not None
-        measured = measure(increase(observed.metrics, a.baseline), s.challenger, s.champion)
-        reason = (
-            f"{measured.calls:g} challenger requests < minRequests {spec.analysis.min_requests}"
-            if measured.calls < spec.analysis.min_requests
-            else ""
-        )
-    _new_interval(s, observed)
-    if reason:
-        a.successful_in_a_row = 0
-        a.inconclusive_in_a_row += 1
-        for kept in a.metrics.values():
-            kept.inconclusive += 1
-            kept.last = "Inconclusive"
-        a.last_reason = f"inconclusive: {reason}"
-        if a.inconclusive_in_a_row > spec.analysis.inconclusive_limit:
-            a.last_reason = (
-                f"inconclusive {a.inconclusive_in_a_row} intervals in a row (inconclusiveLimit "
-                f"{spec.analysis.inconclusive_limit}): {reason}; promote to go on, abort to roll "
-                "back"
-            )
-            return "pause"
-        return None
-    assert measured is not None
-    a.inconclusive_in_a_row = 0
-    failures = []
-    for metric in spec.analysis.metrics:
-        state = a.metrics.setdefault(
-            metric.name,
-            MetricStatus(
-                threshold=metric.threshold(), dry_run=metric.name in spec.analysis.dry_run
-            ),
-        )
-        value, passed = _judge(metric, measured, observed.queried)
-        if value is None:
-            state.last = "NoData"
-            continue
-        state.value = value
-        if passed:
-            state.successful += 1
-            state.last = "Successful"
-            continue
-        state.failed += 1
-        state.last = "Failed"
-        if not state.dry_run and state.failed > spec.analysis.failure_limit:
-            failures.append(
-                f"{metric.name} {_fmt(value)} violates {metric.threshold()} "
-                f"(failed {state.failed} > failureLimit {spec.analysis.failure_limit}, "
-                f"{measured.calls:g} challenger requests)"
-            )
-    if failures:
-        a.last_reason = "; ".join(failures)
-        return "failed"
-    failed_now = any(
-        a.metrics[m.name].last == "Failed" and not a.metrics[m.name].dry_run
-        for m in spec.analysis.metrics
-    )
-    a.successful_in_a_row = 0 if failed_now else a.successful_in_a_row + 1
-    a.last_reason = f"interval {a.intervals}: {measured.calls:g} challenger requests, " + (
-        "a metric failed within failureLimit" if failed_now else "every metric passed"
-    )
-    return None
-
-
-def _judge(
-    metric: MetricSpec, measured: Measurement, queried: Mapping[str, float | None]
-) -> tuple[float | None, bool]:
-    value = queried.get(metric.name) if metric.query else measured.value(metric.name)
-    if value is None:
-        return None, True
-    if metric.max_ratio_to_champion is not None:
-        if not measured.champion_p99_ms:
-            return None, True
-        ratio = value / measured.champion_p99_ms
-        return value, ratio <= metric.max_ratio_to_champion
-    if metric.max is not None:
-        return value, value <= metric.max
-    assert metric.min is not None
-    return value, value >= metric.min
 
 
 def _enforce_traffic(
@@ -555,32 +257,16 @@ def _enforce_traffic(
         actions.append(SetTraffic(s.mode, s.weight, s.step, spec.budget_ms))
 
 
-def _summary(s: Status) -> dict[str, Any]:
-    return {
-        name: {"value": m.value, "threshold": m.threshold, "successful": m.successful,
-               "failed": m.failed, "inconclusive": m.inconclusive}
-        for name, m in s.analysis.metrics.items()
-    }  # fmt: skip
-
-
 def _finish(
     s: Status, actions: list[Action], now: float, outcome: str, reason: str, record: bool = True
 ) -> None:
     version = s.challenger
     assert version is not None
+    metrics = {name: m.summary() for name, m in s.analysis.metrics.items()}
     if record:
-        actions.append(RecordOutcome(version, outcome, reason, _summary(s)))
-    s.history = [
-        {
-            "version": version,
-            "outcome": outcome,
-            "reason": reason,
-            "startedAt": _iso(s.rollout_started_at),
-            "finishedAt": _iso(now),
-            "metrics": _summary(s),
-        },
-        *s.history,
-    ][:HISTORY_KEPT]
+        actions.append(RecordOutcome(version, outcome, reason, metrics))
+    finished = FinishedRollout(version, outcome, reason, s.rollout_started_at, now, metrics)
+    s.history = [finished, *s.history][:HISTORY_KEPT]
     s.last_finished, s.last_outcome = version, outcome
     s.challenger, s.weight, s.mode, s.step, s.awaiting_promotion = None, 0.0, None, 0, False
     s.analysis.interval_started_at = None
@@ -608,33 +294,7 @@ def _rollback(s: Status, actions: list[Action], now: float, reason: str) -> None
     _finish(s, actions, now, outcome, reason)
 
 
-# --- words ---------------------------------------------------------------------------------------
 def _where(spec: RolloutSpec, s: Status) -> str:
     step = _current(spec, s)
     doing = step.describe() if step else "promotion"
     return f"step {s.step + 1}/{len(spec.steps)} ({doing}) of v{s.challenger}, weight {s.weight:g}%"
-
-
-def _analysis_summary(s: Status) -> str:
-    parts = [
-        f"{name} {_fmt(m.value)} {m.threshold}{' (dry run)' if m.dry_run else ''}"
-        for name, m in s.analysis.metrics.items()
-        if m.value is not None
-    ]
-    return ", ".join(parts) if parts else "no analysis interval closed yet"
-
-
-def _fmt(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.3g}"
-
-
-def _iso(seconds: float | None) -> str | None:
-    if seconds is None:
-        return None
-    return dt.datetime.fromtimestamp(seconds, dt.UTC).isoformat()
-
-
-def _seconds(text: str | None) -> float | None:
-    return None if not text else dt.datetime.fromisoformat(text).timestamp()

@@ -28,7 +28,7 @@ def test_set_status_clear(registered, monkeypatch):
 def test_local_commands_queue_an_action_and_show_the_status(tmp_path, monkeypatch):
     from modelfactory.config import get_settings
     from modelfactory.local.rollouts import LocalRollouts
-    from modelfactory.rollout.decide import Status
+    from modelfactory.rollout.status import Status
 
     monkeypatch.setenv("MODELFACTORY_HOME", str(tmp_path))
     get_settings.cache_clear()

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from modelfactory.rollout.decide import (
-    DEGRADED,
-    HEALTHY,
-    PAUSED,
-    PROGRESSING,
+from modelfactory.rollout.actions import (
     ClearTraffic,
     Event,
     Observation,
@@ -18,11 +14,12 @@ from modelfactory.rollout.decide import (
     Rollback,
     SetChallenger,
     SetTraffic,
-    Status,
-    decide,
 )
+from modelfactory.rollout.decide import decide
 from modelfactory.rollout.spec import parse_spec
 from modelfactory.rollout.state import RolloutState
+from modelfactory.rollout.status import DEGRADED, HEALTHY, PAUSED, PROGRESSING, Status
+from modelfactory.status import from_status, to_status
 
 CHAMPION, CHALLENGER = "1", "2"
 INTERVAL = 60.0
@@ -100,7 +97,7 @@ class Run:
             query_error=query_error,
         )
         # A restarted controller only has what the status holds: round-trip it every time.
-        decision = decide(self.spec, Status.from_dict(self.status.to_dict()), observed)
+        decision = decide(self.spec, from_status(Status, to_status(self.status)), observed)
         self.status = decision.status
         self.actions = decision.actions
         self._apply(decision.actions)
@@ -153,7 +150,7 @@ def test_a_good_challenger_goes_through_every_step_and_is_promoted():
     outcome = run.of(RecordOutcome)[0]
     assert outcome.outcome == "promoted" and outcome.metrics["agreement"]["value"] == 1.0
     assert run.status.phase == HEALTHY and run.status.champion == CHALLENGER
-    assert run.status.history[0]["outcome"] == "promoted"
+    assert run.status.history[0].outcome == "promoted"
     run.tick(10)  # afterwards: the new champion alone, nothing to do
     assert run.status.phase == HEALTHY and run.actions == []
 
@@ -327,11 +324,7 @@ def test_a_newer_challenger_supersedes_the_one_in_flight():
     run.registry = RegistryView(CHAMPION, "3", run.registry.traffic)
     run.tick(5)
     assert run.status.challenger == "3" and run.status.phase == PROGRESSING
-    assert run.status.history[0] == {
-        **run.status.history[0],
-        "version": "2",
-        "outcome": "superseded",
-    }
+    assert (run.status.history[0].version, run.status.history[0].outcome) == ("2", "superseded")
 
 
 def test_without_a_challenger_traffic_tags_set_by_hand_are_cleared():

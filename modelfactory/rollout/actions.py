@@ -1,0 +1,92 @@
+"""What the rollout decision takes and gives: an :class:`Observation` of the world in, the
+actions to apply out (traffic tags, alias moves, the outcome recorded on the version, events).
+
+The decision never applies anything itself; :mod:`modelfactory.rollout.controller` does, and a
+test can read the actions as data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from modelfactory.rollout.measurements import PodSamples
+from modelfactory.rollout.state import RolloutState
+from modelfactory.rollout.status import Status
+
+# What a user may ask of a rollout (the modelfactory.io/action annotation, the CLI).
+USER_ACTIONS = ("promote", "promote-full", "abort", "retry")
+
+
+@dataclass(frozen=True)
+class RegistryView:
+    champion: str | None
+    challenger: str | None
+    traffic: RolloutState  # what the rollout.* tags say now
+
+
+@dataclass(frozen=True)
+class Observation:
+    now: float  # seconds since the epoch
+    registry: RegistryView | None  # None: unreachable
+    registry_error: str | None = None
+    metrics: PodSamples | None = None  # None: unreachable
+    metrics_error: str | None = None
+    action: str | None = None  # a user's promote, promote-full, abort or retry
+    held_by: str | None = None  # another deployment drives this model's rollout
+    # The analysis' PromQL metrics as Prometheus answered them now (None: no data), or why not.
+    queried: Mapping[str, float | None] = field(default_factory=dict)
+    query_error: str | None = None
+
+
+@dataclass(frozen=True)
+class SetTraffic:
+    mode: str
+    weight: float
+    step: int
+    budget_ms: float
+
+
+@dataclass(frozen=True)
+class ClearTraffic:
+    pass
+
+
+@dataclass(frozen=True)
+class Promote:
+    version: str  # becomes champion; the challenger alias and the traffic tags go
+
+
+@dataclass(frozen=True)
+class Rollback:
+    version: str  # the challenger alias goes (if it still names this version), traffic tags too
+
+
+@dataclass(frozen=True)
+class SetChallenger:
+    version: str
+
+
+@dataclass(frozen=True)
+class RecordOutcome:
+    version: str
+    outcome: str  # promoted | rolled-back | aborted
+    reason: str
+    metrics: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Event:
+    type: str  # Normal | Warning
+    reason: str
+    message: str
+
+
+Action = SetTraffic | ClearTraffic | Promote | Rollback | SetChallenger | RecordOutcome | Event
+
+
+@dataclass(frozen=True)
+class Decision:
+    status: Status
+    actions: list[Action]
