@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Builds the control plane the cluster tests start, from Go modules at the versions pinned
 # in tools/k8s/versions.env (go.mod written by gen-go-mod.sh):
-#   etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok
+#   etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok,
+#   and the real node's kubelet and kube-proxy (tools/node/build.sh builds the rest of it)
 # into .tools/k8s/<key>/bin, where <key> is the Kubernetes version and a hash of the build
 # inputs (versions.env, go.mod, go.sum, this script). A second run with the same inputs
 # finds the stamp and does nothing.
 #
-# All six binaries come from ONE `go build`, so the packages they share (client-go,
+# All eight binaries come from ONE `go build`, so the packages they share (client-go,
 # apimachinery, apiserver, grpc, ...) compile once. The module and build caches stay at Go's
 # defaults under the home directory (GOMODCACHE ~/go/pkg/mod, GOCACHE ~/.cache/go-build),
 # so a rebuild after a version bump recompiles only what changed.
@@ -22,7 +23,7 @@ root="$(cd "$here/../.." && pwd)"
 inputs_hash="$(cd "$here" && cat versions.env go.mod go.sum build.sh | sha256sum | cut -c1-12)"
 key="$KUBERNETES_VERSION-$inputs_hash"
 out="$root/.tools/k8s/$key"
-binaries=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok)
+binaries=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok kubelet kube-proxy)
 
 if [ "${1:-}" = --bin-dir ]; then echo "$out/bin"; exit 0; fi
 [ $# -eq 0 ] || { echo "usage: $0 [--bin-dir]" >&2; exit 2; }
@@ -70,6 +71,8 @@ go build -trimpath -ldflags "${ldflags[*]}" -o "$tmp/bin/" \
   k8s.io/kubernetes/cmd/kube-controller-manager \
   k8s.io/kubernetes/cmd/kube-scheduler \
   k8s.io/kubernetes/cmd/kubectl \
+  k8s.io/kubernetes/cmd/kubelet \
+  k8s.io/kubernetes/cmd/kube-proxy \
   sigs.k8s.io/kwok/cmd/kwok
 # go names the binary of a module path ending in /v3 after the element before it.
 mv "$tmp/bin/server" "$tmp/bin/etcd"

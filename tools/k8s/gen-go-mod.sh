@@ -41,6 +41,8 @@ mapfile -t modules < <(awk '
   echo "	k8s.io/kubernetes/cmd/kube-controller-manager"
   echo "	k8s.io/kubernetes/cmd/kube-scheduler"
   echo "	k8s.io/kubernetes/cmd/kubectl"
+  echo "	k8s.io/kubernetes/cmd/kubelet"
+  echo "	k8s.io/kubernetes/cmd/kube-proxy"
   echo "	sigs.k8s.io/kwok/cmd/kwok"
   echo ")"
   echo
