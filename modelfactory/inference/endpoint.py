@@ -20,23 +20,16 @@ import sqlalchemy as sa
 
 from modelfactory.config import ServingSettings
 from modelfactory.inference.metrics import ServingMetrics
-from modelfactory.inference.protocol.v2 import (
-    InferRequest,
-    Tensor,
-    V2Error,
+from modelfactory.inference.protocol.tabular import (
     check_rectangular,
     output_tensors,
     tensors_to_records,
 )
-from modelfactory.inference.router import (
-    ModelRouter,
-    Routed,
-    RouterObserver,
-    ShadowResult,
-    UnknownVersion,
-)
+from modelfactory.inference.protocol.v2 import InferRequest, Tensor, V2Error
+from modelfactory.inference.router import ModelRouter, Routed, RouterObserver, UnknownVersion
 from modelfactory.inference.schema import InputNotFound, InvalidInput
 from modelfactory.inference.served import ServedModel
+from modelfactory.inference.shadow import ShadowResult
 from modelfactory.predictions.feedback import (
     FeedbackStore,
     InvalidFeedback,

@@ -5,7 +5,8 @@ registry (:mod:`modelfactory.rollout`); every serving process polls it
 (:class:`ModelRouter`) and keeps the last known state when the registry does not
 answer. :func:`choose_route` is the pure per-request decision; :class:`ModelRouter`
 holds the loaded versions and runs the decision with fallback to the champion
-("better wrong than late") and shadow predictions off the request path.
+("better wrong than late"); predictions on the side (shadow, and the champion beside a canary
+answer) go to its :class:`~modelfactory.inference.shadow.ShadowWorker`, off the request path.
 """
 
 from __future__ import annotations
@@ -15,8 +16,7 @@ import logging
 import random
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field, replace
@@ -24,13 +24,11 @@ from functools import partial
 
 from modelfactory.inference.schema import InvalidInput
 from modelfactory.inference.served import ServedModel
+from modelfactory.inference.shadow import ShadowJob, ShadowResult, ShadowWorker
 from modelfactory.registry import CHAMPION
 from modelfactory.rollout import RolloutState
 
 log = logging.getLogger(__name__)
-
-SHADOW_BATCH = 64  # shadow requests predicted together in one challenger call
-SHADOW_TICK_SECONDS = 0.02  # the shadow thread wakes this often and takes everything queued
 
 
 class UnknownVersion(LookupError):
@@ -125,18 +123,6 @@ class RouterObserver:
     def state_changed(self, state: RolloutState) -> None: ...
 
 
-@dataclass(frozen=True)
-class ShadowResult:
-    """The challenger's answer to one shadowed request (``predictions`` None when it failed)."""
-
-    champion: ServedModel
-    records: Sequence[Mapping]
-    predictions: list[dict] | None
-    agreements: list[bool] | None
-    request_id: str | None
-    error: str | None
-
-
 @dataclass
 class _Snapshot:
     state: RolloutState
@@ -170,13 +156,7 @@ class ModelRouter:
         self._thread: threading.Thread | None = None
         # A canary challenger runs here so a slow one can be abandoned at its budget.
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="challenger")
-        # Shadow requests wait here for the shadow thread; appends and pops of a deque are
-        # atomic, so the request path takes no lock and wakes no thread.
-        self._shadow_jobs: deque[_ShadowJob] = deque()
-        self._shadow_pending_limit = shadow_pending_limit
-        self._shadow_busy = False
-        self._shadow_thread: threading.Thread | None = None
-        self._shadow_lock = threading.Lock()
+        self._shadow = ShadowWorker(name, lambda: self.observer, shadow_pending_limit)
         self.last_refresh_error: str | None = None
 
     # state ---------------------------------------------------------------------------------------
@@ -262,6 +242,7 @@ class ModelRouter:
 
     def stop(self) -> None:
         self._stop.set()
+        self._shadow.stop()
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     # requests ------------------------------------------------------------------------------------
@@ -290,14 +271,12 @@ class ModelRouter:
         else:
             routed = self._with_fallback(snapshot, route, model, records, max_records, started)
         if route.shadow is not None and route.shadow in snapshot.models:
-            self._submit_shadow(
-                snapshot.models[route.shadow], routed, records, max_records, request_id
-            )
+            self._submit_shadow(snapshot.models[route.shadow], routed, records, request_id)
         elif route.reason == "canary" and routed.fallback_reason is None and route.fallback:
             # The champion answers the same input on the side, so agreement is measured in a
             # canary as in a shadow rollout.
             champion = snapshot.models[route.fallback]
-            self._submit_shadow(champion, routed, records, max_records, request_id, True)
+            self._submit_shadow(champion, routed, records, request_id, compare_only=True)
         return routed
 
     def _with_fallback(
@@ -348,119 +327,24 @@ class ModelRouter:
         side: ServedModel,
         routed: Routed,
         records,
-        max_records,
         request_id: str | None,
         compare_only: bool = False,
     ) -> None:
         """Queue ``side``'s prediction of a request another version answered: the challenger in
         shadow mode, or the champion beside a canary answer (``compare_only``: agreement is all
         that is kept). Past ``shadow_pending_limit`` queued, skip it (counted)."""
-        if len(self._shadow_jobs) >= self._shadow_pending_limit:
+        if self._shadow.full:
             self.observer.shadow_skipped(side.version)
             return
         if not compare_only:
             self.observer.challenger_called(side, "shadow")
-        self._shadow_jobs.append(_ShadowJob(side, routed, records, request_id, compare_only))
-        if self._shadow_thread is None:
-            with self._shadow_lock:
-                if self._shadow_thread is None:
-                    self._shadow_thread = threading.Thread(
-                        target=self._shadow_loop, daemon=True, name=f"shadow-{self.name}"
-                    )
-                    self._shadow_thread.start()
-
-    def _shadow_loop(self) -> None:
-        # One thread wakes every SHADOW_TICK_SECONDS and predicts everything queued, a batch per
-        # challenger call: a thread per request, or a wake-up per request, fought the request
-        # threads for the GIL, and the compiled model costs far less per row in a batch.
-        while not self._stop.wait(SHADOW_TICK_SECONDS):
-            while self._shadow_jobs:
-                self._shadow_busy = True  # before taking jobs, so drain() never sees neither
-                batch: list[_ShadowJob] = []
-                while self._shadow_jobs and len(batch) < SHADOW_BATCH:
-                    batch.append(self._shadow_jobs.popleft())
-                try:
-                    self._run_shadow_batch(batch)
-                except Exception:  # metrics or logging trouble must not stop the shadow thread
-                    log.exception("recording shadow predictions failed")
-                finally:
-                    self._shadow_busy = False
-
-    def _run_shadow_batch(self, batch: list[_ShadowJob]) -> None:
-        by_side: dict[tuple[str, bool], list[_ShadowJob]] = {}
-        for job in batch:
-            by_side.setdefault((job.side.version, job.compare_only), []).append(job)
-        for (_, compare_only), jobs in by_side.items():
-            if compare_only:
-                self._compare_batch(jobs)
-                continue
-            started = time.perf_counter()
-            challenger = jobs[0].side
-            try:
-                merged = challenger.predict([r for job in jobs for r in job.records], None)
-                answers: list[tuple[list[dict] | None, str | None]] = []
-                offset = 0
-                for job in jobs:
-                    answers.append((merged[offset : offset + len(job.records)], None))
-                    offset += len(job.records)
-            except Exception:  # one bad request must not cost the others their shadow answer
-                answers = [self._shadow_one(challenger, job) for job in jobs]
-            seconds = time.perf_counter() - started
-            results = [
-                ShadowResult(
-                    job.routed.model,
-                    job.records,
-                    predictions,
-                    job.routed.model.agrees(job.routed.predictions, predictions)
-                    if predictions is not None
-                    else None,
-                    job.request_id,
-                    error,
-                )
-                for job, (predictions, error) in zip(jobs, answers, strict=True)
-            ]
-            self.observer.shadow(challenger, results, seconds)
-            self.observer.compared(
-                challenger.version, [a for result in results for a in result.agreements or ()]
-            )
-
-    def _compare_batch(self, jobs: list[_ShadowJob]) -> None:
-        """The champion's answers to requests the challenger answered in a canary, compared."""
-        champion = jobs[0].side
-        try:
-            merged = champion.predict([r for job in jobs for r in job.records], None)
-        except Exception:  # the champion refusing what the challenger answered: not comparable
-            return
-        offset, agreements = 0, []
-        for job in jobs:
-            mine = merged[offset : offset + len(job.records)]
-            offset += len(job.records)
-            agreements += champion.agrees(mine, job.routed.predictions)
-        self.observer.compared(jobs[0].routed.model.version, agreements)
-
-    def _shadow_one(
-        self, challenger: ServedModel, job: _ShadowJob
-    ) -> tuple[list[dict] | None, str | None]:
-        try:
-            return challenger.predict(job.records, None), None
-        except Exception as exc:  # a shadow failure is data for the analysis, never the caller's
-            self.observer.challenger_error(challenger, type(exc).__name__)
-            return None, type(exc).__name__
+        self._shadow.submit(
+            ShadowJob(side, routed.model, routed.predictions, records, request_id, compare_only)
+        )
 
     def drain(self, timeout: float = 5.0) -> None:
         """Wait for shadow predictions in flight (tests, shutdown)."""
-        deadline = time.monotonic() + timeout
-        while (self._shadow_jobs or self._shadow_busy) and time.monotonic() < deadline:
-            time.sleep(0.005)
-
-
-@dataclass(frozen=True)
-class _ShadowJob:
-    side: ServedModel  # who predicts on the side: the challenger (shadow) or the champion
-    routed: Routed
-    records: Sequence[Mapping]
-    request_id: str | None
-    compare_only: bool = False
+        self._shadow.drain(timeout)
 
 
 def _timed(predict: Callable, records, max_records) -> tuple[list[dict], float]:

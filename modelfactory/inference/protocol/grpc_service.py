@@ -1,29 +1,23 @@
 """The Open Inference Protocol v2 over gRPC (``inference.GRPCInferenceService``), beside the
 BentoML service.
 
-BentoML 1.4 has no gRPC serving, so each BentoML worker starts this gRPC
-server on ``MODELFACTORY_GRPC_PORT`` with ``SO_REUSEPORT``: every worker binds
-the same port and the kernel spreads connections across them, so gRPC scales
-with ``workers`` like HTTP does (one process owning the port would leave the
-other workers idle for gRPC; see benchmarks/serving.py).
+BentoML 1.4 has no gRPC serving, so each BentoML worker starts this gRPC server on
+``MODELFACTORY_GRPC_PORT`` with ``SO_REUSEPORT``: every worker binds the same port and the
+kernel spreads connections across them, so gRPC scales with ``workers`` as HTTP does.
 
-It runs on the worker's own event loop (started by an async BentoML startup
-hook; the HTTP/2 side is :mod:`modelfactory.inference.protocol.grpc_transport`) and predicts
-inline on that loop exactly as the HTTP routes do: a prediction takes a fraction of a
-millisecond, and handing each call to another thread costs more than the
-prediction itself (grpcio's thread-pool server served less than half the HTTP
-route's throughput at 8 concurrent calls; grpcio's asyncio server still hands
-every call through its own threads, see
-:mod:`modelfactory.inference.protocol.grpc_transport`). Services whose predictions can block
-(``endpoint.would_block``: the forecaster before its requests are parsed) predict in a thread.
+It runs on the worker's own event loop (started by an async BentoML startup hook; the HTTP/2
+side is :mod:`modelfactory.inference.protocol.grpc_transport`) and predicts inline on that loop
+as the HTTP routes do. Services whose predictions can block (``endpoint.would_block``: the
+forecaster before its requests are parsed) predict in a thread. Why inline, one server per
+worker, and not grpcio's servers: ADR 0001 (docs/adr/0001-grpc-on-h2.md).
 
-The messages are tritonclient's generated classes
-(``tritonclient.grpc.service_pb2``): the same ``inference`` package and field
-numbers as KServe's grpc_predict_v2.proto, a superset of it. Using them rather
-than generating our own avoids registering a second, different definition of
-``inference.ModelInferRequest`` in protobuf's global descriptor pool, which
-fails in any process that also imports tritonclient (tests, benchmarks, users'
-clients). RPCs beyond the v2 core answer UNIMPLEMENTED.
+The messages are tritonclient's generated classes (``tritonclient.grpc.service_pb2``): the
+same ``inference`` package and field numbers as KServe's grpc_predict_v2.proto, a superset of
+it. Using them rather than generating our own avoids registering a second, different
+definition of ``inference.ModelInferRequest`` in protobuf's global descriptor pool, which fails
+in any process that also imports tritonclient (tests, benchmarks, users' clients). They are
+converted to and from the protocol's tensors in :mod:`modelfactory.inference.protocol.converters`.
+RPCs beyond the v2 core answer UNIMPLEMENTED.
 
 Metadata: ``x-model-version`` and ``x-request-key`` as in HTTP headers;
 ``authorization: Bearer <token>`` when ``MODELFACTORY_AUTH_TOKEN`` is set.
@@ -41,6 +35,11 @@ from tritonclient.grpc import service_pb2 as pb
 
 from modelfactory import __version__
 from modelfactory.inference.endpoint import InferenceEndpoint
+from modelfactory.inference.protocol.converters import (
+    infer_request_from_grpc,
+    infer_response_to_grpc,
+    model_metadata_to_grpc,
+)
 from modelfactory.inference.protocol.grpc_transport import (
     Call,
     GrpcError,
@@ -48,7 +47,13 @@ from modelfactory.inference.protocol.grpc_transport import (
     UnaryMethod,
     UnaryServer,
 )
-from modelfactory.inference.protocol.v2 import V2Error, fill_grpc_response, grpc_request_tensors
+from modelfactory.inference.protocol.headers import (
+    AUTHORIZATION,
+    MODEL_VERSION,
+    REQUEST_ID,
+    REQUEST_KEY,
+)
+from modelfactory.inference.protocol.v2 import V2Error
 
 log = logging.getLogger("modelfactory.serving.grpc")
 
@@ -100,19 +105,11 @@ class InferenceServicer:
     def ModelMetadata(self, request, call: Call):
         with refusals_as_status():
             model = self.endpoint.served_model(request.name, PROTOCOL, request.version or None)
-        tensor = pb.ModelMetadataResponse.TensorMetadata
-        return pb.ModelMetadataResponse(
-            name=request.name,
-            versions=self.endpoint.router.served_versions,
-            platform="modelfactory",
-            inputs=[
-                tensor(name=t.name, datatype=t.datatype, shape=t.shape)
-                for t in model.input_tensors()
-            ],
-            outputs=[
-                tensor(name=t.name, datatype=t.datatype, shape=t.shape)
-                for t in model.output_tensors()
-            ],
+        return model_metadata_to_grpc(
+            request.name,
+            self.endpoint.router.served_versions,
+            model.input_tensors(),
+            model.output_tensors(),
         )
 
     def ModelInfer(self, request, call: Call):
@@ -120,7 +117,7 @@ class InferenceServicer:
         with refusals_as_status():
             endpoint.check_model(request.model_name, PROTOCOL)
             try:
-                v2_request = grpc_request_tensors(request)
+                v2_request = infer_request_from_grpc(request)
             except V2Error:
                 endpoint.refuse("invalid", PROTOCOL)
                 raise
@@ -128,10 +125,8 @@ class InferenceServicer:
                 endpoint.infer,
                 v2_request,
                 protocol=PROTOCOL,
-                explicit_version=request.model_version
-                or call.metadata.get("x-model-version")
-                or None,
-                request_key=call.metadata.get("x-request-key") or None,
+                explicit_version=request.model_version or call.metadata.get(MODEL_VERSION) or None,
+                request_key=call.metadata.get(REQUEST_KEY) or None,
             )
             # Inline on the loop, like the HTTP routes, unless a prediction can take long
             # (a cold Prophet forecast): then in a thread, so the worker keeps answering.
@@ -145,13 +140,12 @@ class InferenceServicer:
         return self._reply(request, call, *answer)
 
     def _reply(self, request, call: Call, routed, tensors, request_id: str):
-        response = pb.ModelInferResponse()
-        fill_grpc_response(
-            response, request.model_name, routed.model.version, request.id or None, tensors
+        response = infer_response_to_grpc(
+            request.model_name, routed.model.version, request.id or None, tensors
         )
         call.trailing_metadata += [
-            ("x-model-version", routed.model.version),
-            ("x-request-id", request_id),
+            (MODEL_VERSION, routed.model.version),
+            (REQUEST_ID, request_id),
         ]
         return response
 
@@ -169,7 +163,7 @@ _REQUESTS = {
 def _with_bearer_token(endpoint: InferenceEndpoint, handle: Callable) -> Callable:
     def checked(request, call: Call):
         with refusals_as_status():
-            endpoint.authorize(call.metadata.get("authorization"), PROTOCOL)
+            endpoint.authorize(call.metadata.get(AUTHORIZATION), PROTOCOL)
         return handle(request, call)
 
     return checked

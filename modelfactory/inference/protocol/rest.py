@@ -5,7 +5,9 @@ A FastAPI app mounted into the BentoML service at "/" (so every status code is
 ours), and usable on its own in tests. :class:`RestRoutes` holds the handlers, a
 few lines each over the :class:`~modelfactory.inference.endpoint.InferenceEndpoint`
 found at ``app.state.endpoint`` (the one place for the token, model, version and
-readiness checks); :func:`build_api` is the route table. Handlers raise, and the
+readiness checks); :func:`route_table` lists the routes, each with its OpenAPI document
+(:mod:`~modelfactory.inference.protocol.openapi`), and :func:`build_api` makes the app of
+them. Handlers raise, and the
 exception handlers of :func:`install_error_handlers` turn what they raise into
 status codes in one place: 422 invalid input (naming the field or input), 404 unknown
 model or version (or a record naming something the model does not have, such as a
@@ -29,140 +31,21 @@ from starlette.concurrency import run_in_threadpool
 
 from modelfactory import __version__
 from modelfactory.inference.endpoint import InferenceEndpoint
+from modelfactory.inference.protocol import openapi
+from modelfactory.inference.protocol.headers import (
+    AUTHORIZATION,
+    MODEL_VERSION,
+    REQUEST_ID,
+    REQUEST_KEY,
+)
 from modelfactory.inference.protocol.v2 import (
     BINARY_HEADER,
-    DATATYPES,
     V2Error,
     json_response,
     model_metadata,
-    parse_json_request,
+    parse_http_body,
 )
 from modelfactory.inference.schema import InputNotFound, InvalidInput
-
-REQUEST_KEY, MODEL_VERSION, REQUEST_ID = "x-request-key", "x-model-version", "x-request-id"
-
-_ERROR = {
-    "type": "object",
-    "properties": {
-        "error": {"type": "string"},
-        "problems": {"type": "array", "items": {"type": "string"}},
-    },
-}
-_SCALAR = {"anyOf": [{"type": "number"}, {"type": "string"}, {"type": "boolean"}]}
-_V2_TENSOR = {
-    "type": "object",
-    "required": ["name", "shape", "datatype", "data"],
-    "properties": {
-        "name": {"type": "string", "minLength": 1},
-        "shape": {
-            "type": "array",
-            "items": {"type": "integer", "minimum": 0},
-            "minItems": 1,
-            "maxItems": 2,
-        },
-        "datatype": {"type": "string", "enum": list(DATATYPES)},
-        "parameters": {"type": "object"},
-        "data": {"type": "array", "items": _SCALAR},
-    },
-}
-_V2_REQUEST = {
-    "type": "object",
-    "required": ["inputs"],
-    "properties": {
-        "id": {"type": "string"},
-        "parameters": {"type": "object"},
-        "inputs": {"type": "array", "items": _V2_TENSOR, "minItems": 1},
-        "outputs": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["name"],
-                "properties": {"name": {"type": "string"}, "parameters": {"type": "object"}},
-            },
-        },
-    },
-}
-_V2_RESPONSE = {
-    "type": "object",
-    "properties": {
-        "model_name": {"type": "string"},
-        "model_version": {"type": "string"},
-        "id": {"type": "string"},
-        "outputs": {"type": "array", "items": {"type": "object"}},
-    },
-}
-_RECORD = {"type": "object", "additionalProperties": _SCALAR}
-_HEADERS = [
-    {
-        "name": MODEL_VERSION,
-        "in": "header",
-        "required": False,
-        "schema": {"type": "string"},
-        "description": (
-            "Answer with this model version (champion or challenger), bypassing the rollout."
-        ),
-    },
-    {
-        "name": REQUEST_KEY,
-        "in": "header",
-        "required": False,
-        "schema": {"type": "string"},
-        "description": (
-            "Sticky routing key: the same key gets the same version at a given rollout weight."
-        ),
-    },
-    {
-        "name": REQUEST_ID,
-        "in": "header",
-        "required": False,
-        "schema": {"type": "string"},
-        "description": "Echoed, and stored with the logged predictions (generated when absent): "
-        "POST /feedback names a prediction by it.",
-    },
-]
-_FEEDBACK_ITEM = {
-    "type": "object",
-    "required": ["request_id", "actual"],
-    "properties": {
-        "request_id": {"type": "string", "minLength": 1, "maxLength": 64},
-        "record": {"type": "integer", "minimum": 0},
-        "actual": {},
-    },
-}
-_FEEDBACK_ANSWER = {
-    "type": "object",
-    "properties": {
-        "model": {"type": "string"},
-        "stored": {"type": "integer"},
-        "replaced": {"type": "integer"},
-    },
-}
-_ERRORS = {
-    str(code): {"description": text, "content": {"application/json": {"schema": _ERROR}}}
-    for code, text in (
-        (401, "Missing or wrong bearer token"),
-        (
-            404,
-            "Unknown model or version, a record naming what the model does not have, or a "
-            "feedback request id the prediction log does not hold",
-        ),
-        (413, "Request body over MODELFACTORY_MAX_REQUEST_BYTES"),
-        (422, "Input that does not fit the model, naming the field or input"),
-        (503, "No model loaded yet"),
-    )
-}
-
-
-def _body(schema: dict) -> dict:
-    return {
-        "requestBody": {"required": True, "content": {"application/json": {"schema": schema}}},
-        "parameters": _HEADERS,
-    }
-
-
-def _responses(schema: dict, *codes: int) -> dict:
-    answer = {"200": {"description": "OK", "content": {"application/json": {"schema": schema}}}}
-    return {**answer, **{str(c): _ERRORS[str(c)] for c in codes}}
 
 
 def error_response(
@@ -214,7 +97,7 @@ def endpoint_of(request: Request, model_name: str) -> InferenceEndpoint:
 
 async def read_body(request: Request, endpoint: InferenceEndpoint, protocol: str) -> bytes:
     """The body, after the token and size checks."""
-    endpoint.authorize(request.headers.get("authorization"), protocol)
+    endpoint.authorize(request.headers.get(AUTHORIZATION), protocol)
     limit = endpoint.options.max_request_bytes
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -303,7 +186,7 @@ class RestRoutes:
 
     async def describe(self, request: Request) -> Response:
         endpoint = endpoint_of(request, self.model_name)
-        endpoint.authorize(request.headers.get("authorization"), "json")
+        endpoint.authorize(request.headers.get(AUTHORIZATION), "json")
         model = endpoint.served_model(self.model_name, "json")
         state, router = endpoint.router.state, endpoint.router
         return JSONResponse(
@@ -368,7 +251,7 @@ class RestRoutes:
 
     async def _metadata(self, request: Request, name: str, version: str | None) -> Response:
         endpoint = endpoint_of(request, self.model_name)
-        endpoint.authorize(request.headers.get("authorization"), "v2_rest")
+        endpoint.authorize(request.headers.get(AUTHORIZATION), "v2_rest")
         model = endpoint.served_model(name, "v2_rest", version)
         return JSONResponse(
             model_metadata(
@@ -378,7 +261,7 @@ class RestRoutes:
 
     async def _ready(self, request: Request, name: str, version: str | None) -> Response:
         endpoint = endpoint_of(request, self.model_name)
-        endpoint.authorize(request.headers.get("authorization"), "v2_rest")
+        endpoint.authorize(request.headers.get(AUTHORIZATION), "v2_rest")
         endpoint.check_model(name, "v2_rest", version)
         is_ready = endpoint.router.model(version) is not None and endpoint.router.ready
         return JSONResponse({"name": name, "ready": is_ready}, status_code=200 if is_ready else 503)
@@ -387,7 +270,11 @@ class RestRoutes:
         endpoint = endpoint_of(request, self.model_name)
         raw = await read_body(request, endpoint, "v2_rest")
         endpoint.check_model(name, "v2_rest")
-        v2_request = parse_body(raw, request.headers.get(BINARY_HEADER), endpoint)
+        try:
+            v2_request = parse_http_body(raw, request.headers.get(BINARY_HEADER))
+        except V2Error:
+            endpoint.refuse("invalid", "v2_rest")
+            raise
         routing = routing_headers(request)
         routing["explicit_version"] = version or routing["explicit_version"]
         routed, tensors, request_id = await predicting(
@@ -414,19 +301,7 @@ class Route:
 
 
 def route_table(routes: RestRoutes) -> list[Route]:
-    """Every route of the model API: path, method, handler, and what the OpenAPI document says."""
-    predict_doc = {
-        **_body(
-            {
-                "type": "object",
-                "required": ["records"],
-                "properties": {"records": {"type": "array", "items": _RECORD, "minItems": 1}},
-            }
-        ),
-        "responses": _responses({"type": "object"}, 401, 404, 413, 422, 503),
-    }
-    meta = {"responses": _responses({"type": "object"}, 401, 404, 503)}
-    infer = {**_body(_V2_REQUEST), "responses": _responses(_V2_RESPONSE, 401, 404, 413, 422, 503)}
+    """Every route of the model API: path, method, handler, and its OpenAPI document."""
     v2 = "/v2/models/{name}"
     version = v2 + "/versions/{version}"
     return [
@@ -435,7 +310,7 @@ def route_table(routes: RestRoutes) -> list[Route]:
             "POST",
             routes.predict,
             "Predict each record: one object of the model's outputs per record",
-            predict_doc,
+            openapi.PREDICT,
         ),
         Route(
             "/feedback",
@@ -443,29 +318,14 @@ def route_table(routes: RestRoutes) -> list[Route]:
             routes.feedback,
             "Ground truth for logged predictions: {request_id, actual[, record]} or a list "
             "(a repeated request id and record replaces its earlier value)",
-            {
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "oneOf": [
-                                    _FEEDBACK_ITEM,
-                                    {"type": "array", "items": _FEEDBACK_ITEM, "minItems": 1},
-                                ]
-                            }
-                        }
-                    },
-                },
-                "responses": _responses(_FEEDBACK_ANSWER, 401, 404, 413, 422, 503),
-            },
+            openapi.FEEDBACK,
         ),
         Route(
             "/model",
             "GET",
             routes.describe,
             "The served model: name, versions, rollout, input fields",
-            {"responses": _responses({"type": "object"}, 401, 503)},
+            openapi.DESCRIBE,
         ),
         Route("/v2", "GET", routes.server_metadata, "v2 server metadata"),
         Route("/v2/health/live", "GET", routes.live, "v2 liveness"),
@@ -474,21 +334,39 @@ def route_table(routes: RestRoutes) -> list[Route]:
             "GET",
             routes.ready,
             "v2 readiness: the champion is loaded",
-            {"responses": {"503": _ERRORS["503"]}},
+            openapi.SERVER_READY,
         ),
         Route(
             v2,
             "GET",
             routes.model_metadata,
             "v2 model metadata: inputs (one tensor per column) and outputs",
-            meta,
+            openapi.MODEL_GET,
         ),
-        Route(version, "GET", routes.version_metadata, "v2 model version metadata", meta),
-        Route(v2 + "/ready", "GET", routes.model_ready, "v2 model readiness", meta),
-        Route(version + "/ready", "GET", routes.version_ready, "v2 model version readiness", meta),
-        Route(v2 + "/infer", "POST", routes.infer, "v2 inference (routed by the rollout)", infer),
         Route(
-            version + "/infer", "POST", routes.version_infer, "v2 inference by one version", infer
+            version, "GET", routes.version_metadata, "v2 model version metadata", openapi.MODEL_GET
+        ),
+        Route(v2 + "/ready", "GET", routes.model_ready, "v2 model readiness", openapi.MODEL_GET),
+        Route(
+            version + "/ready",
+            "GET",
+            routes.version_ready,
+            "v2 model version readiness",
+            openapi.MODEL_GET,
+        ),
+        Route(
+            v2 + "/infer",
+            "POST",
+            routes.infer,
+            "v2 inference (routed by the rollout)",
+            openapi.INFER,
+        ),
+        Route(
+            version + "/infer",
+            "POST",
+            routes.version_infer,
+            "v2 inference by one version",
+            openapi.INFER,
         ),
     ]
 
@@ -512,26 +390,3 @@ def build_api(model_name: str, title: str = "modelfactory model API", about: str
         )
     install_error_handlers(api)
     return api
-
-
-def parse_body(raw: bytes, header_length: str | None, endpoint: InferenceEndpoint):
-    """A v2 JSON request body, with binary tensor data after ``header_length`` bytes if given."""
-    try:
-        if header_length is not None:
-            if not header_length.isdigit() or int(header_length) > len(raw):
-                raise V2Error(
-                    "invalid",
-                    f"{BINARY_HEADER} {header_length!r} does not fit a body of {len(raw)} bytes",
-                )
-            length = int(header_length)
-            head, binary = raw[:length], raw[length:]
-        else:
-            head, binary = raw, b""
-        try:
-            body = json.loads(head)
-        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-            raise V2Error("invalid", f"the request body is not valid JSON: {exc}") from None
-        return parse_json_request(body, binary)
-    except V2Error:
-        endpoint.refuse("invalid", "v2_rest")
-        raise

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import struct
 
 import numpy as np
 import pytest
 
+from modelfactory.inference.protocol.tabular import (
+    check_rectangular,
+    output_tensors,
+    tensors_to_records,
+)
 from modelfactory.inference.protocol.v2 import (
     V2Error,
-    check_rectangular,
     decode_raw,
     encode_raw,
     json_response,
-    output_tensors,
+    parse_http_body,
     parse_json_request,
-    tensors_to_records,
 )
 from modelfactory.inference.served import TensorSpec
 
@@ -184,3 +188,25 @@ def test_rows_asking_for_different_lengths_are_refused_naming_the_input():
     assert caught.value.problems[0].startswith(
         "input 'days': rows ask for different values (7, 14)"
     )
+
+
+def test_an_http_body_with_binary_data_is_split_where_the_header_says():
+    ages = np.array([30, 41], "<i8").tobytes()
+    head = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "age",
+                    "shape": [2],
+                    "datatype": "INT64",
+                    "parameters": {"binary_data_size": 16},
+                }
+            ]
+        }
+    ).encode()
+    request = parse_http_body(head + ages, str(len(head)))
+    assert request.inputs[0].data == [30, 41]
+    with pytest.raises(V2Error, match="inference-header-content-length '999' does not fit"):
+        parse_http_body(head + ages, "999")
+    with pytest.raises(V2Error, match="not valid JSON"):
+        parse_http_body(b"{", None)
