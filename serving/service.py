@@ -44,7 +44,7 @@ class ModelService:
         # Made here, in the worker, after BentoML set up multiprocess Prometheus metrics.
         from modelfactory.inference.runtime import ServingRuntime
 
-        self.runtime = ServingRuntime(settings, case)
+        self.runtime = ServingRuntime(settings, use_case=case)
         api.state.endpoint = self.runtime.endpoint
 
     @bentoml.on_startup

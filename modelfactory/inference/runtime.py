@@ -1,8 +1,9 @@
 """What one serving worker runs for one registered model, built from the settings.
 
 The BentoML service (``serving/service.py``) is a thin shell over
-:class:`ServingRuntime`: it makes one per worker process, points its HTTP app at
-the runtime's endpoint and calls :meth:`ServingRuntime.start_grpc` and
+:class:`ServingRuntime`: it makes one per worker process for the use case it serves (the
+adapter chooses it; serving never reads the list of use cases), points its HTTP app at
+the runtime's endpoint and calls :meth:`ServingRuntime.start_servers` and
 :meth:`ServingRuntime.stop` from its lifecycle hooks. The runtime wires, the
 same for every use case:
 
@@ -32,16 +33,16 @@ from modelfactory.inference.served import ServedModel
 from modelfactory.predictions.writer import PredictionLog
 from modelfactory.registry import CHAMPION, Registry
 from modelfactory.rollout import RolloutState, read_rollout
-from modelfactory.use_cases import UseCase
+from modelfactory.use_case import UseCase
 
 log = logging.getLogger("modelfactory.serving")
 
 
 class ServingRuntime:
-    def __init__(self, settings: Settings, case: UseCase):
-        if case.serving is None:
-            raise ValueError(f"the {case.name} use case has no model to serve")
-        serving, spec = settings.serving, case.serving
+    def __init__(self, settings: Settings, use_case: UseCase):
+        if use_case.serving is None:
+            raise ValueError(f"the {use_case.name} use case has no model to serve")
+        serving, spec = settings.serving, use_case.serving
         self.settings = settings
         metrics = ServingMetrics()
         prediction_log = None
@@ -64,7 +65,7 @@ class ServingRuntime:
             metrics,
             prediction_log,
             blocking_predictions=spec.blocking_predictions,
-            check_actual=case.monitoring.check_actual if case.monitoring else None,
+            check_actual=use_case.monitoring.check_actual if use_case.monitoring else None,
             max_feedback_items=settings.monitoring.max_feedback_items,
         )
         self.grpc: UnaryServer | None = None
