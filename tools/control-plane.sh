@@ -6,6 +6,9 @@
 # The binaries come from tools/k8s/build.sh (`make k8s-tools`).
 #
 #   tools/control-plane.sh up     [--state-dir DIR] [--nodes N]   start; prints the kubeconfig
+#   tools/control-plane.sh up     --real-node [--state-dir DIR]   the same with one real node
+#                                 instead of kwok's (tools/node/node.sh; root; as root `make
+#                                 node-tools` builds its parts)
 #   tools/control-plane.sh down   [--state-dir DIR]               stop what `up` started there
 #   tools/control-plane.sh status [--state-dir DIR]               which processes run, /readyz, nodes
 #
@@ -14,7 +17,9 @@
 # kube-controller-manager (garbage collection, Deployments, StatefulSets, Jobs,
 # EndpointSlices, PV binding, CSR signing), the scheduler. What is not: no container
 # ever runs (kwok fakes the kubelet), so images, probes, networking, DNS, NetworkPolicy
-# enforcement and volume contents are out of reach.
+# enforcement and volume contents are out of reach. With --real-node they are not: a kubelet,
+# containerd, kube-proxy, CoreDNS and a local-path provisioner run pods for real
+# (docs/adr/0010-real-node.md), and kwok does not run.
 #
 # Everything lives in the state dir (default .tools/control-plane, or $CONTROL_PLANE_DIR):
 #   kubeconfig          admin access (client certificate, group system:masters)
@@ -40,13 +45,15 @@ command="${1:-}"
 [ $# -gt 0 ] && shift
 STATE_DIR="${CONTROL_PLANE_DIR:-$REPO/.tools/control-plane}"
 NODES="${CONTROL_PLANE_NODES:-2}"
+REAL_NODE=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --state-dir) STATE_DIR="$2"; shift 2 ;;
     --state-dir=*) STATE_DIR="${1#*=}"; shift ;;
     --nodes) NODES="$2"; shift 2 ;;
     --nodes=*) NODES="${1#*=}"; shift ;;
-    *) die "unknown argument '$1' (usage: $0 up|down|status [--state-dir DIR] [--nodes N])" ;;
+    --real-node) REAL_NODE=1; shift ;;
+    *) die "unknown argument '$1' (usage: $0 up|down|status [--state-dir DIR] [--nodes N] [--real-node])" ;;
   esac
 done
 mkdir -p "$STATE_DIR"
@@ -54,6 +61,9 @@ STATE_DIR="$(cd "$STATE_DIR" && pwd)"
 PKI="$STATE_DIR/pki" LOGS="$STATE_DIR/logs" RUN="$STATE_DIR/run"
 KUBECONFIG_FILE="$STATE_DIR/kubeconfig"
 BIN_DIR="${K8S_BIN_DIR:-$(bash "$REPO/tools/k8s/build.sh" --bin-dir)}"
+NODE_SCRIPT="$REPO/tools/node/node.sh"
+REAL_NODE_MARK="$STATE_DIR/real-node"   # present while the dir's control plane has a real node
+NODE_IP=10.244.0.1                      # tools/node/node.sh: the node's bridge address
 
 # --- processes -----------------------------------------------------------------------------
 pid_of() { cat "$RUN/$1.pid" 2>/dev/null || true; }
@@ -86,6 +96,12 @@ wait_for() { # wait_for NAME DESCRIPTION COMMAND...: until COMMAND succeeds, the
 
 stop_all() {
   local name pid i stopped=()
+  # The real node first (it needs nothing of the control plane to stop: after a kill -9 of
+  # anything it still finds every process, mount, link and rule by the state dir).
+  if [ -e "$REAL_NODE_MARK" ]; then
+    bash "$NODE_SCRIPT" down --state-dir "$STATE_DIR" || NODE_DOWN_FAILED=1
+    rm -f "$REAL_NODE_MARK"
+  fi
   for (( i=${#COMPONENTS[@]}-1; i>=0; i-- )); do  # reverse order: kwok first, etcd last
     name="${COMPONENTS[$i]}"
     pid="$(pid_of "$name")"
@@ -99,6 +115,7 @@ stop_all() {
     rm -f "$RUN/$name.pid"
   done
   [ ${#stopped[@]} -eq 0 ] && say "nothing running in $STATE_DIR" || say "stopped ${stopped[*]}"
+  [ "${NODE_DOWN_FAILED:-0}" = 0 ] || die "the real node left something behind (above)"
 }
 
 # --- certificates and kubeconfigs ------------------------------------------------------------
@@ -134,6 +151,8 @@ make_pki() {
   issue kube-controller-manager "/CN=system:kube-controller-manager" clientAuth
   issue kube-scheduler "/CN=system:kube-scheduler" clientAuth
   issue kwok "/O=system:masters/CN=kwok-controller" serverAuth,clientAuth "IP:127.0.0.1,DNS:localhost"
+  # The API server's client certificate towards kubelets (logs, exec, port-forward).
+  issue apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client" clientAuth
   # The aggregation layer's front proxy: its own CA, so that only the API server's proxy
   # client can assert a user through the X-Remote-* headers to aggregated API servers.
   openssl ecparam -name prime256v1 -genkey -noout -out "$PKI/front-proxy-ca.key" 2>/dev/null
@@ -189,9 +208,12 @@ healthy() { curl -fsS --max-time 2 "$@"; }
 
 # --- commands -------------------------------------------------------------------------------------
 cmd_up() {
-  local started name all=1 any=0
+  local started name all=1 any=0 up_components=("${COMPONENTS[@]}")
   started=$(date +%s)
-  for name in "${COMPONENTS[@]}"; do
+  # With a real node, kwok does not run: no fake node may take the pods meant to run.
+  [ "$REAL_NODE" = 0 ] || up_components=("${COMPONENTS[@]/kwok}")
+  for name in "${up_components[@]}"; do
+    [ -n "$name" ] || continue
     if running "$name"; then any=1; else all=0; fi
   done
   if [ "$any" = 1 ]; then
@@ -200,7 +222,8 @@ cmd_up() {
     echo "$KUBECONFIG_FILE"
     return 0
   fi
-  for name in "${COMPONENTS[@]}" kubectl; do
+  for name in "${up_components[@]}" kubectl; do
+    [ -n "$name" ] || continue
     [ -x "$BIN_DIR/$name" ] || die "$BIN_DIR/$name is missing: build the binaries with \`make k8s-tools\` (bash tools/k8s/build.sh)"
   done
   command -v curl >/dev/null || die "curl is needed for the health checks"
@@ -224,6 +247,21 @@ EOF
   # 127.0.0.1 only.
   ADVERTISE_IP="$(hostname -I 2>/dev/null | awk '{print $1}')"
   ADVERTISE_IP="${ADVERTISE_IP:-10.255.255.254}"
+  local bind_ip=127.0.0.1 node_flags=()
+  if [ "$REAL_NODE" = 1 ]; then
+    # Pods reach the API through the `kubernetes` Service, whose endpoint is the advertised
+    # address: the node's bridge address, on this machine. The API then listens on all of the
+    # machine's addresses (the bridge exists only once the node is up); clients outside pods
+    # use 127.0.0.1 as before. It reaches the kubelet with its own client certificate and
+    # checks the kubelet's serving certificate against the cluster CA.
+    ADVERTISE_IP="$NODE_IP" bind_ip=0.0.0.0
+    node_flags=(
+      --kubelet-client-certificate="$PKI/apiserver-kubelet-client.crt"
+      --kubelet-client-key="$PKI/apiserver-kubelet-client.key"
+      --kubelet-certificate-authority="$PKI/ca.crt"
+      --kubelet-preferred-address-types=InternalIP
+    )
+  fi
   write_kubeconfig "$KUBECONFIG_FILE" admin
   for name in kube-controller-manager kube-scheduler kwok; do
     write_kubeconfig "$STATE_DIR/$name.kubeconfig" "$name"
@@ -254,7 +292,8 @@ POLICY
     --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
     --audit-policy-file="$STATE_DIR/audit-policy.yaml" --audit-log-path="$LOGS/audit.log" \
     --audit-log-format=json --audit-log-maxsize=100 \
-    --bind-address=127.0.0.1 --advertise-address="$ADVERTISE_IP" --secure-port="$API_PORT" \
+    --bind-address="$bind_ip" --advertise-address="$ADVERTISE_IP" --secure-port="$API_PORT" \
+    ${node_flags[@]+"${node_flags[@]}"} \
     --tls-cert-file="$PKI/apiserver.crt" --tls-private-key-file="$PKI/apiserver.key" \
     --client-ca-file="$PKI/ca.crt" \
     --requestheader-client-ca-file="$PKI/front-proxy-ca.crt" --requestheader-allowed-names=front-proxy-client \
@@ -294,6 +333,20 @@ POLICY
     --bind-address=127.0.0.1 --secure-port="$SCHEDULER_PORT" \
     --leader-elect=false \
     --profiling=false
+
+  if [ "$REAL_NODE" = 1 ]; then
+    wait_for kube-controller-manager "/healthz on :$KCM_PORT" healthy -k "https://127.0.0.1:$KCM_PORT/healthz"
+    wait_for kube-scheduler "/healthz on :$SCHEDULER_PORT" healthy -k "https://127.0.0.1:$SCHEDULER_PORT/healthz"
+    wait_for kube-controller-manager "ServiceAccount default/default" kubectl_ -n default get serviceaccount default
+    local cp_seconds=$(( $(date +%s) - started ))
+    touch "$REAL_NODE_MARK"
+    bash "$NODE_SCRIPT" up --state-dir "$STATE_DIR" || die "the real node did not come up (logs: $LOGS)"
+    UP_DONE=1
+    say "up in $(( $(date +%s) - started ))s (control plane ${cp_seconds}s): Kubernetes $("$BIN_DIR/kubectl" --kubeconfig "$KUBECONFIG_FILE" version -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["serverVersion"]["gitVersion"])'), one real node, API https://127.0.0.1:$API_PORT"
+    say "  export KUBECONFIG=$KUBECONFIG_FILE    (logs: $LOGS; stop: $0 down --state-dir $STATE_DIR)"
+    echo "$KUBECONFIG_FILE"
+    return 0
+  fi
 
   # kwok's stages from the pinned kwok module (tools/k8s/build.sh copies them beside the binaries).
   local stages=() stage
@@ -353,6 +406,7 @@ status:
 cmd_status() {
   local name pid rc=0
   for name in "${COMPONENTS[@]}"; do
+    [ "$name" != kwok ] || [ ! -e "$REAL_NODE_MARK" ] || continue
     pid="$(pid_of "$name")"
     if is_ours "$pid"; then printf '%-24s running (pid %s)\n' "$name" "$pid"
     else printf '%-24s not running\n' "$name"; rc=1; fi
@@ -362,6 +416,7 @@ cmd_status() {
     printf '%-24s %s\n' "/readyz" "$(api_ready 2>&1 || true)"
     kubectl_ get nodes 2>&1 || true
   fi
+  if [ -e "$REAL_NODE_MARK" ]; then bash "$NODE_SCRIPT" status --state-dir "$STATE_DIR" || rc=1; fi
   return "$rc"
 }
 
