@@ -19,7 +19,6 @@ seen): rows that serving logs while a check runs wait for the next check.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -29,28 +28,13 @@ import pandas as pd
 import sqlalchemy as sa
 from pandas.api.types import union_categoricals
 
+from modelfactory.durations import parse_duration
 from modelfactory.predictions.store import predictions_table
 from modelfactory.sql import engine as store_engine
+from modelfactory.timestamps import utc
 from modelfactory.use_case import LoggedColumn
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _FETCH_BY_ID = 5000  # sampled ids per query (sqlite binds at most 32766 parameters)
-
-
-def parse_duration(text: str) -> dt.timedelta:
-    """'24h', '30m', '7d', '2w', '90s' as a timedelta; ValueError naming the text otherwise."""
-    match = _DURATION.match(str(text))
-    if not match or float(match[1]) <= 0:
-        raise ValueError(
-            f"{text!r} is not a duration: write a positive number and a unit, e.g. 24h, 30m, 7d"
-        )
-    return dt.timedelta(**{_UNITS[match[2]]: float(match[1])})
-
-
-def utc(moment: dt.datetime) -> dt.datetime:
-    """An aware UTC datetime (a naive one is taken as UTC, as the log stores it)."""
-    return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
 
 
 @dataclass(frozen=True)

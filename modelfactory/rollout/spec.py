@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelfactory import durations
 from modelfactory.errors import ModelFactoryError
 from modelfactory.rollout.state import DEFAULT_BUDGET_MS
 
@@ -34,20 +35,15 @@ class SpecError(ModelFactoryError):
 
 
 METRICS = ("error-rate", "fallback-rate", "latency-p99-ms", "agreement")
-_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
 
 def parse_duration(text: str | int | float, where: str) -> float:
-    """'90s', '2m', '1h30m' (or a number of seconds) -> seconds."""
-    if isinstance(text, int | float) and not isinstance(text, bool):
-        if text < 0:
-            raise SpecError(f"{where}: {text} is negative")
-        return float(text)
-    match = _DURATION.match(str(text).strip()) if str(text).strip() else None
-    if match is None or not any(match.groups()):
-        raise SpecError(f"{where}: {text!r} is not a duration such as 30s, 2m or 1h30m")
-    hours, minutes, seconds = (int(part or 0) for part in match.groups())
-    return float(hours * 3600 + minutes * 60 + seconds)
+    """A duration (``90s``, ``2m``, ``1h30m``, ``7d``: :mod:`modelfactory.durations`) or a number of
+    seconds, as seconds."""
+    try:
+        return durations.seconds(text)
+    except ValueError as exc:
+        raise SpecError(f"{where}: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -194,6 +190,13 @@ def _metric(raw: Any, where: str) -> MetricSpec:
     )
 
 
+def _interval(value: Any) -> float:
+    seconds = parse_duration(value, "spec.analysis.interval")
+    if seconds <= 0:
+        raise SpecError(f"spec.analysis.interval: {value!r} is no time at all; e.g. 1m")
+    return seconds
+
+
 def parse_spec(spec: Mapping[str, Any]) -> RolloutSpec:
     """A ModelDeployment's ``spec`` (model, rollout, analysis) as a RolloutSpec, defaults filled."""
     model = spec.get("model")
@@ -244,7 +247,7 @@ def parse_spec(spec: Mapping[str, Any]) -> RolloutSpec:
             rollout.get("progressDeadlineSeconds", 1800), "spec.rollout.progressDeadlineSeconds"
         ),
         analysis=AnalysisSpec(
-            interval=parse_duration(analysis.get("interval", "1m"), "spec.analysis.interval"),
+            interval=_interval(analysis.get("interval", "1m")),
             min_requests=int(
                 _number(analysis.get("minRequests", 200), "spec.analysis.minRequests", 1)
             ),

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modelfactory.monitoring.window import Window, parse_duration, read_window
+from modelfactory.monitoring.window import Window, read_window
 from modelfactory.use_case import LoggedColumn
 from tests.support.prediction_log import write_log
 
@@ -109,20 +109,6 @@ def test_a_larger_window_is_sampled_uniformly_and_repeatably(prediction_store_ur
     sixths = np.histogram(read.frame["age"], bins=6, range=(0, n))[0]
     assert sixths.min() > 200 and sixths.max() < 300
     assert abs((read.frame["job"] == "student").mean() - 0.5) < 0.05
-
-
-@pytest.mark.parametrize(
-    ("text", "span"),
-    [("24h", dt.timedelta(hours=24)), ("30m", dt.timedelta(minutes=30)), ("7d", dt.timedelta(7))],
-)
-def test_durations(text, span):
-    assert parse_duration(text) == span
-
-
-@pytest.mark.parametrize("text", ["24", "h", "-1h", "1y", "0d"])
-def test_a_duration_that_cannot_be_read_is_named(text):
-    with pytest.raises(ValueError, match=f"'{text}' is not a duration"):
-        parse_duration(text)
 
 
 def test_an_empty_window_is_refused_by_name():
