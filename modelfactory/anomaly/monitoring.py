@@ -10,7 +10,7 @@ What is compared: the rides DBSCAN kept as inliers, on a log scale (``log1p`` of
 and speed), by the same Evidently report as the served models. On raw values a few 100-mile or
 day-long records squeeze the bulk of the rides into one of PSI's equal-width bins and hide a
 shift of every trip; comparing all rides lets scattered anomalies pass for changed data
-(measured on the real January 2023 rides: docs/adr/0008-drift-checks.md).
+(docs/adr/0008-drift-checks.md).
 
 :func:`record_batch_drift` keeps one MLflow run per batch date and check in the
 experiment ``monitoring/<model>`` (metrics ``drifted_share``, ``outlier_rate``,
@@ -32,12 +32,16 @@ from modelfactory.data.taxi import RIDE_FEATURES
 from modelfactory.monitoring.drift import DriftReport, DriftSettings, drift_report
 from modelfactory.monitoring.recording import REPORT, CheckRun
 from modelfactory.registry import Registry
+from modelfactory.status import camel_case
 
 VERDICTS = ("as before", "data changed", "more anomalies", "data changed, more anomalies")
 
 
+@camel_case
 @dataclass
 class BatchDrift:
+    """One batch date against the days before it (the run's ``batch.json``)."""
+
     batch_date: dt.date
     rides: int
     reference_rides: int
@@ -50,21 +54,6 @@ class BatchDrift:
     @property
     def drifted_share(self) -> float | None:
         return self.drift.drifted_share if self.drift else None
-
-    def as_dict(self) -> dict:
-        return {
-            "batch_date": self.batch_date.isoformat(),
-            "rides": self.rides,
-            "reference_rides": self.reference_rides,
-            "reference_dates": [d.isoformat() for d in self.reference_dates]
-            if self.reference_dates
-            else None,
-            "outlier_rate": self.outlier_rate,
-            "reference_outlier_rate": self.reference_outlier_rate,
-            "drifted_share": self.drifted_share,
-            "drifted_columns": self.drift.drifted_inputs if self.drift else [],
-            "verdict": self.verdict,
-        }
 
 
 def read_staged_rides(url: str, since: dt.date | None = None) -> pd.DataFrame:
@@ -128,9 +117,14 @@ def batch_drift(
             )
             continue
         report = drift_report(
-            _log_inliers(reference), _log_inliers(current), RIDE_FEATURES, (), (), settings,
+            _log_inliers(reference),
+            _log_inliers(current),
+            RIDE_FEATURES,
+            (),
+            (),
+            settings,
             drifted_share,
-        )  # fmt: skip
+        )
         reference_rate = float(reference["is_outlier"].mean())
         changed = report.drifted_share >= drifted_share
         more = rate >= outlier_ratio * reference_rate and rate - reference_rate >= outlier_increase
@@ -178,7 +172,7 @@ def record_batch_drift(
                     Path(report_dir) / result.batch_date.isoformat() / REPORT
                 )
                 run.log_files({REPORT: path})
-            run.log_json("batch.json", result.as_dict())
+            run.log_record("batch.json", result)
         finally:
             run.close()
         runs[result.batch_date] = run.run_id

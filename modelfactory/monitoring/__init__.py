@@ -5,10 +5,12 @@ reference data (``reference``) by an Evidently report of input and prediction dr
 (``drift``); ground truth joined to the log gives realized performance per version
 (``performance``); a pure policy decides, from what was measured and the monitor's state, to
 wait, alert or retrain, and says why (``policy``); a retraining run of the use case's compiled
-pipeline starts (``retrain``); every check is an MLflow run (``recording``). ``monitor`` holds
-the one entry point, :func:`~modelfactory.monitoring.monitor.run_check`
-``(config, state) -> (result, new_state)``, which a DriftMonitor's CronJob and the CLI
-(``modelfactory drift check|run``) call. ``batches`` does the anomaly batch's daily drift.
+pipeline starts (``retrain``); every check is an MLflow run (``recording``). A monitor's
+settings are ``config``, the state it keeps between checks ``state``, and ``check`` holds the
+one entry point, :func:`~modelfactory.monitoring.check.run_check` ``(config, state, use case)
+-> (result, new state)``, which a DriftMonitor's CronJob and the CLI (``modelfactory drift
+check|run``) call. The anomaly batch's daily drift is the anomaly use case's own
+(``modelfactory.anomaly.monitoring``).
 
 Measured choices (methods, thresholds, sampling): docs/adr/0008-drift-checks.md.
 """

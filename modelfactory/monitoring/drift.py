@@ -9,13 +9,8 @@ tests, so its HTML shows both tables and each column's pass/fail; the scores and
 read back from the snapshot (``snapshot.dict()``).
 
 Defaults: the Population Stability Index with threshold 0.1 for every column, numeric or
-categorical, input or output. Why PSI rather than Evidently's large-data defaults (Wasserstein
-for numbers, Jensen-Shannon for categories) or a p-value test, measured on the UCI file's own
-months in docs/adr/0008-drift-checks.md: p-value tests flag everything on large windows and
-raised false alarms even on random halves of the same months; Wasserstein and Jensen-Shannon
-noise falls as 1/sqrt(n) and reached their 0.1 thresholds on 500-row windows drawn from the
-reference months themselves, where PSI (noise falling as 1/n) stayed below half of 0.1;
-and 0.1 is the conventional "moderate shift" line of PSI in credit scoring, where it comes from.
+categorical, input or output; why, measured on the UCI file's own months:
+docs/adr/0008-drift-checks.md.
 """
 
 from __future__ import annotations
@@ -25,10 +20,12 @@ import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from modelfactory.status import camel_case
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +114,7 @@ class DriftSettings(BaseModel):
         return self
 
 
+@camel_case
 @dataclass(frozen=True)
 class ColumnDrift:
     column: str
@@ -127,27 +125,18 @@ class ColumnDrift:
     score: float
     drifted: bool
 
-    def as_dict(self) -> dict:
-        return {
-            "column": self.column,
-            "role": self.role,
-            "kind": self.kind,
-            "method": self.method,
-            "threshold": self.threshold,
-            "score": self.score,
-            "drifted": self.drifted,
-        }
 
-
+@camel_case
 @dataclass
 class DriftReport:
-    """Per-column results of one comparison, and the Evidently snapshot they came from."""
+    """Per-column results of one comparison, and the Evidently snapshot they came from (saved
+    as its own files, never written with the result)."""
 
     columns: list[ColumnDrift]
     current_rows: int
     reference_rows: int
     skipped: dict[str, str]  # columns not compared, and why
-    snapshot: Any = None
+    snapshot: Annotated[Any, Field(exclude=True)] = None
 
     @property
     def inputs(self) -> list[ColumnDrift]:
@@ -181,17 +170,6 @@ class DriftReport:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.snapshot.save_json(str(path))
         return path
-
-    def as_dict(self) -> dict:
-        return {
-            "current_rows": self.current_rows,
-            "reference_rows": self.reference_rows,
-            "drifted_share": self.drifted_share,
-            "drifted_inputs": self.drifted_inputs,
-            "drifted_outputs": self.drifted_outputs,
-            "columns": [c.as_dict() for c in self.columns],
-            "skipped": self.skipped,
-        }
 
 
 def drift_report(

@@ -11,7 +11,7 @@ policy's limit is the second trigger for retraining.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -23,6 +23,7 @@ from modelfactory.monitoring.window import RowDecoder, Window
 from modelfactory.predictions.store import feedback_table, predictions_table
 from modelfactory.promotion import GateMetric
 from modelfactory.sql import engine as store_engine
+from modelfactory.status import camel_case
 from modelfactory.use_case import LoggedColumn, MonitoringSpec
 
 
@@ -39,6 +40,7 @@ class PerformanceSettings(BaseModel):
     min_labelled_rows: int = Field(default=200, ge=1, alias="minLabelledRows")
 
 
+@camel_case
 @dataclass
 class VersionPerformance:
     """One version's realized figures over labelled rows, beside its holdout figures."""
@@ -47,7 +49,7 @@ class VersionPerformance:
     labelled_rows: int
     realized: dict[str, float]
     holdout: dict[str, float]
-    flagged: Mapping[str, str] = field(default_factory=dict)
+    flagged: dict[str, str] = field(default_factory=dict)
 
     def drop(self, metric: GateMetric) -> float | None:
         """How much worse the realized ``metric`` is than on the holdout (positive = worse)."""
@@ -55,15 +57,6 @@ class VersionPerformance:
         if realized is None or holdout is None or realized != realized:  # NaN: undefined
             return None
         return metric.gain(holdout, realized)
-
-    def as_dict(self) -> dict:
-        return {
-            "version": self.version,
-            "labelled_rows": self.labelled_rows,
-            "realized": self.realized,
-            "holdout": self.holdout,
-            "flagged": dict(self.flagged),
-        }
 
 
 def read_labelled(
@@ -145,5 +138,7 @@ def realized_performance(
             for name in realized
             if f"holdout_{name}" in figures.metrics
         }
-        results.append(VersionPerformance(str(version), len(rows), realized, holdout, flagged))
+        results.append(
+            VersionPerformance(str(version), len(rows), realized, holdout, dict(flagged))
+        )
     return results

@@ -24,8 +24,12 @@ The rules, in order:
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Literal
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from modelfactory.durations import describe
+from modelfactory.status import Moment, camel_case
+from modelfactory.timestamps import rfc3339
 
 Action = Literal["insufficient_data", "no_drift", "drift_pending", "retrain", "cooldown", "alert"]
 
@@ -33,7 +37,7 @@ Action = Literal["insufficient_data", "no_drift", "drift_pending", "retrain", "c
 @dataclass(frozen=True)
 class DriftPolicy:
     """When a check's findings become a retrain (a monitor's configuration makes one:
-    :meth:`~modelfactory.monitoring.monitor.MonitorConfig.policy`)."""
+    :meth:`~modelfactory.monitoring.config.MonitorConfig.policy`)."""
 
     min_rows: int = 500
     drifted_share: float = 0.3
@@ -65,64 +69,49 @@ class Evidence:
         return len(self.drifted_inputs) / self.input_columns if self.input_columns else 0.0
 
 
+@camel_case
+@dataclass(frozen=True)
+class LastRetrain:
+    """The last retrain the policy started: when, why, and (once it started) its run and the
+    version it registered."""
+
+    time: Moment
+    reason: str | None = None
+    run_id: str | None = None
+    version: str | None = None
+
+
+@camel_case
 @dataclass(frozen=True)
 class MonitorState:
-    """What a monitor remembers between checks. :meth:`to_status` / :meth:`from_status` give
-    it the DriftMonitor status's field names (camelCase, RFC 3339 times)."""
+    """What a monitor remembers between checks: the DriftMonitor status's fields (written by
+    :mod:`modelfactory.status`)."""
 
-    consecutive_drifted: int = 0
-    last_check_at: dt.datetime | None = None
-    last_retrain_at: dt.datetime | None = None
-    last_retrain_run_id: str | None = None
-    last_retrain_reason: str | None = None
-    last_retrain_version: str | None = None
-
-    def to_status(self) -> dict:
-        status: dict[str, Any] = {"consecutiveDriftedChecks": self.consecutive_drifted}
-        if self.last_check_at:
-            status["lastCheck"] = _rfc3339(self.last_check_at)
-        if self.last_retrain_at:
-            status["lastRetrain"] = {
-                "time": _rfc3339(self.last_retrain_at),
-                "runId": self.last_retrain_run_id,
-                "reason": self.last_retrain_reason,
-                "version": self.last_retrain_version,
-            }
-        return status
-
-    @classmethod
-    def from_status(cls, status: dict | None) -> MonitorState:
-        status = status or {}
-        retrain = status.get("lastRetrain") or {}
-        return cls(
-            consecutive_drifted=int(status.get("consecutiveDriftedChecks", 0)),
-            last_check_at=_parse_time(status.get("lastCheck")),
-            last_retrain_at=_parse_time(retrain.get("time")),
-            last_retrain_run_id=retrain.get("runId"),
-            last_retrain_reason=retrain.get("reason"),
-            last_retrain_version=retrain.get("version"),
-        )
+    consecutive_drifted_checks: int = 0
+    last_check: Moment | None = None
+    last_retrain: LastRetrain | None = None
 
     def with_retrain(self, run_id: str | None, version: str | None = None) -> MonitorState:
         """The state once the retrain this state announced was started (its run and version)."""
-        return replace(self, last_retrain_run_id=run_id, last_retrain_version=version)
+        assert self.last_retrain is not None
+        return replace(
+            self, last_retrain=replace(self.last_retrain, run_id=run_id, version=version)
+        )
 
 
+@camel_case
 @dataclass(frozen=True)
 class Decision:
     action: Action
     reason: str
     drifted: bool = False
     triggers: tuple[str, ...] = ()  # data_drift, decisive_column, prediction_drift, performance
-    consecutive_drifted: int = 0
-    details: dict = field(default_factory=dict)
+    consecutive_drifted_checks: int = 0
+    drifted_share: float = 0.0
 
     @property
     def retrain(self) -> bool:
         return self.action == "retrain"
-
-    def as_dict(self) -> dict:
-        return {**asdict(self), "triggers": list(self.triggers)}
 
 
 def decide(
@@ -133,14 +122,14 @@ def decide(
     retrain_enabled: bool = True,
 ) -> tuple[Decision, MonitorState]:
     """The decision for ``evidence`` and the state the next check starts from."""
-    checked = replace(state, last_check_at=now)
+    checked = replace(state, last_check=now)
     if evidence.rows < policy.min_rows:
         return (
             Decision(
                 "insufficient_data",
                 f"insufficient data: {evidence.rows} rows in the window, the policy judges drift "
                 f"from {policy.min_rows} rows on (never a retrain on fewer)",
-                consecutive_drifted=state.consecutive_drifted,
+                consecutive_drifted_checks=state.consecutive_drifted_checks,
             ),
             checked,
         )
@@ -162,17 +151,16 @@ def decide(
         triggers.append("prediction_drift")
         found.append(f"prediction drift: {', '.join(evidence.drifted_outputs)}")
     drifted = bool(triggers)
-    consecutive = state.consecutive_drifted + 1 if drifted else 0
+    consecutive = state.consecutive_drifted_checks + 1 if drifted else 0
     performance = _performance_trigger(evidence, policy)
     if performance:
         triggers.append("performance")
         found.append(performance)
     due = (drifted and consecutive >= policy.consecutive_checks) or bool(performance)
-    counted = replace(checked, consecutive_drifted=consecutive)
-    details = {"drifted_share": share, "consecutive_drifted": consecutive}
+    counted = replace(checked, consecutive_drifted_checks=consecutive)
 
     def decision(action: Action, reason: str) -> Decision:
-        return Decision(action, reason, drifted, tuple(triggers), consecutive, details)
+        return Decision(action, reason, drifted, tuple(triggers), consecutive, share)
 
     if not triggers:
         quiet = (
@@ -199,24 +187,19 @@ def decide(
         )
     if not retrain_enabled:
         return decision("alert", f"{summary}; retraining is disabled"), counted
-    if state.last_retrain_at is not None and now - state.last_retrain_at < policy.cooldown:
-        until = state.last_retrain_at + policy.cooldown
+    last = state.last_retrain
+    if last is not None and now - last.time < policy.cooldown:
         return (
             decision(
                 "cooldown",
                 f"{summary}; a retrain is due but the last one started "
-                f"{_ago(now - state.last_retrain_at)} ago (cooldown {_ago(policy.cooldown)}, "
-                f"until {_rfc3339(until)})",
+                f"{describe(now - last.time)} ago (cooldown {describe(policy.cooldown)}, "
+                f"until {rfc3339(last.time + policy.cooldown)})",
             ),
             counted,
         )
     retrained = replace(
-        counted,
-        consecutive_drifted=0,
-        last_retrain_at=now,
-        last_retrain_reason=summary,
-        last_retrain_run_id=None,
-        last_retrain_version=None,
+        counted, consecutive_drifted_checks=0, last_retrain=LastRetrain(now, reason=summary)
     )
     return decision("retrain", summary), retrained
 
@@ -231,24 +214,3 @@ def _performance_trigger(evidence: Evidence, policy: DriftPolicy) -> str | None:
         f"rows vs holdout {evidence.holdout:.4f}: drop {evidence.performance_drop:.4f} > "
         f"{policy.max_performance_drop:g}"
     )
-
-
-def _rfc3339(moment: dt.datetime) -> str:
-    moment = moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _parse_time(text: str | None) -> dt.datetime | None:
-    if not text:
-        return None
-    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(dt.UTC)
-
-
-def _ago(span: dt.timedelta) -> str:
-    """45m, 3h, 24h, 2.5h, 3d: minutes under an hour, hours under two days, then days."""
-    seconds = max(int(span.total_seconds()), 0)
-    if seconds < 3600:
-        return f"{seconds // 60}m"
-    if seconds < 2 * 86400:
-        return f"{seconds / 3600:.1f}".removesuffix(".0") + "h"
-    return f"{seconds / 86400:.1f}".removesuffix(".0") + "d"

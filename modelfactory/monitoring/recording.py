@@ -20,10 +20,17 @@ import math
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from mlflow.entities import Metric, RunTag
 
 from modelfactory.registry import Registry
+from modelfactory.status import to_status
+from modelfactory.timestamps import rfc3339
+
+if TYPE_CHECKING:
+    from modelfactory.monitoring.check import CheckResult
+    from modelfactory.monitoring.window import LoggedWindow
 
 EXPERIMENT_PREFIX = "monitoring/"
 REPORT = "drift_report.html"
@@ -75,16 +82,54 @@ class CheckRun:
                 target.write_bytes(Path(path).read_bytes())
                 self.client.log_artifact(self.run_id, str(target))
 
-    def log_json(self, name: str, value: dict) -> None:
+    def log_record(self, name: str, value: Any) -> None:
+        """``value`` (a dataclass :mod:`modelfactory.status` writes) as the JSON artifact
+        ``name``."""
         with tempfile.TemporaryDirectory() as tmp:
             target = Path(tmp) / name
-            target.write_text(json.dumps(value, indent=2, default=str))
+            target.write_text(json.dumps(to_status(value), indent=2))
             self.client.log_artifact(self.run_id, str(target))
 
     def close(self, failed: bool = False) -> None:
         # MLflow prints the run's links on stdout as it ends it; callers show ``url`` themselves.
         with contextlib.redirect_stdout(io.StringIO()):
             self.client.set_terminated(self.run_id, "FAILED" if failed else "FINISHED")
+
+
+def record_check(run: CheckRun, result: CheckResult, logged: LoggedWindow) -> None:
+    """The check's findings and decision as the run's tags and metrics."""
+    decision, report = result.decision, result.drift
+    tags = {
+        "monitoring.window": result.window,
+        "monitoring.rows": str(result.rows),
+        "monitoring.read_rows": str(result.read_rows),
+        "monitoring.champion_version": result.champion_version,
+        "monitoring.decision": decision.action,
+        "monitoring.reason": decision.reason,
+        "monitoring.acted": str(result.acted).lower(),
+        "monitoring.use_case": result.use_case,
+    }
+    if logged.first and logged.last:
+        tags["monitoring.logged_from"] = rfc3339(logged.first)
+        tags["monitoring.logged_to"] = rfc3339(logged.last)
+    metrics: dict[str, float] = {"rows": result.rows, "read_rows": result.read_rows}
+    if report is not None:
+        drifted = [*report.drifted_inputs, *report.drifted_outputs]
+        tags["monitoring.drifted_share"] = f"{report.drifted_share:.4f}"
+        tags["monitoring.drifted_columns"] = ",".join(drifted) or "none"
+        if report.skipped:
+            tags["monitoring.skipped_columns"] = json.dumps(report.skipped)
+        metrics["drifted_share"] = report.drifted_share
+        metrics.update({f"drift.{c.column}": c.score for c in report.columns})
+    for version in result.performance:
+        metrics[f"realized.v{version.version}.labelled_rows"] = version.labelled_rows
+        for name, value in version.realized.items():
+            metrics[f"realized.v{version.version}.{name}"] = value
+        if version.flagged:
+            tags[f"realized.v{version.version}.flagged"] = "; ".join(
+                f"{who}: {why}" for who, why in version.flagged.items()
+            )
+    run.log(tags, metrics, int(result.checked_at.timestamp() * 1000))
 
 
 def _metric_key(name: str) -> str:

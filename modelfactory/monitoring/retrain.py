@@ -17,14 +17,26 @@ what it served.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from modelfactory.errors import ModelFactoryError
+from modelfactory.monitoring.performance import read_labelled
+from modelfactory.monitoring.recording import CheckRun
+from modelfactory.monitoring.reference import champion_figures, training_data
+from modelfactory.monitoring.window import Window
+from modelfactory.pipeline_spec import pipeline_parameters
+from modelfactory.registry import Registry
+from modelfactory.status import camel_case
+from modelfactory.use_case import UseCase
+
+if TYPE_CHECKING:
+    from modelfactory.config import Settings
 
 FEEDBACK_SOURCE = "feedback"
 
@@ -60,6 +72,7 @@ class RetrainRequest:
         return {"source": self.source, "model_name": self.model_name, **self.arguments}
 
 
+@camel_case
 @dataclass(frozen=True)
 class RetrainRun:
     """A started run: ``run_id`` is KFP's run id (cluster) or the MLflow training run's (local,
@@ -73,17 +86,6 @@ class RetrainRun:
     promoted: bool | None = None
     alias: str | None = None  # the alias the gate gave the version (None: rejected)
     detail: str = ""
-
-    def as_dict(self) -> dict:
-        return {
-            "run_id": self.run_id,
-            "where": self.where,
-            "url": self.url,
-            "version": self.version,
-            "promoted": self.promoted,
-            "alias": self.alias,
-            "detail": self.detail,
-        }
 
 
 class Retrainer(Protocol):
@@ -163,3 +165,118 @@ def write_training_file(frame: pd.DataFrame, write, folder: Path, file_name: str
     the run's ingest step keeps exactly what it trained on)."""
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
     return Path(write(frame, folder / f"retrain-{stamp}-{file_name}"))
+
+
+def retrainer_for(settings: Settings) -> Retrainer | None:
+    """The retrainer a cluster's checks use: KFP at ``MODELFACTORY_MONITORING_KFP_HOST``; None
+    when none is configured (the CLI then runs the pipeline on this machine)."""
+    monitoring = settings.monitoring
+    if monitoring.kfp_host:
+        return KfpRetrainer(monitoring.kfp_host, monitoring.kfp_experiment)
+    return None
+
+
+@dataclass(frozen=True)
+class RetrainContext:
+    """What a retrain a check asks for needs: the model and its use case, where the prediction
+    log and the registry are, the check's time, MLflow run and folder (a ``feedback`` training
+    file is written there and logged on the run)."""
+
+    model: str
+    case: UseCase
+    settings: RetrainSettings
+    registry: Registry
+    store_url: str
+    now: dt.datetime
+    run: CheckRun
+    folder: Path
+
+
+def start_retrain(
+    context: RetrainContext,
+    reason: str,
+    retrainer: Retrainer | None,
+    on_event: Callable[[str, Any], None] = lambda kind, value: None,
+) -> RetrainRun:
+    """Start the retraining run the policy asked for, recording it on the check's run; raises
+    (after recording why on the run) when it cannot start."""
+    run, stamp = context.run, int(context.now.timestamp() * 1000)
+    try:
+        if retrainer is None:
+            raise RetrainRefused(
+                "no way to run the pipeline: set MODELFACTORY_MONITORING_KFP_HOST on a cluster, "
+                "or run `modelfactory drift run` on this machine"
+            )
+        source, split = _training_source(context)
+        request = RetrainRequest(
+            context.case.name,
+            context.model,
+            reason,
+            source,
+            {**split, **context.settings.parameters},
+        )
+        on_event("retrain", request)
+        started = retrainer.submit(request)
+    except Exception as exc:
+        run.log(
+            {"retrain.error": f"{type(exc).__name__}: {exc}", "retrain.reason": reason}, {}, stamp
+        )
+        raise
+    run.log(
+        {
+            "retrain.run_id": started.run_id,
+            "retrain.reason": reason,
+            "retrain.where": started.where,
+            "retrain.url": started.url,
+            "retrain.version": started.version,
+            "retrain.promoted": None if started.promoted is None else str(started.promoted).lower(),
+            "retrain.alias": started.alias,
+            "retrain.source": request.source,
+        },
+        {},
+        stamp,
+    )
+    return started
+
+
+def _training_source(context: RetrainContext) -> tuple[str, dict[str, Any]]:
+    """The path or URL the retraining run ingests, and the split arguments it needs.
+
+    The configured source as it is; or (``feedback``) the champion's training data followed by
+    the recently labelled predictions in the order they were logged, written under the check's
+    folder and logged on its MLflow run (whose artifact URL a cluster's pipeline can download).
+    Such a file is split in file order so that the holdout is the newest half of the labelled
+    predictions: rows the champion never saw, so the gate compares both versions fairly (a
+    random holdout would hold the champion's own training rows), while the new version learns
+    from the older half.
+    """
+    source = context.settings.source
+    if source != FEEDBACK_SOURCE:
+        return source, {}
+    case, run = context.case, context.run
+    spec = case.monitoring
+    if spec is None or spec.training_rows is None:
+        raise RetrainRefused(
+            f"the {case.name} use case cannot learn from its prediction log: set the monitor's "
+            "retrain source to a data file"
+        )
+    champion = champion_figures(context.registry, context.model)
+    window = Window.recent(context.model, context.settings.labelled_since, context.now)
+    labelled = read_labelled(context.store_url, window, spec.logged).sort_values("id")
+    previous = training_data(champion)
+    new_rows = spec.training_rows(labelled)
+    combined = training_from_feedback(previous, new_rows, list(new_rows.columns))
+    path = write_training_file(combined, case.data.write, context.folder, case.data.file_name)
+    name = "retrain_" + case.data.file_name
+    run.log_files({name: path})
+    remote = run.tracking_uri.startswith(("http://", "https://")) and not _on_this_machine(run)
+    where = run.artifact_url(name) if remote else str(path.resolve())
+    holdout = max(1, (len(combined) - len(previous)) // 2)
+    split = {"split_strategy": "sequential", "holdout_fraction": holdout / len(combined)}
+    return where, {k: v for k, v in split.items() if k in pipeline_parameters(case.name)}
+
+
+def _on_this_machine(run: CheckRun) -> bool:
+    """Whether the tracking server runs on this machine (then the file itself is readable)."""
+    host = run.tracking_uri.split("://", 1)[1].split("/", 1)[0].split(":")[0]
+    return host in ("127.0.0.1", "localhost", "::1")

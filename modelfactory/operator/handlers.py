@@ -27,7 +27,7 @@ from typing import Any
 import kopf
 
 from modelfactory.config import get_settings
-from modelfactory.monitoring.monitor import MonitorConfig
+from modelfactory.monitoring.config import MonitorConfig
 from modelfactory.operator import kube, monitors
 from modelfactory.operator.conditions import set_conditions
 from modelfactory.operator.crds import (

@@ -20,12 +20,17 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from modelfactory.monitoring.monitor import CheckResult, MonitorConfig, run_monitor
+from modelfactory.monitoring.check import CheckSummary, run_monitor
+from modelfactory.monitoring.config import MonitorConfig
 from modelfactory.monitoring.policy import MonitorState
+from modelfactory.monitoring.state import status_of
 from modelfactory.operator.conditions import set_conditions
 from modelfactory.operator.crds import DRIFT_MONITOR, GROUP, MODEL_DEPLOYMENT, VERSION
 from modelfactory.operator.kube import api_client
 from modelfactory.operator.monitors import DEPLOYMENT_REF, monitor_config
+from modelfactory.registry import Registry
+from modelfactory.status import from_status, to_status
+from modelfactory.use_cases import monitored_use_case
 
 # A check's decision as the Drifted condition reads it.
 DRIFTED = {"drift_pending", "retrain", "cooldown", "alert"}
@@ -66,18 +71,17 @@ class StatusStore:
             GROUP, VERSION, self.namespace, DRIFT_MONITOR.plural, self.name
         )
         self._status = found.get("status") or {}
-        return MonitorState.from_status(self._status)
+        return from_status(MonitorState, self._status)
 
-    def save(self, state: MonitorState, result: CheckResult | None = None) -> None:
-        status: dict[str, Any] = state.to_status()
+    def save(self, state: MonitorState, summary: CheckSummary | None = None) -> None:
+        status = status_of(state, summary)
         if self.model:
             status["model"] = self.model
-        if result is not None:
-            status["lastResult"] = result.to_status()
+        if summary is not None:
             status["conditions"] = _conditions(
                 self._status,
-                checked=(True, _camel(result.decision.action), result.decision.reason),
-                drifted=result.decision.action in DRIFTED,
+                checked=(True, _camel(summary.decision), summary.reason),
+                drifted=summary.decision in DRIFTED,
             )
         self._patch(status)
 
@@ -129,7 +133,8 @@ def main(argv: list[str] | None = None) -> int:
         model = served_model(namespace, reference) if reference else raw.get("model")
         config = MonitorConfig.model_validate(monitor_config(raw, model))
         store.model = config.model
-        result, _ = run_monitor(config, store)
+        case = monitored_use_case(config.model, config.use_case, Registry())
+        result, _ = run_monitor(config, store, case)
     except Exception as exc:  # whatever stopped the check is what the status must say
         problem = f"{type(exc).__name__}: {exc}"
         print(f"DriftMonitor {namespace}/{name}: the check failed: {problem}", file=sys.stderr)
@@ -138,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as unwritable:
             print(f"and its status could not be written: {unwritable}", file=sys.stderr)
         return 1
-    print(json.dumps(result.as_dict(), default=str))
+    print(json.dumps(to_status(result)))
     return 0
 
 

@@ -11,9 +11,9 @@ import pytest
 from typer.testing import CliRunner
 
 from modelfactory.anomaly.detection import detect_outliers
+from modelfactory.anomaly.monitoring import batch_drift, read_staged_rides, record_batch_drift
 from modelfactory.anomaly.staging import write_outliers
 from modelfactory.data.taxi import load_taxi_rides
-from modelfactory.monitoring.batches import batch_drift, read_staged_rides, record_batch_drift
 from modelfactory.registry import Registry
 from tests.support.data import TAXI_JANUARY, shared_file
 

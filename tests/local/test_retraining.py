@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 
 from modelfactory.local.retraining import LocalRetrainer
-from modelfactory.monitoring.monitor import MonitorConfig, run_check
+from modelfactory.monitoring.check import run_check
+from modelfactory.monitoring.config import MonitorConfig
 from modelfactory.monitoring.policy import MonitorState
 from modelfactory.predictions.feedback import FeedbackStore, parse_feedback
 from modelfactory.registry import Registry
@@ -43,7 +44,8 @@ def test_a_retrain_runs_the_compiled_pipeline_here_and_registers_a_version(
     )
     result, state = run_check(
         config,
-        MonitorState(consecutive_drifted=1),  # the previous check found drift too
+        MonitorState(consecutive_drifted_checks=1),  # the previous check found drift too
+        CLASSIFICATION,
         now=NOW,
         tracking_uri=mlflow_server,
         store_url=url,
@@ -68,7 +70,7 @@ def test_a_retrain_runs_the_compiled_pipeline_here_and_registers_a_version(
     # It learned from what was served: the training run's rows include the labelled months.
     train_rows = int(registry.client.get_run(started.run_id).data.params["train_rows"])
     assert train_rows > 6400  # the champion's own training split was 6,400 rows
-    assert (state.last_retrain_run_id, state.last_retrain_version) == (
+    assert (state.last_retrain.run_id, state.last_retrain.version) == (
         started.run_id,
         started.version,
     )

@@ -11,9 +11,11 @@ import pytest
 import yaml
 
 from modelfactory.data.bank_marketing import load_bank_marketing, validate_bank_marketing
-from modelfactory.monitoring.monitor import JsonStateStore, MonitorConfig, run_check, run_monitor
+from modelfactory.monitoring.check import run_check, run_monitor
+from modelfactory.monitoring.config import MonitorConfig
 from modelfactory.monitoring.policy import MonitorState
 from modelfactory.monitoring.retrain import KfpRetrainer
+from modelfactory.monitoring.state import JsonStateStore
 from modelfactory.pipeline_spec import compiled_pipeline_file
 from modelfactory.predictions.feedback import FeedbackStore, parse_feedback
 from modelfactory.registry import Registry
@@ -62,12 +64,12 @@ def test_later_months_drift_and_the_second_drifted_check_retrains_through_kfp(
         tracking_uri=uri, store_url=url, report_dir=tmp_path / "reports", retrainer=retrainer
     )
 
-    first, state = run_check(config(), MonitorState(), now=NOW, **options)
+    first, state = run_check(config(), MonitorState(), CLASSIFICATION, now=NOW, **options)
     assert first.decision.action == "drift_pending", first.decision.reason
     assert MACRO <= set(first.drift.drifted_inputs)
     assert "probability" in first.drift.drifted_outputs  # the scores moved too
     assert first.rows == len(late) and first.champion_version == version
-    assert state.consecutive_drifted == 1 and kfp_api.runs == []
+    assert state.consecutive_drifted_checks == 1 and kfp_api.runs == []
     run, artifacts = check_run(uri, first.mlflow_run_id)
     tags, metrics = run.data.tags, run.data.metrics
     assert tags["monitoring.decision"] == "drift_pending"
@@ -92,7 +94,9 @@ def test_later_months_drift_and_the_second_drifted_check_retrains_through_kfp(
     # A champion of the 2008 summer alone barely ranks (holdout ROC-AUC about 0.56): the
     # realized figure falls about 0.02, which a 0.01 limit counts as the second trigger.
     tight = config(performance={"maxDrop": 0.01})
-    second, state = run_check(tight, state, now=NOW + dt.timedelta(hours=1), **options)
+    second, state = run_check(
+        tight, state, CLASSIFICATION, now=NOW + dt.timedelta(hours=1), **options
+    )
     assert second.decision.action == "retrain"
     assert {"data_drift", "prediction_drift", "performance"} <= set(second.decision.triggers)
     [realized] = second.performance
@@ -124,8 +128,8 @@ def test_later_months_drift_and_the_second_drifted_check_retrains_through_kfp(
     assert newest == late.tail(1)[["age", "job", "euribor3m", "y"]].to_dict(orient="records")
 
     assert second.retrain.run_id == "run-1" and second.retrain.where == "kfp"
-    assert state.last_retrain_run_id == "run-1" and state.consecutive_drifted == 0
-    assert state.last_retrain_at == NOW + dt.timedelta(hours=1)
+    assert state.last_retrain.run_id == "run-1" and state.consecutive_drifted_checks == 0
+    assert state.last_retrain.time == NOW + dt.timedelta(hours=1)
     run, artifacts = check_run(uri, second.mlflow_run_id)
     assert run.data.tags["retrain.run_id"] == "run-1"
     assert run.data.tags["retrain.reason"] == second.decision.reason
@@ -134,7 +138,9 @@ def test_later_months_drift_and_the_second_drifted_check_retrains_through_kfp(
         realized.realized["roc_auc"]
     )
 
-    third, _ = run_check(config(), state, now=NOW + dt.timedelta(hours=2), **options)
+    third, _ = run_check(
+        config(), state, CLASSIFICATION, now=NOW + dt.timedelta(hours=2), **options
+    )
     assert third.decision.action == "drift_pending"  # counting afresh; then the cooldown holds
     assert len(kfp_api.runs) == 1
 
@@ -149,7 +155,8 @@ def test_too_few_rows_never_retrain_and_the_decision_is_recorded(
     label(url, request_ids, late["y"].head(120).tolist())
     result, state = run_check(
         config(),
-        MonitorState(consecutive_drifted=7),
+        MonitorState(consecutive_drifted_checks=7),
+        CLASSIFICATION,
         now=NOW,
         tracking_uri=uri,
         store_url=url,
@@ -159,7 +166,7 @@ def test_too_few_rows_never_retrain_and_the_decision_is_recorded(
     assert result.decision.action == "insufficient_data"
     assert "120 rows in the window" in result.decision.reason
     assert result.drift is None and kfp_api.runs == []
-    assert state.consecutive_drifted == 7 and state.last_retrain_at is None
+    assert state.consecutive_drifted_checks == 7 and state.last_retrain is None
     run, _ = check_run(uri, result.mlflow_run_id)
     assert run.data.tags["monitoring.decision"] == "insufficient_data"
     assert run.data.tags["monitoring.reason"] == result.decision.reason
@@ -174,10 +181,11 @@ def test_a_retrain_that_cannot_start_keeps_the_state_and_says_why(
     log_answers(url, model, late.head(1500))
     typo = config(retrain={"source": str(tmp_path / "x.csv"), "parameters": {"n_trees": 5}})
     store = JsonStateStore(tmp_path / "state.json")
-    store.save(MonitorState(consecutive_drifted=1))
+    store.save(MonitorState(consecutive_drifted_checks=1))
     result, state = run_monitor(
         typo,
         store,
+        CLASSIFICATION,
         now=NOW,
         tracking_uri=uri,
         store_url=url,
@@ -187,7 +195,7 @@ def test_a_retrain_that_cannot_start_keeps_the_state_and_says_why(
     assert result.decision.action == "retrain" and result.retrain is None
     assert "n_trees: the pipeline takes no such parameter" in result.retrain_error
     assert kfp_api.runs == []
-    assert state.last_retrain_at is None and state.consecutive_drifted == 2  # tried again next
+    assert state.last_retrain is None and state.consecutive_drifted_checks == 2  # tried again next
     assert store.load() == state
     run, _ = check_run(uri, result.mlflow_run_id)
     assert "n_trees" in run.data.tags["retrain.error"]
@@ -200,7 +208,8 @@ def test_feedback_as_the_source_needs_new_labels(champion, bank_months, kfp_api,
     log_answers(url, model, late.head(1500))
     result, state = run_check(
         config(),
-        MonitorState(consecutive_drifted=1),
+        MonitorState(consecutive_drifted_checks=1),
+        CLASSIFICATION,
         now=NOW,
         tracking_uri=uri,
         store_url=url,
@@ -209,7 +218,7 @@ def test_feedback_as_the_source_needs_new_labels(champion, bank_months, kfp_api,
     )
     assert result.decision.retrain and kfp_api.runs == []
     assert "no new labelled predictions to retrain on" in result.retrain_error
-    assert state.last_retrain_at is None
+    assert state.last_retrain is None
 
 
 def test_a_check_of_a_model_without_a_champion_is_refused_by_name(
@@ -227,6 +236,7 @@ def test_a_check_of_a_model_without_a_champion_is_refused_by_name(
         run_check(
             MonitorConfig(model="nobody", useCase="classification"),
             MonitorState(),
+            CLASSIFICATION,
             now=NOW,
             tracking_uri=mlflow_server,
             store_url=url,

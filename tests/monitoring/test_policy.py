@@ -7,8 +7,9 @@ import datetime as dt
 
 import pytest
 
-from modelfactory.monitoring.monitor import JsonStateStore
-from modelfactory.monitoring.policy import DriftPolicy, Evidence, MonitorState, decide
+from modelfactory.monitoring.policy import DriftPolicy, Evidence, LastRetrain, MonitorState, decide
+from modelfactory.monitoring.state import JsonStateStore
+from modelfactory.status import from_status, to_status
 
 NOW = dt.datetime(2026, 11, 29, 12, 0, tzinfo=dt.UTC)
 POLICY = DriftPolicy(
@@ -43,22 +44,27 @@ def evidence(rows=5000, drifted=(), outputs=(), labelled=0, drop=None) -> Eviden
         (evidence(rows=499, drifted=INPUTS), MonitorState(), "insufficient_data", "499 rows"),
         (
             evidence(rows=10, drifted=INPUTS, outputs=("probability",), labelled=300, drop=0.4),
-            MonitorState(consecutive_drifted=5),
+            MonitorState(consecutive_drifted_checks=5),
             "insufficient_data",
             "never a retrain",
         ),
         (evidence(drifted=INPUTS[:2]), MonitorState(), "no_drift", "2 of 10 input columns"),
         (evidence(drifted=INPUTS[:3]), MonitorState(), "drift_pending", "check 1 of 2"),
-        (evidence(drifted=INPUTS[:3]), MonitorState(consecutive_drifted=1), "retrain", "30%"),
+        (
+            evidence(drifted=INPUTS[:3]),
+            MonitorState(consecutive_drifted_checks=1),
+            "retrain",
+            "30%",
+        ),
         (
             evidence(drifted=("euribor3m",)),
-            MonitorState(consecutive_drifted=1),
+            MonitorState(consecutive_drifted_checks=1),
             "retrain",
             "decisive column(s) drifted: euribor3m",
         ),
         (
             evidence(outputs=("probability",)),
-            MonitorState(consecutive_drifted=1),
+            MonitorState(consecutive_drifted_checks=1),
             "retrain",
             "prediction drift: probability",
         ),
@@ -67,13 +73,17 @@ def evidence(rows=5000, drifted=(), outputs=(), labelled=0, drop=None) -> Eviden
         (evidence(labelled=300, drop=0.03), MonitorState(), "no_drift", "drop +0.0300 within"),
         (
             evidence(drifted=INPUTS),
-            MonitorState(consecutive_drifted=3, last_retrain_at=NOW - dt.timedelta(hours=3)),
+            MonitorState(
+                consecutive_drifted_checks=3, last_retrain=LastRetrain(NOW - dt.timedelta(hours=3))
+            ),
             "cooldown",
             "started 3h ago (cooldown 24h, until 2026-11-30T09:00:00Z)",
         ),
         (
             evidence(drifted=INPUTS),
-            MonitorState(consecutive_drifted=3, last_retrain_at=NOW - dt.timedelta(hours=25)),
+            MonitorState(
+                consecutive_drifted_checks=3, last_retrain=LastRetrain(NOW - dt.timedelta(hours=25))
+            ),
             "retrain",
             "10 of 10",
         ),
@@ -101,21 +111,23 @@ def test_decisions_and_their_reasons(measured, state, action, in_reason):
 
 
 def test_insufficient_data_neither_counts_nor_resets_the_drifted_checks():
-    decision, state = decide(evidence(rows=3), POLICY, MonitorState(consecutive_drifted=1), NOW)
-    assert decision.action == "insufficient_data" and state.consecutive_drifted == 1
-    assert state.last_check_at == NOW
+    decision, state = decide(
+        evidence(rows=3), POLICY, MonitorState(consecutive_drifted_checks=1), NOW
+    )
+    assert decision.action == "insufficient_data" and state.consecutive_drifted_checks == 1
+    assert state.last_check == NOW
 
 
 def test_a_quiet_check_resets_the_count_and_a_retrain_starts_the_cooldown():
     _, state = decide(evidence(drifted=INPUTS), POLICY, MonitorState(), NOW)
-    assert state.consecutive_drifted == 1
+    assert state.consecutive_drifted_checks == 1
     _, state = decide(evidence(), POLICY, state, NOW)
-    assert state.consecutive_drifted == 0
+    assert state.consecutive_drifted_checks == 0
     _, state = decide(evidence(drifted=INPUTS), POLICY, state, NOW)
     decision, state = decide(evidence(drifted=INPUTS), POLICY, state, NOW)
     assert decision.retrain
-    assert state.consecutive_drifted == 0 and state.last_retrain_at == NOW
-    assert state.last_retrain_reason.startswith("10 of 10 input columns drifted")
+    assert state.consecutive_drifted_checks == 0 and state.last_retrain.time == NOW
+    assert state.last_retrain.reason.startswith("10 of 10 input columns drifted")
     later = NOW + dt.timedelta(hours=1)
     decision, _ = decide(evidence(labelled=300, drop=0.2), POLICY, state, later)
     assert decision.action == "cooldown"  # the performance trigger waits for the cooldown too
@@ -123,10 +135,10 @@ def test_a_quiet_check_resets_the_count_and_a_retrain_starts_the_cooldown():
 
 def test_disabled_retraining_only_alerts():
     decision, state = decide(
-        evidence(drifted=INPUTS), POLICY, MonitorState(consecutive_drifted=1), NOW, False
+        evidence(drifted=INPUTS), POLICY, MonitorState(consecutive_drifted_checks=1), NOW, False
     )
     assert decision.action == "alert" and "retraining is disabled" in decision.reason
-    assert state.last_retrain_at is None
+    assert state.last_retrain is None
 
 
 def test_consecutive_counting_survives_a_restart(tmp_path):
@@ -135,29 +147,28 @@ def test_consecutive_counting_survives_a_restart(tmp_path):
     _, state = decide(evidence(drifted=INPUTS), POLICY, JsonStateStore(path).load(), NOW)
     JsonStateStore(path).save(state)
     restarted = JsonStateStore(path).load()  # a new process reads what the last one kept
-    assert restarted.consecutive_drifted == 1
+    assert restarted.consecutive_drifted_checks == 1
     decision, state = decide(
         evidence(drifted=INPUTS), POLICY, restarted, NOW + dt.timedelta(hours=1)
     )
     assert decision.action == "retrain"
     JsonStateStore(path).save(state.with_retrain("run-7", "4"))
     kept = JsonStateStore(path).load()
-    assert (kept.last_retrain_run_id, kept.last_retrain_version) == ("run-7", "4")
-    assert kept.last_retrain_at == NOW + dt.timedelta(hours=1)
+    assert (kept.last_retrain.run_id, kept.last_retrain.version) == ("run-7", "4")
+    assert kept.last_retrain.time == NOW + dt.timedelta(hours=1)
     decision, _ = decide(evidence(drifted=INPUTS), POLICY, kept, NOW + dt.timedelta(hours=2))
     assert decision.action == "drift_pending"  # counting afresh after the retrain
 
 
 def test_the_state_is_the_drift_monitor_status():
     state = MonitorState(
-        consecutive_drifted=2,
-        last_check_at=NOW,
-        last_retrain_at=NOW - dt.timedelta(days=1),
-        last_retrain_run_id="abc",
-        last_retrain_reason="drift",
-        last_retrain_version="3",
+        consecutive_drifted_checks=2,
+        last_check=NOW,
+        last_retrain=LastRetrain(
+            NOW - dt.timedelta(days=1), run_id="abc", reason="drift", version="3"
+        ),
     )
-    status = state.to_status()
+    status = to_status(state)
     assert status == {
         "consecutiveDriftedChecks": 2,
         "lastCheck": "2026-11-29T12:00:00Z",
@@ -168,8 +179,8 @@ def test_the_state_is_the_drift_monitor_status():
             "version": "3",
         },
     }
-    assert MonitorState.from_status(status) == state
-    assert MonitorState.from_status(None) == MonitorState()
+    assert from_status(MonitorState, status) == state
+    assert from_status(MonitorState, None) == MonitorState()
 
 
 def test_a_state_file_that_cannot_be_read_is_named(tmp_path):
