@@ -73,7 +73,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from loadgen import run_load  # noqa: E402
 
-from modelfactory.local.demo import register_faulty_version, sleep_80ms  # noqa: E402
+from modelfactory.local.faults import register_faulty_version, sleep_80ms  # noqa: E402
 from modelfactory.local.ports import free_port  # noqa: E402
 
 MODEL = "bank-marketing-bench-rollout"
@@ -176,8 +176,9 @@ class SteadyLoad:
         self.answers = self.failures = self.behind = 0
         self.latencies_ms: list[float] = []
         self._stop = threading.Event()
-        self._workers = [threading.Thread(target=self._run, args=(i,), daemon=True)
-                         for i in range(threads)]  # fmt: skip
+        self._workers = [
+            threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(threads)
+        ]
 
     def _run(self, index: int) -> None:
         period = self.threads / self.rate
@@ -272,7 +273,7 @@ def rollout_spec(interval: float, min_requests: int) -> dict:
             ],
             "budgetMs": 50,
             "progressDeadlineSeconds": 120,
-        },  # fmt: skip
+        },
         "analysis": {
             "interval": f"{interval:g}s",
             "minRequests": min_requests,
@@ -299,8 +300,12 @@ def wait_loaded(service, version: str, timeout: float = 60) -> None:
         if time.monotonic() > deadline:
             raise SystemExit(f"v{version} was not loaded by the service in {timeout:.0f} s")
         try:
-            answer = httpx.post(f"{service.url}/predict", json={"records": [record]},
-                                headers={"x-model-version": version}, timeout=10)  # fmt: skip
+            answer = httpx.post(
+                f"{service.url}/predict",
+                json={"records": [record]},
+                headers={"x-model-version": version},
+                timeout=10,
+            )
             in_a_row = in_a_row + 1 if answer.status_code == 200 else 0
         except httpx.HTTPError:
             in_a_row = 0
@@ -323,20 +328,32 @@ def roll_out(args, uri: str, service, champion: str, challenger: str, work: Path
     raw = rollout_spec(args.interval, args.min_requests)
     store = LocalRollouts(work / f"rollouts-v{challenger}")
     ticks: list[tuple[float, object]] = []
-    with ChallengerCalls(service.metrics_url, challenger) as calls, \
-            SteadyLoad(service.url, args.rate) as load:  # fmt: skip
+    with (
+        ChallengerCalls(service.metrics_url, challenger) as calls,
+        SteadyLoad(service.url, args.rate) as load,
+    ):
         time.sleep(1)  # the clients on their schedule before the controller moves anything
         status = run_local(
-            parse_spec(raw), raw, store, uri, [service.metrics_url], tick_seconds=args.tick,
-            timeout=180, on_tick=lambda tick: ticks.append((time.time(), tick)),
-        )  # fmt: skip
+            parse_spec(raw),
+            raw,
+            store,
+            uri,
+            [service.metrics_url],
+            tick_seconds=args.tick,
+            timeout=180,
+            on_tick=lambda tick: ticks.append((time.time(), tick)),
+        )
         # Serving keeps the old state until its next poll: the clients stay on a while to see
         # the challenger leave the traffic (and any failure on the way).
         time.sleep(max(2.0, 2 * args.poll_seconds))
     traffic_set = next(
-        (at for at, tick in ticks
-         if any(isinstance(a, SetTraffic) and a.weight > 0 for a in tick.applied)), None,
-    )  # fmt: skip
+        (
+            at
+            for at, tick in ticks
+            if any(isinstance(a, SetTraffic) and a.weight > 0 for a in tick.applied)
+        ),
+        None,
+    )
     deciding = next(
         (
             (tick.observed.now, at)
@@ -536,11 +553,17 @@ def overhead_section(args, uri: str, service, versions: dict) -> None:
                 timer.start()
                 result = run_load(name, url, body, args.concurrency, args.seconds)
                 cpu = _tree_cpu(tree) - at_measure[0]
-            runs[name].append({
-                "rps": result.throughput, "p50": result.p50, "p99": result.p99,
-                "errors": result.errors, "scrapes": scraper.done,
-                "cpu_ms": cpu / max(result.requests, 1) * 1000, "cores": cpu / args.seconds,
-            })  # fmt: skip
+            runs[name].append(
+                {
+                    "rps": result.throughput,
+                    "p50": result.p50,
+                    "p99": result.p99,
+                    "errors": result.errors,
+                    "scrapes": scraper.done,
+                    "cpu_ms": cpu / max(result.requests, 1) * 1000,
+                    "cores": cpu / args.seconds,
+                }
+            )
     base = runs["not scraped"]
 
     def median(name: str, key: str) -> float:
@@ -548,8 +571,9 @@ def overhead_section(args, uri: str, service, versions: dict) -> None:
 
     def paired(name: str, key: str, sign: int) -> str:
         """The median over rounds of each round's change against the unscraped run."""
-        changes = [sign * 100 * (a[key] / b[key] - 1) for a, b in zip(runs[name], base,
-                                                                      strict=True)]  # fmt: skip
+        changes = [
+            sign * 100 * (a[key] / b[key] - 1) for a, b in zip(runs[name], base, strict=True)
+        ]
         return (
             f"{statistics.median(changes):+.1f}% (rounds {min(changes):+.1f} to "
             f"{max(changes):+.1f})"
@@ -599,9 +623,20 @@ class ControlPlane:
 
     def up(self) -> Path:
         done = subprocess.run(
-            ["bash", str(self.script), "up", "--state-dir", str(self.state_dir), "--nodes",
-             str(self.nodes)], env=self.env, capture_output=True, text=True, timeout=420,
-        )  # fmt: skip
+            [
+                "bash",
+                str(self.script),
+                "up",
+                "--state-dir",
+                str(self.state_dir),
+                "--nodes",
+                str(self.nodes),
+            ],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=420,
+        )
         for pid_file in (self.state_dir / "run").glob("*.pid"):
             try:
                 EXTRA_PIDS.add(int(pid_file.read_text()))
@@ -621,18 +656,27 @@ class ControlPlane:
     def down(self) -> None:
         subprocess.run(
             ["bash", str(self.script), "down", "--state-dir", str(self.state_dir)],
-            env=self.env, capture_output=True, timeout=180,
-        )  # fmt: skip
+            env=self.env,
+            capture_output=True,
+            timeout=180,
+        )
 
     def kubectl(self, *args: str, input: str | None = None) -> str:
         bin_dir = subprocess.run(
             ["bash", str(REPO / "tools" / "k8s" / "build.sh"), "--bin-dir"],
-            capture_output=True, text=True, check=True, timeout=60,
-        ).stdout.strip()  # fmt: skip
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout.strip()
         done = subprocess.run(
-            [f"{bin_dir}/kubectl", "--kubeconfig", str(self.kubeconfig), *args], input=input,
-            env=self.env, capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
+            [f"{bin_dir}/kubectl", "--kubeconfig", str(self.kubeconfig), *args],
+            input=input,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         if done.returncode != 0:
             raise SystemExit(f"kubectl {' '.join(args[:3])} failed: {done.stderr[-2000:]}")
         return done.stdout
@@ -642,20 +686,38 @@ def install_crd(plane: ControlPlane, work: Path) -> None:
     """The chart's ModelDeployment CRD, and its other CRDs when they install (the operator has
     handlers for them; without them it only warns that it cannot serve them)."""
     helm_home = work / "helm"
-    env = {**os.environ, **{f"HELM_{k}_HOME": str(helm_home / k.lower())
-                            for k in ("CACHE", "CONFIG", "DATA")}}  # fmt: skip
+    env = {
+        **os.environ,
+        **{f"HELM_{k}_HOME": str(helm_home / k.lower()) for k in ("CACHE", "CONFIG", "DATA")},
+    }
     chart = REPO / "charts" / "modelfactory"
     crds = sorted((chart / "templates" / "crds").glob("*.yaml"))
     crds.sort(key=lambda path: path.name != "modeldeployment.yaml")  # the one needed, first
     for crd in crds:
         try:
             rendered = subprocess.run(
-                [str(REPO / ".tools" / "bin" / "helm"), "template", "crds", str(chart),
-                 "--show-only", f"templates/crds/{crd.name}"],
-                env=env, capture_output=True, text=True, check=True, timeout=120,
-            ).stdout  # fmt: skip
-            plane.kubectl("apply", "--server-side", "--field-manager=modelfactory-bench", "-f",
-                          "-", input=rendered)  # fmt: skip
+                [
+                    str(REPO / ".tools" / "bin" / "helm"),
+                    "template",
+                    "crds",
+                    str(chart),
+                    "--show-only",
+                    f"templates/crds/{crd.name}",
+                ],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+                timeout=120,
+            ).stdout
+            plane.kubectl(
+                "apply",
+                "--server-side",
+                "--field-manager=modelfactory-bench",
+                "-f",
+                "-",
+                input=rendered,
+            )
         except (subprocess.CalledProcessError, SystemExit) as exc:
             if crd.name == "modeldeployment.yaml":
                 raise
@@ -678,9 +740,11 @@ def register_models(uri: str, source_version: str, count: int) -> list[str]:
     def one(name: str) -> None:
         client.create_registered_model(name, tags={"modelfactory.use_case": "classification"})
         version = client.create_model_version(
-            name, source=source.source, run_id=source.run_id,
+            name,
+            source=source.source,
+            run_id=source.run_id,
             model_id=_model_id(source.source),
-        )  # fmt: skip
+        )
         client.set_registered_model_alias(name, "champion", version.version)
 
     with ThreadPoolExecutor(4) as pool:
@@ -833,15 +897,20 @@ def running_operator(kubeconfig: Path, namespace: str, uri: str, work: Path, tic
     log_path = work / "operator.log"
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "modelfactory.operator"], env=env, stdout=log,
-            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-        )  # fmt: skip
+            [sys.executable, "-m", "modelfactory.operator"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     try:
         deadline = time.monotonic() + 120
         while True:
             try:
-                if httpx.get(f"http://127.0.0.1:{health_port}/healthz", timeout=2,
-                             trust_env=False).is_success:  # fmt: skip
+                if httpx.get(
+                    f"http://127.0.0.1:{health_port}/healthz", timeout=2, trust_env=False
+                ).is_success:
                     break
             except httpx.HTTPError:
                 pass
@@ -867,8 +936,9 @@ def scale_section(args, uri: str, mlflow_pid: int | None, versions: dict, work: 
         plane.down()  # the same state dir (and environment) it was started with
 
 
-def _scale(args, uri: str, mlflow_pid: int | None, versions: dict, work: Path,
-           plane: ControlPlane) -> None:  # fmt: skip
+def _scale(
+    args, uri: str, mlflow_pid: int | None, versions: dict, work: Path, plane: ControlPlane
+) -> None:
     from kubernetes import client, config
 
     n = args.deployments
@@ -911,16 +981,26 @@ def _scale(args, uri: str, mlflow_pid: int | None, versions: dict, work: Path,
         deployments = Watched(
             custom.list_namespaced_custom_object, "apps", "v1", namespace, "deployments"
         ).start()
-        statuses = Watched(custom.list_namespaced_custom_object, group, version, namespace,
-                           plural, status_written=True).start()  # fmt: skip
+        statuses = Watched(
+            custom.list_namespaced_custom_object,
+            group,
+            version,
+            namespace,
+            plural,
+            status_written=True,
+        ).start()
         time.sleep(1)
         created: dict[str, float] = {}
         with RssPeak(me) as rss:
             cpu0, first = _tree_cpu(me), time.time()
             for i, model in enumerate(names):
                 name = f"model-{i:03d}"
-                body = {"apiVersion": f"{group}/{version}", "kind": "ModelDeployment",
-                        "metadata": {"name": name}, "spec": {"model": model}}  # fmt: skip
+                body = {
+                    "apiVersion": f"{group}/{version}",
+                    "kind": "ModelDeployment",
+                    "metadata": {"name": name},
+                    "spec": {"model": model},
+                }
                 custom.create_namespaced_custom_object(group, version, namespace, plural, body)
                 created[name] = time.time()
             creating = time.time() - first
@@ -951,7 +1031,7 @@ def _scale(args, uri: str, mlflow_pid: int | None, versions: dict, work: Path,
         listed = json.loads(
             custom.list_namespaced_custom_object(
                 group, version, namespace, plural, _preload_content=False
-            ).data  # fmt: skip
+            ).data
         )["items"]
         deployments.stop()
         statuses.stop()
@@ -975,11 +1055,15 @@ def _scale(args, uri: str, mlflow_pid: int | None, versions: dict, work: Path,
             f" s  ({len(values)}/{n})"
         )
 
-    print(f"  {n} created back to back in {creating:.1f} s; all reconciled {done:.1f} s after the "
-          "first create")  # fmt: skip
+    print(
+        f"  {n} created back to back in {creating:.1f} s; all reconciled {done:.1f} s after the "
+        "first create"
+    )
     print(f"  create -> Deployment exists:   {latency(to_deployment)}")
-    print(f"  create -> status written:      {latency(to_status)}  (the rollout timer's first "
-          "tick comes 1 s after kopf sees the object)")  # fmt: skip
+    print(
+        f"  create -> status written:      {latency(to_status)}  (the rollout timer's first "
+        "tick comes 1 s after kopf sees the object)"
+    )
     print(
         f"  operator during the burst: {burst_cpu:.1f} CPU s, peak RSS {burst_peak / mib:.0f} MiB"
     )
@@ -987,8 +1071,10 @@ def _scale(args, uri: str, mlflow_pid: int | None, versions: dict, work: Path,
         f"  {'operator, steady state':<44} {'CPU s/min':>9} {'RSS MiB':>8} {'reconciles/min':>15}"
         f" {'ms each':>8}"
     )
-    print(f"  {'watching the empty namespace (alternative)':<44} {base_cpu_min:9.2f} "
-          f"{base_rss / mib:8.0f} {0:>15} {'-':>8}")  # fmt: skip
+    print(
+        f"  {'watching the empty namespace (alternative)':<44} {base_cpu_min:9.2f} "
+        f"{base_rss / mib:8.0f} {0:>15} {'-':>8}"
+    )
     print(
         f"  {f'{n} ModelDeployments, nothing changing':<44} {idle_cpu_min:9.2f} "
         f"{idle_rss.peak / mib:8.0f} {reconciles / idle * 60:15.0f} {mean_ms:8.1f}"
@@ -1010,8 +1096,11 @@ def _scale(args, uri: str, mlflow_pid: int | None, versions: dict, work: Path,
             f"  watches resumed {deployments.restarts} (Deployments) and {statuses.restarts} "
             f"(ModelDeployments) times; last error: {deployments.error or statuses.error}"
         )
-    errors = [line for line in operator_log.read_text(errors="replace").splitlines()
-              if " ERROR " in line or line.startswith("Traceback")]  # fmt: skip
+    errors = [
+        line
+        for line in operator_log.read_text(errors="replace").splitlines()
+        if " ERROR " in line or line.startswith("Traceback")
+    ]
     if errors:
         kinds = Counter(line.split(" ERROR ", 1)[-1][:160] for line in errors).most_common(3)
         print(f"  the operator logged {len(errors)} errors; the most common: {kinds}")
@@ -1023,20 +1112,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--section", default=",".join(SECTIONS),
-                        help="comma-separated: rollback, overhead, scale")  # fmt: skip
+    parser.add_argument(
+        "--section", default=",".join(SECTIONS), help="comma-separated: rollback, overhead, scale"
+    )
     parser.add_argument("--workers", type=int, default=2, help="serving workers")
     parser.add_argument("--rate", type=float, default=40, help="rollback: requests per second")
     parser.add_argument("--interval", type=float, default=5, help="analysis interval, seconds")
     parser.add_argument("--min-requests", type=int, default=30)
     parser.add_argument("--tick", type=float, default=1, help="local controller tick, seconds")
-    parser.add_argument("--poll-seconds", type=float, default=1,
-                        help="how often serving reads the rollout from the registry")  # fmt: skip
+    parser.add_argument(
+        "--poll-seconds",
+        type=float,
+        default=1,
+        help="how often serving reads the rollout from the registry",
+    )
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=6, help="overhead: seconds per run")
     parser.add_argument("--rounds", type=int, default=6, help="overhead: interleaved rounds")
-    parser.add_argument("--operator-tick", type=float, default=10,
-                        help="the operator's tick (chart: operator.tickSeconds)")  # fmt: skip
+    parser.add_argument(
+        "--operator-tick",
+        type=float,
+        default=10,
+        help="the operator's tick (chart: operator.tickSeconds)",
+    )
     parser.add_argument("--deployments", type=int, default=200)
     parser.add_argument("--nodes", type=int, default=3, help="kwok nodes (110 pods each)")
     parser.add_argument("--baseline-seconds", type=float, default=20)
@@ -1076,15 +1174,19 @@ def main() -> None:
         uri = server.start()
         cleanups.callback(server.stop)
         os.environ["MLFLOW_TRACKING_URI"] = uri
-        with machine_share("setup: MLflow server, training the versions"), \
-                open(work / "setup.log", "w") as setup_log, redirect_stdout(setup_log), \
-                redirect_stderr(setup_log):  # fmt: skip
+        with (
+            machine_share("setup: MLflow server, training the versions"),
+            open(work / "setup.log", "w") as setup_log,
+            redirect_stdout(setup_log),
+            redirect_stderr(setup_log),
+        ):
             versions = {"champion": train_version(uri, work, seed=1, model=MODEL)}
             if {"rollback", "overhead"} & set(sections):
                 versions["good"] = train_version(uri, work, seed=2, model=MODEL)
             if "rollback" in sections:
-                versions["slow"] = faulty_version(uri, versions["champion"], sleep_80ms,
-                                                  {"fault": "slow"})  # fmt: skip
+                versions["slow"] = faulty_version(
+                    uri, versions["champion"], sleep_80ms, {"fault": "slow"}
+                )
                 versions["erroring"] = faulty_version(
                     uri, versions["champion"], _raises_on_a_third, {"fault": "raises"}
                 )
@@ -1096,12 +1198,18 @@ def main() -> None:
 
         if {"rollback", "overhead"} & set(sections):
             service = ServingProcess(
-                MODEL, uri, free_port(), workers=args.workers, log_file=work / "serve.log",
-                extra_env={"MODELFACTORY_HOME": str(home),
-                           "MODELFACTORY_ROLLOUT_POLL_SECONDS": f"{args.poll_seconds:g}",
-                           "MODELFACTORY_GRPC_ENABLED": "false",
-                           "MODELFACTORY_PREDICTION_LOG": "false"},
-            )  # fmt: skip
+                MODEL,
+                uri,
+                free_port(),
+                workers=args.workers,
+                log_file=work / "serve.log",
+                extra_env={
+                    "MODELFACTORY_HOME": str(home),
+                    "MODELFACTORY_ROLLOUT_POLL_SECONDS": f"{args.poll_seconds:g}",
+                    "MODELFACTORY_GRPC_ENABLED": "false",
+                    "MODELFACTORY_PREDICTION_LOG": "false",
+                },
+            )
             service.start()
             cleanups.callback(service.stop)
             if "rollback" in sections:

@@ -7,7 +7,6 @@ as one clear message, never a traceback.
 
 from __future__ import annotations
 
-import functools
 import os
 import signal
 import sys
@@ -16,10 +15,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from modelfactory.config import get_settings
-from modelfactory.errors import ModelFactoryError
+from modelfactory.local.console import (
+    ModelArgument,
+    console,
+    embedded_mlflow,
+    friendly_errors,
+    tracking_uri,
+)
 from modelfactory.use_cases import FORECASTING
 
 app = typer.Typer(
@@ -27,51 +31,18 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-console = Console()
 
 
 def _mount_subcommands() -> None:
-    from modelfactory.local.drift_cli import drift_app
+    from modelfactory.local.drift_cli import drift_app, feedback
     from modelfactory.local.rollout_cli import rollout_app
 
     app.add_typer(rollout_app, name="rollout")
     app.add_typer(drift_app, name="drift")
+    app.command()(feedback)
 
 
 _mount_subcommands()
-
-
-def _friendly_errors(command):
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        try:
-            return command(*args, **kwargs)
-        except (ModelFactoryError, LookupError) as exc:
-            console.print(f"[bold red]error:[/] {exc}", highlight=False)
-            raise typer.Exit(1) from None
-
-    return wrapper
-
-
-def _registry_uri(start: bool = True) -> str:
-    """MLFLOW_TRACKING_URI if set; otherwise the embedded server, started if need be."""
-    settings = get_settings()
-    if settings.tracking_uri_from_env:
-        return settings.tracking_uri_from_env
-    server = embedded_mlflow()
-    if server.is_healthy() or not start:
-        return server.url
-    with console.status(f"Starting MLflow at {server.url} (first start creates the database)..."):
-        server.start()
-    console.print(f"[green]✓[/] MLflow at {server.url} (data in {settings.home / 'mlflow'})")
-    return server.url
-
-
-def embedded_mlflow():
-    from modelfactory.local.mlflow_server import EmbeddedMlflow
-
-    settings = get_settings()
-    return EmbeddedMlflow(settings.home, settings.mlflow_host, settings.mlflow_port)
 
 
 @app.command(
@@ -80,7 +51,7 @@ def embedded_mlflow():
         "(and register the model, if it makes one)."
     )
 )
-@_friendly_errors
+@friendly_errors
 def run(
     use_case: Annotated[
         str, typer.Argument(help="Which pipeline: classification, forecasting or anomaly.")
@@ -162,7 +133,7 @@ def run(
         min_samples=min_samples,
         staging_url=staging_url,
     )
-    uri = _registry_uri()
+    uri = tracking_uri()
     summary = workflows.run_pipeline(
         use_case,
         uri,
@@ -179,7 +150,7 @@ def run(
 
 
 @app.command()
-@_friendly_errors
+@friendly_errors
 def forecast(
     store: Annotated[int, typer.Option(help="Store id.")],
     horizon: Annotated[int, typer.Option(help="Days to forecast (1-365).")] = 42,
@@ -192,7 +163,7 @@ def forecast(
     """Forecast one store's daily sales with the registered champion model set."""
     from modelfactory.local import workflows
 
-    workflows.forecast_store(store, horizon, _registry_uri(), console, plot, model, alias)
+    workflows.forecast_store(store, horizon, tracking_uri(), console, plot, model, alias)
 
 
 @app.command(
@@ -201,7 +172,7 @@ def forecast(
         "or every store of a forecaster, written to --to by batch id."
     )
 )
-@_friendly_errors
+@friendly_errors
 def score(
     model: Annotated[str, typer.Argument(help="Registered model, e.g. bank-marketing.")],
     to: Annotated[
@@ -236,7 +207,7 @@ def score(
 
     workflows.score_batch(
         model,
-        _registry_uri(),
+        tracking_uri(),
         console,
         data=data,
         query=query,
@@ -255,7 +226,7 @@ def score(
         "(--install writes it with crontab)."
     )
 )
-@_friendly_errors
+@friendly_errors
 def schedule(
     use_case: Annotated[str, typer.Argument(help="Which batch: anomaly.")],
     data: Annotated[
@@ -287,9 +258,9 @@ def schedule(
 
 
 @app.command()
-@_friendly_errors
+@friendly_errors
 def serve(
-    model: Annotated[str, typer.Argument(help="Registered model name, e.g. bank-marketing.")],
+    model: ModelArgument,
     port: Annotated[
         int | None, typer.Option(help="HTTP port (default MODELFACTORY_HTTP_PORT).")
     ] = None,
@@ -302,7 +273,7 @@ def serve(
     from modelfactory.registry import Registry
 
     serving = get_settings().serving
-    uri = _registry_uri()
+    uri = tracking_uri()
     if Registry(uri).version_by_alias(model, alias) is None:
         raise LookupError(
             f"registered model {model!r} has no {alias!r} version at {uri}; "
@@ -333,56 +304,16 @@ def _route(model: str, use_case: str | None) -> str:
 
 
 @app.command()
-@_friendly_errors
-def feedback(
-    model: Annotated[str, typer.Argument(help="Registered model name, e.g. bank-marketing.")],
-    data: Annotated[
-        Path,
-        typer.Option(
-            "--data",
-            help="CSV with columns request_id, actual and optionally record (a record of a "
-            "multi-record request, from 0).",
-        ),
-    ],
-    use_case: Annotated[
-        str | None, typer.Option(help="The model's use case, when its name does not say.")
-    ] = None,
-):
-    """Load ground truth for logged predictions (a repeated request id replaces its value)."""
-    from modelfactory.local.drift_cli import load_feedback_file
-    from modelfactory.predictions.feedback import FeedbackStore, UnknownRequests
-    from modelfactory.use_cases import served_use_case
-
-    settings = get_settings()
-    spec = served_use_case(model, use_case).monitoring
-    if spec is None:
-        raise ModelFactoryError(f"{model}: its use case takes no ground truth")
-    items = load_feedback_file(data, spec.check_actual)
-    store = FeedbackStore(settings.prediction_store_url, model)
-    try:
-        stored = store.record(items)
-    except UnknownRequests as exc:
-        raise ModelFactoryError(f"{data}: nothing stored; {exc}") from None
-    finally:
-        store.close()
-    console.print(
-        f"[green]✓[/] {stored['stored']} ground-truth values for {model} "
-        f"({stored['replaced']} replaced earlier ones) in {settings.prediction_store_url}",
-        highlight=False,
-    )
-
-
-@app.command()
-@_friendly_errors
+@friendly_errors
 def models():
     """List registered models, their versions, aliases and key metrics."""
     from modelfactory.local import workflows
 
-    workflows.print_models(_registry_uri(), console)
+    workflows.print_models(tracking_uri(), console)
 
 
 @app.command()
-@_friendly_errors
+@friendly_errors
 def up():
     """Keep MLflow, and a service per champion, running for interactive use until Ctrl-C."""
     from modelfactory.local.serving import ServingProcess
@@ -392,7 +323,7 @@ def up():
     serving = settings.serving
     server = embedded_mlflow()
     started_here = not settings.tracking_uri_from_env and not server.is_healthy()
-    uri = _registry_uri()
+    uri = tracking_uri()
     registry = Registry(uri)
     services = []
     try:
@@ -436,7 +367,7 @@ def up():
 
 
 @app.command()
-@_friendly_errors
+@friendly_errors
 def down():
     """Stop the embedded MLflow server that `demo`, `run` or `up` left running."""
     console.print(
@@ -445,10 +376,10 @@ def down():
 
 
 @app.command()
-@_friendly_errors
+@friendly_errors
 def demo(rows: Annotated[int, typer.Option(help="Rows of synthetic bank-marketing data.")] = 20000):
     """The whole lifecycle on synthetic data: pipeline, registry, serving, predictions, drift,
     retraining, a rollout promoted and one rolled back."""
     from modelfactory.local import demo as walkthrough
 
-    walkthrough.demo(_registry_uri(), console, rows)
+    walkthrough.demo(tracking_uri(), console, rows)

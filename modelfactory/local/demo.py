@@ -16,13 +16,13 @@ from __future__ import annotations
 import os
 import random
 import time
-from collections.abc import Callable
 
 import httpx
 from rich.console import Console
 from rich.table import Table
 
 from modelfactory.config import get_settings
+from modelfactory.local.faults import register_faulty_version, sleep_80ms
 from modelfactory.local.serving import ServingProcess
 from modelfactory.local.workflows import print_registration, run_pipeline
 from modelfactory.registry import CHALLENGER, CHAMPION, Registry
@@ -201,8 +201,10 @@ def send_later_period(url: str, console: Console, seed: int = 0) -> int:
 def check_and_retrain(tracking_uri: str, console: Console, labelled: int) -> str | None:
     """One monitor check of the last hour: the drift table, the report, and the retraining;
     returns the retrained version when the gate found it eligible for a rollout."""
-    from modelfactory.local.drift_cli import print_check, retrainer_for
-    from modelfactory.monitoring.monitor import MonitorConfig, run_check
+    from modelfactory.local.drift_view import print_check
+    from modelfactory.local.retraining import cli_retrainer
+    from modelfactory.monitoring.check import run_check
+    from modelfactory.monitoring.config import MonitorConfig
     from modelfactory.monitoring.policy import MonitorState
 
     settings = get_settings()
@@ -234,7 +236,8 @@ def check_and_retrain(tracking_uri: str, console: Console, labelled: int) -> str
     result, _ = run_check(
         config,
         MonitorState(),
-        retrainer=retrainer_for(settings, tracking_uri),
+        CLASSIFICATION,
+        retrainer=cli_retrainer(settings, tracking_uri, console),
         tracking_uri=tracking_uri,
         on_event=show,
     )
@@ -271,39 +274,6 @@ def roll_back_a_slow_version(tracking_uri: str, service: ServingProcess, console
     return _rollout(tracking_uri, service, console)
 
 
-def sleep_80ms(frame):
-    time.sleep(0.08)
-    return frame
-
-
-def register_faulty_version(
-    tracking_uri: str, model: str, base_version: str, fault: Callable, tags: dict[str, str]
-) -> str:
-    """A new version of ``model``: ``fault`` run on the records before ``base_version``'s model
-    (a scikit-learn Pipeline, pickled with cloudpickle), registered as challenger."""
-    import mlflow
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import FunctionTransformer
-
-    registry = Registry(tracking_uri)
-    mlflow.set_tracking_uri(tracking_uri)
-    base = mlflow.sklearn.load_model(f"models:/{model}/{base_version}")
-    info = mlflow.models.get_model_info(f"models:/{model}/{base_version}")
-    faulty = Pipeline([("fault", FunctionTransformer(fault)), ("model", base)])
-    mlflow.set_experiment(model)
-    with mlflow.start_run(tags=tags) as run:
-        logged = mlflow.sklearn.log_model(
-            faulty,
-            name="model",
-            signature=info.signature,
-            serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
-            pyfunc_predict_fn="predict_proba",
-            metadata=info.metadata or {"labels": ["no", "yes"], "threshold": 0.5},
-        )
-    version = registry.register(model, logged.model_uri, run.info.run_id, CLASSIFICATION.name)
-    return str(version.version)
-
-
 def _rollout(tracking_uri: str, service: ServingProcess, console: Console) -> str:
     from modelfactory.local.rollout_view import tick_printer
     from modelfactory.local.rollouts import LocalRollouts, run_local
@@ -316,9 +286,15 @@ def _rollout(tracking_uri: str, service: ServingProcess, console: Console) -> st
     time.sleep(1.5)  # the service loads the new challenger at its next poll
     with Load(service.url, rate=60) as traffic:
         final = run_local(
-            parse_spec(raw), raw, store, tracking_uri, [service.metrics_url], tick_seconds=1.0,
-            timeout=240, on_tick=tick_printer(console),
-        )  # fmt: skip
+            parse_spec(raw),
+            raw,
+            store,
+            tracking_uri,
+            [service.metrics_url],
+            tick_seconds=1.0,
+            timeout=240,
+            on_tick=tick_printer(console),
+        )
     console.print(
         f"[bold]{final.phase}[/]: {final.message} — clients sent "
         f"{traffic.answers} requests meanwhile, {traffic.failures} failed",

@@ -11,44 +11,37 @@
 - ``drift batches`` records the anomaly batch's drift per batch date.
 - ``feedback MODEL --data actuals.csv`` loads ground truth (``request_id,actual[,record]``).
 
-Mounted by the main CLI (``app.add_typer(drift_app, name="drift")``).
+The main CLI mounts ``drift_app`` as ``drift`` and :func:`feedback` as a command of its own.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import json
 import re
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from modelfactory.errors import ModelFactoryError
+from modelfactory.local.console import ModelArgument, console, friendly_errors, tracking_uri
 
 drift_app = typer.Typer(
     help="Drift and performance checks of the prediction log, and the retraining they start.",
     no_args_is_help=True,
 )
-console = Console()
 _MANIFEST_ONLY = ("schedule", "suspend")  # DriftMonitor fields for the operator, not the check
-
-
-def _errors(command):
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        from mlflow.exceptions import MlflowException
-
-        try:
-            return command(*args, **kwargs)
-        except (ModelFactoryError, LookupError, ValueError, MlflowException) as exc:
-            console.print(f"[bold red]error:[/] {exc}", highlight=False)
-            raise typer.Exit(1) from None
-
-    return wrapper
+Since = Annotated[
+    str | None, typer.Option(help="Window: the last 24h, 30m, 7d, 1h30m, ... (default 24h).")
+]
+Last = Annotated[
+    int | None, typer.Option(help="Window: the newest N logged rows instead of a time span.")
+]
+MinRows = Annotated[int | None, typer.Option(help="Fewest rows judged (default 500).")]
+MonitorFile = Annotated[
+    Path | None, typer.Option(help="Monitor settings (YAML/JSON, or a DriftMonitor manifest).")
+]
 
 
 def monitor_config(
@@ -63,7 +56,7 @@ def monitor_config(
     manifest) with the command line's options over it."""
     import yaml
 
-    from modelfactory.monitoring.monitor import MonitorConfig
+    from modelfactory.monitoring.config import MonitorConfig
 
     values: dict[str, Any] = {}
     if config is not None:
@@ -93,13 +86,13 @@ def monitor_config(
     return MonitorConfig.model_validate(values)
 
 
-def _tracking_uri() -> str:
-    import os
+def _registry_and_use_case(monitor):
+    """The registry the check uses, and the use case whose log it reads."""
+    from modelfactory.registry import Registry
+    from modelfactory.use_cases import monitored_use_case
 
-    from modelfactory.local.cli import _registry_uri
-
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keep the table legible
-    return _registry_uri()
+    uri = tracking_uri()
+    return uri, monitored_use_case(monitor.model, monitor.use_case, Registry(uri))
 
 
 def _on_event(kind: str, value) -> None:
@@ -115,33 +108,26 @@ def _on_event(kind: str, value) -> None:
 
 
 @drift_app.command()
-@_errors
+@friendly_errors
 def check(
-    model: Annotated[str, typer.Argument(help="Registered model name, e.g. bank-marketing.")],
-    since: Annotated[
-        str | None, typer.Option(help="Window: the last 24h, 30m, 7d, ... (default 24h).")
-    ] = None,
-    last: Annotated[
-        int | None, typer.Option(help="Window: the newest N logged rows instead of a time span.")
-    ] = None,
+    model: ModelArgument,
+    since: Since = None,
+    last: Last = None,
     version: Annotated[str | None, typer.Option(help="Only rows this version answered.")] = None,
     html: Annotated[Path | None, typer.Option(help="Also write the HTML report here.")] = None,
-    config: Annotated[
-        Path | None,
-        typer.Option(help="Monitor settings (YAML/JSON, or a DriftMonitor manifest)."),
-    ] = None,
-    min_rows: Annotated[int | None, typer.Option(help="Fewest rows judged (default 500).")] = None,
+    config: MonitorFile = None,
+    min_rows: MinRows = None,
 ):
     """Check the prediction log against the champion: columns, methods, scores, flags, decision."""
     from modelfactory.config import get_settings
-    from modelfactory.monitoring.monitor import JsonStateStore, run_check
+    from modelfactory.local.drift_view import print_check
+    from modelfactory.monitoring.check import run_check
+    from modelfactory.monitoring.state import JsonStateStore
 
-    settings = get_settings()
     monitor = monitor_config(model, config, since, last, version, min_rows)
-    state = JsonStateStore.for_model(settings.home, monitor.model).load()
-    result, _ = run_check(
-        monitor, state, act=False, tracking_uri=_tracking_uri(), on_event=_on_event
-    )
+    state = JsonStateStore.for_model(get_settings().home, monitor.model).load()
+    uri, case = _registry_and_use_case(monitor)
+    result, _ = run_check(monitor, state, case, act=False, tracking_uri=uri, on_event=_on_event)
     print_check(result, console)
     if html is not None and result.report_path is not None:
         html.parent.mkdir(parents=True, exist_ok=True)
@@ -150,16 +136,13 @@ def check(
 
 
 @drift_app.command("run")
-@_errors
+@friendly_errors
 def run_(
     model: Annotated[str | None, typer.Option(help="Registered model name.")] = None,
-    config: Annotated[
-        Path | None,
-        typer.Option(help="Monitor settings (YAML/JSON, or a DriftMonitor manifest)."),
-    ] = None,
-    since: Annotated[str | None, typer.Option(help="Window: the last 24h, 7d, ...")] = None,
-    last: Annotated[int | None, typer.Option(help="Window: the newest N logged rows.")] = None,
-    min_rows: Annotated[int | None, typer.Option(help="Fewest rows judged (default 500).")] = None,
+    config: MonitorFile = None,
+    since: Since = None,
+    last: Last = None,
+    min_rows: MinRows = None,
     state_file: Annotated[
         Path | None,
         typer.Option(help="Where the monitor's state is kept (default under MODELFACTORY_HOME)."),
@@ -167,7 +150,10 @@ def run_(
 ):
     """One monitor check that acts: record it, and retrain when the policy says so."""
     from modelfactory.config import get_settings
-    from modelfactory.monitoring.monitor import JsonStateStore, run_monitor
+    from modelfactory.local.drift_view import print_check
+    from modelfactory.local.retraining import cli_retrainer
+    from modelfactory.monitoring.check import run_monitor
+    from modelfactory.monitoring.state import JsonStateStore, status_of
 
     settings = get_settings()
     monitor = monitor_config(model, config, since, last, None, min_rows)
@@ -176,104 +162,19 @@ def run_(
         if state_file
         else JsonStateStore.for_model(settings.home, monitor.model)
     )
-    uri = _tracking_uri()
+    uri, case = _registry_and_use_case(monitor)
+    retrainer = cli_retrainer(settings, uri, console)
     result, state = run_monitor(
-        monitor, store, retrainer=retrainer_for(settings, uri), tracking_uri=uri, on_event=_on_event
+        monitor, store, case, retrainer=retrainer, tracking_uri=uri, on_event=_on_event
     )
     print_check(result, console)
     console.print(
-        f"state ({store.path}): {json.dumps(state.to_status())}", highlight=False, soft_wrap=True
+        f"state ({store.path}): {json.dumps(status_of(state))}", highlight=False, soft_wrap=True
     )
-
-
-def retrainer_for(settings, tracking_uri: str):
-    """kfp.Client submissions when a KFP endpoint is configured, else a kfp local run here."""
-    if settings.monitoring.kfp_host:
-        from modelfactory.monitoring.retrain import KfpRetrainer
-
-        return KfpRetrainer(settings.monitoring.kfp_host, settings.monitoring.kfp_experiment)
-    from modelfactory.local.retraining import LocalRetrainer
-
-    # The local runner sends kfp's own output to the run's log by redirecting stdout: the step
-    # lines go to the stream the terminal has now.
-    steps = Console(file=console.file, force_terminal=console.is_terminal, width=console.width)
-
-    def show(event) -> None:
-        if event.status == "SUCCESS":
-            steps.print(f"  [green]✓[/] {event.task} [dim]({event.seconds:.1f}s)[/]")
-        elif event.status != "running":
-            steps.print(f"  [red]✗[/] {event.task} [dim]({event.seconds:.1f}s)[/]")
-
-    return LocalRetrainer(tracking_uri, settings.home / "pipeline_runs", show)
-
-
-def print_check(result, out: Console) -> None:
-    """The check as a person reads it: columns, methods, scores, flags; performance; decision."""
-    read = (
-        f"{result.read_rows:,} sampled of {result.rows:,} rows"
-        if result.sampled
-        else f"{result.rows:,} rows"
-    )
-    champion = f", champion v{result.champion_version}" if result.champion_version else ""
-    out.print(f"\n[bold]{result.window}[/]: {read}{champion}", highlight=False)
-    drift = result.drift
-    if drift is not None:
-        table = Table("column", "role", "method", "threshold", "score", "drifted")
-        for column in sorted(drift.columns, key=lambda c: (c.role != "output", -c.score)):
-            table.add_row(
-                column.column,
-                column.role,
-                column.method,
-                f"{column.threshold:g}",
-                f"{column.score:.4f}",
-                "[red]DRIFT[/]" if column.drifted else "-",
-            )
-        out.print(table)
-        out.print(
-            f"drifted: {len(drift.drifted_inputs)} of {len(drift.inputs)} inputs "
-            f"({drift.drifted_share:.0%})"
-            + (f"; outputs: {', '.join(drift.drifted_outputs)}" if drift.drifted_outputs else "")
-            + f"; reference {drift.reference_rows:,} rows",
-            highlight=False,
-        )
-        for column, why in drift.skipped.items():
-            out.print(f"  not compared: {column} ({why})", highlight=False)
-    for version in result.performance:
-        figures = ", ".join(
-            f"{name} {value:.4f}"
-            + (f" (holdout {version.holdout[name]:.4f})" if name in version.holdout else "")
-            for name, value in version.realized.items()
-            if not name.startswith("store_")
-        )
-        out.print(
-            f"realized v{version.version} on {version.labelled_rows:,} labelled rows: {figures}",
-            highlight=False,
-        )
-        for who, why in version.flagged.items():
-            out.print(f"  [yellow]{who}[/]: {why}", highlight=False)
-    decision = result.decision
-    verb = decision.action if result.acted else f"{decision.action} (a check only: nothing started)"
-    out.print(f"[bold]decision[/]: {verb}\n  {decision.reason}", highlight=False)
-    if result.retrain is not None:
-        started = result.retrain
-        out.print(
-            f"[bold]retraining run[/] {started.run_id} ({started.where})"
-            + (f": registered v{started.version}" if started.version else "")
-            + (f", {started.detail}" if started.detail else ""),
-            highlight=False,
-        )
-    if result.retrain_error:
-        out.print(f"[red]retraining failed[/]: {result.retrain_error}", highlight=False)
-    if result.report_path is not None:
-        out.print(f"report: {result.report_path}", highlight=False)
-    if result.report_url:
-        out.print(f"        {result.report_url}", highlight=False)
-    if result.run_url:
-        out.print(f"MLflow run: {result.run_url}", highlight=False)
 
 
 @drift_app.command()
-@_errors
+@friendly_errors
 def batches(
     staging_url: Annotated[
         str, typer.Option(help="The anomaly batch's staging table (default sqlite in the home).")
@@ -284,9 +185,10 @@ def batches(
     ] = None,
 ):
     """The anomaly batch: each day's rides against the days before, and its outlier rate."""
+    from modelfactory.anomaly.monitoring import batch_drift, read_staged_rides, record_batch_drift
     from modelfactory.anomaly.steps import default_staging_url
     from modelfactory.config import get_settings
-    from modelfactory.monitoring.batches import batch_drift, read_staged_rides, record_batch_drift
+    from modelfactory.local.drift_view import print_batches
     from modelfactory.registry import Registry
     from modelfactory.use_cases import ANOMALY
 
@@ -298,20 +200,47 @@ def batches(
     dates = sorted({d for d in rides["batch_date"] if first is None or d >= first})
     results = batch_drift(rides, dates, reference_days=days)
     home = get_settings().home / "monitoring" / ANOMALY.model_name
-    record_batch_drift(results, Registry(_tracking_uri()), ANOMALY.model_name, home)
-    table = Table("batch date", "rides", "outlier rate", "days before", "drifted share", "verdict")
-    for result in results:
-        table.add_row(
-            result.batch_date.isoformat(),
-            f"{result.rides:,}",
-            f"{result.outlier_rate:.2%}",
-            "-"
-            if result.reference_outlier_rate is None
-            else f"{result.reference_outlier_rate:.2%}",
-            "-" if result.drifted_share is None else f"{result.drifted_share:.0%}",
-            result.verdict,
-        )
-    console.print(table)
+    record_batch_drift(results, Registry(tracking_uri()), ANOMALY.model_name, home)
+    print_batches(results, console)
+
+
+@friendly_errors
+def feedback(
+    model: ModelArgument,
+    data: Annotated[
+        Path,
+        typer.Option(
+            "--data",
+            help="CSV with columns request_id, actual and optionally record (a record of a "
+            "multi-record request, from 0).",
+        ),
+    ],
+    use_case: Annotated[
+        str | None, typer.Option(help="The model's use case, when its name does not say.")
+    ] = None,
+):
+    """Load ground truth for logged predictions (a repeated request id replaces its value)."""
+    from modelfactory.config import get_settings
+    from modelfactory.predictions.feedback import FeedbackStore, UnknownRequests
+    from modelfactory.use_cases import served_use_case
+
+    settings = get_settings()
+    spec = served_use_case(model, use_case).monitoring
+    if spec is None:
+        raise ModelFactoryError(f"{model}: its use case takes no ground truth")
+    items = load_feedback_file(data, spec.check_actual)
+    store = FeedbackStore(settings.prediction_store_url, model)
+    try:
+        stored = store.record(items)
+    except UnknownRequests as exc:
+        raise ModelFactoryError(f"{data}: nothing stored; {exc}") from None
+    finally:
+        store.close()
+    console.print(
+        f"[green]✓[/] {stored['stored']} ground-truth values for {model} "
+        f"({stored['replaced']} replaced earlier ones) in {settings.prediction_store_url}",
+        highlight=False,
+    )
 
 
 def load_feedback_file(path: Path, check_actual, max_items: int | None = None) -> list:

@@ -22,8 +22,7 @@ from modelfactory.errors import RegistryError
 from modelfactory.local.ports import port_in_use
 
 # MLflow 3 starts a job runner and five huey consumer processes unless told not to; nothing of
-# modelfactory submits MLflow jobs. Without them a server is healthy in about half the time,
-# with 5 processes instead of 13 and 40% of the memory (benchmarks/mlflow_server.py).
+# modelfactory submits MLflow jobs (docs/adr/0011-embedded-mlflow-without-job-runner.md).
 SERVER_ENVIRONMENT = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 
 

@@ -18,38 +18,27 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
+
+from modelfactory.local.console import ModelArgument, console, friendly_errors, tracking_uri
 
 rollout_app = typer.Typer(
     help="Rollouts of a model's challenger: automated (run, promote, abort, retry, status) and "
     "its traffic tags by hand (set, traffic, clear).",
     no_args_is_help=True,
 )
-console = Console()
 
 
-def _registry():
-    from modelfactory.registry import Registry, ensure_reachable
+def _show(action):
+    """Apply ``action`` to the registry and print the rollout state it leaves."""
+    from modelfactory.registry import Registry
 
-    return Registry(ensure_reachable())
-
-
-def _run(action):
-    from mlflow.exceptions import MlflowException
-
-    from modelfactory.errors import ModelFactoryError
-
-    try:
-        state = action(_registry())
-    except (ModelFactoryError, MlflowException) as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(1) from None
-    console.print(state.describe(), highlight=False)
+    console.print(action(Registry(tracking_uri())).describe(), highlight=False)
 
 
 @rollout_app.command("set")
+@friendly_errors
 def set_(
-    model: Annotated[str, typer.Argument(help="Registered model name, e.g. bank-marketing.")],
+    model: ModelArgument,
     mode: Annotated[
         str,
         typer.Option(
@@ -67,31 +56,37 @@ def set_(
     """Start or move the rollout of the model's challenger."""
     from modelfactory.rollout import set_rollout
 
-    _run(lambda registry: set_rollout(registry, model, mode, weight, step, budget_ms))
+    _show(lambda registry: set_rollout(registry, model, mode, weight, step, budget_ms))
 
 
 @rollout_app.command()
-def traffic(model: Annotated[str, typer.Argument(help="Registered model name.")]):
+@friendly_errors
+def traffic(model: ModelArgument):
     """Show champion, challenger and the traffic tags the serving processes follow."""
     from modelfactory.rollout import read_rollout
 
-    _run(lambda registry: read_rollout(registry, model))
+    _show(lambda registry: read_rollout(registry, model))
 
 
 @rollout_app.command()
-def clear(model: Annotated[str, typer.Argument(help="Registered model name.")]):
+@friendly_errors
+def clear(model: ModelArgument):
     """Stop the rollout: the champion answers everything (the challenger alias stays)."""
     from modelfactory.rollout import clear_rollout
 
-    _run(lambda registry: clear_rollout(registry, model))
+    _show(lambda registry: clear_rollout(registry, model))
 
 
 # --- automated rollouts ------------------------------------------------------------------------
 Namespace = Annotated[
     str | None,
-    typer.Option("--namespace", "-n", help="Act on the ModelDeployment in this namespace of the "
-                 "current kubeconfig's cluster, instead of the local rollout."),
-]  # fmt: skip
+    typer.Option(
+        "--namespace",
+        "-n",
+        help="Act on the ModelDeployment in this namespace of the current kubeconfig's cluster, "
+        "instead of the local rollout.",
+    ),
+]
 
 
 def _store(namespace: str | None):
@@ -113,19 +108,10 @@ def kubectl_plugin() -> None:
     rollout_app(prog_name="kubectl modelfactory")
 
 
-def _friendly(work):
-    from modelfactory.errors import ModelFactoryError
-
-    try:
-        return work()
-    except ModelFactoryError as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(1) from None
-
-
 @rollout_app.command()
+@friendly_errors
 def run(
-    model: Annotated[str, typer.Argument(help="Registered model name, e.g. bank-marketing.")],
+    model: ModelArgument,
     spec_file: Annotated[
         Path | None,
         typer.Option(
@@ -152,27 +138,31 @@ def run(
     from modelfactory.config import get_settings
     from modelfactory.local.rollout_view import tick_printer
     from modelfactory.local.rollouts import LocalRollouts, load_spec, run_local
-    from modelfactory.registry import ensure_reachable
 
     settings = get_settings()
-    rollout, raw = _friendly(
-        lambda: load_spec(model, spec_file, interval=interval, minRequests=min_requests)
-    )
+    rollout, raw = load_spec(model, spec_file, interval=interval, minRequests=min_requests)
     urls = metrics_url or [f"http://{settings.serving.http_host}:{settings.serving.metrics_port}"]
     store = LocalRollouts(settings.home / "rollouts")
-    show = tick_printer(console)
-
-    console.print(f"rollout of {model}: {', '.join(s.describe() for s in rollout.steps)}; "
-                  f"metrics from {', '.join(urls)}; Ctrl-C stops (the status is kept)")  # fmt: skip
-    final = _friendly(
-        lambda: run_local(
-            rollout, raw, store, ensure_reachable(), urls, tick, timeout=timeout, on_tick=show
-        )  # fmt: skip
+    steps = ", ".join(s.describe() for s in rollout.steps)
+    console.print(
+        f"rollout of {model}: {steps}; metrics from {', '.join(urls)}; Ctrl-C stops (the status "
+        "is kept)"
+    )
+    final = run_local(
+        rollout,
+        raw,
+        store,
+        tracking_uri(),
+        urls,
+        tick,
+        timeout=timeout,
+        on_tick=tick_printer(console),
     )
     raise typer.Exit(0 if final.phase == "Healthy" else 3)
 
 
 @rollout_app.command()
+@friendly_errors
 def promote(
     name: Annotated[str, typer.Argument(help="Model (local) or ModelDeployment (cluster).")],
     full: Annotated[bool, typer.Option("--full", help="Skip every remaining step.")] = False,
@@ -180,26 +170,34 @@ def promote(
 ):
     """Go on past a pause (or start a manual rollout); --full promotes the challenger now."""
     store = _store(namespace)
-    console.print(_friendly(lambda: store.request(name, "promote-full" if full else "promote")))
+    console.print(store.request(name, "promote-full" if full else "promote"))
+
+
+def _action_command(action: str, doc: str):
+    """A command that asks NAME's rollout for ``action`` (the operator or ``rollout run`` acts on
+    it at its next reconcile)."""
+
+    @friendly_errors
+    def command(
+        name: Annotated[str, typer.Argument(help="Model or ModelDeployment.")],
+        namespace: Namespace = None,
+    ):
+        console.print(_store(namespace).request(name, action))
+
+    command.__doc__ = doc
+    return command
+
+
+rollout_app.command("abort")(
+    _action_command("abort", "Roll the challenger back now, recording that a person aborted it.")
+)
+rollout_app.command("retry")(
+    _action_command("retry", "Roll out again the version whose rollout was rolled back or aborted.")
+)
 
 
 @rollout_app.command()
-def abort(name: Annotated[str, typer.Argument(help="Model or ModelDeployment.")],
-          namespace: Namespace = None):  # fmt: skip
-    """Roll the challenger back now, recording that a person aborted it."""
-    store = _store(namespace)
-    console.print(_friendly(lambda: store.request(name, "abort")))
-
-
-@rollout_app.command()
-def retry(name: Annotated[str, typer.Argument(help="Model or ModelDeployment.")],
-          namespace: Namespace = None):  # fmt: skip
-    """Roll out again the version whose rollout was rolled back or aborted."""
-    store = _store(namespace)
-    console.print(_friendly(lambda: store.request(name, "retry")))
-
-
-@rollout_app.command()
+@friendly_errors
 def status(
     name: Annotated[str, typer.Argument(help="Model or ModelDeployment.")],
     watch: Annotated[bool, typer.Option("--watch", "-w", help="Keep it on screen, live.")] = False,
@@ -214,7 +212,7 @@ def status(
     store = _store(namespace)
 
     def view():
-        raw = _friendly(lambda: store.status(name))
+        raw = store.status(name)
         try:
             spec = parse_spec(raw["spec"]) if raw.get("spec") else None
         except SpecError:

@@ -14,6 +14,7 @@ from modelfactory.rollout.controller import Tick
 from modelfactory.rollout.spec import RolloutSpec
 from modelfactory.rollout.status import Status
 from modelfactory.status import from_status
+from modelfactory.timestamps import rfc3339
 
 PHASE_STYLE = {"Healthy": "green", "Progressing": "cyan", "Paused": "yellow", "Degraded": "red"}
 
@@ -22,10 +23,15 @@ def render(name: str, raw: dict[str, Any], spec: RolloutSpec | None = None) -> G
     status = from_status(Status, raw)
     phase = Text(status.phase, style=PHASE_STYLE.get(status.phase, ""))
     head = Text.assemble(
-        (f"{name}", "bold"), "  ", phase, "  champion ", (f"v{status.champion or '-'}", "bold"),
-        "  challenger ", (f"v{status.challenger}" if status.challenger else "-", "bold"),
+        (f"{name}", "bold"),
+        "  ",
+        phase,
+        "  champion ",
+        (f"v{status.champion or '-'}", "bold"),
+        "  challenger ",
+        (f"v{status.challenger}" if status.challenger else "-", "bold"),
         f"  weight {status.weight:g}% ({status.mode or 'no traffic'})",
-    )  # fmt: skip
+    )
     parts: list[Any] = [head, Text(status.message or "", style="dim")]
     if spec is not None and status.challenger:
         steps = Table("", "step", box=None, show_header=False, pad_edge=False)
@@ -36,27 +42,37 @@ def render(name: str, raw: dict[str, Any], spec: RolloutSpec | None = None) -> G
     metrics = status.analysis.metrics
     if metrics:
         table = Table(
-            "metric", "value", "threshold", "ok", "failed", "inconclusive", "last",
+            "metric",
+            "value",
+            "threshold",
+            "ok",
+            "failed",
+            "inconclusive",
+            "last",
             title=f"analysis: {status.analysis.intervals} intervals; {status.analysis.last_reason}",
             title_justify="left",
-        )  # fmt: skip
+        )
         for metric_name, m in metrics.items():
             value = "-" if m.value is None else f"{m.value:.4g}"
             label = f"{metric_name} (dry run)" if m.dry_run else metric_name
             style = {"Failed": "red", "Successful": "green", "Inconclusive": "yellow"}.get(m.last)
             table.add_row(
-                label, value, m.threshold, str(m.successful), str(m.failed), str(m.inconclusive),
+                label,
+                value,
+                m.threshold,
+                str(m.successful),
+                str(m.failed),
+                str(m.inconclusive),
                 Text(m.last or "-", style=style or ""),
-            )  # fmt: skip
+            )
         parts.append(table)
     if status.history:
-        history = Table("version", "outcome", "finished", "reason", title="history",
-                        title_justify="left")  # fmt: skip
+        history = Table(
+            "version", "outcome", "finished", "reason", title="history", title_justify="left"
+        )
         for entry in status.history[:5]:
-            history.add_row(
-                f"v{entry.get('version')}", entry.get("outcome", ""),
-                str(entry.get("finishedAt", ""))[:19], str(entry.get("reason", ""))[:90],
-            )  # fmt: skip
+            finished = rfc3339(entry.finished_at)[:19] if entry.finished_at else ""
+            history.add_row(f"v{entry.version}", entry.outcome, finished, entry.reason[:90])
         parts.append(history)
     return Group(*parts)
 
@@ -84,8 +100,9 @@ def tick_printer(console) -> Callable[[Tick], None]:
         stamp = time.strftime("%H:%M:%S")
         for event in done.events:
             colour = "red" if event.type == "Warning" else "green"
-            console.print(f"[dim]{stamp}[/] [{colour}]{event.reason}[/] {event.message}",
-                          highlight=False)  # fmt: skip
+            console.print(
+                f"[dim]{stamp}[/] [{colour}]{event.reason}[/] {event.message}", highlight=False
+            )
         line = timeline_line(done.status)
         if line != last["line"]:
             console.print(f"[dim]{stamp}[/] {line}", highlight=False)

@@ -23,13 +23,12 @@ from typing import Any, Protocol
 import yaml
 
 from modelfactory.errors import ModelFactoryError
+from modelfactory.operator.crds import ACTION_ANNOTATION, GROUP, MODEL_DEPLOYMENT, VERSION
 from modelfactory.rollout.actions import USER_ACTIONS
 from modelfactory.rollout.controller import MetricsScraper, MlflowRegistry, RolloutController, Tick
 from modelfactory.rollout.spec import RolloutSpec, parse_spec
 from modelfactory.rollout.status import Status
 from modelfactory.status import from_status, to_status
-
-ACTION_ANNOTATION = "modelfactory.io/action"
 
 
 class RolloutStore(Protocol):
@@ -94,7 +93,7 @@ class ClusterRollouts:
 
         try:
             found = self._api().get_namespaced_custom_object(
-                "modelfactory.io", "v1alpha1", self.namespace, "modeldeployments", name
+                GROUP, VERSION, self.namespace, MODEL_DEPLOYMENT.plural, name
             )
         except ApiException as exc:
             if exc.status == 404:
@@ -110,7 +109,7 @@ class ClusterRollouts:
         self.status(name)  # a clear error for a name that does not exist
         body = {"metadata": {"annotations": {ACTION_ANNOTATION: action}}}
         self._api().patch_namespaced_custom_object(
-            "modelfactory.io", "v1alpha1", self.namespace, "modeldeployments", name, body
+            GROUP, VERSION, self.namespace, MODEL_DEPLOYMENT.plural, name, body
         )
         return (
             f"{action} requested on modeldeployment/{name} in {self.namespace} "

@@ -318,7 +318,7 @@ def score_batch(
 ) -> dict:
     """Score a batch in this process (one partition) with progress bars; print the summary.
 
-    The same steps as the batch-scoring pipeline (:mod:`modelfactory.scoring.steps`), which
+    The same steps as the batch-scoring pipeline (:mod:`modelfactory.steps.scoring`), which
     fans the partitions out over a cluster's pods.
     """
     import tempfile
@@ -332,9 +332,9 @@ def score_batch(
         TimeRemainingColumn,
     )
 
-    from modelfactory.scoring import steps as scoring
     from modelfactory.scoring.results import is_parquet_destination, rejects_path
     from modelfactory.sql import shown_url
+    from modelfactory.steps import scoring
 
     if not to:
         raise ModelFactoryError("give --to: a SQLAlchemy database URL or a .parquet path")

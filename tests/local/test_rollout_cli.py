@@ -37,8 +37,14 @@ def test_local_commands_queue_an_action_and_show_the_status(tmp_path, monkeypatc
     said = " ".join(missing.output.split())  # the terminal wraps long lines
     assert missing.exit_code == 1 and "modelfactory rollout run nothing-here" in said
     store = LocalRollouts(tmp_path / "rollouts")
-    status = Status(phase="Paused", champion="1", challenger="2", weight=10, mode="canary",
-                    message="step 2/4 (pause until promoted) of v2")  # fmt: skip
+    status = Status(
+        phase="Paused",
+        champion="1",
+        challenger="2",
+        weight=10,
+        mode="canary",
+        message="step 2/4 (pause until promoted) of v2",
+    )
     store.save(
         "m", status, {"model": "m", "rollout": {"steps": [{"setWeight": 10}, {"pause": {}}]}}
     )

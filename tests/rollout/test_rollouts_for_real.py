@@ -15,7 +15,7 @@ import time
 import httpx
 import pytest
 
-from modelfactory.local.demo import register_faulty_version, sleep_80ms
+from modelfactory.local.faults import register_faulty_version, sleep_80ms
 from modelfactory.local.mlflow_server import EmbeddedMlflow
 from modelfactory.local.ports import free_port
 from modelfactory.local.rollouts import LocalRollouts, run_local
@@ -77,8 +77,13 @@ def versions(registry_server, tmp_path_factory):
 
     erroring = _faulty_version(uri, champion, raises_on_a_third, {"fault": "raises"})
     slow_version = _faulty_version(uri, champion, sleep_80ms, {"fault": "slow"})
-    return {"champion": champion, "good": good, "erroring": erroring, "slow": slow_version,
-            "disagreeing": disagreeing}  # fmt: skip
+    return {
+        "champion": champion,
+        "good": good,
+        "erroring": erroring,
+        "slow": slow_version,
+        "disagreeing": disagreeing,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -86,16 +91,25 @@ def service(registry_server, versions, tmp_path_factory):
     home = tmp_path_factory.mktemp("rollout-serving")
     Registry(registry_server.url).set_alias(MODEL, CHAMPION, versions["champion"])
     process = ServingProcess(
-        MODEL, registry_server.url, free_port(), workers=1, log_file=home / "serve.log",
-        extra_env={"MODELFACTORY_HOME": str(home), "MODELFACTORY_ROLLOUT_POLL_SECONDS": "1",
-                   "MODELFACTORY_GRPC_ENABLED": "false", "MODELFACTORY_PREDICTION_LOG": "false"},
-    )  # fmt: skip
+        MODEL,
+        registry_server.url,
+        free_port(),
+        workers=1,
+        log_file=home / "serve.log",
+        extra_env={
+            "MODELFACTORY_HOME": str(home),
+            "MODELFACTORY_ROLLOUT_POLL_SECONDS": "1",
+            "MODELFACTORY_GRPC_ENABLED": "false",
+            "MODELFACTORY_PREDICTION_LOG": "false",
+        },
+    )
     with process:
         yield process
 
 
-def roll_out(registry_server, service, versions, challenger, tmp_path, load=True, timeout=90,
-             spec=SPEC):  # fmt: skip
+def roll_out(
+    registry_server, service, versions, challenger, tmp_path, load=True, timeout=90, spec=SPEC
+):
     registry = Registry(registry_server.url)
     registry.set_alias(MODEL, CHAMPION, versions["champion"])
     clear_rollout(registry, MODEL)
@@ -104,9 +118,15 @@ def roll_out(registry_server, service, versions, challenger, tmp_path, load=True
     store = LocalRollouts(tmp_path / "rollouts")
     timeline = []
     run = lambda: run_local(  # noqa: E731
-        parse_spec(spec), spec, store, registry_server.url, [service.metrics_url], tick_seconds=0.5,
-        timeout=timeout, on_tick=lambda tick: timeline.append(tick),
-    )  # fmt: skip
+        parse_spec(spec),
+        spec,
+        store,
+        registry_server.url,
+        [service.metrics_url],
+        tick_seconds=0.5,
+        timeout=timeout,
+        on_tick=lambda tick: timeline.append(tick),
+    )
     if not load:
         return run(), timeline, None
     with Load(service.url) as traffic:
@@ -118,7 +138,7 @@ def test_a_good_challenger_goes_through_every_step_and_becomes_champion(
     registry_server, service, versions, tmp_path
 ):
     status, timeline, traffic = roll_out(registry_server, service, versions, "good", tmp_path)
-    assert status.phase == "Healthy" and status.history[0]["outcome"] == "promoted", status.message
+    assert status.phase == "Healthy" and status.history[0].outcome == "promoted", status.message
     weights = [t.status.weight for t in timeline if t.status.challenger]
     assert 50 in weights and 100 in weights
     registry = Registry(registry_server.url)
@@ -137,9 +157,9 @@ def test_a_bad_challenger_is_rolled_back_on_its_metric_without_a_client_error(
     registry_server, service, versions, tmp_path, challenger, metric
 ):
     status, _, traffic = roll_out(registry_server, service, versions, challenger, tmp_path)
-    assert status.phase == "Degraded" and status.history[0]["outcome"] == "rolled-back"
+    assert status.phase == "Degraded" and status.history[0].outcome == "rolled-back"
     assert metric in status.message and "failureLimit 0" in status.message
-    assert status.history[0]["metrics"][metric]["failed"] == 1
+    assert status.history[0].metrics[metric]["failed"] == 1
     registry = Registry(registry_server.url)
     assert str(registry.version_by_alias(MODEL, CHAMPION).version) == versions["champion"]
     assert registry.version_by_alias(MODEL, CHALLENGER) is None  # out of traffic
@@ -176,7 +196,7 @@ def test_a_registry_outage_mid_rollout_holds_it_and_it_resumes(
     messages = [t.status.message for t in timeline]
     held = [m for m in messages if m.startswith("registry unreachable") and "holding" in m]
     assert held, "the controller never held: " + " / ".join(messages[:30])
-    assert status.history[0]["outcome"] == "promoted"
+    assert status.history[0].outcome == "promoted"
     assert traffic.failures == 0  # serving kept its last known state all along
 
 
@@ -185,8 +205,10 @@ def prometheus(service, tmp_path_factory):
     """A real Prometheus (Debian's package) scraping the service's metrics port every second."""
     binary = shutil.which("prometheus")
     if binary is None:
-        pytest.fail("prometheus not found: install Debian's prometheus package (.ci/run does)",
-                    pytrace=False)  # fmt: skip
+        pytest.fail(
+            "prometheus not found: install Debian's prometheus package (.ci/run does)",
+            pytrace=False,
+        )
     work = tmp_path_factory.mktemp("prometheus")
     target = service.metrics_url.split("://", 1)[1]
     (work / "prometheus.yml").write_text(
@@ -195,10 +217,15 @@ def prometheus(service, tmp_path_factory):
     )
     port = free_port()
     process = subprocess.Popen(
-        [binary, f"--config.file={work / 'prometheus.yml'}", f"--storage.tsdb.path={work / 'data'}",
-         f"--web.listen-address=127.0.0.1:{port}"],
-        stdout=(work / "log").open("w"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        [
+            binary,
+            f"--config.file={work / 'prometheus.yml'}",
+            f"--storage.tsdb.path={work / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=(work / "log").open("w"),
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -240,6 +267,6 @@ def test_a_promql_metric_on_a_real_prometheus_rolls_a_slow_challenger_back(
     }
     status, _, traffic = roll_out(registry_server, service, versions, "slow", tmp_path, spec=spec)
     assert status.phase == "Degraded" and "prometheus-p99-ms" in status.message, status.message
-    measured = status.history[0]["metrics"]["prometheus-p99-ms"]
+    measured = status.history[0].metrics["prometheus-p99-ms"]
     assert measured["failed"] == 1 and measured["value"] > 80  # the version sleeps 80 ms a call
     assert traffic.failures == 0
