@@ -36,8 +36,8 @@ MODEL = FORECASTING.model_name
 
 
 def train_champion(tracking_uri: str, work: Path, stores: list[int]) -> None:
-    from modelfactory import steps as common
     from modelfactory.forecasting import steps as forecasting
+    from modelfactory.steps import data as common
 
     frame = pd.read_csv(dataset(ROSSMANN_TRAIN), dtype={"StateHoliday": str}, low_memory=False)
     frame[frame["Store"].isin(stores)].to_csv(work / "train.csv", index=False)

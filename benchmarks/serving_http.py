@@ -34,8 +34,8 @@ MODEL = CLASSIFICATION.model_name
 
 
 def train_champion(tracking_uri: str, work: Path) -> str:
-    from modelfactory import steps as common
     from modelfactory.classification import steps as classification
+    from modelfactory.steps import data as common
 
     common.ingest("classification", str(BANK_FILE), str(work / "raw"))
     common.validate("classification", str(work / "raw"), str(work / "valid"))

@@ -1,4 +1,5 @@
-"""KFP v2 components, one folder per step, each a thin wrapper over ``modelfactory.steps``.
+"""KFP v2 components, one folder per step, each a thin wrapper over ``modelfactory.steps`` or
+a use case's own steps.
 
 Every component runs in the component image (``MODELFACTORY_COMPONENT_IMAGE``)
 on a cluster or with the DockerRunner, and as a subprocess of the current

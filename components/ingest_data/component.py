@@ -11,7 +11,7 @@ def ingest_data(
     use_case: str, source: str, n_synthetic_rows: int, seed: int, raw: Output[Dataset]
 ) -> str:
     """Returns the batch id; empty ``source`` means synthetic demo data."""
-    from modelfactory.steps import ingest
+    from modelfactory.steps.data import ingest
 
     lineage = ingest(use_case, source, raw.path, n_synthetic_rows=n_synthetic_rows, seed=seed)
     raw.metadata.update(lineage)

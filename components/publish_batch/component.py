@@ -19,7 +19,7 @@ def publish_batch(
     """Returns the batch summary as JSON (batch id, rows, results, rejects, rows written)."""
     import json
 
-    from modelfactory.scoring import steps
+    from modelfactory.steps import scoring as steps
 
     version = str(batch.metadata["version"])
     model = steps.load_model(model_name, version, mlflow_tracking_uri, horizon_days)

@@ -19,7 +19,7 @@ def score_partition(
     part: Output[Dataset],
 ):
     """``batch``: plan_batch's version and partition count; ``part``: a folder of Parquet files."""
-    from modelfactory.scoring import steps
+    from modelfactory.steps import scoring as steps
 
     version, partitions = str(batch.metadata["version"]), int(batch.metadata["partitions"])
     model = steps.load_model(model_name, version, mlflow_tracking_uri, horizon_days)

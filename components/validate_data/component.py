@@ -7,7 +7,7 @@ from modelfactory_components import COMPONENT_IMAGE
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
 def validate_data(use_case: str, raw: Input[Dataset], validated: Output[Dataset]):
-    from modelfactory.steps import validate
+    from modelfactory.steps.data import validate
 
     source = raw.metadata.get("source") or raw.path
     validated.metadata.update(validate(use_case, raw.path, validated.path, source_name=source))

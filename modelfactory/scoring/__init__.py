@@ -1,7 +1,7 @@
 """Batch scoring: a large collection scored for throughput, results saved by batch id.
 
 The flow, whatever the model (the CLI's ``modelfactory score`` and the KFP pipeline
-``pipelines/batch_scoring.py`` call the same steps, :mod:`modelfactory.scoring.steps`)::
+``pipelines/batch_scoring.py`` call the same steps, :mod:`modelfactory.steps.scoring`)::
 
     plan       the registered version to use, and the partitions of the work
     score      one partition: read it in chunks (:mod:`.sources`), check each chunk against

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from modelfactory.scoring.results import PartWriter
 from modelfactory.scoring.sources import DEFAULT_CHUNK_ROWS, Source
+from modelfactory.status import camel_case
 
 
 @dataclass
@@ -47,6 +48,7 @@ class BatchModel(Protocol):
         """Results and rejects of partition ``partition``, a chunk at a time."""
 
 
+@camel_case
 @dataclass
 class PartSummary:
     partition: int
@@ -55,16 +57,6 @@ class PartSummary:
     rejects: int = 0
     seconds: float = 0.0
     reasons: dict[str, int] = field(default_factory=dict)  # the commonest reject reasons
-
-    def as_dict(self) -> dict:
-        return {
-            "partition": self.partition,
-            "rows": self.rows,
-            "results": self.results,
-            "rejects": self.rejects,
-            "seconds": round(self.seconds, 3),
-            "reasons": self.reasons,
-        }
 
 
 def score_partition(

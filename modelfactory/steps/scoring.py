@@ -20,6 +20,7 @@ from modelfactory.scoring.batch import BatchModel, ChunkResult, score_partition
 from modelfactory.scoring.results import Lineage
 from modelfactory.scoring.results import publish as publish_parts
 from modelfactory.scoring.sources import DEFAULT_CHUNK_ROWS, Source
+from modelfactory.status import to_status
 from modelfactory.use_cases import USE_CASES, served_use_case
 
 
@@ -97,9 +98,9 @@ def score(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     on_chunk: Callable[[ChunkResult], None] | None = None,
 ) -> dict:
-    return score_partition(
-        model, source, part_dir, partition, partitions, chunk_rows, on_chunk
-    ).as_dict()
+    return to_status(
+        score_partition(model, source, part_dir, partition, partitions, chunk_rows, on_chunk)
+    )
 
 
 def publish(

@@ -8,7 +8,7 @@ import pytest
 
 from modelfactory.data import taxi
 from modelfactory.errors import DataValidationError
-from modelfactory.steps import ingest, validate
+from modelfactory.steps.data import ingest, validate
 
 
 def test_generated_rides_round_trip_through_ingest_and_validate(tmp_path):
