@@ -13,7 +13,6 @@ lacks and refusing (ValueError naming the field) what does not fit. pydantic doe
 from __future__ import annotations
 
 import datetime as dt
-import functools
 from typing import Annotated, Any, TypeVar
 
 from pydantic import BeforeValidator, ConfigDict, PlainSerializer, TypeAdapter, ValidationError
@@ -45,9 +44,13 @@ def camel_case(cls: type[T]) -> type[T]:
     return cls
 
 
-@functools.cache
+_ADAPTERS: dict[type, TypeAdapter] = {}
+
+
 def _adapter(cls: type) -> TypeAdapter:
-    return TypeAdapter(cls)
+    if cls not in _ADAPTERS:  # building one compiles the type's schema: once per type
+        _ADAPTERS[cls] = TypeAdapter(cls)
+    return _ADAPTERS[cls]
 
 
 def to_status(value: Any, *, omit_none: bool = False) -> dict[str, Any]:
