@@ -16,7 +16,7 @@ def shown_url(url: str) -> str:
 
 
 def json_text(value) -> str:
-    """JSON columns' serializer: orjson, 6x faster than json.dumps for a row's features.
+    """JSON columns' serializer: orjson (docs/adr/0002-prediction-log-writer-process.md).
 
     NaN and infinities become null (valid JSON, unlike json.dumps's NaN); numpy values are
     written as numbers, anything else JSON has no type for as its str().

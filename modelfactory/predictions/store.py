@@ -75,9 +75,9 @@ def insert_rows(connection: sa.Connection, batch: list[PredictionRow]) -> None:
     """Insert rows: multi-row INSERTs for qmark drivers (sqlite), executemany for the others.
 
     ``executemany`` on sqlite3 goes back to Python between rows; statements of
-    ``ROWS_PER_STATEMENT`` rows, bound through the columns' own SQLAlchemy types (so what is
-    stored is what ``predictions_table.insert()`` would store), write 3x faster. psycopg
-    batches executemany itself.
+    ``ROWS_PER_STATEMENT`` rows are bound through the columns' own SQLAlchemy types, so what is
+    stored is what ``predictions_table.insert()`` would store (docs/adr/0002). psycopg batches
+    executemany itself.
     """
     dialect = connection.dialect
     if dialect.paramstyle != "qmark":
