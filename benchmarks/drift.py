@@ -254,8 +254,10 @@ def child(args) -> int:
             result = decide_window(url, window, reference, cap)
         result["seconds"] = time.perf_counter() - started
     except MemoryError:
-        result = {"failed": f"MemoryError under the {PLAIN_LIMIT_BYTES >> 30} GiB limit",
-                  "seconds": time.perf_counter() - started}  # fmt: skip
+        result = {
+            "failed": f"MemoryError under the {PLAIN_LIMIT_BYTES >> 30} GiB limit",
+            "seconds": time.perf_counter() - started,
+        }
     result["peak_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     result["floor_bytes"] = floor
     result["import_seconds"] = imported
@@ -276,7 +278,7 @@ def run_child(kind: str, db: Path, rows: int, max_rows: int) -> dict:
             str(rows),
             "--max-rows",
             str(max_rows),
-        ],  # fmt: skip
+        ],
         capture_output=True,
         text=True,
     )

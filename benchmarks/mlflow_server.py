@@ -37,16 +37,30 @@ def start_and_measure(job_execution: bool) -> dict[str, float]:
             "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "true" if job_execution else "false",
         }
         command = [
-            sys.executable, "-m", "mlflow", "server",
-            "--backend-store-uri", f"sqlite:///{home}/mlflow.db",
-            "--artifacts-destination", f"{home}/artifacts", "--serve-artifacts",
-            "--host", "127.0.0.1", "--port", str(port), "--workers", "2",
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{home}/mlflow.db",
+            "--artifacts-destination",
+            f"{home}/artifacts",
+            "--serve-artifacts",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+        ]
         started = time.monotonic()
         server = subprocess.Popen(
-            command, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            command,
+            env=environment,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
             start_new_session=True,
-        )  # fmt: skip
+        )
         try:
             while True:
                 try:

@@ -74,10 +74,13 @@ def operator_objects(rendered: list[dict]) -> list[dict]:
     from modelfactory.operator.resources import owned_objects
 
     template = next(
-        (yaml.safe_load(o["data"]["template.yaml"]) for o in rendered
-         if o["kind"] == "ConfigMap" and o["metadata"]["name"].endswith("-serving-template")),
+        (
+            yaml.safe_load(o["data"]["template.yaml"])
+            for o in rendered
+            if o["kind"] == "ConfigMap" and o["metadata"]["name"].endswith("-serving-template")
+        ),
         None,
-    )  # fmt: skip
+    )
     created = []
     for body in rendered:
         if body["kind"] not in ("ModelDeployment", "DriftMonitor"):

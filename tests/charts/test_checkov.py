@@ -40,11 +40,17 @@ def _operator_made(manifests: str) -> str:
     made = []
     for obj in operator_objects(documents):
         made_by = obj["metadata"]["ownerReferences"][0]
-        owner = next(d for d in documents if d["kind"] == made_by["kind"]
-                     and d["metadata"]["name"] == made_by["name"])  # fmt: skip
+        owner = next(
+            d
+            for d in documents
+            if d["kind"] == made_by["kind"] and d["metadata"]["name"] == made_by["name"]
+        )
         workload = obj["kind"] in ("Deployment", "CronJob")
-        skips = {k: v for k, v in owner["metadata"].get("annotations", {}).items()
-                 if k.startswith("checkov.io/") and workload}  # fmt: skip
+        skips = {
+            k: v
+            for k, v in owner["metadata"].get("annotations", {}).items()
+            if k.startswith("checkov.io/") and workload
+        }
         if skips:
             obj["metadata"]["annotations"] = skips
         made.append(obj)

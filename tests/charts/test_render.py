@@ -55,8 +55,10 @@ def test_rendered_objects_pass_strict_schema_validation(helm, name, version):
         if (obj["apiVersion"], obj["kind"]) in custom:
             # Our own kinds: the CRD's schema (the API server checks the same on a cluster).
             validator = jsonschema.Draft7Validator(custom[obj["apiVersion"], obj["kind"]])
-            errors += [f"{where}: {e.message} at {list(e.absolute_path)}" for e in
-                       validator.iter_errors(obj)]  # fmt: skip
+            errors += [
+                f"{where}: {e.message} at {list(e.absolute_path)}"
+                for e in validator.iter_errors(obj)
+            ]
             continue
         try:
             kubernetes_validate.validate(obj, version, strict=True)

@@ -237,15 +237,27 @@ def install_crds(cluster: Cluster) -> None:
     cluster holds one CRD however many releases it runs, so every release of the suite sets
     crds.install=false, as a second release must (values.yaml)."""
     rendered = cluster.run(
-        [cluster.helm_path, "template", "crds", str(REPO / "charts" / "modelfactory"),
-         "--show-only", "templates/crds/modeldeployment.yaml",
-         "--show-only", "templates/crds/driftmonitor.yaml"]
-    ).stdout  # fmt: skip
-    cluster.kubectl("apply", "--server-side", "--field-manager=modelfactory-tests", "-f", "-",
-                    input=rendered)  # fmt: skip
-    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                    "crd/modeldeployments.modelfactory.io",
-                    "crd/driftmonitors.modelfactory.io")  # fmt: skip
+        [
+            cluster.helm_path,
+            "template",
+            "crds",
+            str(REPO / "charts" / "modelfactory"),
+            "--show-only",
+            "templates/crds/modeldeployment.yaml",
+            "--show-only",
+            "templates/crds/driftmonitor.yaml",
+        ]
+    ).stdout
+    cluster.kubectl(
+        "apply", "--server-side", "--field-manager=modelfactory-tests", "-f", "-", input=rendered
+    )
+    cluster.kubectl(
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd/modeldeployments.modelfactory.io",
+        "crd/driftmonitors.modelfactory.io",
+    )
 
 
 def _stop(state_dir: Path) -> None:

@@ -39,7 +39,7 @@ def service_account_kubeconfig(cluster: Cluster, namespace: str, account: str, p
                 "name": "sa",
                 "context": {"cluster": "cluster", "user": account, "namespace": namespace},
             }
-        ],  # fmt: skip
+        ],
         "current-context": "sa",
     }
     path.write_text(yaml.safe_dump(config))
@@ -72,9 +72,12 @@ def running_operator(
     }
     log = open(workdir / "operator.log", "ab")  # noqa: SIM115 - closed below
     process = subprocess.Popen(
-        [sys.executable, "-m", "modelfactory.operator"], env=env, stdout=log,
-        stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+        [sys.executable, "-m", "modelfactory.operator"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while True:

@@ -223,10 +223,15 @@ def test_uninstall_leaves_only_what_is_kept_on_purpose(release):
     Not covered on the local control plane: the data on those volumes (PVs are fake), and the
     hook's Job container (kwok completes it unrun: its program runs here first)."""
     cleanup = release.cluster.run(
-        [sys.executable, "-m", "modelfactory.operator.cleanup", f"--namespace={release.namespace}",
-         f"--selector=app.kubernetes.io/instance={release.name},app.kubernetes.io/component=serving"],
+        [
+            sys.executable,
+            "-m",
+            "modelfactory.operator.cleanup",
+            f"--namespace={release.namespace}",
+            f"--selector=app.kubernetes.io/instance={release.name},app.kubernetes.io/component=serving",
+        ],
         timeout=360,
-    )  # fmt: skip
+    )
     assert "deleted the ModelDeployments" in cleanup.stdout
     release.uninstall()
     cluster = release.cluster

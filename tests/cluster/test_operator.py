@@ -111,10 +111,22 @@ def test_a_modeldeployment_gets_its_objects_pods_status_and_columns(
     Not covered on the local control plane: the operator's and the serving pods' containers never
     run (the operator runs on this machine, as its ServiceAccount)."""
     name = "served"
-    apply(platform, mdep(name, autoscaling={"enabled": True, "minReplicas": 2, "maxReplicas": 3},
-                         podDisruptionBudget={"enabled": True}))  # fmt: skip
-    with running_operator(platform.cluster, platform.namespace, ACCOUNT, mlflow_server, tmp_path,
-                          serving_template=platform.template):  # fmt: skip
+    apply(
+        platform,
+        mdep(
+            name,
+            autoscaling={"enabled": True, "minReplicas": 2, "maxReplicas": 3},
+            podDisruptionBudget={"enabled": True},
+        ),
+    )
+    with running_operator(
+        platform.cluster,
+        platform.namespace,
+        ACCOUNT,
+        mlflow_server,
+        tmp_path,
+        serving_template=platform.template,
+    ):
 
         def created() -> list[str]:
             problems = []
@@ -142,8 +154,9 @@ def test_a_modeldeployment_gets_its_objects_pods_status_and_columns(
                 return [f"status {status.get('message')} {conditions}; deployment {deployment}"]
             return []
 
-        platform.cluster.kubectl("scale", "deployment", name, "-n", platform.namespace,
-                                 "--replicas=2")  # fmt: skip
+        platform.cluster.kubectl(
+            "scale", "deployment", name, "-n", platform.namespace, "--replicas=2"
+        )
         eventually(ready, 90, "a Healthy, Available ModelDeployment")
         status = platform.get("mdep", name)["status"]
         assert status["champion"] == versions[0] and "answers all requests" in status["message"]
@@ -151,27 +164,48 @@ def test_a_modeldeployment_gets_its_objects_pods_status_and_columns(
         assert pods and all(p["spec"]["securityContext"]["runAsNonRoot"] for p in pods)
         columns = platform.cluster.kubectl("get", "mdep", name, "-n", platform.namespace).stdout
         header, row = columns.splitlines()[:2]
-        assert header.split() == ["NAME", "MODEL", "PHASE", "CHAMPION", "CHALLENGER", "WEIGHT",
-                                  "STEP", "AGE"]  # fmt: skip
+        assert header.split() == [
+            "NAME",
+            "MODEL",
+            "PHASE",
+            "CHAMPION",
+            "CHALLENGER",
+            "WEIGHT",
+            "STEP",
+            "AGE",
+        ]
         assert row.split()[:4] == [name, MODEL, "Healthy", versions[0]]
         wide = platform.cluster.kubectl("get", "mdep", name, "-n", platform.namespace, "-o", "wide")
         assert "MESSAGE" in wide.stdout
 
         apply(platform, mdep(name, autoscaling={"enabled": False}))
         eventually(
-            lambda: [] if platform.cluster.kubectl("get", "hpa", name, "-n", platform.namespace,
-                                                   check=False).returncode else ["hpa still there"],
-            60, "the HPA removed",
-        )  # fmt: skip
+            lambda: (
+                []
+                if platform.cluster.kubectl(
+                    "get", "hpa", name, "-n", platform.namespace, check=False
+                ).returncode
+                else ["hpa still there"]
+            ),
+            60,
+            "the HPA removed",
+        )
         # A second ModelDeployment of the same model serves it but never moves its rollout.
         apply(platform, mdep("second"))
         eventually(
-            lambda: [] if "driven by" in platform.get("mdep", "second").get("status", {}).get(
-                "message", "") else ["not held"], 60, "the second one held",
-        )  # fmt: skip
+            lambda: (
+                []
+                if "driven by"
+                in platform.get("mdep", "second").get("status", {}).get("message", "")
+                else ["not held"]
+            ),
+            60,
+            "the second one held",
+        )
         for gone in (name, "second"):  # finalized while the operator runs
-            platform.cluster.kubectl("delete", "mdep", gone, "-n", platform.namespace,
-                                     "--timeout=60s", timeout=90)  # fmt: skip
+            platform.cluster.kubectl(
+                "delete", "mdep", gone, "-n", platform.namespace, "--timeout=60s", timeout=90
+            )
 
 
 def _this_machine_address() -> str:
@@ -197,39 +231,65 @@ def test_a_rollout_goes_out_step_by_step_survives_a_restart_and_is_promoted(
     home = tmp_path / "serving"
     home.mkdir()
     process = ServingProcess(
-        MODEL, mlflow_server, free_port(), host="0.0.0.0", workers=1, log_file=home / "serve.log",
-        extra_env={"MODELFACTORY_HOME": str(home), "MODELFACTORY_ROLLOUT_POLL_SECONDS": "1",
-                   "MODELFACTORY_GRPC_ENABLED": "false", "MODELFACTORY_PREDICTION_LOG": "false"},
-    )  # fmt: skip
+        MODEL,
+        mlflow_server,
+        free_port(),
+        host="0.0.0.0",
+        workers=1,
+        log_file=home / "serve.log",
+        extra_env={
+            "MODELFACTORY_HOME": str(home),
+            "MODELFACTORY_ROLLOUT_POLL_SECONDS": "1",
+            "MODELFACTORY_GRPC_ENABLED": "false",
+            "MODELFACTORY_PREDICTION_LOG": "false",
+        },
+    )
     spec = {
         "replicas": 0,  # the serving process above stands in for the pods
         "rollout": {
             "steps": [{"setWeight": 50}, {"analysis": {}}, {"setWeight": 100}, {"analysis": {}}]
-        },  # fmt: skip
+        },
         "analysis": {
             "interval": "3s",
             "minRequests": 30,
             "metrics": [{"name": "error-rate", "max": 0.01}, {"name": "agreement", "min": 0.8}],
-        },  # fmt: skip
+        },
     }
     apply(platform, mdep(name, **spec))
     address = _this_machine_address()
     endpoint_slice = {
         "apiVersion": "discovery.k8s.io/v1",
         "kind": "EndpointSlice",
-        "metadata": {"name": f"{name}-this-machine",
-                     "labels": {"kubernetes.io/service-name": name,
-                                "endpointslice.kubernetes.io/managed-by": "modelfactory-tests"}},
+        "metadata": {
+            "name": f"{name}-this-machine",
+            "labels": {
+                "kubernetes.io/service-name": name,
+                "endpointslice.kubernetes.io/managed-by": "modelfactory-tests",
+            },
+        },
         "addressType": "IPv4",
         "ports": [{"name": "metrics", "port": process.metrics_port, "protocol": "TCP"}],
         "endpoints": [{"addresses": [address], "conditions": {"ready": True}}],
-    }  # fmt: skip
+    }
     apply(platform, endpoint_slice)
     with process, Load(f"http://127.0.0.1:{process.port}") as traffic:
-        with running_operator(platform.cluster, platform.namespace, ACCOUNT, mlflow_server,
-                              tmp_path, serving_template=platform.template):  # fmt: skip
-            eventually(lambda: [] if platform.get("mdep", name).get("status", {}).get("phase")
-                       == "Healthy" else ["not Healthy"], 60, "the steady state")  # fmt: skip
+        with running_operator(
+            platform.cluster,
+            platform.namespace,
+            ACCOUNT,
+            mlflow_server,
+            tmp_path,
+            serving_template=platform.template,
+        ):
+            eventually(
+                lambda: (
+                    []
+                    if platform.get("mdep", name).get("status", {}).get("phase") == "Healthy"
+                    else ["not Healthy"]
+                ),
+                60,
+                "the steady state",
+            )
             registry.set_alias(MODEL, CHALLENGER, challenger)
 
             def at_weight(weight: float):
@@ -247,18 +307,36 @@ def test_a_rollout_goes_out_step_by_step_survives_a_restart_and_is_promoted(
             eventually(at_weight(50), 60, "the first step")
             assert read_rollout(registry, MODEL).weight == 50
         # The operator is gone; the status alone holds the rollout. A new one resumes it.
-        with running_operator(platform.cluster, platform.namespace, ACCOUNT, mlflow_server,
-                              tmp_path, serving_template=platform.template):  # fmt: skip
+        with running_operator(
+            platform.cluster,
+            platform.namespace,
+            ACCOUNT,
+            mlflow_server,
+            tmp_path,
+            serving_template=platform.template,
+        ):
             promoted = platform.cluster.kubectl(
-                "wait", "--for=condition=Promoted", f"mdep/{name}", "-n", platform.namespace,
-                "--timeout=120s", timeout=150, check=False,
-            )  # fmt: skip
+                "wait",
+                "--for=condition=Promoted",
+                f"mdep/{name}",
+                "-n",
+                platform.namespace,
+                "--timeout=120s",
+                timeout=150,
+                check=False,
+            )
             status = platform.get("mdep", name).get("status", {})
             assert promoted.returncode == 0, (status.get("message"), status.get("analysis"))
-            events = platform.cluster.get("events", "-n", platform.namespace, "--field-selector",
-                                          f"involvedObject.name={name}")["items"]  # fmt: skip
-            platform.cluster.kubectl("delete", "mdep", name, "-n", platform.namespace,
-                                     "--timeout=60s", timeout=90)  # fmt: skip
+            events = platform.cluster.get(
+                "events",
+                "-n",
+                platform.namespace,
+                "--field-selector",
+                f"involvedObject.name={name}",
+            )["items"]
+            platform.cluster.kubectl(
+                "delete", "mdep", name, "-n", platform.namespace, "--timeout=60s", timeout=90
+            )
     assert status["phase"] == "Healthy" and status["champion"] == challenger
     assert status["history"][0]["outcome"] == "promoted"
     assert str(registry.version_by_alias(MODEL, CHAMPION).version) == challenger
@@ -285,41 +363,89 @@ def test_deleting_a_modeldeployment_removes_its_objects_and_its_rollout_tags(
     registry.set_alias(MODEL, CHALLENGER, challenger)
     clear_rollout(registry, MODEL)
     apply(platform, mdep(name, replicas=1, rollout={"trigger": "manual"}))
-    with running_operator(platform.cluster, platform.namespace, ACCOUNT, mlflow_server, tmp_path,
-                          serving_template=platform.template):  # fmt: skip
+    with running_operator(
+        platform.cluster,
+        platform.namespace,
+        ACCOUNT,
+        mlflow_server,
+        tmp_path,
+        serving_template=platform.template,
+    ):
         eventually(
-            lambda: [] if platform.get("mdep", name).get("status", {}).get("phase") == "Paused"
-            else ["not waiting for promote"], 60, "the manual rollout waiting",
-        )  # fmt: skip
+            lambda: (
+                []
+                if platform.get("mdep", name).get("status", {}).get("phase") == "Paused"
+                else ["not waiting for promote"]
+            ),
+            60,
+            "the manual rollout waiting",
+        )
         # The kubectl plugin (kubectl finds kubectl-modelfactory on the PATH) asks to start it.
         plugin_env = {
             **platform.cluster.env,
             "PATH": f"{Path(sys.executable).parent}:{platform.cluster.env['PATH']}",
         }
         promoted = subprocess.run(
-            [platform.cluster.kubectl_path, "modelfactory", "promote", name, "-n",
-             platform.namespace], env=plugin_env, capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
+            [
+                platform.cluster.kubectl_path,
+                "modelfactory",
+                "promote",
+                name,
+                "-n",
+                platform.namespace,
+            ],
+            env=plugin_env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert promoted.returncode == 0, promoted.stderr
         assert "modelfactory.io/action=promote" in promoted.stdout
         eventually(
-            lambda: [] if platform.get("mdep", name).get("status", {}).get("phase")
-            == "Progressing" else ["not started"], 60, "the rollout started by promote",
-        )  # fmt: skip
+            lambda: (
+                []
+                if platform.get("mdep", name).get("status", {}).get("phase") == "Progressing"
+                else ["not started"]
+            ),
+            60,
+            "the rollout started by promote",
+        )
         shown = subprocess.run(
-            [platform.cluster.kubectl_path, "modelfactory", "status", name, "-n",
-             platform.namespace], env=plugin_env, capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
+            [
+                platform.cluster.kubectl_path,
+                "modelfactory",
+                "status",
+                name,
+                "-n",
+                platform.namespace,
+            ],
+            env=plugin_env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert shown.returncode == 0 and "Progressing" in shown.stdout, shown.stdout + shown.stderr
-        platform.cluster.kubectl("delete", "mdep", name, "-n", platform.namespace, "--wait=true",
-                                 "--timeout=60s", timeout=90)  # fmt: skip
+        platform.cluster.kubectl(
+            "delete",
+            "mdep",
+            name,
+            "-n",
+            platform.namespace,
+            "--wait=true",
+            "--timeout=60s",
+            timeout=90,
+        )
     assert read_rollout(registry, MODEL).mode is None  # the finalizer cleared the tags
 
     def collected() -> list[str]:
         left = []
         for kind in ("deployment", "service"):
-            if platform.cluster.kubectl("get", kind, name, "-n", platform.namespace,
-                                        check=False).returncode == 0:  # fmt: skip
+            if (
+                platform.cluster.kubectl(
+                    "get", kind, name, "-n", platform.namespace, check=False
+                ).returncode
+                == 0
+            ):
                 left.append(kind)
         return left
 
@@ -365,8 +491,9 @@ def test_a_driftmonitor_runs_on_a_cronjob_whose_checks_may_write_only_their_stat
     by_reference["spec"] = {"modelDeployment": "drift-target", **by_reference["spec"]}
     del by_reference["spec"]["model"]
     apply(platform, by_reference)
-    with running_operator(cluster, namespace, ACCOUNT, mlflow_server, tmp_path,
-                          serving_template=platform.template):  # fmt: skip
+    with running_operator(
+        cluster, namespace, ACCOUNT, mlflow_server, tmp_path, serving_template=platform.template
+    ):
 
         def cron_job_of(monitor: str = name) -> dict | None:
             found = cluster.kubectl(
@@ -375,8 +502,11 @@ def test_a_driftmonitor_runs_on_a_cronjob_whose_checks_may_write_only_their_stat
             return json.loads(found.stdout) if found.returncode == 0 else None
 
         eventually(lambda: [] if cron_job_of() else ["no CronJob"], 60, "the monitor's CronJob")
-        eventually(lambda: [] if cron_job_of("by-reference") else ["no CronJob"], 60,
-                   "the CronJob of the monitor naming a ModelDeployment")  # fmt: skip
+        eventually(
+            lambda: [] if cron_job_of("by-reference") else ["no CronJob"],
+            60,
+            "the CronJob of the monitor naming a ModelDeployment",
+        )
         cron = cron_job_of()
         assert cron is not None
         owners = cron["metadata"]["ownerReferences"]
@@ -389,22 +519,35 @@ def test_a_driftmonitor_runs_on_a_cronjob_whose_checks_may_write_only_their_stat
 
         # This machine's MLflow and prediction log stand in for the release's.
         (tmp_path / "home").mkdir()  # the pod's home volume
-        env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_server,
-               "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5",
-               "MODELFACTORY_HOME": str(tmp_path / "home")}  # fmt: skip
+        env = {
+            **os.environ,
+            "MLFLOW_TRACKING_URI": mlflow_server,
+            "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+            "MLFLOW_HTTP_REQUEST_TIMEOUT": "5",
+            "MODELFACTORY_HOME": str(tmp_path / "home"),
+        }
         reference_account = "by-reference-drift-monitor"
         answer = cluster.kubectl(
-            "auth", "can-i", "get", "modeldeployments.modelfactory.io/drift-target",
-            "-n", namespace, f"--as=system:serviceaccount:{namespace}:{reference_account}",
+            "auth",
+            "can-i",
+            "get",
+            "modeldeployments.modelfactory.io/drift-target",
+            "-n",
+            namespace,
+            f"--as=system:serviceaccount:{namespace}:{reference_account}",
             check=False,
-        )  # fmt: skip
+        )
         assert answer.stdout.strip() == "yes"
         kubeconfig_ref = service_account_kubeconfig(
             cluster, namespace, reference_account, tmp_path / "ref.kubeconfig"
         )
-        ran = subprocess.run(_check_command(cron_job_of("by-reference")),
-                             env={**env, "KUBECONFIG": str(kubeconfig_ref)},
-                             capture_output=True, text=True, timeout=300)  # fmt: skip
+        ran = subprocess.run(
+            _check_command(cron_job_of("by-reference")),
+            env={**env, "KUBECONFIG": str(kubeconfig_ref)},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert ran.returncode == 0, ran.stderr[-3000:]
         status = platform.get("dmon", "by-reference")["status"]
         assert status["model"] == MODEL and status["lastResult"]["decision"] == "insufficient_data"
@@ -413,17 +556,30 @@ def test_a_driftmonitor_runs_on_a_cronjob_whose_checks_may_write_only_their_stat
 
     def may(verb: str, resource: str) -> bool:
         answer = cluster.kubectl(
-            "auth", "can-i", verb, resource, "-n", namespace,
-            f"--as=system:serviceaccount:{namespace}:{account}", check=False,
-        )  # fmt: skip
+            "auth",
+            "can-i",
+            verb,
+            resource,
+            "-n",
+            namespace,
+            f"--as=system:serviceaccount:{namespace}:{account}",
+            check=False,
+        )
         return answer.stdout.strip() == "yes"
 
     own = f"driftmonitors.modelfactory.io/{name}"
     assert not may("patch", own)  # its spec: no
     answer = cluster.kubectl(
-        "auth", "can-i", "patch", own, "--subresource=status", "-n", namespace,
-        f"--as=system:serviceaccount:{namespace}:{account}", check=False,
-    )  # fmt: skip
+        "auth",
+        "can-i",
+        "patch",
+        own,
+        "--subresource=status",
+        "-n",
+        namespace,
+        f"--as=system:serviceaccount:{namespace}:{account}",
+        check=False,
+    )
     assert answer.stdout.strip() == "yes"
     assert not may("patch", "driftmonitors.modelfactory.io/another")
     assert not may("get", "secrets") and not may("list", "pods")
@@ -431,9 +587,11 @@ def test_a_driftmonitor_runs_on_a_cronjob_whose_checks_may_write_only_their_stat
     def job_started() -> list[str]:
         jobs = cluster.get("jobs", "-n", namespace)["items"]
         started = [
-            job for job in jobs for o in job["metadata"].get("ownerReferences", [])
+            job
+            for job in jobs
+            for o in job["metadata"].get("ownerReferences", [])
             if (o["kind"], o["name"]) == ("CronJob", f"{name}-drift")
-        ]  # fmt: skip
+        ]
         return [] if started else [f"no Job owned by the CronJob among {len(jobs)}"]
 
     eventually(job_started, 130, "a Job started by the controller manager on the schedule")

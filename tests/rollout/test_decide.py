@@ -48,8 +48,17 @@ class Traffic:
     def __init__(self):
         self.counters: dict[str, float] = {}
 
-    def add(self, calls=0, errors=0, fallbacks=0, compared=None, disagreed=0, latency_s=0.001,
-            shadow=False, champion_latency_s=0.001):  # fmt: skip
+    def add(
+        self,
+        calls=0,
+        errors=0,
+        fallbacks=0,
+        compared=None,
+        disagreed=0,
+        latency_s=0.001,
+        shadow=False,
+        champion_latency_s=0.001,
+    ):
         c = self.counters
         mode = "shadow" if shadow else "canary"
 
@@ -80,8 +89,16 @@ class Run:
         self.metrics = {"pod-a": {}}
         self.actions: list = []
 
-    def tick(self, seconds=0.0, action=None, registry="same", metrics="same", queried=None,
-             query_error=None, **traffic):  # fmt: skip
+    def tick(
+        self,
+        seconds=0.0,
+        action=None,
+        registry="same",
+        metrics="same",
+        queried=None,
+        query_error=None,
+        **traffic,
+    ):
         self.now += seconds
         if traffic:
             self.metrics = self.traffic.add(**traffic)
@@ -402,8 +419,9 @@ QUERIED = {
 
 
 def test_a_promql_metric_is_judged_on_what_prometheus_answered():
-    run = Run(spec(analysis__prometheus=QUERIED["prometheus"],
-                   analysis__metrics=QUERIED["metrics"]))  # fmt: skip
+    run = Run(
+        spec(analysis__prometheus=QUERIED["prometheus"], analysis__metrics=QUERIED["metrics"])
+    )
     run.tick()
     run.tick(INTERVAL, queried={"p95-ms": 12.0}, **GOOD)
     assert run.status.weight == 50 and run.status.analysis.metrics["p95-ms"].value == 12.0
@@ -412,8 +430,9 @@ def test_a_promql_metric_is_judged_on_what_prometheus_answered():
 
 
 def test_a_promql_metric_without_data_is_no_data_and_prometheus_down_is_inconclusive():
-    run = Run(spec(analysis__prometheus=QUERIED["prometheus"],
-                   analysis__metrics=QUERIED["metrics"]))  # fmt: skip
+    run = Run(
+        spec(analysis__prometheus=QUERIED["prometheus"], analysis__metrics=QUERIED["metrics"])
+    )
     run.tick()
     run.tick(INTERVAL, queried={"p95-ms": None}, **GOOD)
     assert run.status.analysis.metrics["p95-ms"].last == "NoData"
