@@ -184,8 +184,17 @@ def _write_status(
     written["conditions"] = conditions(status, available, previous=before)
     written["availableReplicas"] = available[0]
     for key, value in written.items():
-        if before.get(key) != value:
+        if _as_stored(before.get(key)) != _as_stored(value):
             patch.status[key] = value
+
+
+def _as_stored(value: Any) -> Any:
+    """``value`` as the API server keeps it after a JSON merge patch: a null member is no member."""
+    if isinstance(value, dict):
+        return {k: _as_stored(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_as_stored(v) for v in value]
+    return value
 
 
 def conditions(

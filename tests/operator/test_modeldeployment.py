@@ -201,12 +201,6 @@ def test_a_model_another_modeldeployment_drives_is_served_but_not_moved(mlflow, 
     assert not any(key.startswith("rollout.") for key in mlflow.models[MODEL]["tags"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="handlers._write_status compares the written status, None values included, with the "
-    "status the API server stored, which a JSON merge patch left without them: the analysis is "
-    "patched again every tick",
-)
 def test_a_steady_modeldeployment_is_not_patched_again(mlflow, cluster):
     obj, _ = reconcile(model_deployment())
     _, patch = reconcile(obj)
