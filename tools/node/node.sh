@@ -136,6 +136,10 @@ cmd_leftovers() {
       [ -z "$out" ] || { echo "$bin -t $table rules: $(echo "$out" | tr '\n' ';')"; found=1; }
     done
   done
+  if command -v ipset >/dev/null; then
+    out="$(ipset list -n 2>/dev/null | grep -E '^KUBE-(SRC|DST)-' | tr '\n' ' ' || true)"
+    [ -z "$out" ] || { echo "ipsets: $out"; found=1; }
+  fi
   [ ! -f "$OWNER_FILE" ] || { echo "owner file: $OWNER_FILE ($(cat "$OWNER_FILE"))"; found=1; }
   return "$found"
 }
@@ -220,6 +224,11 @@ cmd_down() {
       for chain in $(kube_chains "$table" "$bin"); do "$bin" -w 5 -t "$table" -X "$chain" 2>/dev/null || true; done
     done
   done
+  # ipsets of a NetworkPolicy engine (kube-router's KUBE-SRC-*/KUBE-DST-*), unused once its
+  # rules are gone (docs/adr/0010-real-node.md: kube-router enforces here).
+  if command -v ipset >/dev/null; then
+    for chain in $(ipset list -n 2>/dev/null | grep -E '^KUBE-(SRC|DST)-' || true); do ipset destroy "$chain" 2>/dev/null || true; done
+  fi
   # 7. what kube-proxy changed in the kernel's settings, as it was before `up`.
   if [ -f "$NODE/sysctl.saved" ]; then
     while read -r key value; do sysctl -qw "$key=$value" 2>/dev/null || true; done <"$NODE/sysctl.saved"
