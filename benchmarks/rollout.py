@@ -75,6 +75,7 @@ from loadgen import run_load  # noqa: E402
 
 from modelfactory.local.faults import register_faulty_version, sleep_80ms  # noqa: E402
 from modelfactory.local.ports import free_port  # noqa: E402
+from modelfactory.operator.crds import GROUP, MODEL_DEPLOYMENT, VERSION  # noqa: E402
 
 MODEL = "bank-marketing-bench-rollout"
 SECTIONS = ("rollback", "overhead", "scale")
@@ -959,7 +960,7 @@ def _scale(
     plane.kubectl("create", "namespace", namespace)
     api = config.new_client_from_config(config_file=str(kubeconfig))
     custom = client.CustomObjectsApi(api)
-    group, version, plural = "modelfactory.io", "v1alpha1", "modeldeployments"
+    group, version, plural = GROUP, VERSION, MODEL_DEPLOYMENT.plural
     mlflow_process = psutil.Process(mlflow_pid) if mlflow_pid else None
     apiserver_pid = plane.pid("kube-apiserver")
     apiserver = psutil.Process(apiserver_pid) if apiserver_pid else None

@@ -26,9 +26,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from modelfactory.forecasting.cache import LRUCache
 from modelfactory.forecasting.served import MAX_HORIZON_DAYS, as_rows
+from modelfactory.inference.protocol.headers import MODEL_VERSION, REQUEST_ID
 from modelfactory.inference.protocol.rest import (
-    MODEL_VERSION,
-    REQUEST_ID,
     build_api,
     endpoint_of,
     predicting,
