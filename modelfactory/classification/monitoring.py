@@ -8,7 +8,8 @@
   it learned from.
 - Ground truth: did the customer subscribe, ``"yes"`` or ``"no"`` (also true/false, 1/0).
 - Realized performance: ROC-AUC, PR-AUC, precision, recall and F1 at the served threshold (0.5),
-  the same figures the training run logged as ``holdout_*``.
+  the same figures the training run logged as ``holdout_*``, and the share answered right
+  (``accuracy``, which a rollout judges as a rate).
 - Retraining rows: logged features with their ground truth, in the UCI file's columns
   (``duration`` empty: a served prediction precedes the call it would measure).
 """
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     from modelfactory.monitoring.reference import Reference, VersionFigures
 
 PROBABILITY = "probability"
-REALIZED_METRICS = ("roc_auc", "pr_auc", "precision", "recall", "f1")
+REALIZED_METRICS = ("roc_auc", "pr_auc", "precision", "recall", "f1", "accuracy")
 _TRUE = {"yes": 1, "no": 0, "1": 1, "0": 0, "true": 1, "false": 0}
 
 
@@ -63,6 +64,8 @@ def performance(
     metrics = classification_metrics(
         labelled["actual"].to_numpy(dtype=np.int8), labelled[PROBABILITY].to_numpy(dtype=float)
     )
+    right = metrics["true_positives"] + metrics["true_negatives"]
+    metrics["accuracy"] = right / len(labelled) if len(labelled) else float("nan")
     return {name: float(metrics[name]) for name in REALIZED_METRICS}, {}
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelfactory.rollout.measurements import PodSamples
+from modelfactory.rollout.replay import ReplayResult
 from modelfactory.rollout.state import RolloutState
 from modelfactory.rollout.status import Status
 
@@ -27,6 +28,15 @@ class RegistryView:
 
 
 @dataclass(frozen=True)
+class VersionOutcome:
+    """Ground truth of the answers one version gave during the rollout."""
+
+    labelled: int
+    correct: int | None = None  # answered right (a classifier's), when the use case says
+    realized: Mapping[str, float] = field(default_factory=dict)  # roc_auc, mape, ...
+
+
+@dataclass(frozen=True)
 class Observation:
     now: float  # seconds since the epoch
     registry: RegistryView | None  # None: unreachable
@@ -38,6 +48,21 @@ class Observation:
     # The analysis' PromQL metrics as Prometheus answered them now (None: no data), or why not.
     queried: Mapping[str, float | None] = field(default_factory=dict)
     query_error: str | None = None
+    # Ground truth of each version's answers since the rollout began (None: not read now).
+    outcomes: Mapping[str, VersionOutcome] | None = None
+    outcomes_error: str | None = None
+    replay: ReplayResult | None = None  # the challenger's replay, once one finished
+
+
+@dataclass(frozen=True)
+class RunReplay:
+    """Replay the champion's most recent logged requests (``last_requests``, logged since
+    ``since``, seconds since the epoch) with ``version``, off the serving path."""
+
+    version: str
+    champion: str | None
+    last_requests: int
+    since: float
 
 
 @dataclass(frozen=True)
@@ -83,7 +108,16 @@ class Event:
     message: str
 
 
-Action = SetTraffic | ClearTraffic | Promote | Rollback | SetChallenger | RecordOutcome | Event
+Action = (
+    SetTraffic
+    | ClearTraffic
+    | Promote
+    | Rollback
+    | SetChallenger
+    | RecordOutcome
+    | RunReplay
+    | Event
+)
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,14 @@ It is level-based: every call recomputes the traffic the current step wants and 
 again if the registry says otherwise. Its rules:
 
 - a new ``challenger`` alias starts a rollout (``trigger: manual``: after ``promote``);
+- a ``replay`` step asks for a replay of the champion's logged requests (``RunReplay``) and
+  waits for its result: failed rolls back before any live traffic, inconclusive pauses;
 - the challenger is judged every analysis interval while it gets traffic; an enforced metric
   failing more than ``failureLimit`` times rolls it back; more than ``inconclusiveLimit``
   inconclusive intervals in a row (too few requests, metrics unreachable) pause it, never pass
   it; dry-run metrics are measured and shown only;
+- an ``awaitOutcomes`` step holds the weight until enough of the challenger's answers have
+  ground truth, and pauses when its timeout passes first;
 - a step that does not complete within ``progressDeadlineSeconds`` rolls back;
 - after the last step the challenger becomes champion;
 - the registry unreachable: hold (no traffic change, no promotion), saying why; the challenger
@@ -38,9 +42,11 @@ from modelfactory.rollout.actions import (
     RecordOutcome,
     RegistryView,
     Rollback,
+    RunReplay,
     SetChallenger,
     SetTraffic,
 )
+from modelfactory.rollout.replay import judge_replay
 from modelfactory.rollout.spec import RolloutSpec, Step
 from modelfactory.rollout.status import (
     DEGRADED,
@@ -50,8 +56,13 @@ from modelfactory.rollout.status import (
     PROGRESSING,
     AnalysisStatus,
     FinishedRollout,
+    ReplayStatus,
     Status,
 )
+
+
+# Steps whose message says what they wait for (the others show the analysis).
+_SAYS_WHY = ("replay", "awaitOutcomes")
 
 
 def decide(spec: RolloutSpec, status: Status, observed: Observation) -> Decision:
@@ -100,8 +111,8 @@ def decide(spec: RolloutSpec, status: Status, observed: Observation) -> Decision
         s.phase, s.awaiting_promotion = PROGRESSING, False
         s.analysis.inconclusive_in_a_row = 0
         paused_on = _current(spec, s)
-        if paused_on is not None and paused_on.kind == "pause":
-            _advance(s, now)
+        if paused_on is not None and paused_on.kind in ("pause", "replay", "awaitOutcomes"):
+            _advance(s, now)  # a person's promote goes past what the step waited for
         actions.append(Event("Normal", "Resumed", f"promote: going on at {_where(spec, s)}"))
 
     verdict = analysis.close_interval(spec, s, observed)
@@ -120,7 +131,8 @@ def decide(spec: RolloutSpec, status: Status, observed: Observation) -> Decision
             return Decision(s, actions)
     if s.challenger is not None:
         _enforce_traffic(spec, s, registry, actions)
-        if s.phase == PROGRESSING:
+        waiting = _current(spec, s)
+        if s.phase == PROGRESSING and (waiting is None or waiting.kind not in _SAYS_WHY):
             s.message = f"{_where(spec, s)}; {analysis.describe(s)}"
     return Decision(s, actions)
 
@@ -188,6 +200,7 @@ def _start(
     s.step, s.weight, s.mode = 0, 0.0, None
     s.rollout_started_at = s.step_started_at = now
     s.analysis = AnalysisStatus(metrics=analysis.metric_statuses(spec))
+    s.replay = None
     verb = "retrying" if retried else "rolling out"
     s.message = f"{verb} v{version} beside champion v{s.champion}"
     actions.append(Event("Normal", "RolloutStarted", s.message))
@@ -218,6 +231,16 @@ def _run_steps(spec: RolloutSpec, s: Status, observed: Observation, actions: lis
             _advance(s, now)
             continue
         started = s.step_started_at or now
+        if step.kind == "replay":
+            if _replayed(spec, s, step, observed, actions):
+                _advance(s, now)
+                continue
+            return
+        if step.kind == "awaitOutcomes":
+            if _outcomes_arrived(spec, s, step, observed, actions):
+                _advance(s, now)
+                continue
+            return
         if step.kind == "analysis":
             if s.analysis.successful_in_a_row >= step.intervals:
                 _advance(s, now)
@@ -243,6 +266,81 @@ def _run_steps(spec: RolloutSpec, s: Status, observed: Observation, actions: lis
         return
 
 
+def _replayed(
+    spec: RolloutSpec, s: Status, step: Step, observed: Observation, actions: list[Action]
+) -> bool:
+    """Ask for the replay, wait for it, judge it: True once it passed."""
+    now = observed.now
+    assert s.challenger is not None
+    asked = s.replay
+    if asked is None or asked.version != s.challenger:
+        s.replay = ReplayStatus(s.challenger, requested_at=now)
+        actions.append(RunReplay(s.challenger, s.champion, step.last_requests, now - step.since))
+        s.message = f"{_where(spec, s)}: replaying the champion's logged requests"
+        return False
+    result = observed.replay
+    if result is None or result.version != s.challenger or result.finished_at < asked.requested_at:
+        if now - (s.step_started_at or now) > spec.progress_deadline:
+            _rollback(
+                s,
+                actions,
+                now,
+                f"the replay of v{s.challenger} did not finish in {spec.progress_deadline:g} s "
+                "(progressDeadlineSeconds)",
+            )
+        else:
+            s.message = f"{_where(spec, s)}: replaying the champion's logged requests"
+        return False
+    judged = judge_replay(spec, step, result)
+    asked.rows, asked.verdict, asked.reason = result.rows, judged.verdict, judged.reason
+    asked.metrics = judged.metrics
+    if judged.verdict == "Failed":
+        _rollback(s, actions, now, judged.reason)
+        return False
+    if judged.verdict == "Inconclusive":
+        _pause(s, actions, judged.reason)
+        return False
+    actions.append(Event("Normal", "ReplayPassed", judged.reason))
+    return True
+
+
+def _outcomes_arrived(
+    spec: RolloutSpec, s: Status, step: Step, observed: Observation, actions: list[Action]
+) -> bool:
+    """Whether enough of the challenger's answers have ground truth; pause at the timeout."""
+    now = observed.now
+    assert s.challenger is not None
+    if observed.outcomes is not None:
+        s.analysis.labelled = {v: o.labelled for v, o in observed.outcomes.items()}
+    labelled = s.analysis.labelled.get(s.challenger, 0)
+    if labelled >= step.min_labelled:
+        return True
+    waited = now - (s.step_started_at or now)
+    assert step.duration is not None
+    if waited >= step.duration:
+        _pause(
+            s,
+            actions,
+            f"inconclusive: {labelled} of v{s.challenger}'s answers have ground truth after "
+            f"{waited:g} s, awaitOutcomes wants {step.min_labelled} (timeout "
+            f"{step.duration:g} s); promote to go on, abort to roll back",
+        )
+        return False
+    unreachable = (
+        f"; ground truth unreachable ({observed.outcomes_error})" if observed.outcomes_error else ""
+    )
+    s.message = (
+        f"{_where(spec, s)}: {labelled} of {step.min_labelled} labelled answers{unreachable}; "
+        f"{analysis.describe(s)}"
+    )
+    return False
+
+
+def _pause(s: Status, actions: list[Action], reason: str) -> None:
+    s.phase, s.awaiting_promotion, s.message = PAUSED, True, reason
+    actions.append(Event("Warning", "RolloutInconclusive", reason))
+
+
 def _enforce_traffic(
     spec: RolloutSpec, s: Status, registry: RegistryView, actions: list[Action]
 ) -> None:
@@ -263,9 +361,21 @@ def _finish(
     version = s.challenger
     assert version is not None
     metrics = {name: m.summary() for name, m in s.analysis.metrics.items()}
+    replayed = s.replay if s.replay is not None and s.replay.version == version else None
+    replay = None
+    if replayed is not None and replayed.verdict:
+        replay = {
+            "verdict": replayed.verdict,
+            "rows": replayed.rows,
+            "metrics": {name: m.summary() for name, m in replayed.metrics.items()},
+        }
     if record:
-        actions.append(RecordOutcome(version, outcome, reason, metrics))
-    finished = FinishedRollout(version, outcome, reason, s.rollout_started_at, now, metrics)
+        actions.append(
+            RecordOutcome(
+                version, outcome, reason, {**metrics, **({"replay": replay} if replay else {})}
+            )
+        )
+    finished = FinishedRollout(version, outcome, reason, s.rollout_started_at, now, metrics, replay)
     s.history = [finished, *s.history][:HISTORY_KEPT]
     s.last_finished, s.last_outcome = version, outcome
     s.challenger, s.weight, s.mode, s.step, s.awaiting_promotion = None, 0.0, None, 0, False

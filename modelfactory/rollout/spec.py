@@ -10,12 +10,21 @@ Steps (each a mapping with one key, as Argo Rollouts writes them):
 - ``shadow: {weight: N}``: the challenger predicts N percent of requests beside the champion,
   its answers recorded, never returned;
 - ``analysis: {intervals: K}``: wait for K successful analysis intervals in a row;
-- ``pause: {duration: 2m}``: wait that long; ``pause: {}``: wait for ``promote``.
+- ``pause: {duration: 2m}``: wait that long; ``pause: {}``: wait for ``promote``;
+- ``replay: {lastRequests: N, since: 24h, minRows: M}``: before any live traffic, the challenger
+  predicts the champion's N most recent logged requests offline and is judged on them
+  (refusals and errors, agreement with the champion's logged answers, its own latency per row,
+  and its realized metrics against the champion's on the rows with ground truth);
+- ``awaitOutcomes: {minLabelled: N, timeout: 6h}``: hold the weight until N of the challenger's
+  answers have ground truth (none by the timeout: the rollout pauses and says why).
 
 Analysis runs for as long as the challenger gets traffic; every interval is judged on the
 counters serving keeps per challenger version (error rate, fallback rate, its own p99 latency,
-agreement with the champion on the same inputs). Fewer challenger requests than
-``minRequests`` make an interval inconclusive, never a pass.
+agreement with the champion on the same inputs) summed since the rollout began, and on
+``realized-*`` metrics from the ground truth of the requests each version answered. Rates are
+judged by anytime-valid bounds (:mod:`modelfactory.rollout.bounds`): a metric fails only when
+its bound excludes the threshold, passes only when it excludes failure. Fewer challenger
+requests than ``minRequests`` in an interval make it inconclusive, never a pass.
 """
 
 from __future__ import annotations
@@ -35,6 +44,11 @@ class SpecError(ModelFactoryError):
 
 
 METRICS = ("error-rate", "fallback-rate", "latency-p99-ms", "agreement")
+# Metrics of ground truth: realized-accuracy (a rate) and realized-<any figure the use case's
+# monitoring realizes>, e.g. realized-roc-auc or realized-mape.
+REALIZED = "realized-"
+# Rates, judged by anytime-valid bounds (the others by their value).
+RATES = ("error-rate", "fallback-rate", "agreement", "realized-accuracy")
 
 
 def parse_duration(text: str | int | float, where: str) -> float:
@@ -48,10 +62,14 @@ def parse_duration(text: str | int | float, where: str) -> float:
 
 @dataclass(frozen=True)
 class Step:
-    kind: str  # setWeight | shadow | analysis | pause
+    kind: str  # setWeight | shadow | analysis | pause | replay | awaitOutcomes
     weight: float = 0.0  # setWeight, shadow
     intervals: int = 1  # analysis
-    duration: float | None = None  # pause: seconds, None = until promoted
+    duration: float | None = None  # pause: seconds, None = until promoted; awaitOutcomes: timeout
+    last_requests: int = 10_000  # replay
+    since: float = 86_400.0  # replay: seconds back from now
+    min_rows: int = 200  # replay: fewer logged requests make it inconclusive
+    min_labelled: int = 100  # awaitOutcomes
 
     def describe(self) -> str:
         if self.kind == "setWeight":
@@ -60,6 +78,10 @@ class Step:
             return f"shadow {self.weight:g}%"
         if self.kind == "analysis":
             return f"analysis ({self.intervals} interval{'s' if self.intervals != 1 else ''})"
+        if self.kind == "replay":
+            return f"replay of the last {self.last_requests} requests"
+        if self.kind == "awaitOutcomes":
+            return f"await {self.min_labelled} labelled answers"
         if self.duration is None:
             return "pause until promoted"
         return f"pause {self.duration:g}s"
@@ -70,17 +92,32 @@ class MetricSpec:
     name: str
     max: float | None = None
     min: float | None = None
-    max_ratio_to_champion: float | None = None  # latency-p99-ms only
+    max_ratio_to_champion: float | None = None  # latency-p99-ms and realized-*
+    min_ratio_to_champion: float | None = None  # realized-* (higher is better)
     # PromQL evaluated on the analysis' Prometheus when the interval closes, instead of the
     # serving pods' own counters; {{model}}, {{challenger}}, {{champion}}, {{interval}} filled in.
     query: str | None = None
+    min_labelled: int = 100  # realized-*: labelled answers of each version before it is judged
 
     def threshold(self) -> str:
         if self.max_ratio_to_champion is not None:
             return f"<= {self.max_ratio_to_champion:g}x champion"
+        if self.min_ratio_to_champion is not None:
+            return f">= {self.min_ratio_to_champion:g}x champion"
         if self.max is not None:
             return f"<= {self.max:g}"
         return f">= {self.min:g}"
+
+    @property
+    def realized(self) -> str | None:
+        """The realized figure this metric reads (``roc_auc`` of realized-roc-auc), if any."""
+        if self.query is None and self.name.startswith(REALIZED):
+            return self.name.removeprefix(REALIZED).replace("-", "_")
+        return None
+
+    @property
+    def is_rate(self) -> bool:
+        return self.query is None and self.name in RATES
 
 
 DEFAULT_STEPS = (
@@ -105,6 +142,7 @@ DEFAULT_METRICS = (
 class AnalysisSpec:
     interval: float = 60.0
     min_requests: int = 200
+    confidence: float = 0.95  # of the rates' bounds, shared by them: each gets alpha / count
     failure_limit: int = 0
     inconclusive_limit: int = 3
     metrics: tuple[MetricSpec, ...] = DEFAULT_METRICS
@@ -115,6 +153,17 @@ class AnalysisSpec:
     def queries(self) -> dict[str, str]:
         """The metrics read from Prometheus: name -> PromQL template."""
         return {m.name: m.query for m in self.metrics if m.query}
+
+    @property
+    def alpha(self) -> float:
+        """Each enforced rate's share of 1 - confidence (Bonferroni), so the chance that any of
+        them fails a challenger as good as its thresholds stays within 1 - confidence."""
+        rates = [m for m in self.metrics if m.is_rate and m.name not in self.dry_run]
+        return (1 - self.confidence) / max(len(rates), 1)
+
+    @property
+    def needs_outcomes(self) -> bool:
+        return any(m.realized for m in self.metrics)
 
 
 @dataclass(frozen=True)
@@ -136,11 +185,12 @@ def _number(value: Any, where: str, low: float | None = None, high: float | None
     return float(value)
 
 
+STEPS = ("setWeight", "shadow", "analysis", "pause", "replay", "awaitOutcomes")
+
+
 def _step(raw: Any, where: str) -> Step:
     if not isinstance(raw, Mapping) or len(raw) != 1:
-        raise SpecError(
-            f"{where}: a step is one of setWeight, shadow, analysis, pause (got {raw!r})"
-        )
+        raise SpecError(f"{where}: a step is one of {', '.join(STEPS)} (got {raw!r})")
     ((kind, value),) = raw.items()
     if kind == "setWeight":
         return Step(kind, weight=_number(value, f"{where}.setWeight", 0, 100))
@@ -154,10 +204,40 @@ def _step(raw: Any, where: str) -> Step:
         duration = (value or {}).get("duration")
         seconds = None if duration is None else parse_duration(duration, f"{where}.pause.duration")
         return Step(kind, duration=seconds)
-    raise SpecError(f"{where}: unknown step {kind!r}; use setWeight, shadow, analysis or pause")
+    if kind == "replay":
+        body = value or {}
+        return Step(
+            kind,
+            last_requests=int(
+                _number(body.get("lastRequests", 10_000), f"{where}.replay.lastRequests", 1)
+            ),
+            since=_positive(body.get("since", "24h"), f"{where}.replay.since"),
+            min_rows=int(_number(body.get("minRows", 200), f"{where}.replay.minRows", 1)),
+        )
+    if kind == "awaitOutcomes":
+        body = value or {}
+        return Step(
+            kind,
+            min_labelled=int(
+                _number(body.get("minLabelled", 100), f"{where}.awaitOutcomes.minLabelled", 1)
+            ),
+            duration=_positive(body.get("timeout", "6h"), f"{where}.awaitOutcomes.timeout"),
+        )
+    raise SpecError(f"{where}: unknown step {kind!r}; use one of {', '.join(STEPS)}")
+
+
+def _positive(value: Any, where: str) -> float:
+    seconds = parse_duration(value, where)
+    if seconds <= 0:
+        raise SpecError(f"{where}: {value!r} is no time at all")
+    return seconds
 
 
 _METRIC_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+
+_HIGHER_IS_BETTER = ("agreement", "realized-accuracy")
+_BOUNDS = ("max", "min", "maxRatioToChampion", "minRatioToChampion")
 
 
 def _metric(raw: Any, where: str) -> MetricSpec:
@@ -167,34 +247,44 @@ def _metric(raw: Any, where: str) -> MetricSpec:
     query = raw.get("query")
     if query is not None and (not isinstance(query, str) or not query.strip()):
         raise SpecError(f"{where}.query: a PromQL expression")
-    if name not in METRICS and query is None:
+    realized = query is None and name.startswith(REALIZED) and len(name) > len(REALIZED)
+    if name not in METRICS and not realized and query is None:
         raise SpecError(
-            f"{where}: {name} is not built in ({', '.join(METRICS)}); give it a query "
-            "(PromQL on spec.analysis.prometheus.address)"
+            f"{where}: {name} is not built in ({', '.join(METRICS)}, realized-<figure>); give "
+            "it a query (PromQL on spec.analysis.prometheus.address)"
         )
     bounds = {
-        key: _number(raw[key], f"{where}.{key}", 0)
-        for key in ("max", "min", "maxRatioToChampion")
-        if raw.get(key) is not None
+        key: _number(raw[key], f"{where}.{key}", 0) for key in _BOUNDS if raw.get(key) is not None
     }
     if len(bounds) != 1:
-        raise SpecError(f"{where}: give exactly one of max, min, maxRatioToChampion for {name}")
-    if "maxRatioToChampion" in bounds and (name != "latency-p99-ms" or query is not None):
-        raise SpecError(f"{where}.maxRatioToChampion: only latency-p99-ms compares to the champion")
-    if query is None and name == "agreement" and "min" not in bounds:
-        raise SpecError(f"{where}: agreement takes a min (the share of records that agree)")
-    if query is None and name != "agreement" and "min" in bounds:
+        raise SpecError(f"{where}: give exactly one of {', '.join(_BOUNDS)} for {name}")
+    (bound,) = bounds
+    if bound.endswith("ToChampion") and not (
+        realized or (name == "latency-p99-ms" and query is None and bound == "maxRatioToChampion")
+    ):
+        raise SpecError(
+            f"{where}.{bound}: only latency-p99-ms (maxRatioToChampion) and realized-* metrics "
+            "compare to the champion"
+        )
+    if query is None and name in _HIGHER_IS_BETTER and bound != "min":
+        raise SpecError(f"{where}: {name} takes a min (the share that is right)")
+    if query is None and name in METRICS and name not in _HIGHER_IS_BETTER and bound == "min":
         raise SpecError(f"{where}: {name} takes a max")
+    if raw.get("minLabelled") is not None and not realized:
+        raise SpecError(f"{where}.minLabelled: only realized-* metrics wait for labels")
     return MetricSpec(
-        name, bounds.get("max"), bounds.get("min"), bounds.get("maxRatioToChampion"), query
+        name,
+        max=bounds.get("max"),
+        min=bounds.get("min"),
+        max_ratio_to_champion=bounds.get("maxRatioToChampion"),
+        min_ratio_to_champion=bounds.get("minRatioToChampion"),
+        query=query,
+        min_labelled=int(_number(raw.get("minLabelled", 100), f"{where}.minLabelled", 1)),
     )
 
 
 def _interval(value: Any) -> float:
-    seconds = parse_duration(value, "spec.analysis.interval")
-    if seconds <= 0:
-        raise SpecError(f"spec.analysis.interval: {value!r} is no time at all; e.g. 1m")
-    return seconds
+    return _positive(value, "spec.analysis.interval")
 
 
 def parse_spec(spec: Mapping[str, Any]) -> RolloutSpec:
@@ -256,6 +346,9 @@ def parse_spec(spec: Mapping[str, Any]) -> RolloutSpec:
             ),
             inconclusive_limit=int(
                 _number(analysis.get("inconclusiveLimit", 3), "spec.analysis.inconclusiveLimit", 0)
+            ),
+            confidence=_number(
+                analysis.get("confidence", 0.95), "spec.analysis.confidence", 0.5, 0.9999
             ),
             metrics=metrics,
             dry_run=dry_run,
