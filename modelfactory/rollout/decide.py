@@ -60,7 +60,6 @@ from modelfactory.rollout.status import (
     Status,
 )
 
-
 # Steps whose message says what they wait for (the others show the analysis).
 _SAYS_WHY = ("replay", "awaitOutcomes")
 
