@@ -11,6 +11,7 @@
 # apimachinery, apiserver, grpc, ...) compile once. The module and build caches stay at Go's
 # defaults under the home directory (GOMODCACHE ~/go/pkg/mod, GOCACHE ~/.cache/go-build),
 # so a rebuild after a version bump recompiles only what changed.
+# go.mod also lists kubeadm, which only a kind node image needs (tools/node/kind builds it).
 #
 #   bash tools/k8s/build.sh            # build unless current; prints the bin dir last
 #   bash tools/k8s/build.sh --bin-dir  # only print where the binaries are (or would be)
