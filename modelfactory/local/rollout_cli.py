@@ -2,6 +2,8 @@
 
 - ``run MODEL``: the rollout controller on this machine (what the operator does on a cluster),
   printing a timeline of its decisions with the measured values;
+- ``replay MODEL``: the challenger replays the champion's most recent logged requests, judged as
+  a rollout's replay step judges it (nothing reaches the serving path or the prediction log);
 - ``promote|abort|retry NAME`` and ``status NAME [--watch]``: the local rollout, or with
   ``--namespace`` the ModelDeployment ``NAME`` on a cluster (the kubectl plugin,
   ``kubectl modelfactory``, acts on the cluster by default);
@@ -159,6 +161,47 @@ def run(
         on_tick=tick_printer(console),
     )
     raise typer.Exit(0 if final.phase == "Healthy" else 3)
+
+
+@rollout_app.command()
+@friendly_errors
+def replay(
+    model: ModelArgument,
+    last: Annotated[
+        int, typer.Option(help="Replay the champion's newest N logged records.")
+    ] = 10_000,
+    since: Annotated[
+        str, typer.Option(help="Only records logged in the last 24h, 7d, ...")
+    ] = "24h",
+    version: Annotated[
+        str | None, typer.Option(help="The version to replay (default: the challenger).")
+    ] = None,
+    spec_file: Annotated[
+        Path | None,
+        typer.Option("--spec", help="A ModelDeployment manifest whose analysis judges the replay."),
+    ] = None,
+):
+    """Replay the champion's logged requests with the challenger, before it gets any traffic."""
+    from modelfactory.local.rollout_view import print_replay
+    from modelfactory.local.rollouts import load_spec, local_evidence
+    from modelfactory.registry import CHALLENGER, CHAMPION, Registry
+    from modelfactory.rollout.actions import RunReplay
+    from modelfactory.rollout.replay import judge_replay
+    from modelfactory.rollout.spec import parse_step
+
+    uri = tracking_uri()
+    registry = Registry(uri)
+    champion = registry.version_by_alias(model, CHAMPION)
+    challenger = registry.version_by_alias(model, CHALLENGER)
+    chosen = version or (str(challenger.version) if challenger else None)
+    if champion is None or chosen is None or chosen == str(champion.version):
+        raise LookupError(f"{model} needs a champion and another version to replay (--version)")
+    rollout, _ = load_spec(model, spec_file)  # its analysis judges the replay
+    step = parse_step({"replay": {"lastRequests": last, "since": since}}, "--last/--since")
+    asked = RunReplay(chosen, str(champion.version), last, time.time() - step.since)
+    with console.status(f"v{chosen} replays champion v{champion.version}'s logged requests..."):
+        result = local_evidence(model, uri).replay(model, asked)
+    print_replay(result, judge_replay(rollout, step, result), console)
 
 
 @rollout_app.command()

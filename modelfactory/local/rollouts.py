@@ -156,9 +156,12 @@ def run_local(
     """
     from modelfactory.registry import Registry
 
+    evidence = local_evidence(spec.model, tracking_uri)
     controller = RolloutController(
         MlflowRegistry(Registry(tracking_uri), "local"),
         MetricsScraper(lambda: {url: url for url in metrics_urls}),
+        replayer=evidence.replay,
+        outcomes=evidence.outcomes,
     )
     try:
         status = from_status(Status, store.status(spec.model))
@@ -176,6 +179,17 @@ def run_local(
             return status
         sleep(tick_seconds)
     return status
+
+
+def local_evidence(model: str, tracking_uri: str):
+    """Replays and ground truth of ``model`` read on this machine, for its use case."""
+    from modelfactory.config import get_settings
+    from modelfactory.monitoring.rollout_evidence import RolloutEvidence
+    from modelfactory.registry import Registry
+    from modelfactory.use_cases import monitored_use_case
+
+    case = monitored_use_case(model, None, Registry(tracking_uri))
+    return RolloutEvidence(case, tracking_uri, get_settings())
 
 
 def _forever() -> Iterator[int]:

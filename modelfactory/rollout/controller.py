@@ -2,8 +2,12 @@
 
 :class:`RolloutController` reads the registry (:class:`MlflowRegistry`) and the serving pods'
 counters (:class:`MetricsScraper` over the URLs an adapter finds: a Service's EndpointSlices
-in the operator, the local serving processes on one machine), calls the pure
-:func:`~modelfactory.rollout.decide.decide`, and applies its actions to the registry. The status
+in the operator, the local serving processes on one machine), and, when the rollout asks for
+them, the ground truth of each version's answers (an ``outcomes`` reader) and the challenger's
+replay (its version's ``rollout.replay`` tag), calls the pure
+:func:`~modelfactory.rollout.decide.decide`, and applies its actions to the registry; a replay
+it asks for is started by a ``replayer`` (in this process on one machine, a Job on a cluster)
+that records its result on the version. The status
 it returns is what the adapter stores (a ModelDeployment's status, or a JSON file locally);
 nothing else is kept between ticks, so a restarted controller resumes where the status says.
 
@@ -37,12 +41,16 @@ from modelfactory.rollout.actions import (
     RecordOutcome,
     RegistryView,
     Rollback,
+    RunReplay,
     SetChallenger,
     SetTraffic,
+    VersionOutcome,
 )
 from modelfactory.rollout.analysis import interval_due
 from modelfactory.rollout.decide import decide
 from modelfactory.rollout.measurements import PodSamples, samples_from_text
+from modelfactory.rollout.replay import TAG as REPLAY_TAG
+from modelfactory.rollout.replay import ReplayResult
 from modelfactory.rollout.spec import RolloutSpec
 from modelfactory.rollout.state import RolloutState, clear_rollout, set_rollout
 from modelfactory.rollout.status import DEGRADED, HEALTHY, Status
@@ -54,6 +62,10 @@ log = logging.getLogger(__name__)
 OUTCOME_TAGS = ("rollout.outcome", "rollout.reason", "rollout.deployment", "rollout.finished_at")
 # On the registered model: the one deployment that drives its rollout.
 OWNER_TAG = "modelfactory.deployment"
+# Starts the replay a RunReplay asks for; its result lands on the version's rollout.replay tag.
+Replayer = Callable[[str, RunReplay], object]
+# The ground truth of the named versions' answers since a time (seconds since the epoch).
+OutcomeReader = Callable[[str, list[str], float], Mapping[str, VersionOutcome]]
 
 
 class MlflowRegistry:
@@ -114,6 +126,16 @@ class MlflowRegistry:
             }
             for key, value in tags.items():
                 client.set_model_version_tag(model, action.version, key, value)
+
+    def replay_result(self, model: str, version: str) -> ReplayResult | None:
+        """The replay recorded on ``version``, if one finished."""
+        text = (self.registry.client.get_model_version(model, version).tags or {}).get(REPLAY_TAG)
+        return ReplayResult.from_tag(text) if text else None
+
+    def record_replay(self, model: str, result: ReplayResult) -> None:
+        self.registry.client.set_model_version_tag(
+            model, result.version, REPLAY_TAG, result.as_tag()
+        )
 
     def _drop_challenger(self, model: str, version: str) -> None:
         found = self.registry.version_by_alias(model, CHALLENGER)
@@ -261,11 +283,15 @@ class RolloutController:
         metrics: MetricsScraper,
         clock: Callable[[], float] = time.time,
         prometheus: PrometheusQueries | None = None,
+        replayer: Replayer | None = None,
+        outcomes: OutcomeReader | None = None,
     ):
         self.registry = registry
         self.metrics = metrics
         self.clock = clock
         self.prometheus = prometheus or PrometheusQueries()
+        self.replayer = replayer
+        self.outcomes = outcomes
 
     def observe(self, spec: RolloutSpec, status: Status, action: str | None) -> Observation:
         now = self.clock()
@@ -278,14 +304,28 @@ class RolloutController:
         challenger = view.challenger or status.challenger
         if challenger is None:
             return Observation(now, view, action=action)
+        step = (
+            spec.steps[status.step] if status.in_flight and status.step < len(spec.steps) else None
+        )
+        seen: dict[str, Any] = {}
+        if step is not None and step.kind == "replay" and status.replay is not None:
+            try:
+                seen["replay"] = self.registry.replay_result(spec.model, challenger)
+            except Exception as exc:
+                return Observation(now, None, registry_error=_short(exc), action=action)
         try:
             samples = self.metrics.scrape(spec.model, [view.champion or "", challenger])
         except Exception as exc:
-            return Observation(now, view, metrics_error=_short(exc), action=action)
+            return Observation(now, view, metrics_error=_short(exc), action=action, **seen)
+        due = interval_due(spec, status, now)
+        if (due and spec.analysis.needs_outcomes) or (
+            step is not None and step.kind == "awaitOutcomes"
+        ):
+            seen.update(self._outcomes(spec, status, view, challenger))
         analysis, address = spec.analysis, spec.analysis.prometheus
         # Prometheus is asked only when the interval its answers are judged for closes.
-        if address is None or not analysis.queries or not interval_due(spec, status, now):
-            return Observation(now, view, metrics=samples, action=action)
+        if address is None or not analysis.queries or not due:
+            return Observation(now, view, metrics=samples, action=action, **seen)
         values = {
             "model": spec.model,
             "challenger": challenger,
@@ -295,8 +335,22 @@ class RolloutController:
         try:
             queried = self.prometheus.evaluate(address, analysis.queries, values)
         except Exception as exc:
-            return Observation(now, view, metrics=samples, action=action, query_error=_short(exc))
-        return Observation(now, view, metrics=samples, action=action, queried=queried)
+            return Observation(
+                now, view, metrics=samples, action=action, query_error=_short(exc), **seen
+            )
+        return Observation(now, view, metrics=samples, action=action, queried=queried, **seen)
+
+    def _outcomes(
+        self, spec: RolloutSpec, status: Status, view: RegistryView, challenger: str
+    ) -> dict[str, Any]:
+        if self.outcomes is None:
+            return {"outcomes_error": "no ground-truth reader here (the prediction store)"}
+        versions = [v for v in (view.champion, challenger) if v]
+        try:
+            found = self.outcomes(spec.model, versions, status.rollout_started_at or 0.0)
+        except Exception as exc:
+            return {"outcomes_error": _short(exc)}
+        return {"outcomes": found}
 
     def reconcile(self, spec: RolloutSpec, status: Status, action: str | None = None) -> Tick:
         observed = self.observe(spec, status, action)
@@ -307,9 +361,14 @@ class RolloutController:
                 applied.append(item)
                 continue
             try:
-                self.registry.apply(spec.model, item)
+                if isinstance(item, RunReplay):
+                    if self.replayer is None:
+                        raise RuntimeError("no replayer here to run a replay step")
+                    self.replayer(spec.model, item)
+                else:
+                    self.registry.apply(spec.model, item)
             except Exception as exc:
-                problem = f"registry write failed ({_short(exc)}) at {type(item).__name__}"
+                problem = f"{type(item).__name__} could not be applied ({_short(exc)})"
                 held = copy.deepcopy(status)
                 held.message = f"{problem}: holding; {status.message}"
                 log.warning("%s: %s", spec.model, problem)

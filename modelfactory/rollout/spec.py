@@ -188,7 +188,8 @@ def _number(value: Any, where: str, low: float | None = None, high: float | None
 STEPS = ("setWeight", "shadow", "analysis", "pause", "replay", "awaitOutcomes")
 
 
-def _step(raw: Any, where: str) -> Step:
+def parse_step(raw: Any, where: str) -> Step:
+    """One step as a ModelDeployment writes it (``{"setWeight": 10}``)."""
     if not isinstance(raw, Mapping) or len(raw) != 1:
         raise SpecError(f"{where}: a step is one of {', '.join(STEPS)} (got {raw!r})")
     ((kind, value),) = raw.items()
@@ -300,7 +301,7 @@ def parse_spec(spec: Mapping[str, Any]) -> RolloutSpec:
     steps = (
         DEFAULT_STEPS
         if raw_steps is None
-        else tuple(_step(s, f"spec.rollout.steps[{i}]") for i, s in enumerate(raw_steps))
+        else tuple(parse_step(s, f"spec.rollout.steps[{i}]") for i, s in enumerate(raw_steps))
     )
     if not steps:
         raise SpecError("spec.rollout.steps: at least one step (or leave it out for the default)")
