@@ -2,30 +2,31 @@
 
 The registered version is loaded as serving loads it
 (:class:`~modelfactory.classification.served.ServedClassifier`: the input schema from the
-model's signature, the compiled twin checked against scikit-learn). A whole chunk is
-encoded by the twin's encoder, column by column
-(:meth:`~.compiled_forest._Encoder.encode_frame`), and its trees are walked by the
-model's own forest, scikit-learn's compiled tree walk, one thread per core: for tables of
-100,000 rows that walk beat both the twin's numpy walk and a numba one (ADR 0007). The
-pair is checked against the whole scikit-learn pipeline, with serving's tolerance, before
-it scores anything; a model the twin does not know is scored by its pipeline.
+model's signature, the compiled twin checked against scikit-learn). Each chunk is
+checked column by column against the schema (:mod:`.batch_check`), the good records are
+encoded by the twin's encoder straight from the columns and walked by the twin's compiled
+forest (:mod:`.forest_walk`), both over slices of the rows on every core the process may
+use (:func:`modelfactory.scoring.cores.usable_cores`). The twin is checked against the
+whole scikit-learn pipeline, with serving's tolerance, before it scores anything; a model
+the twin does not know is scored by its pipeline. Why this walk: ADR 0012.
 
-Each chunk is checked column by column against the schema, as serving checks a request:
-a missing or empty value, a non-number where a number belongs, a fraction where an
-integer belongs. A record with a problem is a reject (its row key, the reasons, the record
-as read), never a reason to stop the batch; a source that lacks a column the model needs
-stops the batch before anything is scored, naming the column.
+A record with a problem is a reject (its row key, the reasons, the record as read), never
+a reason to stop the batch; a source that lacks a column the model needs stops the batch
+before anything is scored, naming the column. Each chunk reports the seconds of its
+stages (read, check, encode, walk) for the batch's budget.
 """
 
 from __future__ import annotations
 
 import math
-import os
+import time
 from collections.abc import Iterator
 
 import numpy as np
-import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
+from modelfactory.classification.batch_check import check_chunk
 from modelfactory.classification.served import (
     PARITY_SAMPLE_ROWS,
     PARITY_TOLERANCE,
@@ -34,11 +35,10 @@ from modelfactory.classification.served import (
 )
 from modelfactory.errors import DataValidationError
 from modelfactory.scoring.batch import ChunkResult
+from modelfactory.scoring.cores import usable_cores
 from modelfactory.scoring.results import SCORES
-from modelfactory.scoring.sources import Source
+from modelfactory.scoring.sources import Chunk, Source
 from modelfactory.sql import json_text
-
-_EXPECTED = {"integer": "an integer", "number": "a number"}
 
 
 class BatchClassifier:
@@ -47,9 +47,10 @@ class BatchClassifier:
     table = SCORES
     needs_source = True
 
-    def __init__(self, served: ServedClassifier):
+    def __init__(self, served: ServedClassifier, threads: int | None = None):
         self.served = served
         self.name, self.version = served.name, served.version
+        self.threads = threads or usable_cores()
         self.batch_fast_path, self.info = self._verified_batch_path()
 
     @classmethod
@@ -60,25 +61,17 @@ class BatchClassifier:
         compiled = self.served.compiled
         if compiled is None:
             return False, {"batch_fast_path": False, **self.served.info}
-        forest = self.served.model.steps[-1][1]
-        # Trees are walked in threads (scikit-learn releases the GIL), one per core we may use.
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-        forest.set_params(n_jobs=cores or os.cpu_count() or 1)
-        self._forest = forest
-        self._positive = list(forest.classes_).index(compiled.classes[1])
         sample = _sample_records(compiled, self.served.schema, PARITY_SAMPLE_ROWS)
         frame = self.served.schema.frame(sample.to_dict(orient="records"))
-        reference = self.served.model.predict_proba(frame)[:, self._positive]
-        gap = float(np.max(np.abs(self._encoded_probability(frame) - reference)))
-        if gap > PARITY_TOLERANCE:
-            return False, {"batch_fast_path": False, "batch_parity_gap": gap}
-        return True, {"batch_fast_path": True, "batch_parity_gap": gap}
-
-    def _encoded_probability(self, frame: pd.DataFrame) -> np.ndarray:
-        compiled = self.served.compiled
-        assert compiled is not None
-        encoded = compiled.encoder.encode_frame(frame)
-        return self._forest.predict_proba(encoded)[:, self._positive]
+        positive = list(self.served.model.classes_).index(compiled.classes[1])
+        reference = self.served.model.predict_proba(frame)[:, positive]
+        columns = {c: frame[c].to_numpy(dtype=np.float64) for c, *_ in compiled.encoder.numeric}
+        for column, _ in compiled.encoder.categorical:
+            columns[column] = pa.array(frame[column].astype(str), type=pa.string())
+        ours = compiled.forest.predict_keys(compiled.encoder.encode_columns(columns), self.threads)
+        gap = float(np.max(np.abs(ours - reference)))
+        info = {"batch_fast_path": gap <= PARITY_TOLERANCE, "batch_parity_gap": gap}
+        return gap <= PARITY_TOLERANCE, {**info, "threads": self.threads}
 
     # -- BatchModel ---------------------------------------------------------------------
     def partitions(self, source: Source | None, wanted: int) -> int:
@@ -91,35 +84,54 @@ class BatchClassifier:
         self, source: Source | None, partition: int, partitions: int, chunk_rows: int
     ) -> Iterator[ChunkResult]:
         source = _source(source)
-        for chunk in source.chunks(partition, partitions, chunk_rows):
-            good, rejects = self.check(chunk.frame, chunk.keys, source.name)
-            probability = self.positive_probability(good)
-            negative, positive = self.served.labels
-            results = pd.DataFrame(
-                {
-                    "row_key": chunk.keys[good.index].to_numpy(),
-                    "prediction": np.where(
-                        probability >= self.served.threshold, positive, negative
-                    ),
-                    "probability": probability,
-                }
-            )
-            yield ChunkResult(results, rejects, len(chunk.frame))
+        chunks = source.chunks(partition, partitions, chunk_rows)
+        while True:
+            started = time.perf_counter()
+            chunk = next(chunks, None)
+            if chunk is None:
+                return
+            stages = {"read": time.perf_counter() - started}
+            yield self.score_chunk(chunk, source.name, stages)
 
     # -- the work -----------------------------------------------------------------------
-    def positive_probability(self, frame: pd.DataFrame) -> np.ndarray:
-        if not len(frame):
-            return np.zeros(0)
-        if self.batch_fast_path:
-            return self._encoded_probability(frame)
-        return self.served.model.predict_proba(frame)[:, 1]
+    def score_chunk(self, chunk: Chunk, source: str, stages: dict[str, float]) -> ChunkResult:
+        """Results and rejects of one chunk; adds the seconds of each stage to ``stages``."""
+        clock = time.perf_counter()
+        self._require_columns(chunk, source)
+        checked = check_chunk(chunk, self.served.schema.fields)
+        keep = ~checked.rejected
+        rejects = self._rejects(chunk, checked)
+        stages["check"] = stages.get("check", 0.0) + time.perf_counter() - clock
+        compiled = self.served.compiled
+        if self.batch_fast_path and compiled is not None:
+            clock = time.perf_counter()
+            columns = {c: checked.numbers[c][keep] for c, *_ in compiled.encoder.numeric}
+            mask = pa.array(keep)
+            for column, _ in compiled.encoder.categorical:
+                columns[column] = checked.texts[column].filter(mask)
+            keys = compiled.encoder.encode_columns(columns, self.threads)
+            stages["encode"] = stages.get("encode", 0.0) + time.perf_counter() - clock
+            clock = time.perf_counter()
+            probability = compiled.forest.predict_keys(keys, self.threads)
+            stages["walk"] = stages.get("walk", 0.0) + time.perf_counter() - clock
+        else:
+            clock = time.perf_counter()
+            good = checked.good_frame(self.served.schema.fields)
+            probability = self.served.model.predict_proba(good)[:, 1] if len(good) else np.zeros(0)
+            stages["walk"] = stages.get("walk", 0.0) + time.perf_counter() - clock
+        labels = pa.array(self.served.labels, type=pa.string())
+        results = pa.table(
+            {
+                "row_key": chunk.keys.filter(pa.array(keep)),
+                "prediction": pc.take(labels, (probability >= self.served.threshold).view(np.int8)),
+                "probability": probability,
+            }
+        )
+        return ChunkResult(results, rejects, len(chunk), stages)
 
-    def check(
-        self, frame: pd.DataFrame, keys: pd.Series, source: str
-    ) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """(the good records, typed as the model was trained; the rejects with reasons)."""
-        fields = self.served.schema.fields
-        missing = [f.name for f in fields if f.name not in frame.columns]
+    def _require_columns(self, chunk: Chunk, source: str) -> None:
+        present = set(chunk.columns)
+        missing = [f.name for f in self.served.schema.fields if f.name not in present]
         if missing:
             raise DataValidationError(
                 source,
@@ -128,55 +140,24 @@ class BatchClassifier:
                     f"needs (its inputs: {', '.join(self.served.schema.names)})"
                 ],
             )
-        frame = frame.reset_index(drop=True)
-        keys = keys.reset_index(drop=True)
-        reasons = np.full(len(frame), "", dtype=object)
-        typed: dict[str, object] = {}
-        for field in fields:
-            values = frame[field.name]
-            empty = values.isna().to_numpy()
-            problem = np.where(empty, f"{field.name}: missing", "").astype(object)
-            if field.kind in _EXPECTED:
-                numbers = pd.to_numeric(values, errors="coerce").to_numpy(
-                    dtype=np.float64, na_value=np.nan
-                )
-                bad = ~empty & ~np.isfinite(numbers)
-                if field.kind == "integer":
-                    bad |= ~empty & np.isfinite(numbers) & (numbers != np.round(numbers))
-                expected = f"{field.name}: expected {_EXPECTED[field.kind]}, got "
-                problem[bad] = [expected + _shown(v) for v in values[bad]]
-                typed[field.name] = numbers
-            elif field.kind == "boolean":
-                truth = values.map(_truth)
-                bad = ~empty & truth.isna().to_numpy()
-                problem[bad] = [
-                    f"{field.name}: expected true or false, got {_shown(v)}" for v in values[bad]
-                ]
-                typed[field.name] = truth
-            else:
-                typed[field.name] = values.astype(str)
-            has = problem != ""
-            if has.any():
-                first = has & (reasons == "")
-                later = has & ~first
-                reasons[first] = problem[first]
-                reasons[later] = reasons[later] + "; " + problem[later]
-        rejected = reasons != ""
-        good = pd.DataFrame({name: column for name, column in typed.items()})[~rejected]
-        for field in fields:
-            if field.kind == "integer":
-                good[field.name] = good[field.name].astype(np.int64)
-        rejects = pd.DataFrame(
+
+    def _rejects(self, chunk: Chunk, checked) -> pa.Table:
+        rejected = checked.rejected
+        records = (
+            [
+                json_text({k: _plain(v) for k, v in row.items()})
+                for row in chunk.rows(rejected, self.served.schema.names).to_dict("records")
+            ]
+            if rejected.any()
+            else []
+        )
+        return pa.table(
             {
-                "row_key": keys[rejected].to_numpy(),
-                "reason": reasons[rejected],
-                "record": [
-                    json_text({k: _plain(v) for k, v in row.items()})
-                    for row in frame.loc[rejected, self.served.schema.names].to_dict("records")
-                ],
+                "row_key": chunk.keys.filter(pa.array(rejected)),
+                "reason": pa.array(checked.reasons[rejected].tolist(), type=pa.string()),
+                "record": pa.array(records, type=pa.string()),
             }
         )
-        return good, rejects
 
 
 def _source(source: Source | None) -> Source:
@@ -185,18 +166,7 @@ def _source(source: Source | None) -> Source:
     return source
 
 
-def _truth(value):
-    if isinstance(value, bool):
-        return value
-    return {"true": True, "false": False}.get(str(value).strip().lower())
-
-
 def _plain(value):
     if isinstance(value, float) and math.isnan(value):
         return None
     return value
-
-
-def _shown(value) -> str:
-    text = f'"{value}"' if isinstance(value, str) else repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."

@@ -1,16 +1,19 @@
-"""A compiled, numpy-only predictor of the pipelines modelfactory trains, exact to float64 rounding.
+"""A compiled predictor of the pipelines modelfactory trains, exact to float64 rounding.
 
 This module flattens the fitted ``ColumnTransformer(OneHotEncoder, StandardScaler) →
-RandomForestClassifier`` into arrays and walks all trees at once, using the same arithmetic as
-scikit-learn (float32 features compared to float64 thresholds, per-leaf class fractions averaged
-over trees; only the order of that sum differs, within float64 rounding). It is only used after
-:func:`parity_gap` confirms it agrees with the original model. Why, against scikit-learn and
-ONNX Runtime, with the figures: ADR 0003, docs/adr/0003-compiled-forest.md.
+RandomForestClassifier`` into an encoder and packed tree nodes that
+:mod:`.forest_walk` walks, taking the branches scikit-learn takes (float32 features
+against float64 thresholds) and averaging per-leaf class fractions over the trees; only
+the order of that sum differs, within float64 rounding. It is only used after
+:func:`parity_gap` confirms it agrees with the original model. Why a twin at all: ADR
+0003; why this walk, serving and batch alike: ADR 0012.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,6 +21,16 @@ from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from modelfactory.classification.forest_walk import (
+    GROUP,
+    MAX_FEATURES,
+    MAX_NODES,
+    float32_keys,
+    pack_nodes,
+    thresholds_below,
+    walk,
+)
 
 
 @dataclass(frozen=True)
@@ -38,64 +51,100 @@ class _Encoder:
         return out
 
     def encode_frame(self, frame) -> np.ndarray:
-        """:meth:`encode` for a whole table at once (a pandas DataFrame with the input columns),
-        column by column; the same numbers, as float32 (what the trees compare). Batch scoring
-        feeds it to the model's own forest (ADR 0007)."""
-        import pandas as pd
+        """:meth:`encode` for a whole table (a pandas DataFrame with the input columns), column
+        by column; the same numbers, as float32 (what the trees compare)."""
+        import pyarrow as pa
 
-        out = np.zeros((len(frame), self.width), dtype=np.float64)
+        columns = {c: frame[c].to_numpy(dtype=np.float64) for c, *_ in self.numeric}
+        for column, _ in self.categorical:
+            columns[column] = pa.array(frame[column].astype(str), type=pa.string())
+        return self._encode_rows(columns, slice(0, len(frame)))
+
+    def encode_columns(self, columns: Mapping, threads: int = 1) -> np.ndarray:
+        """The forest's keys (``float32_keys`` of :meth:`encode_frame`) of a table given as
+        columns: numbers as float64 arrays, categories as Arrow string arrays; slices of
+        the rows encoded by ``threads`` at once."""
+        rows = len(next(iter(columns.values()))) if columns else 0
+        keys = np.empty((rows, self.width), dtype=np.int32)
+
+        def encode(part: slice) -> None:
+            keys[part] = float32_keys(self._encode_rows(columns, part))
+
+        parts = _slices(rows, threads)
+        if len(parts) <= 1:
+            encode(slice(0, rows))
+        else:
+            list(_pool(threads).map(encode, parts))
+        return keys
+
+    def _encode_rows(self, columns: Mapping, part: slice) -> np.ndarray:
+        import pyarrow.compute as pc
+
+        start, stop, _ = part.indices(len(next(iter(columns.values()))) if columns else 0)
+        out = np.zeros((stop - start, self.width), dtype=np.float32)
         for column, index, mean, scale in self.numeric:
-            out[:, index] = (frame[column].to_numpy(dtype=np.float64) - mean) / scale
-        rows = np.arange(len(frame))
-        for column, positions in self.categorical:
-            categories = list(positions)
-            codes = pd.Categorical(frame[column].astype(str), categories=categories).codes
+            out[:, index] = (columns[column][start:stop] - mean) / scale
+        rows = np.arange(stop - start)
+        for (column, positions), categories in zip(
+            self.categorical, self._category_sets, strict=True
+        ):
+            codes = pc.index_in(columns[column].slice(start, stop - start), value_set=categories)
+            codes = codes.fill_null(-1).to_numpy()
             known = codes >= 0  # unknown category: all zeros, as handle_unknown="ignore"
-            first = positions[categories[0]]
-            out[rows[known], first + codes[known]] = 1.0
-        return out.astype(np.float32)
+            out[rows[known], next(iter(positions.values())) + codes[known]] = 1.0
+        return out
+
+    @functools.cached_property
+    def _category_sets(self) -> list:
+        import pyarrow as pa
+
+        return [pa.array(list(positions), type=pa.string()) for _, positions in self.categorical]
 
 
 @dataclass(frozen=True)
 class _Forest:
-    feature: np.ndarray  # per node: the feature it splits on (0 at leaves)
-    threshold: np.ndarray  # per node: go left when feature <= threshold (+inf at leaves)
-    children: np.ndarray  # per node n: [2n] the right child, [2n + 1] the left (leaves: itself)
-    leaf: np.ndarray  # per node: is it a leaf
-    positive_fraction: np.ndarray  # per node: share of the positive class among its samples
+    nodes: np.ndarray  # per node: one packed word (forest_walk's layout), trees one after another
+    leaf_values: np.ndarray  # per node: share of the positive class among its samples (leaves)
     roots: np.ndarray  # per tree: its root node
+    depths: np.ndarray  # per tree: its depth (the lockstep walk's number of steps)
 
-    # Walk this many levels between drops of the finished (row, tree) paths: checking every
-    # level costs more than it saves, never checking walks every path to the deepest leaf.
-    COMPACT_EVERY = 4
-
-    def predict_positive(self, X: np.ndarray) -> np.ndarray:
+    def predict_positive(self, X: np.ndarray, threads: int = 1) -> np.ndarray:
         """Mean positive fraction of the leaves the rows of X reach, over all trees.
 
-        Every (row, tree) path advances one level per step, all at once; finished paths
-        are summed and dropped every ``COMPACT_EVERY`` levels, so the walk costs the
-        paths' real lengths rather than the deepest tree's depth for all of them.
+        X is cast to float32 first, as scikit-learn casts it; ``threads`` walk slices of
+        the rows at once (the compiled walk releases the GIL).
         """
-        # scikit-learn compares float32 features with float64 thresholds; so do we.
-        X = X.astype(np.float32).astype(np.float64)
-        n, width = X.shape
-        trees = self.roots.size
-        values = X.ravel()
-        nodes = np.tile(self.roots, n)
-        offsets = np.repeat(np.arange(n) * width, trees)  # where each path's row starts in values
-        rows = np.repeat(np.arange(n), trees)
-        total = np.zeros(n)
-        while nodes.size:
-            for _ in range(self.COMPACT_EVERY):
-                go_left = values[offsets + self.feature[nodes]] <= self.threshold[nodes]
-                nodes = self.children[2 * nodes + go_left]
-            done = self.leaf[nodes]
-            if done.any():
-                reached = self.positive_fraction[nodes[done]]
-                total += np.bincount(rows[done], weights=reached, minlength=n)
-                running = ~done
-                nodes, offsets, rows = nodes[running], offsets[running], rows[running]
-        return total / trees
+        return self.predict_keys(float32_keys(X), threads)
+
+    def predict_keys(self, keys: np.ndarray, threads: int = 1) -> np.ndarray:
+        """:meth:`predict_positive` of rows already turned into keys (``float32_keys``)."""
+        keys = np.ascontiguousarray(keys, dtype=np.int32)
+        total = np.zeros(len(keys))
+        slices = _slices(len(keys), threads)
+        if len(slices) <= 1:
+            walk(keys, self.nodes, self.leaf_values, self.roots, self.depths, total)
+        else:
+            list(
+                _pool(threads).map(
+                    lambda s: walk(
+                        keys[s], self.nodes, self.leaf_values, self.roots, self.depths, total[s]
+                    ),
+                    slices,
+                )
+            )
+        return total / self.roots.size
+
+
+def _slices(rows: int, threads: int) -> list[slice]:
+    """Up to ``threads`` slices of whole lockstep groups (small tables stay in one)."""
+    per = -(-rows // max(1, threads))
+    per = max(GROUP * 64, -(-per // GROUP) * GROUP)
+    return [slice(start, min(rows, start + per)) for start in range(0, rows, per)]
+
+
+@functools.cache
+def _pool(threads: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(threads, thread_name_prefix="forest-walk")
 
 
 @dataclass(frozen=True)
@@ -124,7 +173,10 @@ def compile_classifier(model) -> CompiledClassifier | None:
     encoder = _compile_encoder(preprocess)
     if encoder is None:
         return None
-    return CompiledClassifier(encoder, _compile_forest(classifier), tuple(classifier.classes_))
+    forest = _compile_forest(classifier, positive=1)
+    if forest is None:
+        return None
+    return CompiledClassifier(encoder, forest, tuple(classifier.classes_))
 
 
 def _compile_encoder(preprocess: ColumnTransformer) -> _Encoder | None:
@@ -153,35 +205,51 @@ def _compile_encoder(preprocess: ColumnTransformer) -> _Encoder | None:
     return _Encoder(tuple(numeric), tuple(categorical), offset)
 
 
-def _compile_forest(forest: RandomForestClassifier) -> _Forest:
-    features, thresholds, lefts, rights, fractions, roots = [], [], [], [], [], []
+def _compile_forest(forest: RandomForestClassifier, positive: int) -> _Forest | None:
+    words, values, roots, depths = [], [], [], []
     offset = 0
     for estimator in forest.estimators_:
         tree = estimator.tree_
-        n = tree.node_count
+        order = _pre_order(tree.children_left, tree.children_right)
+        new = np.empty(tree.node_count, dtype=np.int64)
+        new[order] = np.arange(tree.node_count)
         leaf = tree.children_left == -1
-        index = np.arange(n)
-        # Leaves point at themselves, so walking past a leaf is harmless.
-        lefts.append(np.where(leaf, index, tree.children_left) + offset)
-        rights.append(np.where(leaf, index, tree.children_right) + offset)
-        features.append(np.where(leaf, 0, tree.feature))
-        thresholds.append(np.where(leaf, np.inf, tree.threshold))
-        values = tree.value[:, 0, :]
-        totals = values.sum(axis=1)
-        fractions.append(values[:, 1] / np.where(totals == 0, 1.0, totals))
+        right = np.where(leaf, new, new[np.where(leaf, 0, tree.children_right)]) + offset
+        keys = float32_keys(thresholds_below(np.where(leaf, 0.0, tree.threshold)))
+        word = np.empty(tree.node_count, dtype=np.int64)
+        word[new] = pack_nodes(tree.feature, keys, right, leaf)
+        counts = tree.value[:, 0, :]
+        totals = counts.sum(axis=1)
+        value = np.zeros(tree.node_count)
+        value[new] = np.where(leaf, counts[:, positive] / np.where(totals == 0, 1.0, totals), 0.0)
+        words.append(word)
+        values.append(value)
         roots.append(offset)
-        offset += n
-    left, right = np.concatenate(lefts).astype(np.intp), np.concatenate(rights).astype(np.intp)
-    children = np.empty(2 * left.size, dtype=np.intp)
-    children[0::2], children[1::2] = right, left  # indexed by 2 * node + (go left)
+        depths.append(tree.max_depth)
+        offset += tree.node_count
+    if offset >= MAX_NODES or forest.n_features_in_ > MAX_FEATURES:
+        return None  # beyond the packed word's fields: scikit-learn serves
     return _Forest(
-        feature=np.concatenate(features).astype(np.intp),
-        threshold=np.concatenate(thresholds).astype(np.float64),
-        children=children,
-        leaf=left == np.arange(left.size),
-        positive_fraction=np.concatenate(fractions),
-        roots=np.asarray(roots, dtype=np.intp),
+        nodes=np.concatenate(words),
+        leaf_values=np.concatenate(values),
+        roots=np.asarray(roots, dtype=np.int64),
+        depths=np.asarray(depths, dtype=np.int64),
     )
+
+
+def _pre_order(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Node ids in pre-order (a node, its left subtree, its right one): the left child of a
+    node is the next node. scikit-learn builds its trees in that order already."""
+    internal = np.flatnonzero(left != -1)
+    if np.array_equal(left[internal], internal + 1):
+        return np.arange(left.size)
+    order, stack = [], [0]
+    while stack:
+        node = stack.pop()
+        order.append(node)
+        if left[node] != -1:
+            stack += [int(right[node]), int(left[node])]
+    return np.asarray(order, dtype=np.int64)
 
 
 def parity_gap(compiled: CompiledClassifier, model, frame) -> float:

@@ -4,7 +4,7 @@ verified.
 Serving knows nothing about training: it resolves ``models:/<name>@<alias>`` to a
 version, loads that version, reads the input schema from its signature, and
 answers records with a class and a probability. When the model's structure
-allows, predictions come from the compiled twin (:mod:`.fastpath`), but only after
+allows, predictions come from the compiled twin (:mod:`.compiled_forest`), but only after
 it matched the original on the logged input example and on a few thousand
 records drawn across the model's whole input space.
 """

@@ -4,6 +4,9 @@ A :class:`BatchModel` is what a use case offers for batch work (the classifier s
 records of a source; the forecaster forecasts its stores and needs no source). It plans
 the partitions of the work and turns each chunk of a partition into results and rejects.
 :func:`score_partition` drives it and writes the part; memory holds one chunk at a time.
+The part's summary keeps the seconds of each stage (what the model reports per chunk, the
+read, check, encode and walk of the classifier, and the write of the part) for the
+batch's budget (``benchmarks/batch_scoring.py``).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import pandas as pd
+import pyarrow as pa
 import sqlalchemy as sa
 
 from modelfactory.scoring.results import PartWriter
@@ -24,9 +28,15 @@ from modelfactory.status import camel_case
 
 @dataclass
 class ChunkResult:
-    results: pd.DataFrame  # the part's results columns (see BatchModel.table)
-    rejects: pd.DataFrame  # row_key, reason, record
+    results: pd.DataFrame | pa.Table  # the part's results columns (see BatchModel.table)
+    rejects: pd.DataFrame | pa.Table  # row_key, reason, record
     rows_read: int
+    stages: dict[str, float] = field(default_factory=dict)  # seconds spent on it, by stage
+
+    def reject_reasons(self) -> list[str]:
+        if isinstance(self.rejects, pa.Table):
+            return self.rejects.column("reason").to_pylist() if self.rejects.num_rows else []
+        return [str(r) for r in self.rejects.get("reason", pd.Series(dtype=str))]
 
 
 @runtime_checkable
@@ -57,6 +67,7 @@ class PartSummary:
     rejects: int = 0
     seconds: float = 0.0
     reasons: dict[str, int] = field(default_factory=dict)  # the commonest reject reasons
+    stages: dict[str, float] = field(default_factory=dict)  # seconds by stage (read, ..., write)
 
 
 def score_partition(
@@ -74,16 +85,21 @@ def score_partition(
     writer = PartWriter(part_dir)
     try:
         for chunk in model.score(source, partition, partitions, chunk_rows):
+            clock = time.perf_counter()
             writer.write(chunk.results, chunk.rejects)
+            chunk.stages["write"] = time.perf_counter() - clock
+            for stage, seconds in chunk.stages.items():
+                summary.stages[stage] = summary.stages.get(stage, 0.0) + seconds
             summary.rows += chunk.rows_read
             summary.results += len(chunk.results)
             summary.rejects += len(chunk.rejects)
-            for reason in chunk.rejects.get("reason", pd.Series(dtype=str)):
-                field_name = str(reason).split(":", 1)[0]
+            for reason in chunk.reject_reasons():
+                field_name = reason.split(":", 1)[0]
                 summary.reasons[field_name] = summary.reasons.get(field_name, 0) + 1
             if on_chunk is not None:
                 on_chunk(chunk)
     finally:
         writer.close()
     summary.seconds = time.perf_counter() - started
+    summary.stages = {stage: round(seconds, 3) for stage, seconds in summary.stages.items()}
     return summary

@@ -6,6 +6,10 @@ URL and a ``SELECT``). Each chunk carries the row keys of its rows: the values o
 column when one is named, else the row's position in the source, counted from 1 as a user
 counts rows in a file (``<file>:<row>`` for a folder of files).
 
+Parquet is read as Arrow and stays Arrow (no Python object per value); CSV and query
+results are read by pandas, whose inference of each column's type batch scoring's checks
+rely on. A chunk offers either kind column by column (:meth:`Chunk.column`).
+
 Partitions: a source is cut into units that can be read independently, the row groups of
 a Parquet file or the files of a folder, and partition ``k`` of ``n`` reads units
 ``k, k + n, k + 2n, ...``. A CSV file, a URL and a query are one unit: they cannot be
@@ -21,7 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from modelfactory.data.io import is_url
 from modelfactory.errors import DataSourceError
@@ -31,9 +38,39 @@ DEFAULT_CHUNK_ROWS = 100_000
 
 @dataclass
 class Chunk:
-    frame: pd.DataFrame  # the records as read (every column of the source)
-    keys: pd.Series  # one row key (text) per record
+    """Records as read (every column of the source): an Arrow table for Parquet, a pandas
+    frame for CSV and queries; with one row key (text) per record."""
+
+    records: pa.Table | pd.DataFrame
+    keys: pa.Array
     unit: int  # which unit of the source the chunk comes from
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    @property
+    def columns(self) -> list[str]:
+        if isinstance(self.records, pa.Table):
+            return self.records.column_names
+        return [str(c) for c in self.records.columns]
+
+    def column(self, name: str) -> pa.ChunkedArray | pd.Series:
+        if isinstance(self.records, pa.Table):
+            return self.records.column(name)
+        return self.records[name].reset_index(drop=True)
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """The records as a pandas frame (converted when they were read as Arrow)."""
+        if isinstance(self.records, pa.Table):
+            return self.records.to_pandas()
+        return self.records
+
+    def rows(self, mask, columns: list[str]) -> pd.DataFrame:
+        """Some columns of the rows ``mask`` selects (a numpy boolean array), as pandas."""
+        if isinstance(self.records, pa.Table):
+            return self.records.select(columns).filter(pa.array(mask)).to_pandas()
+        return self.records.reset_index(drop=True).loc[mask, columns]
 
 
 @dataclass
@@ -122,22 +159,18 @@ class Source:
             return
         yield from self._parquet_chunks(files, partition, partitions, chunk_rows)
 
-    def _keys(self, frame: pd.DataFrame, first_row: int, prefix: str = "") -> pd.Series:
+    def _keys(self, records: pa.Table | pd.DataFrame, first_row: int, prefix: str = "") -> pa.Array:
         if self.key_column:
-            if self.key_column not in frame.columns:
+            names = records.column_names if isinstance(records, pa.Table) else list(records.columns)
+            if self.key_column not in names:
                 raise DataSourceError(
                     f"{self.name}: no key column '{self.key_column}' (columns: "
-                    f"{', '.join(map(str, frame.columns[:30]))})"
+                    f"{', '.join(map(str, names[:30]))})"
                 )
-            keys = frame[self.key_column]
-            if keys.isna().any():
-                rows = [first_row + int(i) + 1 for i in keys.index[keys.isna()][:5]]
-                raise DataSourceError(
-                    f"{self.name}: key column '{self.key_column}' is empty in rows {rows}"
-                )
-            return keys.astype(str).reset_index(drop=True)
-        numbers = pd.RangeIndex(first_row + 1, first_row + len(frame) + 1).astype(str)
-        return pd.Series(prefix + numbers if prefix else numbers)
+            return _key_text(self.name, self.key_column, records, first_row)
+        numbers = pa.array(np.arange(first_row + 1, first_row + len(records) + 1))
+        text = pc.cast(numbers, pa.string())
+        return pc.binary_join_element_wise(prefix, text, "") if prefix else text
 
     def _parquet_chunks(
         self, files: list[Path], partition: int, partitions: int, chunk_rows: int
@@ -151,9 +184,9 @@ class Source:
                 handle = _parquet(path, self.name, pq)
                 first, prefix = 0, f"{path.relative_to(self._local())}:"
                 for batch in handle.iter_batches(batch_size=chunk_rows):
-                    frame = batch.to_pandas()
-                    yield Chunk(frame, self._keys(frame, first, prefix), unit)
-                    first += len(frame)
+                    table = pa.Table.from_batches([batch])
+                    yield Chunk(table, self._keys(table, first, prefix), unit)
+                    first += len(table)
             return
         handle = _parquet(files[0], self.name, pq)
         offsets = [0]
@@ -162,9 +195,9 @@ class Source:
         for unit in range(partition, handle.metadata.num_row_groups, partitions):
             first = offsets[unit]
             for batch in handle.iter_batches(batch_size=chunk_rows, row_groups=[unit]):
-                frame = batch.to_pandas()
-                yield Chunk(frame, self._keys(frame, first), unit)
-                first += len(frame)
+                table = pa.Table.from_batches([batch])
+                yield Chunk(table, self._keys(table, first), unit)
+                first += len(table)
 
     def _csv_chunks(self, chunk_rows: int) -> Iterator[Chunk]:
         path = self._local()
@@ -203,6 +236,27 @@ class Source:
         if self._download is not None:
             shutil.rmtree(self._download.parent, ignore_errors=True)
             self._download = None
+
+
+def _key_text(
+    source: str, column: str, records: pa.Table | pd.DataFrame, first_row: int
+) -> pa.Array:
+    """The key column's values as text, as ``str()`` writes them; an empty one is an error."""
+    values = records.column(column) if isinstance(records, pa.Table) else records[column]
+    if isinstance(values, pa.ChunkedArray) and (
+        pa.types.is_integer(values.type) or pa.types.is_string(values.type)
+    ):
+        empty = values.is_null().to_numpy(zero_copy_only=False)
+        text = pc.cast(values, pa.string()).combine_chunks()
+    else:  # other types (and pandas) through str(), as a user reads them
+        series = values.to_pandas() if isinstance(values, pa.ChunkedArray) else values
+        series = series.reset_index(drop=True)
+        empty = series.isna().to_numpy()
+        text = pa.array(series.astype(str), type=pa.string())
+    if empty.any():
+        rows = [first_row + int(i) + 1 for i in np.flatnonzero(empty)[:5]]
+        raise DataSourceError(f"{source}: key column '{column}' is empty in rows {rows}")
+    return text
 
 
 def _is_parquet(path: Path) -> bool:

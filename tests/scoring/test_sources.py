@@ -17,7 +17,7 @@ def _read(source: Source, partition=0, partitions=1, chunk_rows=3) -> pd.DataFra
     chunks = list(source.chunks(partition, partitions, chunk_rows))
     if not chunks:
         return pd.DataFrame(columns=["x", "key"])
-    return pd.concat([c.frame.assign(key=c.keys.to_numpy()) for c in chunks], ignore_index=True)
+    return pd.concat([c.frame.assign(key=c.keys.to_pylist()) for c in chunks], ignore_index=True)
 
 
 @pytest.mark.parametrize("sep", [";", ","])
