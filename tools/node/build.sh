@@ -10,11 +10,12 @@
 # same inputs finds the stamp and does nothing. kubelet and kube-proxy come from the same
 # k8s.io/kubernetes build as the control plane (tools/k8s/build.sh, which this runs first).
 #
-# Every pure-Go part is one `go build` (CGO_ENABLED=0, containerd's tags no_btrfs
-# no_devmapper no_zfs); runc is a second one (cgo, with libseccomp). The Go caches stay at
-# their defaults under the home directory and are shared with tools/k8s: the dependencies
-# both resolve to the same versions (gen-go-mod.sh) compile once. The PostgreSQL image is
-# cached on its own (.tools/node-images/), since it only changes with its own inputs.
+# containerd, the CNI plugins and CoreDNS are one `go build` (CGO_ENABLED=0, containerd's tags
+# no_btrfs no_devmapper no_zfs); the local-path provisioner a second in the same module, runc
+# a third (cgo, with libseccomp); crictl alone comes from its own module (below, why). The Go
+# caches stay at their defaults under the home directory and are shared with tools/k8s: the
+# dependencies both resolve to the same versions (gen-go-mod.sh) compile once. The PostgreSQL
+# image is cached on its own (.tools/node-images/), since it only changes with its own inputs.
 #
 # Needs Go, gcc, and as root: apt-get (libseccomp-dev, debootstrap) on a Debian machine.
 #   bash tools/node/build.sh            # build unless current; prints the output dir last
@@ -102,16 +103,15 @@ for b in "${cni_plugins[@]}"; do mv "$tmp/work/$b" "$tmp/cni/"; done
 for b in containerd containerd-shim-runc-v2 ctr coredns; do mv "$tmp/work/$b" "$tmp/bin/"; done
 say "  pure-Go parts in $(( $(date +%s) - t ))s"
 
-# Two parts cannot join that build, so each builds apart from its own go.mod and go.sum,
-# pinned by version: the local-path provisioner imports github.com/Sirupsen/logrus (v0.11,
-# the module's old capitalised path), which collides with the lowercase path containerd
-# uses ("case-insensitive import collision"); crictl v1.37 requires the v0.37 staging
-# modules, and v1.34 does not compile against v0.36's CRI client.
+# The local-path provisioner builds in this module too, but in a go build of its own: it
+# imports github.com/Sirupsen/logrus (v0.11, the module's old capitalised path), which in one
+# build with containerd's lowercase path is a "case-insensitive import collision". crictl
+# cannot share the module at all: v1.37 requires the v0.37 staging modules, and v1.34 does
+# not compile against v0.36's CRI client; it is installed from its own pinned module.
 t=$(date +%s)
-CGO_ENABLED=0 GOBIN="$tmp/bin" GOFLAGS=-buildvcs=false go install -trimpath \
-  -ldflags "-s -w -X main.VERSION=$LOCAL_PATH_PROVISIONER_VERSION" \
-  "github.com/rancher/local-path-provisioner@$LOCAL_PATH_PROVISIONER_VERSION"
-say "  local-path-provisioner $LOCAL_PATH_PROVISIONER_VERSION (its own module) in $(( $(date +%s) - t ))s"
+CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.VERSION=$LOCAL_PATH_PROVISIONER_VERSION" \
+  -o "$tmp/bin/local-path-provisioner" github.com/rancher/local-path-provisioner
+say "  local-path-provisioner $LOCAL_PATH_PROVISIONER_VERSION in $(( $(date +%s) - t ))s"
 t=$(date +%s)
 CGO_ENABLED=0 GOBIN="$tmp/bin" GOFLAGS=-buildvcs=false go install -trimpath \
   -ldflags "-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=$CRI_TOOLS_VERSION" \

@@ -22,6 +22,7 @@ pins=(
   "github.com/opencontainers/runc $RUNC_VERSION"
   "github.com/containernetworking/plugins $CNI_PLUGINS_VERSION"
   "github.com/coredns/coredns $COREDNS_VERSION"
+  "github.com/rancher/local-path-provisioner $LOCAL_PATH_PROVISIONER_VERSION"
   "k8s.io/kubernetes $KUBERNETES_VERSION"
   "go.etcd.io/etcd/server/v3 $ETCD_VERSION"
   "sigs.k8s.io/kwok $KWOK_VERSION"
@@ -37,6 +38,7 @@ pins=(
     echo "	github.com/containerd/$cmd"
   done
   echo "	github.com/opencontainers/runc"
+  echo "	github.com/rancher/local-path-provisioner"
   for plugin in main/bridge main/loopback main/host-local ipam/host-local meta/portmap; do
     [ "$plugin" = main/host-local ] && continue
     echo "	github.com/containernetworking/plugins/plugins/$plugin"
