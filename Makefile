@@ -37,8 +37,9 @@ demo: install
 	$(BIN)/modelfactory demo
 
 ## Every test: unit, integration against real servers, chart checks, the chart on a local
-## control plane (k8s-tools: mk/cluster.mk).
-test: install-dev tools k8s-tools
+## control plane (k8s-tools: mk/cluster.mk), the gRPC port's HTTP/2 conformance (h2spec:
+## mk/h2spec.mk).
+test: install-dev tools k8s-tools h2spec
 	$(BIN)/python -m pytest
 
 ## Keep MLflow and the champion's service running until Ctrl-C.
