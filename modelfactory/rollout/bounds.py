@@ -8,7 +8,8 @@ trials and a Beta(a, b) mixing prior, the likelihood ratio
 
     M_n(p) = B(a + k, b + n - k) / B(a, b) / (p^k (1 - p)^(n - k))
 
-is a nonnegative martingale under the true rate p, so by Ville's inequality the probability
+is a nonnegative martingale under the true rate p for any prior fixed in advance (here centred
+on the metric's threshold), so by Ville's inequality the probability
 that it ever reaches 1/alpha, at any n, is at most alpha. The set {p : M_n(p) < 1/alpha} is
 therefore a confidence interval that holds at every n at once: the analysis may close an
 interval, look, and go on, as often as it likes. The interval holds the estimate k/n (M is
@@ -22,7 +23,8 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-PRIOR = (1.0, 1.0)  # a uniform mixing prior over the rate
+JEFFREYS = (0.5, 0.5)  # the mixing prior when no threshold says where to look
+CONCENTRATION = 10.0  # of the prior centred on a threshold: Beta(10 t, 10 (1 - t))
 Verdict = Literal["pass", "fail", "inconclusive"]
 
 
@@ -38,15 +40,25 @@ def _log_beta(a: float, b: float) -> float:
     return math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b)
 
 
-def rate_bounds(successes: float, trials: float, alpha: float) -> Bounds:
-    """The (1 - alpha) anytime-valid interval of a rate after ``successes`` in ``trials``."""
+def rate_bounds(
+    successes: float, trials: float, alpha: float, centre: float | None = None
+) -> Bounds:
+    """The (1 - alpha) anytime-valid interval of a rate after ``successes`` in ``trials``.
+
+    ``centre`` (the metric's threshold, fixed before any record is seen) centres the mixing
+    prior there, which narrows the interval where the decision is made; without it, Jeffreys'
+    prior. Any prior fixed in advance keeps the guarantee."""
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
     if trials <= 0:
         return Bounds(math.nan, 0.0, 1.0, 0.0)
     k = min(max(successes, 0.0), trials)
     f = trials - k
-    a, b = PRIOR
+    a, b = (
+        (CONCENTRATION * centre, CONCENTRATION * (1 - centre))
+        if centre is not None and 0 < centre < 1
+        else JEFFREYS
+    )
     mixture = _log_beta(a + k, b + f) - _log_beta(a, b)
     threshold = math.log(1 / alpha)
 

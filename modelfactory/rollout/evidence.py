@@ -46,7 +46,7 @@ def judge_metric(metric: MetricSpec, evidence: Evidence, alpha: float) -> Judgem
     if rate is not None:
         if rate.trials <= 0:
             return Judgement(None, None, note=evidence.missing.get(metric.name, "no records"))
-        bounds = rate_bounds(rate.count, rate.trials, alpha)
+        bounds = rate_bounds(rate.count, rate.trials, alpha, centre=metric.max or metric.min)
         verdict = judge(bounds, at_most=metric.max, at_least=metric.min)
         return Judgement(bounds.estimate, verdict, bounds.lower, bounds.upper, bounds.trials)
     value = evidence.values.get(metric.name)

@@ -40,8 +40,10 @@ SPEC = {
         "minRequests": 30,
         "inconclusiveLimit": 2,
         "metrics": [
-            {"name": "error-rate", "max": 0.01},
-            {"name": "fallback-rate", "max": 0.02},
+            # Rates are judged by their anytime-valid bounds: 5% is shown in a few hundred
+            # error-free requests, 1% would take a thousand and more.
+            {"name": "error-rate", "max": 0.05},
+            {"name": "fallback-rate", "max": 0.05},
             {"name": "latency-p99-ms", "max": 50},
             # Two small forests trained on different samples agree on ~90% of records.
             {"name": "agreement", "min": 0.8},

@@ -16,16 +16,22 @@ MODEL = CLASSIFICATION.model_name
 
 
 def train_version(
-    uri: str, workdir: Path, seed: int, model: str = MODEL, flip_labels: bool = False
+    uri: str,
+    workdir: Path,
+    seed: int,
+    model: str = MODEL,
+    flip_labels: bool = False,
+    frame=None,
 ) -> str:
-    """Train, evaluate and register a small bank-marketing version (3,000 synthetic rows, 25
-    trees); ``flip_labels`` trains it on the opposite answers (a challenger that disagrees)."""
+    """Train, evaluate and register a small bank-marketing version (3,000 synthetic rows, or the
+    rows of ``frame``; 25 trees); ``flip_labels`` trains it on the opposite answers (a
+    challenger that disagrees)."""
     from modelfactory.classification import steps
     from modelfactory.classification.training import ClassifierConfig
     from modelfactory.data.bank_marketing import generate_bank_marketing
     from modelfactory.data.io import write_dataset
 
-    frame = generate_bank_marketing(3000, seed=seed)
+    frame = generate_bank_marketing(3000, seed=seed) if frame is None else frame.copy()
     if flip_labels:
         frame["y"] = frame["y"].map({"yes": "no", "no": "yes"})
     data = workdir / f"data-{model}-{seed}.parquet"
@@ -84,6 +90,31 @@ def v2_body(records, datatypes=None):
             }
         )
     return {"inputs": inputs}
+
+
+def triton_inputs(module, records, binary: bool = True):
+    """tritonclient's InferInputs (``module``: tritonclient.http or .grpc) of bank-marketing
+    ``records``, one tensor per column."""
+    import numpy as np
+
+    from modelfactory.data.bank_marketing import CATEGORIES
+
+    inputs = []
+    for column in records[0]:
+        values = [r[column] for r in records]
+        if column in CATEGORIES:
+            array, datatype = np.array([v.encode() for v in values], dtype=object), "BYTES"
+        elif isinstance(values[0], int):
+            array, datatype = np.array(values, dtype=np.int64), "INT64"
+        else:
+            array, datatype = np.array(values, dtype=np.float64), "FP64"
+        tensor = module.InferInput(column, [len(values)], datatype)
+        if module.__name__.endswith("http"):
+            tensor.set_data_from_numpy(array, binary_data=binary)
+        else:
+            tensor.set_data_from_numpy(array)
+        inputs.append(tensor)
+    return inputs
 
 
 @contextmanager
