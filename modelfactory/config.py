@@ -85,7 +85,25 @@ class PredictionStoreSettings(_Group):
     store_url: str | None = Field(
         default=None, description="SQLAlchemy URL; sqlite under `home` when unset."
     )
-    queue_size: int = Field(default=10_000, description="Rows waiting beyond it are dropped.")
+    queue_size: int = Field(
+        default=10_000, description="Rows a worker holds in memory; beyond it they are dropped."
+    )
+    spool_dir: Path | None = Field(
+        default=None,
+        description="Where each serving worker keeps the rows on their way to the store (its "
+        "spool) while the store cannot take them; `prediction-spool` under `home` when unset.",
+    )
+    spool_max_mb: int = Field(
+        default=256,
+        ge=0,
+        description="The bound of each worker's spool, in MiB (about 500 bytes a row); past it "
+        "rows are dropped and counted. 0: no spool, rows the store refuses are dropped.",
+    )
+    spool_fsync: bool = Field(
+        default=False,
+        description="fsync the spool after every batch: rows also survive the machine losing "
+        "power (worth it on a persistent volume, not on an emptyDir).",
+    )
 
 
 class ForecastCacheSettings(_Group):
@@ -191,6 +209,13 @@ class Settings(_Group):
     @property
     def prediction_store_url(self) -> str:
         return self.predictions.store_url or f"sqlite:///{self.home / 'predictions.db'}"
+
+    @property
+    def prediction_spool_dir(self) -> Path | None:
+        """Where serving workers spool prediction rows; None when the spool is off."""
+        if not self.predictions.spool_max_mb:
+            return None
+        return self.predictions.spool_dir or self.home / "prediction-spool"
 
 
 GROUPS: dict[str, type[_Group]] = {

@@ -138,8 +138,24 @@ class ServingMetrics:
         )
         self.log_dropped = prom.Counter(
             "modelfactory_prediction_log_dropped",
-            "Prediction rows dropped (queue_full, store_error).",
+            "Prediction rows dropped, by reason: queue_full (the worker's queue), spool_full "
+            "(the spool at its bound), spool_torn and spool_corrupt (unreadable on the spool), "
+            "store_refused (a row the store rejects), store_error (no spool and the store "
+            "failed), spool_error, writer_error, unserializable.",
             ["reason"],
+            **kw,
+        )
+        # Gauges of each worker's spool, summed over the live workers of the process.
+        self.log_spool_rows = prom.Gauge(
+            "modelfactory_prediction_log_spool_rows",
+            "Prediction rows on the spool, waiting for the store.",
+            multiprocess_mode="livesum",
+            **kw,
+        )
+        self.log_spool_bytes = prom.Gauge(
+            "modelfactory_prediction_log_spool_bytes",
+            "Bytes of the spool on the volume (what its bound counts).",
+            multiprocess_mode="livesum",
             **kw,
         )
         self.rollout_refresh_failures = prom.Counter(
@@ -149,6 +165,11 @@ class ServingMetrics:
             **kw,
         )
         self._children: dict[tuple, tuple] = {}
+
+    def spooled(self, rows: int, size: int) -> None:
+        """The prediction log's spool, as its writer reported it."""
+        self.log_spool_rows.set(rows)
+        self.log_spool_bytes.set(size)
 
     def per_version(self, model: str, version: str, route: str, protocol: str):
         """The labelled children a request touches, cached: labels() costs more than inc()."""

@@ -52,6 +52,10 @@ class ServingRuntime:
                 max_queue=settings.predictions.queue_size,
                 on_drop=lambda n, reason: metrics.log_dropped.labels(reason).inc(n),
                 on_write=metrics.log_written.inc,
+                spool_dir=settings.prediction_spool_dir,
+                spool_max_bytes=settings.predictions.spool_max_mb << 20,
+                spool_fsync=settings.predictions.spool_fsync,
+                on_spool=metrics.spooled,
             ).start()
         router = registry_router(
             serving.model_name,

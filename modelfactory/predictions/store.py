@@ -12,6 +12,7 @@ row of :data:`feedback_table` per request and record
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from collections.abc import Mapping
 from typing import NamedTuple
 
@@ -96,6 +97,59 @@ def insert_rows(connection: sa.Connection, batch: list[PredictionRow]) -> None:
             for process, value in zip(bind, row, strict=True):
                 params.append(value if process is None else process(value))
         connection.exec_driver_sql(head + ", ".join([group] * len(chunk)), tuple(params))
+
+
+def _instant(value: dt.datetime) -> dt.datetime:
+    """A stored time as naive UTC: sqlite gives its text back naive, PostgreSQL in its zone."""
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.UTC).replace(tzinfo=None)
+    return value
+
+
+def _identity(row) -> tuple:
+    return (row.model_name, row.model_version, row.role, row.request_id, _instant(row.created_at))
+
+
+def insert_missing(connection: sa.Connection, batch: list[PredictionRow]) -> int:
+    """Insert the rows of ``batch`` the store does not hold yet; returns how many it held.
+
+    For rows that may have been committed already (a writer stopped between the store's commit and
+    the spool's trim): a row is held when one with its model, version, role, request id and time
+    is (rows of one request share all five, so they are counted, not just matched). The lookup
+    reads the (model, version, time) index over the batch's time span, no more.
+    """
+    spans: dict[tuple[str, str], tuple[dt.datetime, dt.datetime]] = {}
+    for row in batch:
+        low, high = spans.get((row.model_name, row.model_version), (row.created_at,) * 2)
+        spans[row.model_name, row.model_version] = (
+            min(low, row.created_at),
+            max(high, row.created_at),
+        )
+    table = predictions_table
+    held: Counter[tuple] = Counter()
+    for (model, version), (low, high) in spans.items():
+        query = sa.select(
+            table.c.model_name,
+            table.c.model_version,
+            table.c.role,
+            table.c.request_id,
+            table.c.created_at,
+        ).where(
+            table.c.model_name == model,
+            table.c.model_version == version,
+            table.c.created_at.between(low, high),
+        )
+        held.update(_identity(stored) for stored in connection.execute(query))
+    missing = []
+    for row in batch:
+        identity = _identity(row)
+        if held[identity]:
+            held[identity] -= 1
+        else:
+            missing.append(row)
+    if missing:
+        insert_rows(connection, missing)
+    return len(batch) - len(missing)
 
 
 def read_predictions(

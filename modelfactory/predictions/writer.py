@@ -1,76 +1,60 @@
-"""The prediction log's writer: every served (and shadow) prediction, written to a SQL store off
-the request path.
+"""The prediction log's serving side: every served (and shadow) prediction, handed off the request
+path to a writer process that spools it on the pod's volume and stores it in a SQL store.
 
-Drift detection reads this table (features, output, model version, time). A
-request only puts rows on a bounded in-memory queue; a background thread hands
-them, a few times a second, to a writer process that stores them in batches
-through SQLAlchemy (sqlite locally, PostgreSQL in the cluster). A slow, full or
-missing store never blocks or fails a request: rows that do not fit the queue,
-or whose batch the store refused, are dropped and counted (``on_drop``), and the
-serving metrics show the count.
+Drift detection and feedback joins read that table (features, output, model version, time). A
+request only puts rows on a bounded in-memory queue; a background thread hands them, a few times
+a second, to the writer process (:mod:`modelfactory.predictions.drain`), which appends them to
+this worker's spool (:mod:`modelfactory.predictions.spool`) and drains the spool into the store
+(sqlite locally, PostgreSQL in the cluster) in order. A slow, full or missing store never blocks
+or fails a request, and loses no row while the spool has room; rows that do not fit the queue or
+the spool are dropped and counted (``on_drop``), and the serving metrics show the count and the
+spool's size.
 
-Why a writer process rather than a thread: docs/adr/0002-prediction-log-writer-process.md.
+Why a writer process rather than a thread: docs/adr/0002-prediction-log-writer-process.md; the
+spool: docs/adr/0013-prediction-log-spool.md.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import pickle
+import os
 import subprocess
 import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from typing import NamedTuple
+from pathlib import Path
 
-import sqlalchemy as sa
-
-from modelfactory.predictions.store import PredictionRow, insert_rows, metadata
-from modelfactory.sql import engine as store_engine
+from modelfactory.predictions import spool
+from modelfactory.predictions.drain import PendingRequest, receive, send
 from modelfactory.sql import shown_url
 
 log = logging.getLogger(__name__)
 
+DEFAULT_SPOOL_BYTES = 256 << 20
 
-def _ignore(count: int, reason: str) -> None:
+
+def _ignore(*args) -> None:
     pass
 
 
-class _Pending(NamedTuple):
-    """One request's rows as the request left them: expanded into rows by the writer, not the
-    caller."""
-
-    created_at: dt.datetime
-    request_id: str | None
-    model_name: str
-    model_version: str
-    role: str
-    records: Sequence[Mapping]
-    outputs: Sequence[Mapping]
-    rows_count: int
-
-    def rows(self) -> list[PredictionRow]:
-        head = self[:5]
-        return [
-            PredictionRow(*head, features, output)
-            for features, output in zip(
-                self.records[: self.rows_count], self.outputs[: self.rows_count], strict=False
-            )
-        ]
-
-
 class PredictionLog:
-    """A bounded queue in front of the store, drained by one daemon thread and a writer process.
+    """A bounded queue in front of the writer process, handed over by one daemon thread.
 
-    The bound (``max_queue``) counts rows in memory, queued or being written.
+    The bound (``max_queue``) counts rows in memory, queued or being handed over.
 
     The request path does one short locked append per request. The thread wakes every
-    ``flush_seconds``, takes everything queued and sends it to the writer process
-    (:func:`serve_store`, started on first use and again if it dies), which writes it in
-    transactions of at most ``batch_size`` rows: a few large transactions a second instead of
-    one per request is what keeps logging cheap next to a sub-millisecond prediction.
+    ``flush_seconds``, takes everything queued and sends it to the writer process (started on
+    first use and again if it dies; a batch it was given when it died is given to the next
+    one), which answers once the rows are on the spool, and stores them in transactions of at
+    most ``batch_size`` rows: a few large transactions a second instead of one per request is
+    what keeps logging cheap next to a sub-millisecond prediction.
+
+    ``spool_dir``: where the spools live (one per worker, at most ``spool_max_bytes`` each; the
+    worker takes over a spool a stopped worker left). None: no spool, and rows the store refuses
+    are dropped (``store_error``). ``on_spool(rows, bytes)`` follows the spool's size.
     """
 
     def __init__(
@@ -80,7 +64,11 @@ class PredictionLog:
         batch_size: int = 1000,
         flush_seconds: float = 0.25,
         on_drop: Callable[[int, str], None] = _ignore,
-        on_write: Callable[[int], None] = lambda n: None,
+        on_write: Callable[[int], None] = _ignore,
+        spool_dir: Path | str | None = None,
+        spool_max_bytes: int = DEFAULT_SPOOL_BYTES,
+        spool_fsync: bool = False,
+        on_spool: Callable[[int, int], None] = _ignore,
     ):
         self.url = url
         self.max_queue = max_queue
@@ -88,18 +76,37 @@ class PredictionLog:
         self.flush_seconds = flush_seconds
         self.on_drop = on_drop
         self.on_write = on_write
+        self.on_spool = on_spool
+        self.spool_dir = Path(spool_dir) if spool_dir is not None else None
+        self.spool_max_bytes = spool_max_bytes
+        self.spool_fsync = spool_fsync
+        self.claim: spool.Claim | None = None
         self._lock = threading.Lock()
-        self._queue: deque[_Pending] = deque()
+        self._queue: deque[PendingRequest] = deque()
         self._queued_rows = 0
         self._writer: subprocess.Popen | None = None
         self._stop = threading.Event()
-        self._kick = threading.Event()  # flush() and close() wake the writer early
+        self._kick = threading.Event()  # flush() and close() wake the thread early
         self._thread: threading.Thread | None = None
+        self._batches = int.from_bytes(os.urandom(6), "big")  # batch ids, unique per spool
         self.written = 0
         self.dropped: dict[str, int] = {}
+        self.spooled_rows = 0
+        self.spooled_bytes = 0
+        self._answered = False  # the spool's size is known once its writer has answered
         self._last_error_logged = 0.0
 
     def start(self) -> PredictionLog:
+        if self.spool_dir is not None:
+            try:
+                self.claim = spool.claim(self.spool_dir, self.url)
+            except OSError as exc:
+                log.warning(
+                    "prediction spool directory %s cannot be used (%s): rows the store cannot "
+                    "take will be dropped (MODELFACTORY_PREDICTION_SPOOL_DIR)",
+                    self.spool_dir,
+                    exc,
+                )
         self._thread = threading.Thread(target=self._run, daemon=True, name="prediction-log")
         self._thread.start()
         return self
@@ -123,7 +130,7 @@ class PredictionLog:
             if taken:
                 self._queued_rows += taken
                 self._queue.append(
-                    _Pending(
+                    PendingRequest(
                         dt.datetime.now(dt.UTC),
                         request_id,
                         model_name,
@@ -146,65 +153,94 @@ class PredictionLog:
 
     @property
     def pending(self) -> int:
-        """Rows in memory: queued, or taken by the writer and not yet written or dropped."""
+        """Rows in memory: queued, or being handed to the writer."""
         return self._queued_rows
 
     def _run(self) -> None:
+        if self.claim is not None:
+            self._hand_over([])  # the writer drains what a stopped worker left, traffic or not
         while True:
             self._kick.wait(self.flush_seconds)
             self._kick.clear()
             stopping = self._stop.is_set()
             with self._lock:
                 taken, self._queue = self._queue, deque()
-            if taken:
-                self._store(taken)
+            if taken or self.spooled_rows:  # while the spool drains, its size is followed
+                self._hand_over(list(taken))
             if stopping:
                 self._stop_writer()
                 return
 
-    def _store(self, taken: deque[_Pending]) -> None:
-        """Have the writer process store ``taken``; count what it wrote and what was lost."""
+    def _hand_over(self, taken: list[PendingRequest]) -> None:
+        """Give ``taken`` to the writer process (a second one if the first dies on it); count what
+        it reports written and dropped."""
         total = sum(pending.rows_count for pending in taken)
-        try:
-            writer = self._writer_process()
-            _send(writer.stdin, list(taken))
-            answer = _receive(writer.stdout)
-            if answer is None:
-                raise OSError(f"the writer process exited (code {writer.wait()})")
-            written, error = answer
-        except Exception as exc:  # cannot pickle, writer died: the batch is lost, not the worker
-            self._stop_writer()
-            written, error = [], f"{type(exc).__name__}: {exc}"
-        for count in written:
-            self.written += count
-            self.on_write(count)
-        lost = total - sum(written)
-        with self._lock:  # rows count against the bound until written or dropped
+        self._batches += 1
+        message = ("rows", self._batches, taken) if taken else ("status",)
+        answer, error = None, None
+        for _attempt in range(2):
+            try:
+                writer = self._writer_process()
+                send(writer.stdin, message)
+                answer = receive(writer.stdout)
+                if answer is None:
+                    raise OSError(f"the writer process exited (code {writer.wait()})")
+                break
+            except Exception as exc:  # cannot pickle, writer died
+                self._stop_writer()
+                error = f"{type(exc).__name__}: {exc}"
+        with self._lock:  # rows count against the bound until handed over or dropped
             self._queued_rows -= total
-        if lost:
-            self._drop(lost, "store_error")
-            if time.monotonic() - self._last_error_logged > 30:
-                self._last_error_logged = time.monotonic()
-                log.warning(
-                    "prediction store %s refused %d rows (dropped): %s",
-                    shown_url(self.url),
-                    lost,
-                    error,
-                )
-            self._stop.wait(min(self.flush_seconds, 1.0))  # back off from a dead store
+        if answer is None:
+            answer = {"written": 0, "dropped": {"writer_error": total} if total else {}}
+        self._count(answer, answer.get("error") or error)
+
+    def _count(self, answer: dict, error: str | None) -> None:
+        if answer["written"]:
+            self.written += answer["written"]
+            self.on_write(answer["written"])
+        for reason, count in answer["dropped"].items():
+            self._drop(count, reason)
+        if "spool_rows" in answer:
+            self._answered = True
+            self.spooled_rows, self.spooled_bytes = answer["spool_rows"], answer["spool_bytes"]
+            try:
+                self.on_spool(self.spooled_rows, self.spooled_bytes)
+            except Exception:
+                log.exception("prediction log spool hook failed")
+        if answer["dropped"] and error and time.monotonic() - self._last_error_logged > 30:
+            self._last_error_logged = time.monotonic()
+            log.warning(
+                "prediction store %s refused %d rows (dropped): %s",
+                shown_url(self.url),
+                sum(answer["dropped"].values()),
+                error,
+            )
 
     def _writer_process(self) -> subprocess.Popen:
         if self._writer is None or self._writer.poll() is not None:
+            held = self.claim
             self._writer = subprocess.Popen(
                 [
                     sys.executable,
                     "-c",
-                    "from modelfactory.predictions.writer import serve_store; serve_store()",
+                    "from modelfactory.predictions.drain import serve_store; serve_store()",
                 ],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
+                # The spool's lock goes with it: held while this worker or its writer lives.
+                pass_fds=(held.lock_fd,) if held else (),
             )
-            _send(self._writer.stdin, (self.url, self.batch_size))  # not argv: URLs hold passwords
+            config: dict = {"url": self.url, "batch_size": self.batch_size}  # not argv: passwords
+            if held is not None:
+                config["spool"] = {
+                    "root": str(self.spool_dir),
+                    "path": str(held.path),
+                    "max_bytes": self.spool_max_bytes,
+                    "fsync": self.spool_fsync,
+                }
+            send(self._writer.stdin, config)
+            self._count(receive(self._writer.stdout) or {"written": 0, "dropped": {}}, None)
         return self._writer
 
     def _stop_writer(self) -> None:
@@ -213,71 +249,33 @@ class PredictionLog:
             return
         try:
             if writer.stdin is not None:
-                writer.stdin.close()  # end of input: the writer finishes its batch and exits
-            writer.wait(5)
+                writer.stdin.close()  # end of input: the writer drains briefly and exits
+            writer.wait(10)
         except (OSError, subprocess.TimeoutExpired):
             writer.kill()
             writer.wait()
 
     def flush(self, timeout: float = 10.0) -> None:
-        """Wait until everything queued so far is written or dropped (tests, shutdown)."""
+        """Wait until everything logged so far is in the store, or dropped (tests, shutdown), or
+        ``timeout`` has passed (the store is down: the rows wait in the spool)."""
         deadline = time.monotonic() + timeout
-        while self._queued_rows and time.monotonic() < deadline:
+        while self._unsettled() and time.monotonic() < deadline:
             self._kick.set()
             time.sleep(0.01)
 
-    def close(self, timeout: float = 5.0) -> None:
+    def _unsettled(self) -> bool:
+        return bool(self._queued_rows or self.spooled_rows or (self.claim and not self._answered))
+
+    def close(self, timeout: float = 15.0) -> None:
+        """Hand over what is queued and stop the writer; the spool stays for the next worker when
+        it holds rows, and is removed when it does not."""
         self._stop.set()
         self._kick.set()
         if self._thread is not None:
             self._thread.join(timeout)
-        self._stop_writer()  # if the thread is stuck on a hung store, the writer goes anyway
-
-
-def serve_store() -> None:
-    """The writer process: (url, batch size) first, then lists of pending requests on stdin.
-
-    Each list is stored in transactions of at most ``batch size`` rows, and answered on
-    stdout with (rows written per transaction, the first error or None). Ends at end of input.
-    """
-    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
-    sys.stdout = sys.stderr  # stray prints go to the service's log, never into the pipe
-    logging.basicConfig(level=logging.WARNING)
-    url, batch_size = _receive(stdin)
-    engine: sa.Engine | None = None
-    while (taken := _receive(stdin)) is not None:
-        rows = [row for pending in taken for row in pending.rows()]
-        written, error = [], None
-        for start in range(0, len(rows), batch_size):
-            batch = rows[start : start + batch_size]
-            try:
-                if engine is None:
-                    created = store_engine(url)
-                    try:
-                        metadata.create_all(created)  # until this works, every batch tries again
-                    except Exception:
-                        created.dispose()
-                        raise
-                    engine = created
-                with engine.begin() as connection:
-                    insert_rows(connection, batch)
-                written.append(len(batch))
-            except Exception as exc:  # counted as dropped by the serving side
-                error = error or f"{type(exc).__name__}: {exc}"
-        _send(stdout, (written, error))
-    if engine is not None:
-        engine.dispose()
-
-
-def _send(stream, message) -> None:
-    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    stream.write(len(data).to_bytes(4, "big") + data)
-    stream.flush()
-
-
-def _receive(stream):
-    """The next message, or None at end of input."""
-    head = stream.read(4)
-    if len(head) < 4:
-        return None
-    return pickle.loads(stream.read(int.from_bytes(head, "big")))
+        self._stop_writer()  # if the thread is stuck on a hung writer, the writer goes anyway
+        held, self.claim = self.claim, None
+        if held is not None:
+            spool.remove_if_empty(held)
+            held.release()
+            self._count({"written": 0, "dropped": {}, "spool_rows": 0, "spool_bytes": 0}, None)

