@@ -12,7 +12,7 @@ import pytest
 from modelfactory.predictions.store import read_predictions
 from modelfactory.registry import Registry
 from modelfactory.rollout import clear_rollout, set_rollout
-from tests.support.serving import MODEL, served_for_real, until
+from tests.support.serving import MODEL, served_for_real, triton_inputs, until
 
 pytestmark = pytest.mark.integration
 TOKEN = "integration-token"
@@ -41,27 +41,6 @@ def service(registered, tmp_path_factory):
     clear_rollout(Registry(uri), MODEL)
 
 
-def _inputs(module, records, binary: bool = True):
-    from modelfactory.data.bank_marketing import CATEGORIES
-
-    inputs = []
-    for column in records[0]:
-        values = [r[column] for r in records]
-        if column in CATEGORIES:
-            array, datatype = np.array([v.encode() for v in values], dtype=object), "BYTES"
-        elif isinstance(values[0], int):
-            array, datatype = np.array(values, dtype=np.int64), "INT64"
-        else:
-            array, datatype = np.array(values, dtype=np.float64), "FP64"
-        tensor = module.InferInput(column, [len(values)], datatype)
-        if module.__name__.endswith("http"):
-            tensor.set_data_from_numpy(array, binary_data=binary)
-        else:
-            tensor.set_data_from_numpy(array)
-        inputs.append(tensor)
-    return inputs
-
-
 def test_tritonclient_http_and_grpc_agree_with_the_json_route(service, sample_records):
     import tritonclient.grpc as grpcclient
     import tritonclient.http as httpclient
@@ -79,7 +58,7 @@ def test_tritonclient_http_and_grpc_agree_with_the_json_route(service, sample_re
     meta = http.get_model_metadata(MODEL, headers=auth())
     assert {i["name"] for i in meta["inputs"]} == set(records[0])
     for binary in (True, False):
-        result = http.infer(MODEL, _inputs(httpclient, records, binary), headers=auth())
+        result = http.infer(MODEL, triton_inputs(httpclient, records, binary), headers=auth())
         np.testing.assert_allclose(result.as_numpy("probability"), expected)
         assert list(result.as_numpy("class")) == classes
 
@@ -89,7 +68,7 @@ def test_tritonclient_http_and_grpc_agree_with_the_json_route(service, sample_re
     assert {i.name for i in grpc.get_model_metadata(MODEL, headers=auth()).inputs} == set(
         records[0]
     )
-    result = grpc.infer(MODEL, _inputs(grpcclient, records), headers=auth())
+    result = grpc.infer(MODEL, triton_inputs(grpcclient, records), headers=auth())
     np.testing.assert_allclose(result.as_numpy("probability"), expected)
     assert list(result.as_numpy("class")) == classes
     assert result.get_response().model_version == service["champion"]
@@ -107,27 +86,29 @@ def test_grpc_refusals_have_the_right_codes(service, sample_records):
             call()
         return caught.value.status(), caught.value.message()
 
-    code, message = status(lambda: grpc.infer(MODEL, _inputs(grpcclient, records)))
+    code, message = status(lambda: grpc.infer(MODEL, triton_inputs(grpcclient, records)))
     assert code == "StatusCode.UNAUTHENTICATED"
     code, message = status(
-        lambda: grpc.infer(MODEL, _inputs(grpcclient, records)[1:], headers=auth())
+        lambda: grpc.infer(MODEL, triton_inputs(grpcclient, records)[1:], headers=auth())
     )
     assert code == "StatusCode.INVALID_ARGUMENT" and "input 'age': missing" in message
-    wrong = _inputs(grpcclient, records)
+    wrong = triton_inputs(grpcclient, records)
     wrong[0] = grpcclient.InferInput("age", [2], "FP64")
     wrong[0].set_data_from_numpy(np.array([30.0, 40.0]))
     code, message = status(lambda: grpc.infer(MODEL, wrong, headers=auth()))
     assert code == "StatusCode.INVALID_ARGUMENT" and "input 'age': datatype FP64" in message
     code, _ = status(
-        lambda: grpc.infer("no-such-model", _inputs(grpcclient, records), headers=auth())
+        lambda: grpc.infer("no-such-model", triton_inputs(grpcclient, records), headers=auth())
     )
     assert code == "StatusCode.NOT_FOUND"
     code, _ = status(
-        lambda: grpc.infer(MODEL, _inputs(grpcclient, records), model_version="99", headers=auth())
+        lambda: grpc.infer(
+            MODEL, triton_inputs(grpcclient, records), model_version="99", headers=auth()
+        )
     )
     assert code == "StatusCode.NOT_FOUND"
     code, _ = status(
-        lambda: grpc.infer(MODEL, _inputs(grpcclient, sample_records * 100), headers=auth())
+        lambda: grpc.infer(MODEL, triton_inputs(grpcclient, sample_records * 100), headers=auth())
     )
     assert code == "StatusCode.RESOURCE_EXHAUSTED"
     too_big = httpx.post(

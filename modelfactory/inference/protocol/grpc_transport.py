@@ -9,7 +9,8 @@ docs/adr/0001-grpc-on-h2.md.
 What a gRPC server owes its clients, and where it is done here:
 
 - Only unary methods (``methods``: path -> :class:`UnaryMethod`); other paths answer
-  UNIMPLEMENTED, a non-gRPC content type HTTP 415.
+  UNIMPLEMENTED; a request that is not gRPC gets HTTP 405 (not a POST) or 415 (another
+  content type) once it has ended, with a line saying what this port serves.
 - A message over ``max_receive_bytes`` is refused with RESOURCE_EXHAUSTED as soon as its
   length prefix (or the bytes received) says so, without buffering the rest; gzip and
   deflate requests are read with the same bound on the inflated size; other encodings
@@ -24,23 +25,30 @@ What a gRPC server owes its clients, and where it is done here:
   by resetting the stream, and predictions run to completion either way.
 - :meth:`UnaryServer.stop` sends GOAWAY, lets calls in flight finish for ``grace``
   seconds, then closes the connections.
+- HTTP/2 as RFC 9113 asks of a server, whatever a client sends (h2spec passes every case:
+  tests/serving/test_grpc_conformance.py): a malformed header block (:mod:`.http2_request`)
+  resets its stream with PROTOCOL_ERROR; a stream past the advertised
+  ``MAX_CONCURRENT_STREAMS`` is refused with REFUSED_STREAM (the client may retry it); a
+  stream that a frame later in the same read closed (a reset, a window overflow) is left
+  unanswered and the connection up. h2 keeps the windows (FLOW_CONTROL_ERROR above
+  2^31-1), the stream states, and ``content-length`` against the DATA received
+  (PROTOCOL_ERROR, as a connection error: §5.4.1 allows it, and no gRPC client sends one).
 - Cleartext only (h2c with prior knowledge, as ``add_insecure_port``); TLS belongs to the
   mesh or ingress in front.
 
-One module of about 450 lines: the server, its connections and their streams share the
-connection's state (h2's state machine, flow-control windows, GOAWAY), which stays private here.
+The server, its connections and their streams share the connection's state (h2's state
+machine, flow-control windows, GOAWAY), which stays private here; a request's headers are
+read by :mod:`.http2_request`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
 import inspect
 import logging
-import struct
-import zlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import h2.config
@@ -48,40 +56,30 @@ import h2.connection
 import h2.errors
 import h2.events
 import h2.exceptions
+import h2.settings
 from hyperframe.frame import GoAwayFrame
 
+from modelfactory.inference.protocol.grpc_messages import (
+    ACCEPT_ENCODING,
+    ENCODINGS,
+    GrpcError,
+    StatusCode,
+    declared_length,
+    frame_message,
+    percent_encode,
+    read_message,
+    too_large,
+)
+from modelfactory.inference.protocol.http2_request import (
+    MalformedRequest,
+    check_trailers,
+    read_request_headers,
+)
+
+# GrpcError and StatusCode are the handlers' (grpc_messages keeps them beside the messages).
+__all__ = ["Call", "GrpcError", "StatusCode", "UnaryMethod", "UnaryServer"]
+
 log = logging.getLogger("modelfactory.serving.grpc")
-
-
-class StatusCode(enum.IntEnum):
-    """gRPC status codes (https://grpc.github.io/grpc/core/md_doc_statuscodes.html)."""
-
-    OK = 0
-    CANCELLED = 1
-    UNKNOWN = 2
-    INVALID_ARGUMENT = 3
-    DEADLINE_EXCEEDED = 4
-    NOT_FOUND = 5
-    ALREADY_EXISTS = 6
-    PERMISSION_DENIED = 7
-    RESOURCE_EXHAUSTED = 8
-    FAILED_PRECONDITION = 9
-    ABORTED = 10
-    OUT_OF_RANGE = 11
-    UNIMPLEMENTED = 12
-    INTERNAL = 13
-    UNAVAILABLE = 14
-    DATA_LOSS = 15
-    UNAUTHENTICATED = 16
-
-
-class GrpcError(Exception):
-    """Raised by a handler to end its call with ``code`` and ``message``."""
-
-    def __init__(self, code: StatusCode, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 @dataclass
@@ -102,11 +100,8 @@ class UnaryMethod:
     handle: Callable[[Any, Call], Reply | Awaitable[Reply]]
 
 
-ENCODINGS = {"identity": None, "gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
-_ACCEPT_ENCODING = ",".join(ENCODINGS)
-# h2's header validation and normalisation are off (their cost per call: ADR 0001). The
-# requests' headers are only read for :method, :path, content-type, grpc-encoding and the
-# metadata the servicer names, each checked here; the replies' headers are our own.
+# h2's header validation and normalisation are off (their cost per call: ADR 0001): the
+# requests' headers are checked once, as they are read (http2_request); the replies' are ours.
 _H2_CONFIG = h2.config.H2Configuration(
     client_side=False,
     header_encoding="latin-1",
@@ -115,15 +110,45 @@ _H2_CONFIG = h2.config.H2Configuration(
     validate_outbound_headers=False,
     normalize_outbound_headers=False,
 )
+MAX_CONCURRENT_STREAMS = 100  # advertised in SETTINGS; calls past it are refused (REFUSED_STREAM)
+MAX_HEADER_LIST_SIZE = 64 << 10
 _OK_HEADERS = (
     (":status", "200"),
     ("content-type", "application/grpc"),
-    ("grpc-accept-encoding", _ACCEPT_ENCODING),
+    ("grpc-accept-encoding", ACCEPT_ENCODING),
 )
+_NOT_GRPC = "this port serves gRPC (POST, content-type application/grpc): the v2 inference protocol"
+
+
+def _local_settings(max_concurrent_streams: int) -> h2.settings.Settings:
+    return h2.settings.Settings(
+        client=False,
+        initial_values={
+            h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: max_concurrent_streams,
+            h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: MAX_HEADER_LIST_SIZE,
+        },
+    )
+
+
+def _server_connection() -> h2.connection.H2Connection:
+    connection = h2.connection.H2Connection(_H2_CONFIG)
+    connection.local_settings = _local_settings(MAX_CONCURRENT_STREAMS)
+    connection.initiate_connection()
+    # h2 answers a stream past the advertised limit with a connection error, losing every
+    # call on the connection. RFC 9113 §5.1.2 asks for a stream error, and REFUSED_STREAM
+    # tells the client that call is safe to retry: the connection refuses it itself, so h2's
+    # own limit is lifted once the advertised one has been sent.
+    connection.local_settings = _local_settings(2**31 - 1)
+    return connection
+
+
+# What h2 raises when asked to send on a stream it has closed (StreamClosedError) or already
+# forgotten (a later stream was opened meanwhile: StreamIDTooLowError).
+_STREAM_GONE = (h2.exceptions.NoSuchStreamError, h2.exceptions.StreamIDTooLowError)
 
 
 class _Stream:
-    __slots__ = ("call", "body", "answered", "task", "outgoing", "trailers")
+    __slots__ = ("call", "body", "answered", "task", "outgoing", "trailers", "not_grpc")
 
     def __init__(self, call: Call):
         self.call = call
@@ -131,33 +156,31 @@ class _Stream:
         self.answered = False  # the reply (or a refusal) is decided; later data is ignored
         self.task: asyncio.Task | None = None
         self.outgoing = b""  # reply bytes waiting for the peer's flow-control window
-        self.trailers: list[tuple[str, str]] = []
+        self.trailers: list[tuple[str, str]] | None = None  # None: the last DATA ends the stream
+        # An HTTP status for a request that is not gRPC, answered once the request has ended.
+        self.not_grpc: str | None = None
 
 
 class _Connection(asyncio.Protocol):
     def __init__(self, server: UnaryServer):
         self.server = server
-        self.h2 = h2.connection.H2Connection(_H2_CONFIG)
+        self.h2 = _server_connection()
         self.streams: dict[int, _Stream] = {}
         self.transport: asyncio.Transport | None = None
         self.idle = asyncio.Event()  # no stream in flight (stop() waits for it)
         self.idle.set()
-        self.closing = False  # GOAWAY sent: new calls are refused, the connection closes when idle
+        self.closing = False  # a GOAWAY either way: new calls are refused
+        self.close_when_idle = False  # our GOAWAY: closed once the calls in flight are answered
 
     # --- asyncio.Protocol -------------------------------------------------------------------
     def connection_made(self, transport) -> None:
         self.transport = transport
         self.server.connections.add(self)
-        self.h2.initiate_connection()  # h2's settings: 100 streams in flight, 64 KiB of headers
-        self._flush()
+        self._flush()  # our SETTINGS
 
     def connection_lost(self, exc) -> None:
         self.server.connections.discard(self)
-        for stream in self.streams.values():
-            if stream.task is not None:
-                stream.task.cancel()
-        self.streams.clear()
-        self.idle.set()
+        self._abandon_calls()
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -169,69 +192,97 @@ class _Connection(asyncio.Protocol):
                 self.transport.close()
             return
         for event in events:
-            if isinstance(event, h2.events.DataReceived):
-                self._data(event)
-            elif isinstance(event, h2.events.RequestReceived):
-                self._request(event)
-            elif isinstance(event, h2.events.StreamEnded):
-                self._ended(event.stream_id)
-            elif isinstance(event, h2.events.WindowUpdated):
-                self._window_opened(event.stream_id)
-            elif isinstance(event, h2.events.RemoteSettingsChanged):
-                self._window_opened(0)  # a larger initial window opens every stream's
-            elif isinstance(event, h2.events.StreamReset):
-                self._forget(event.stream_id, cancel=True)
-            elif isinstance(event, h2.events.ConnectionTerminated):
-                # The client's GOAWAY: it opens no more calls; answer the ones it has opened.
-                self.closing = True
-                if not self.streams:
-                    self._idle()
-                    return
+            try:
+                self._on(event)
+            except _STREAM_GONE as exc:
+                # h2 read the whole buffer first: a frame later in it closed this stream
+                # (the client's RST_STREAM, or h2's on a stream error). It needs no answer.
+                self._forget(exc.stream_id, cancel=True)
+            except h2.exceptions.ProtocolError:
+                # The same, for the connection: the client's GOAWAY later in this read.
+                self._abandon_calls()
+                break
         self._flush()
+
+    def _on(self, event: h2.events.Event) -> None:
+        if isinstance(event, h2.events.DataReceived):
+            self._data(event)
+        elif isinstance(event, h2.events.RequestReceived):
+            self._request(event)
+        elif isinstance(event, h2.events.StreamEnded):
+            self._ended(event.stream_id)
+        elif isinstance(event, h2.events.WindowUpdated):
+            self._window_opened(event.stream_id)
+        elif isinstance(event, h2.events.RemoteSettingsChanged):
+            self._window_opened(0)  # a larger initial window opens every stream's
+        elif isinstance(event, h2.events.StreamReset):
+            self._forget(event.stream_id, cancel=True)
+        elif isinstance(event, h2.events.TrailersReceived):
+            self._trailers(event)
+        elif isinstance(event, h2.events.ConnectionTerminated):
+            # The client's GOAWAY. h2 sends nothing after it, replies included, so the calls
+            # in flight are dropped; the client closes the connection (closing it here could
+            # reset frames it is still sending, which then never reach it).
+            self.closing = True
+            self._abandon_calls()
 
     # --- requests ---------------------------------------------------------------------------
     def _request(self, event: h2.events.RequestReceived) -> None:
-        # The connection decodes header names and values to str (header_encoding).
-        headers: dict[str, str] = dict(event.headers)  # type: ignore[arg-type]
-        path = headers.get(":path", "")
-        call = Call(path, {k: v for k, v in headers.items() if not k.startswith(":")})
-        if self.closing:  # opened after our GOAWAY: the client may retry it elsewhere
-            self.h2.reset_stream(event.stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
+        stream_id = event.stream_id
+        if self.closing or len(self.streams) >= MAX_CONCURRENT_STREAMS:
+            # Opened after our GOAWAY, or past the advertised limit: the client may retry it.
+            self.h2.reset_stream(stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
             return
-        stream = self.streams[event.stream_id] = _Stream(call)
+        try:
+            # The connection decodes header names and values to str (header_encoding).
+            head = read_request_headers(event.headers)  # type: ignore[arg-type]
+        except MalformedRequest as exc:
+            log.debug("gRPC stream %d reset: malformed request: %s", stream_id, exc)
+            self.h2.reset_stream(stream_id, h2.errors.ErrorCodes.PROTOCOL_ERROR)
+            return
+        call = Call(head.path, head.fields)
+        stream = self.streams[stream_id] = _Stream(call)
         self.idle.clear()
-        if headers.get(":method") != "POST" or not call.metadata.get("content-type", "").startswith(
-            "application/grpc"
-        ):
-            self._send_http_error(event.stream_id, stream, "415")
-        elif path not in self.server.methods:
+        if head.method != "POST":
+            stream.not_grpc = "405"
+        elif not head.fields.get("content-type", "").startswith("application/grpc"):
+            stream.not_grpc = "415"
+        elif head.path not in self.server.methods:
             self._refuse(
-                event.stream_id,
+                stream_id,
                 stream,
-                GrpcError(StatusCode.UNIMPLEMENTED, f"method {path} is not served here"),
+                GrpcError(StatusCode.UNIMPLEMENTED, f"method {head.path} is not served here"),
             )
-        elif call.metadata.get("grpc-encoding", "identity") not in ENCODINGS:
+        elif head.fields.get("grpc-encoding", "identity") not in ENCODINGS:
             self._refuse(
-                event.stream_id,
+                stream_id,
                 stream,
                 GrpcError(
                     StatusCode.UNIMPLEMENTED,
-                    f"grpc-encoding {call.metadata['grpc-encoding']!r} is not supported "
-                    f"(accepted: {_ACCEPT_ENCODING})",
+                    f"grpc-encoding {head.fields['grpc-encoding']!r} is not supported "
+                    f"(accepted: {ACCEPT_ENCODING})",
                 ),
             )
+
+    def _trailers(self, event: h2.events.TrailersReceived) -> None:
+        try:
+            check_trailers(event.headers)  # type: ignore[arg-type]
+        except MalformedRequest as exc:
+            log.debug("gRPC stream %d reset: malformed trailers: %s", event.stream_id, exc)
+            self.h2.reset_stream(event.stream_id, h2.errors.ErrorCodes.PROTOCOL_ERROR)
+            self._forget(event.stream_id, cancel=True)
 
     def _data(self, event: h2.events.DataReceived) -> None:
         self.h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
         stream = self.streams.get(event.stream_id)
-        if stream is None or stream.answered:
+        if stream is None or stream.answered or stream.not_grpc:
             return
         stream.body += event.data
         limit = self.server.max_receive_bytes
-        declared = _declared_length(stream.body)
+        declared = declared_length(stream.body)
         if len(stream.body) > limit + 5 or (declared is not None and declared > limit):
             size = max(declared or 0, len(stream.body) - 5)
-            self._refuse(event.stream_id, stream, _too_large(size, limit))
+            self._refuse(event.stream_id, stream, too_large(size, limit))
             stream.body = bytearray()
 
     def _ended(self, stream_id: int) -> None:
@@ -239,6 +290,9 @@ class _Connection(asyncio.Protocol):
         if stream is None or stream.answered:
             return
         stream.answered = True
+        if stream.not_grpc:
+            self._send_not_grpc(stream_id, stream, stream.not_grpc)
+            return
         method = self.server.methods[stream.call.method]
         try:
             message = self._parse(method, stream)
@@ -247,12 +301,16 @@ class _Connection(asyncio.Protocol):
             self._fail(stream_id, stream, exc)
             return
         if inspect.isawaitable(reply):
-            stream.task = asyncio.ensure_future(self._finish_later(stream_id, stream, reply))
+            # The awaitable runs as the task itself: cancelled before it starts (the client reset
+            # the call in the same read), it is still closed properly.
+            stream.task = asyncio.ensure_future(reply)
+            stream.task.add_done_callback(partial(self._finished, stream_id, stream))
         else:
             self._reply(stream_id, stream, reply)
 
     def _parse(self, method: UnaryMethod, stream: _Stream):
-        payload = self._message(stream)
+        encoding = stream.call.metadata.get("grpc-encoding", "identity")
+        payload = read_message(stream.body, encoding, self.server.max_receive_bytes)
         try:
             return method.parse(payload)
         except Exception as exc:  # not a message of the method's type: the caller's fault
@@ -261,60 +319,28 @@ class _Connection(asyncio.Protocol):
                 f"the request is not a valid message for {stream.call.method}: {exc}",
             ) from None
 
-    def _message(self, stream: _Stream) -> bytes:
-        body = stream.body
-        declared = _declared_length(body)
-        if declared is None or len(body) != 5 + declared:
-            raise GrpcError(
-                StatusCode.INVALID_ARGUMENT,
-                "a unary call carries exactly one length-prefixed message",
-            )
-        payload = bytes(body[5:])
-        if not body[0]:
-            return payload
-        encoding = stream.call.metadata.get("grpc-encoding", "identity")
-        wbits = ENCODINGS[encoding]
-        if wbits is None:
-            raise GrpcError(
-                StatusCode.INVALID_ARGUMENT,
-                "the message is flagged compressed but grpc-encoding is identity",
-            )
-        limit = self.server.max_receive_bytes
-        inflate = zlib.decompressobj(wbits)
+    def _finished(self, stream_id: int, stream: _Stream, task: asyncio.Future) -> None:
+        failure = None if task.cancelled() else task.exception()
+        if task.cancelled() or self.streams.get(stream_id) is not stream:
+            return  # reset or closed meanwhile
+        stream.task = None
         try:
-            message = inflate.decompress(payload, limit + 1)
-        except zlib.error as exc:
-            raise GrpcError(
-                StatusCode.INVALID_ARGUMENT, f"the {encoding} message does not inflate: {exc}"
-            ) from None
-        if len(message) > limit:
-            raise _too_large(len(message) + len(inflate.unconsumed_tail), limit, "inflated ")
-        return message
-
-    async def _finish_later(self, stream_id: int, stream: _Stream, reply: Awaitable) -> None:
-        try:
-            result = await reply
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            if self.streams.get(stream_id) is stream:
-                self._fail(stream_id, stream, exc)
-                self._flush()
-            return
-        if self.streams.get(stream_id) is stream:  # not reset or closed meanwhile
-            stream.task = None
-            self._reply(stream_id, stream, result)
-            self._flush()
+            if failure is not None:
+                self._fail(stream_id, stream, failure)
+            else:
+                self._reply(stream_id, stream, task.result())
+        except _STREAM_GONE:
+            self._forget(stream_id, cancel=False)
+        self._flush()
 
     # --- replies ----------------------------------------------------------------------------
     def _reply(self, stream_id: int, stream: _Stream, reply: Reply) -> None:
-        message = reply.SerializeToString()
         self.h2.send_headers(stream_id, _OK_HEADERS)
-        stream.outgoing = b"\0" + struct.pack(">I", len(message)) + message
+        stream.outgoing = frame_message(reply.SerializeToString())
         stream.trailers = [("grpc-status", "0"), *stream.call.trailing_metadata]
         self._send_pending(stream_id, stream)
 
-    def _fail(self, stream_id: int, stream: _Stream, exc: Exception) -> None:
+    def _fail(self, stream_id: int, stream: _Stream, exc: BaseException) -> None:
         if not isinstance(exc, GrpcError):
             log.error("gRPC %s failed", stream.call.method, exc_info=exc)
             exc = GrpcError(StatusCode.INTERNAL, f"internal error: {type(exc).__name__}")
@@ -328,32 +354,45 @@ class _Connection(asyncio.Protocol):
             [
                 *_OK_HEADERS,
                 ("grpc-status", str(int(error.code))),
-                ("grpc-message", _percent_encode(error.message)),
+                ("grpc-message", percent_encode(error.message)),
                 *stream.call.trailing_metadata,
             ],
             end_stream=True,
         )
         self._done(stream_id)
 
-    def _send_http_error(self, stream_id: int, stream: _Stream, status: str) -> None:
-        stream.answered = True
-        self.h2.send_headers(stream_id, [(":status", status)], end_stream=True)
-        self._done(stream_id)
+    def _send_not_grpc(self, stream_id: int, stream: _Stream, status: str) -> None:
+        """HTTP 405 or 415 with a line saying what this port serves (gRPC's HTTP/2 protocol
+        asks for 415, so that an HTTP client never takes a gRPC status for success)."""
+        body = f"{_NOT_GRPC}\n".encode()
+        headers = [
+            (":status", status),
+            ("content-type", "text/plain; charset=utf-8"),
+            ("content-length", str(len(body))),
+        ]
+        self.h2.send_headers(stream_id, headers + ([("allow", "POST")] if status == "405" else []))
+        stream.outgoing = body
+        self._send_pending(stream_id, stream)
 
     def _send_pending(self, stream_id: int, stream: _Stream) -> None:
-        """Send what the peer's window allows; the trailers follow the last byte."""
-        data = stream.outgoing
-        while data:
+        """Send what the peer's window allows; the trailers, if any, follow the last byte."""
+        data, sent = stream.outgoing, 0
+        while sent < len(data):
             room = min(
                 self.h2.local_flow_control_window(stream_id), self.h2.max_outbound_frame_size
             )
             if room <= 0:
                 break
-            self.h2.send_data(stream_id, data[:room])
-            data = data[room:]
-        stream.outgoing = data
-        if not data:
-            self.h2.send_headers(stream_id, stream.trailers, end_stream=True)
+            end = sent + room
+            last = end >= len(data)
+            self.h2.send_data(
+                stream_id, data[sent:end], end_stream=last and stream.trailers is None
+            )
+            sent = end
+        stream.outgoing = data[sent:]
+        if not stream.outgoing:
+            if stream.trailers is not None:
+                self.h2.send_headers(stream_id, stream.trailers, end_stream=True)
             self._done(stream_id)
 
     def _window_opened(self, stream_id: int) -> None:
@@ -381,9 +420,16 @@ class _Connection(asyncio.Protocol):
         if not self.streams:
             self._idle()
 
+    def _abandon_calls(self) -> None:
+        for stream in self.streams.values():
+            if stream.task is not None:
+                stream.task.cancel()
+        self.streams.clear()
+        self._idle()
+
     def _idle(self) -> None:
         self.idle.set()
-        if self.closing and self.transport is not None:
+        if self.close_when_idle and self.transport is not None:
             self._flush()
             self.transport.close()
 
@@ -398,31 +444,13 @@ class _Connection(asyncio.Protocol):
         h2's ``close_connection`` would refuse to send anything after its GOAWAY, in-flight
         replies included, so the frame is written directly and h2's state left open.
         """
-        self.closing = True
+        self.closing = self.close_when_idle = True
         last = self.h2.highest_inbound_stream_id
         self._flush()
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(GoAwayFrame(0, last_stream_id=last, error_code=0).serialize())
         if not self.streams and self.transport is not None:
             self.transport.close()
-
-
-def _declared_length(body: bytearray) -> int | None:
-    return struct.unpack_from(">I", body, 1)[0] if len(body) >= 5 else None
-
-
-def _too_large(size: int, limit: int, what: str = "") -> GrpcError:
-    return GrpcError(
-        StatusCode.RESOURCE_EXHAUSTED,
-        f"{what}request message of {size} bytes is over the limit of {limit} bytes",
-    )
-
-
-def _percent_encode(message: str) -> str:
-    """grpc-message encoding: UTF-8, then %XX for every byte outside printable ASCII and '%'."""
-    return "".join(
-        chr(b) if 0x20 <= b <= 0x7E and b != 0x25 else f"%{b:02X}" for b in message.encode()
-    )
 
 
 class UnaryServer:

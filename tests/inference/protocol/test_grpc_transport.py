@@ -10,14 +10,21 @@ Triton's, KServe's and every other grpc-core-based client will. The service-leve
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
+import struct
 import threading
 import time
 
 import grpc
+import h2.config
+import h2.connection
+import h2.errors
+import h2.events
 import httpx
 import pytest
 from google.protobuf.wrappers_pb2 import BytesValue, StringValue
+from hyperframe.frame import PingFrame
 
 from modelfactory.inference.protocol.grpc_transport import (
     Call,
@@ -197,13 +204,14 @@ def test_an_unknown_encoding_is_refused_naming_the_accepted_ones(served):
     assert "identity,gzip,deflate" in answer.headers["grpc-message"]
 
 
-def test_non_grpc_requests_get_http_415(served):
+def test_non_grpc_requests_get_http_415_saying_what_the_port_serves(served):
     target, *_ = served
     with httpx.Client(http1=False, http2=True) as client:
         answer = client.post(
             f"http://{target}/t.T/Echo", content=b"{}", headers={"content-type": "application/json"}
         )
     assert answer.status_code == 415
+    assert "this port serves gRPC (POST, content-type application/grpc)" in answer.text
 
 
 def test_a_deadline_cancels_the_waiting_handler_and_the_server_carries_on(served):
@@ -265,3 +273,163 @@ def test_stop_lets_calls_in_flight_finish(served):
             unary(channel, "/t.T/Echo", StringValue, StringValue)(StringValue(value="x"), timeout=2)
     assert refused.value.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
     assert time.monotonic() - started < 5
+
+
+class RawClient:
+    """An HTTP/2 client that sends what it is told, malformed headers included (h2 with its own
+    checks off): what grpcio's client never sends, a conformance suite or a broken peer does."""
+
+    def __init__(self, target: str):
+        host, port = target.rsplit(":", 1)
+        self.sock = socket.create_connection((host, int(port)), timeout=5)
+        self.h2 = h2.connection.H2Connection(
+            h2.config.H2Configuration(
+                client_side=True,
+                header_encoding="utf-8",
+                validate_outbound_headers=False,
+                normalize_outbound_headers=False,
+                validate_inbound_headers=False,
+            )
+        )
+        self.h2.initiate_connection()
+        self.headers: dict[int, dict[str, str]] = {}
+        self.body: dict[int, bytes] = {}
+        self.ended: set[int] = set()
+        self.reset: dict[int, int] = {}  # stream -> error code
+        self.closed = False
+
+    def call(self, path: str, message: bytes, headers=(), end_with_reset: bool = False) -> int:
+        """A unary gRPC call (queued; ``flush`` sends)."""
+        stream_id = self.h2.get_next_available_stream_id()
+        base = [(":method", "POST"), (":scheme", "http"), (":path", path)]
+        base += [(":authority", "t"), ("te", "trailers"), ("content-type", "application/grpc")]
+        self.h2.send_headers(stream_id, [*base, *headers])
+        self.h2.send_data(stream_id, b"\0" + struct.pack(">I", len(message)) + message, True)
+        if end_with_reset:
+            self.h2.reset_stream(stream_id, h2.errors.ErrorCodes.CANCEL)
+        return stream_id
+
+    def get(self, path: str) -> int:
+        stream_id = self.h2.get_next_available_stream_id()
+        base = [(":method", "GET"), (":scheme", "http"), (":path", path), (":authority", "t")]
+        self.h2.send_headers(stream_id, base, end_stream=True)
+        return stream_id
+
+    def flush(self) -> None:
+        self.sock.sendall(self.h2.data_to_send())
+
+    def finished(self, stream_id: int) -> bool:
+        return stream_id in self.ended or stream_id in self.reset
+
+    def until(self, *stream_ids: int) -> None:
+        """Read until each stream is answered or reset (or the server closes)."""
+        self.flush()
+        while not self.closed and not all(self.finished(s) for s in stream_ids):
+            data = self.sock.recv(65536)
+            if not data:
+                self.closed = True
+                break
+            for event in self.h2.receive_data(data):
+                if isinstance(event, h2.events.ResponseReceived | h2.events.TrailersReceived):
+                    self.headers.setdefault(event.stream_id, {}).update(event.headers)
+                elif isinstance(event, h2.events.DataReceived):
+                    self.body[event.stream_id] = self.body.get(event.stream_id, b"") + event.data
+                    self.h2.acknowledge_received_data(len(event.data), event.stream_id)
+                elif isinstance(event, h2.events.StreamEnded):
+                    self.ended.add(event.stream_id)
+                elif isinstance(event, h2.events.StreamReset):
+                    self.reset[event.stream_id] = event.error_code
+            self.flush()
+
+    def reply(self, stream_id: int) -> str:
+        assert self.headers[stream_id]["grpc-status"] == "0", self.headers[stream_id]
+        return StringValue.FromString(self.body[stream_id][5:]).value
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def raw(served):
+    clients: list[RawClient] = []
+
+    def connect() -> RawClient:
+        clients.append(RawClient(served[0]))
+        return clients[-1]
+
+    yield connect
+    for client in clients:
+        client.close()
+
+
+@pytest.mark.parametrize(
+    "malformed",
+    [
+        [("X-Request-Key", "upper case")],
+        [("connection", "keep-alive")],
+        [("te", "gzip")],
+        [(":path", "/t.T/Echo")],  # a second :path, after the regular fields
+        [("x-note", "line\r\nbreak")],
+    ],
+)
+def test_a_malformed_request_resets_its_own_stream_and_the_calls_beside_it_are_answered(
+    raw, malformed
+):
+    client = raw()
+    ok_before = client.call("/t.T/Echo", StringValue(value="before").SerializeToString())
+    bad = client.call("/t.T/Echo", StringValue(value="bad").SerializeToString(), malformed)
+    ok_after = client.call("/t.T/Echo", StringValue(value="after").SerializeToString())
+    client.until(ok_before, bad, ok_after)
+    assert client.reset.get(bad) == h2.errors.ErrorCodes.PROTOCOL_ERROR
+    assert client.reply(ok_before) == "/t.T/Echo:before"
+    assert client.reply(ok_after) == "/t.T/Echo:after"
+
+
+def test_calls_past_the_advertised_stream_limit_are_refused_and_succeed_when_retried(raw):
+    from modelfactory.inference.protocol.grpc_transport import MAX_CONCURRENT_STREAMS
+
+    client = raw()
+    # Sent before the server's SETTINGS are read, so the client does not hold the extra call back.
+    slow = StringValue(value="0.3").SerializeToString()
+    calls = [client.call("/t.T/Slow", slow) for _ in range(MAX_CONCURRENT_STREAMS + 1)]
+    client.until(*calls)
+    assert [client.reset.get(c) for c in calls].count(h2.errors.ErrorCodes.REFUSED_STREAM) == 1
+    assert client.reset.get(calls[-1]) == h2.errors.ErrorCodes.REFUSED_STREAM
+    assert all(client.reply(c) == "done" for c in calls[:-1])
+    retried = client.call("/t.T/Slow", slow)
+    client.until(retried)
+    assert client.reply(retried) == "done"
+
+
+def test_a_call_the_client_cancels_in_the_same_write_leaves_the_connection_serving(raw, served):
+    client = raw()
+    cancelled = client.call("/t.T/Echo", StringValue(value="no").SerializeToString(), (), True)
+    client.flush()
+    served_after = client.call("/t.T/Echo", StringValue(value="still here").SerializeToString())
+    client.until(served_after)
+    assert client.reply(served_after) == "/t.T/Echo:still here"
+    assert cancelled not in client.headers and not client.closed
+
+
+def test_a_plain_http_request_is_told_what_the_port_serves(raw):
+    client = raw()
+    get = client.get("/")
+    client.until(get)
+    assert client.headers[get][":status"] == "405" and client.headers[get]["allow"] == "POST"
+    assert b"this port serves gRPC" in client.body[get]
+
+
+def test_a_client_goaway_behind_a_call_in_the_same_write_breaks_nothing(raw, served, caplog):
+    """h2 sends nothing after a client's GOAWAY, the call's reply included: the call is dropped,
+    the connection is the client's to close, and the server serves the next one."""
+    client = raw()
+    client.call("/t.T/Echo", StringValue(value="late").SerializeToString())
+    client.h2.close_connection()
+    client.flush()
+    client.sock.sendall(PingFrame(0, opaque_data=b"goodbye!").serialize())  # one frame too many
+    client.until()
+    while client.sock.recv(65536):  # the server closes after the frame past the GOAWAY
+        pass
+    with grpc.insecure_channel(served[0]) as channel:
+        assert unary(channel, "/t.T/Echo", StringValue, StringValue)(StringValue(value="x")).value
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
