@@ -29,7 +29,7 @@ root="$(cd "$here/../.." && pwd)"
 inputs_hash="$(cd "$root" && cat tools/node/versions.env tools/node/go.mod tools/node/go.sum \
   tools/node/build.sh tools/node/oci_image.py tools/node/coredns/main.go | sha256sum | cut -c1-12)"
 out="$root/.tools/node/$inputs_hash"
-postgres_hash="$(cd "$root" && cat tools/node/versions.env tools/node/oci_image.py \
+postgres_hash="$(cd "$root" && cat <(grep '^POSTGRES_MAJOR=' tools/node/versions.env) tools/node/oci_image.py \
   docker/postgres/docker-entrypoint.sh <(sed -n '/^# --- postgres/,/^# --- end postgres/p' tools/node/build.sh) \
   | sha256sum | cut -c1-12)"
 postgres_tar="$root/.tools/node-images/postgres-$POSTGRES_MAJOR-$postgres_hash.tar"
@@ -54,7 +54,7 @@ started=$(date +%s)
 # kubelet and kube-proxy (and the control plane): one go build in tools/k8s, a no-op when current.
 k8s_bin="$(bash "$root/tools/k8s/build.sh")"
 if current; then
-  say "current: $out ($(basename "$k8s_bin/.."), containerd $CONTAINERD_VERSION, runc $RUNC_VERSION)"
+  say "current: $out (Kubernetes $(basename "$(dirname "$k8s_bin")"), containerd $CONTAINERD_VERSION, runc $RUNC_VERSION)"
   echo "$out"
   exit 0
 fi
