@@ -22,10 +22,16 @@ from typing import Any
 
 import yaml
 
+from modelfactory.config import PredictionStoreSettings
 from modelfactory.operator.crds import MODEL_DEPLOYMENT, CustomResource
 
 HTTP_PORT, GRPC_PORT, METRICS_PORT = 3000, 8001, 8002
 MANAGED_BY = "modelfactory-operator"
+# The prediction log's spools (docs/adr/0013-prediction-log-spool.md): an emptyDir of the pod,
+# unless the template mounts a claim there.
+SPOOL_VOLUME, SPOOL_PATH = "prediction-spool", "/var/lib/modelfactory/prediction-spool"
+SPOOL_MAX_MB = "MODELFACTORY_PREDICTION_SPOOL_MAX_MB"
+SPOOL_SPARE_MB = 64
 
 # Used when no template is mounted (a development run of the operator): the chart's defaults.
 DEFAULT_TEMPLATE: dict[str, Any] = {
@@ -50,15 +56,18 @@ DEFAULT_TEMPLATE: dict[str, Any] = {
                     "readOnlyRootFilesystem": True,
                     "capabilities": {"drop": ["ALL"]},
                 },
-                "env": [],
+                "env": [{"name": "MODELFACTORY_PREDICTION_SPOOL_DIR", "value": SPOOL_PATH}],
                 "resources": {
                     "requests": {"cpu": "250m", "memory": "512Mi"},
                     "limits": {"cpu": "2", "memory": "2Gi"},
                 },
-                "volumeMounts": [{"name": "home", "mountPath": "/home/app"}],
+                "volumeMounts": [
+                    {"name": "home", "mountPath": "/home/app"},
+                    {"name": SPOOL_VOLUME, "mountPath": SPOOL_PATH},
+                ],
             }
         ],
-        "volumes": [{"name": "home", "emptyDir": {}}],
+        "volumes": [{"name": "home", "emptyDir": {}}, {"name": SPOOL_VOLUME, "emptyDir": {}}],
     },
 }
 
@@ -152,6 +161,7 @@ def deployment(body: Mapping[str, Any], template: Mapping[str, Any]) -> dict[str
         *({"name": k, "value": v} for k, v in ours.items()),
         *extra,
     ]
+    _size_spool_volume(pod_spec, container, spec.get("workers", 2))
     if spec.get("resources"):
         container["resources"] = spec["resources"]
     if spec.get("image"):
@@ -183,6 +193,17 @@ def deployment(body: Mapping[str, Any], template: Mapping[str, Any]) -> dict[str
         "metadata": _meta(body),
         "spec": deployment_spec,
     }
+
+
+def _size_spool_volume(pod_spec: dict[str, Any], container: dict[str, Any], workers: int) -> None:
+    """An emptyDir of spools holds each worker's at its bound: sized for this spec's workers
+    (past its sizeLimit the kubelet evicts the pod, spools and all)."""
+    env = {e["name"]: e.get("value") for e in container.get("env") or []}
+    bound = env.get(SPOOL_MAX_MB) or PredictionStoreSettings.model_fields["spool_max_mb"].default
+    for volume in pod_spec.get("volumes") or []:
+        if volume.get("name") == SPOOL_VOLUME and "emptyDir" in volume:
+            size = int(workers) * int(bound) + SPOOL_SPARE_MB
+            volume["emptyDir"] = {**(volume["emptyDir"] or {}), "sizeLimit": f"{size}Mi"}
 
 
 def service(body: Mapping[str, Any]) -> dict[str, Any]:

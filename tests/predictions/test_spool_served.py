@@ -6,23 +6,13 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.predictions.test_spool import stored_ids
 from tests.support.postgres_server import PostgresServer
+from tests.support.scrape import scrape
 from tests.support.serving import MODEL, served_for_real, until
 
 pytestmark = pytest.mark.integration
-
-
-def scrape(metrics_url: str) -> dict[tuple, float]:
-    """{(sample name, label values...): value} from the serving process's /metrics."""
-    text = httpx.get(f"{metrics_url}/metrics", timeout=5).text
-    return {
-        (sample.name, *sample.labels.values()): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
 
 
 def test_a_model_served_while_its_store_is_down_logs_what_its_spool_holds_when_it_is_back(

@@ -60,6 +60,14 @@ spec:
         {{- include "modelfactory.db.env" (dict "context" $ "database" "predictions") | nindent 8 }}
         - name: MODELFACTORY_HOME
           value: /home/app/modelfactory
+        - name: MODELFACTORY_PREDICTION_SPOOL_DIR
+          value: /var/lib/modelfactory/prediction-spool
+        - name: MODELFACTORY_PREDICTION_SPOOL_MAX_MB
+          value: {{ $s.predictionSpool.maxMB | quote }}
+        {{- if $s.predictionSpool.fsync }}
+        - name: MODELFACTORY_PREDICTION_SPOOL_FSYNC
+          value: "true"
+        {{- end }}
         - name: BENTOML_HOME
           value: /home/app/bentoml
         {{- with (concat ($s.extraEnv | default list) ($model.extraEnv | default list)) }}
@@ -99,6 +107,8 @@ spec:
         {{- toYaml $mv.resources | nindent 8 }}
       volumeMounts:
         {{- include "modelfactory.scratchMounts" $ | nindent 8 }}
+        - name: prediction-spool
+          mountPath: /var/lib/modelfactory/prediction-spool
         {{- include "modelfactory.db.passwordsMount" $ | nindent 8 }}
   {{- with $mv.nodeSelector }}
   nodeSelector:
@@ -118,5 +128,15 @@ spec:
   {{- end }}
   volumes:
     {{- include "modelfactory.scratchVolumes" $ | nindent 4 }}
+    - name: prediction-spool
+      {{- with $s.predictionSpool.existingClaim }}
+      persistentVolumeClaim:
+        claimName: {{ . }}
+      {{- else }}
+      emptyDir:
+        # Every worker's spool at its bound, and room to spare (the operator sizes it again
+        # for a ModelDeployment's own workers).
+        sizeLimit: {{ add (mul (int $mv.workers) (int $s.predictionSpool.maxMB)) 64 }}Mi
+      {{- end }}
     {{- include "modelfactory.db.passwordsVolume" (dict "context" $ "databases" (list "predictions")) | nindent 4 }}
 {{- end -}}
