@@ -19,7 +19,6 @@ stages (read, check, encode, walk) for the batch's budget.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Iterator
 
 import numpy as np
@@ -34,7 +33,7 @@ from modelfactory.classification.served import (
     _sample_records,
 )
 from modelfactory.errors import DataValidationError
-from modelfactory.scoring.batch import ChunkResult
+from modelfactory.scoring.batch import ChunkResult, Stages
 from modelfactory.scoring.cores import usable_cores
 from modelfactory.scoring.results import SCORES
 from modelfactory.scoring.sources import Chunk, Source
@@ -86,39 +85,37 @@ class BatchClassifier:
         source = _source(source)
         chunks = source.chunks(partition, partitions, chunk_rows)
         while True:
-            started = time.perf_counter()
-            chunk = next(chunks, None)
+            stages = Stages()
+            with stages.timed("read"):
+                chunk = next(chunks, None)
             if chunk is None:
                 return
-            stages = {"read": time.perf_counter() - started}
             yield self.score_chunk(chunk, source.name, stages)
 
     # -- the work -----------------------------------------------------------------------
-    def score_chunk(self, chunk: Chunk, source: str, stages: dict[str, float]) -> ChunkResult:
-        """Results and rejects of one chunk; adds the seconds of each stage to ``stages``."""
-        clock = time.perf_counter()
-        self._require_columns(chunk, source)
-        checked = check_chunk(chunk, self.served.schema.fields)
-        keep = ~checked.rejected
-        rejects = self._rejects(chunk, checked)
-        stages["check"] = stages.get("check", 0.0) + time.perf_counter() - clock
+    def score_chunk(self, chunk: Chunk, source: str, stages: Stages) -> ChunkResult:
+        """Results and rejects of one chunk; ``stages`` gets what each stage cost."""
+        with stages.timed("check"):
+            self._require_columns(chunk, source)
+            checked = check_chunk(chunk, self.served.schema.fields)
+            keep = ~checked.rejected
+            rejects = self._rejects(chunk, checked)
         compiled = self.served.compiled
         if self.batch_fast_path and compiled is not None:
-            clock = time.perf_counter()
-            columns = {c: checked.numbers[c][keep] for c, *_ in compiled.encoder.numeric}
-            mask = pa.array(keep)
-            for column, _ in compiled.encoder.categorical:
-                columns[column] = checked.texts[column].filter(mask)
-            keys = compiled.encoder.encode_columns(columns, self.threads)
-            stages["encode"] = stages.get("encode", 0.0) + time.perf_counter() - clock
-            clock = time.perf_counter()
-            probability = compiled.forest.predict_keys(keys, self.threads)
-            stages["walk"] = stages.get("walk", 0.0) + time.perf_counter() - clock
+            with stages.timed("encode"):
+                columns = {c: checked.numbers[c][keep] for c, *_ in compiled.encoder.numeric}
+                mask = pa.array(keep)
+                for column, _ in compiled.encoder.categorical:
+                    columns[column] = checked.texts[column].filter(mask)
+                keys = compiled.encoder.encode_columns(columns, self.threads)
+            with stages.timed("walk"):
+                probability = compiled.forest.predict_keys(keys, self.threads)
         else:
-            clock = time.perf_counter()
-            good = checked.good_frame(self.served.schema.fields)
-            probability = self.served.model.predict_proba(good)[:, 1] if len(good) else np.zeros(0)
-            stages["walk"] = stages.get("walk", 0.0) + time.perf_counter() - clock
+            with stages.timed("walk"):
+                good = checked.good_frame(self.served.schema.fields)
+                probability = (
+                    self.served.model.predict_proba(good)[:, 1] if len(good) else np.zeros(0)
+                )
         labels = pa.array(self.served.labels, type=pa.string())
         results = pa.table(
             {

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -27,11 +28,35 @@ from modelfactory.status import camel_case
 
 
 @dataclass
+class Stages:
+    """Seconds by stage: wall time, and the process's CPU time over all its threads (the
+    stages of a chunk run one after another, so each one's CPU is its own); on a shared
+    machine the CPU says what a stage costs, the wall what it took."""
+
+    wall: dict[str, float] = field(default_factory=dict)
+    cpu: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def timed(self, stage: str) -> Iterator[None]:
+        wall, cpu = time.perf_counter(), time.process_time()
+        try:
+            yield
+        finally:
+            self.wall[stage] = self.wall.get(stage, 0.0) + time.perf_counter() - wall
+            self.cpu[stage] = self.cpu.get(stage, 0.0) + time.process_time() - cpu
+
+    def add(self, other: Stages) -> None:
+        for mine, theirs in ((self.wall, other.wall), (self.cpu, other.cpu)):
+            for stage, seconds in theirs.items():
+                mine[stage] = mine.get(stage, 0.0) + seconds
+
+
+@dataclass
 class ChunkResult:
     results: pd.DataFrame | pa.Table  # the part's results columns (see BatchModel.table)
     rejects: pd.DataFrame | pa.Table  # row_key, reason, record
     rows_read: int
-    stages: dict[str, float] = field(default_factory=dict)  # seconds spent on it, by stage
+    stages: Stages = field(default_factory=Stages)  # what it cost, by stage
 
     def reject_reasons(self) -> list[str]:
         if isinstance(self.rejects, pa.Table):
@@ -67,7 +92,8 @@ class PartSummary:
     rejects: int = 0
     seconds: float = 0.0
     reasons: dict[str, int] = field(default_factory=dict)  # the commonest reject reasons
-    stages: dict[str, float] = field(default_factory=dict)  # seconds by stage (read, ..., write)
+    stages: dict[str, float] = field(default_factory=dict)  # wall seconds by stage (read, ...)
+    stages_cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds by stage
 
 
 def score_partition(
@@ -83,13 +109,12 @@ def score_partition(
     started = time.perf_counter()
     summary = PartSummary(partition)
     writer = PartWriter(part_dir)
+    stages = Stages()
     try:
         for chunk in model.score(source, partition, partitions, chunk_rows):
-            clock = time.perf_counter()
-            writer.write(chunk.results, chunk.rejects)
-            chunk.stages["write"] = time.perf_counter() - clock
-            for stage, seconds in chunk.stages.items():
-                summary.stages[stage] = summary.stages.get(stage, 0.0) + seconds
+            with chunk.stages.timed("write"):
+                writer.write(chunk.results, chunk.rejects)
+            stages.add(chunk.stages)
             summary.rows += chunk.rows_read
             summary.results += len(chunk.results)
             summary.rejects += len(chunk.rejects)
@@ -101,5 +126,6 @@ def score_partition(
     finally:
         writer.close()
     summary.seconds = time.perf_counter() - started
-    summary.stages = {stage: round(seconds, 3) for stage, seconds in summary.stages.items()}
+    summary.stages = {stage: round(seconds, 3) for stage, seconds in stages.wall.items()}
+    summary.stages_cpu = {stage: round(seconds, 3) for stage, seconds in stages.cpu.items()}
     return summary

@@ -1,7 +1,6 @@
 """Training on real and synthetic data, and the compiled fast path against scikit-learn."""
 
 import numpy as np
-import pytest
 
 from modelfactory.classification.compiled_forest import compile_classifier, parity_gap
 from modelfactory.classification.training import (
@@ -11,17 +10,6 @@ from modelfactory.classification.training import (
     train_classifier,
 )
 from modelfactory.data import bank_marketing as bank
-from modelfactory.data.split import RandomSplit
-
-
-@pytest.fixture(scope="module")
-def real_split(real_bank):
-    return RandomSplit(0.2, seed=42, stratify_on="y").split(real_bank)
-
-
-@pytest.fixture(scope="module")
-def trained_on_real(real_split):
-    return train_classifier(real_split.train, ClassifierConfig())
 
 
 def test_model_beats_its_baseline_on_the_real_bank_file(trained_on_real, real_split):
@@ -84,6 +72,29 @@ def test_the_table_encoder_feeds_the_forest_as_the_pipeline_does(trained_on_real
     batch = forest.predict_proba(compiled.encoder.encode_frame(table))[:, 1]
     reference = trained_on_real.model.predict_proba(table)[:, 1]
     assert np.max(np.abs(batch - reference)) < 1e-12
+
+
+def test_the_walk_takes_scikit_learns_branches_one_row_or_many_threads(trained_on_real, real_bank):
+    compiled = compile_classifier(trained_on_real.model)
+    table = features(real_bank)
+    reference = trained_on_real.model.predict_proba(table)[:, 1]
+    encoded = compiled.encoder.encode_frame(table)
+    one_thread = compiled.forest.predict_positive(encoded)  # 41,188 rows: 4 walk alone
+    np.testing.assert_array_equal(compiled.forest.predict_positive(encoded, threads=3), one_thread)
+    assert np.max(np.abs(one_thread - reference)) < 1e-12
+    singles = [compiled.forest.predict_positive(encoded[i : i + 1])[0] for i in range(0, 4000, 97)]
+    np.testing.assert_allclose(singles, one_thread[0:4000:97], rtol=0, atol=1e-15)
+
+
+def test_a_threshold_between_two_float32_values_splits_as_scikit_learn_splits():
+    from modelfactory.classification.forest_walk import float32_keys, thresholds_below
+
+    x = np.float32(0.1)  # 0.100000001490116...: above the float64 0.1
+    xs = np.array([x, x, x, 0.0, -0.0], dtype=np.float32)
+    t = np.array([0.1, float(x), np.nextafter(float(x), 1.0), -0.0, 0.0])
+    below = float32_keys(xs) <= float32_keys(thresholds_below(t))
+    as_scikit_learn = [bool(np.float64(a) <= b) for a, b in zip(xs, t, strict=True)]
+    assert below.tolist() == as_scikit_learn == [False, True, True, True, True]
 
 
 def test_structures_the_fast_path_does_not_know_are_left_to_scikit_learn(trained_on_real):
