@@ -273,15 +273,17 @@ def rollout_spec(interval: float, min_requests: int) -> dict:
                 {"analysis": {}},
             ],
             "budgetMs": 50,
-            "progressDeadlineSeconds": 120,
+            "progressDeadlineSeconds": 300,
         },
         "analysis": {
             "interval": f"{interval:g}s",
             "minRequests": min_requests,
             "inconclusiveLimit": 2,
             "metrics": [
-                {"name": "error-rate", "max": 0.01},
-                {"name": "fallback-rate", "max": 0.02},
+                # Rates are judged by their anytime-valid bounds (ADR 0015): 5% is shown in a
+                # few hundred error-free requests at this traffic, 1% would take minutes.
+                {"name": "error-rate", "max": 0.05},
+                {"name": "fallback-rate", "max": 0.05},
                 {"name": "latency-p99-ms", "max": 50},
                 # Two small forests trained on different samples agree on ~90% of records.
                 {"name": "agreement", "min": 0.8},
@@ -363,10 +365,10 @@ def roll_out(args, uri: str, service, champion: str, challenger: str, work: Path
         ),
         (None, None),
     )
-    finished = status.history[0] if status.history else {}
+    finished = status.history[0] if status.history else None
     return {
-        "outcome": finished.get("outcome", status.phase),
-        "reason": finished.get("reason", status.message),
+        "outcome": finished.outcome if finished else status.phase,
+        "reason": finished.reason if finished else status.message,
         "traffic_set": traffic_set,
         "first_call": calls.first,
         "last_call": calls.last,

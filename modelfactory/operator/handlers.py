@@ -28,7 +28,8 @@ import kopf
 
 from modelfactory.config import get_settings
 from modelfactory.monitoring.config import MonitorConfig
-from modelfactory.operator import kube, monitors
+from modelfactory.monitoring.rollout_evidence import RolloutEvidence
+from modelfactory.operator import kube, monitors, replays
 from modelfactory.operator.conditions import set_conditions
 from modelfactory.operator.crds import (
     ACTION_ANNOTATION,
@@ -42,11 +43,13 @@ from modelfactory.operator.metrics import OPERATOR_METRICS
 from modelfactory.operator.resources import load_serving_template
 from modelfactory.operator.resources import owned_objects as render_owned
 from modelfactory.registry import Registry
+from modelfactory.rollout.actions import RunReplay
 from modelfactory.rollout.controller import MetricsScraper, MlflowRegistry, RolloutController
 from modelfactory.rollout.spec import SpecError, parse_spec
 from modelfactory.rollout.state import clear_rollout
 from modelfactory.rollout.status import DEGRADED, HEALTHY, PAUSED, PROGRESSING, Status
 from modelfactory.status import from_status, to_status
+from modelfactory.use_cases import monitored_use_case
 
 # What kopf's handler decorators take: (group, version, plural).
 DEPLOYMENTS = (GROUP, VERSION, MODEL_DEPLOYMENT.plural)
@@ -138,9 +141,26 @@ def reconcile_rollout(
         OPERATOR_METRICS.reconciled("invalid-spec", time.perf_counter() - started)
         return
     settings = get_settings()
+    registry = Registry(settings.mlflow_tracking_uri)
+
+    def replayer(model: str, asked: RunReplay) -> None:
+        """A Job runs it (it reads the prediction log); its result lands on the version."""
+        template = load_serving_template(settings.operator.serving_template or None)
+        image = settings.operator.monitor_image
+        kube.apply([replays.replay_job(body, template, image, asked, rollout.progress_deadline)])
+
+    def outcomes(model: str, versions: list[str], since: float):
+        """Read here, from the prediction log (only when a step or metric needs them)."""
+        case = monitored_use_case(model, spec.get("useCase"), registry)
+        return RolloutEvidence(case, registry.tracking_uri, settings).outcomes(
+            model, versions, since
+        )
+
     controller = RolloutController(
-        MlflowRegistry(Registry(settings.mlflow_tracking_uri), f"{namespace}/{name}"),
+        MlflowRegistry(registry, f"{namespace}/{name}"),
         MetricsScraper(lambda: kube.serving_endpoints(namespace, name)),
+        replayer=replayer,
+        outcomes=outcomes,
     )
     tick = controller.reconcile(rollout, previous, action)
     for event in tick.events:

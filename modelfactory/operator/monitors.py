@@ -26,8 +26,8 @@ from modelfactory.operator.resources import MANAGED_BY, owner_reference
 # Spec fields that say when and how the CronJob runs; the rest is the check's MonitorConfig.
 SCHEDULING = ("schedule", "timeZone", "suspend", "activeDeadlineSeconds")
 DEPLOYMENT_REF = "modelDeployment"  # instead of model: the ModelDeployment whose model to check
-# Environment of the serving pod that means nothing to a check.
-_SERVING_ONLY = (
+# Environment of the serving pod that means nothing to a check or a replay.
+SERVING_ONLY_ENV = (
     "MODELFACTORY_MODEL_NAME",
     "MODELFACTORY_MODEL_ALIAS",
     "MODELFACTORY_WORKERS",
@@ -42,14 +42,18 @@ SERVING_PROGRAM = ["python3", "-m", "modelfactory_serving"]
 CHECK_PROGRAM = ["python3", "-m", "modelfactory.operator.monitor_job"]
 
 
-def check_command(serving_command: list[str]) -> list[str]:
-    """The serving container's command with the check's program in place of the service's: what
-    runs before it (the chart's shell prefix that joins the database password into the
-    prediction store's URL) stays."""
+def program_command(serving_command: list[str], program: list[str]) -> list[str]:
+    """The serving container's command with ``program`` in place of the service's: what runs
+    before it (the chart's shell prefix that joins the database password into the prediction
+    store's URL) stays."""
     tail = len(SERVING_PROGRAM)
     if serving_command[-tail:] == SERVING_PROGRAM:
-        return [*serving_command[:-tail], *CHECK_PROGRAM]
-    return list(CHECK_PROGRAM)
+        return [*serving_command[:-tail], *program]
+    return list(program)
+
+
+def check_command(serving_command: list[str]) -> list[str]:
+    return program_command(serving_command, CHECK_PROGRAM)
 
 
 def job_name(body: Mapping[str, Any]) -> str:
@@ -167,7 +171,7 @@ def cron_job(
         *("--config", json.dumps(config, sort_keys=True)),
     ]
     ours = {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false", **extra_env}
-    dropped = {*ours, *_SERVING_ONLY}
+    dropped = {*ours, *SERVING_ONLY_ENV}
     container["env"] = [
         *(e for e in container.get("env") or [] if e["name"] not in dropped),
         *({"name": k, "value": v} for k, v in ours.items()),

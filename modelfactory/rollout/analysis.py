@@ -9,8 +9,10 @@ their anytime-valid bounds on the totals, so looking every interval inflates not
 latency on the interval's own requests; ``realized-*`` figures on the ground truth of the
 rollout's answers; PromQL metrics as Prometheus answered. An interval whose challenger requests
 fall short of ``minRequests``, or whose evidence could not be read, is inconclusive, never a
-pass; a rate whose bound still holds its threshold is undecided: the interval is not a pass,
-and the rollout waits for more evidence (within ``progressDeadlineSeconds``).
+pass; a rate whose bound still holds its threshold is undecided, and so is a ``realized-*``
+metric whose versions have too few labelled answers yet: the interval is not a pass, and the
+rollout waits for more evidence (within ``progressDeadlineSeconds``; an ``awaitOutcomes``
+step before the analysis pauses at its own timeout instead).
 """
 
 from __future__ import annotations
@@ -92,6 +94,8 @@ def close_interval(spec: RolloutSpec, s: Status, observed: Observation) -> Verdi
         state.lower, state.upper, state.samples = judged.lower, judged.upper, judged.trials
         if judged.verdict is None:
             state.last = "NoData"
+            if metric.realized and not state.dry_run:  # never promoted without its outcomes
+                undecided.append(f"{metric.name}: {judged.note or 'no labelled answers'}")
             continue
         state.value = judged.value
         if judged.verdict == "pass":

@@ -70,8 +70,9 @@ def operator_objects(rendered: list[dict]) -> list[dict]:
     runs, whoever creates them."""
     import yaml
 
-    from modelfactory.operator import monitors
+    from modelfactory.operator import monitors, replays
     from modelfactory.operator.resources import owned_objects
+    from modelfactory.rollout.actions import RunReplay
 
     template = next(
         (
@@ -88,6 +89,11 @@ def operator_objects(rendered: list[dict]) -> list[dict]:
         body = {**body, "metadata": {**body["metadata"], "uid": f"uid-of-the-{body['kind']}"}}
         if body["kind"] == "ModelDeployment":
             created += owned_objects(body, {})[0]
+            if template is not None:  # a replay step's Job, as the operator would start it
+                asked = RunReplay("2", "1", 10_000, 0.0)
+                created.append(
+                    replays.replay_job(body, template, "modelfactory-components:0.1.0", asked, 1800)
+                )
         else:
             assert template is not None, "a DriftMonitor is rendered without the operator"
             created += monitors.owned_objects(body, template, "modelfactory-components:0.1.0", {})

@@ -45,7 +45,7 @@ def _operator_made(manifests: str) -> str:
             for d in documents
             if d["kind"] == made_by["kind"] and d["metadata"]["name"] == made_by["name"]
         )
-        workload = obj["kind"] in ("Deployment", "CronJob")
+        workload = obj["kind"] in ("Deployment", "CronJob", "Job")
         skips = {
             k: v
             for k, v in owner["metadata"].get("annotations", {}).items()

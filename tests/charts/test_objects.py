@@ -119,6 +119,7 @@ def test_network_policies_by_default(helm):
         f"{FULLNAME}-mlflow-db-upgrade",
         f"{FULLNAME}-tests",
         f"{FULLNAME}-drift-monitor",
+        f"{FULLNAME}-rollout-replay",
     }
     # Every pod, the migration Job's and the helm test Pod too, is covered by a policy with
     # both directions.
@@ -146,16 +147,18 @@ def test_network_policies_by_default(helm):
     assert [selector_matches(peer["podSelector"], operator_pod) for peer in metrics["from"]] == [
         True
     ]
-    # The operator reaches the API server, the registry and the serving pods' metrics.
+    # The operator reaches the API server, the registry, the serving pods' metrics and the
+    # prediction log (the ground truth of a rollout's answers).
     egress = policies[f"{FULLNAME}-operator"]["spec"]["egress"]
     ports = sorted(p["port"] for rule in egress for p in rule["ports"])
-    assert ports == [53, 53, 443, 5000, 6443, 8002, 9090]  # 9090: a Prometheus for PromQL metrics
+    assert ports == [53, 53, 443, 5000, 5432, 6443, 8002, 9090]  # 9090: PromQL metrics
     # The migration Job reaches only the database; the helm test Pod only what it checks; the
     # uninstall's cleanup Job only the API server.
     for name, expected in (
         ("mlflow-db-upgrade", [53, 53, 5432]),
         ("tests", [53, 53, 3000, 5000]),
         ("operator-cleanup", [53, 53, 443, 6443]),
+        ("rollout-replay", [53, 53, 5000, 5432]),  # the log and the registry; no API server
     ):
         policy = policies[f"{FULLNAME}-{name}"]["spec"]
         assert policy["ingress"] == [], name

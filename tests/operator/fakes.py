@@ -69,6 +69,11 @@ class FakeMlflowClient:
         self._model(name)
         self.version_tags[(name, str(version))][key] = value
 
+    def get_model_version(self, name: str, version: str):
+        self._model(name)
+        tags = self.version_tags[(name, str(version))]
+        return SimpleNamespace(name=name, version=str(version), tags=dict(tags))
+
 
 def fake_registry(client: FakeMlflowClient) -> Registry:
     registry = Registry("http://mlflow.invalid:5000")  # makes no connection

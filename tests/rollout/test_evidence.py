@@ -230,3 +230,23 @@ def test_unreadable_ground_truth_makes_an_interval_inconclusive_when_it_is_judge
     run.tick(INTERVAL, outcomes_error="connection refused", **GOOD)
     assert run.status.weight == 10 and run.status.phase == PROGRESSING
     assert "ground truth unreachable (connection refused)" in run.status.analysis.last_reason
+
+
+def test_a_rollout_is_never_promoted_without_the_outcomes_its_metrics_ask_for():
+    run = Run(
+        spec(rollout__steps=[{"setWeight": 50}, {"analysis": {}}], analysis__metrics=REALIZED)
+    )
+    run.tick()
+    run.tick(INTERVAL, outcomes={}, **GOOD)  # no label yet
+    assert run.status.phase == PROGRESSING and not run.of(Promote)
+    assert (
+        "realized-roc-auc: 0 labelled answers < minLabelled 200" in run.status.analysis.last_reason
+    )
+    few_for_the_champion = {
+        CHALLENGER: VersionOutcome(300, None, {"roc_auc": 0.8}),
+        CHAMPION: VersionOutcome(50, None, {"roc_auc": 0.8}),
+    }
+    run.tick(INTERVAL, outcomes=few_for_the_champion, **GOOD)
+    assert not run.of(Promote)  # nothing to compare with yet
+    run.tick(INTERVAL, outcomes=outcomes(300, 0.79), **GOOD)
+    assert run.of(Promote) == [Promote(CHALLENGER)]

@@ -193,7 +193,9 @@ def test_a_registry_outage_mid_rollout_holds_it_and_it_resumes(
 
     thread = threading.Thread(target=outage)
     thread.start()
-    status, timeline, traffic = roll_out(registry_server, service, versions, "good", tmp_path)
+    status, timeline, traffic = roll_out(
+        registry_server, service, versions, "good", tmp_path, timeout=180
+    )
     thread.join()
     messages = [t.status.message for t in timeline]
     held = [m for m in messages if m.startswith("registry unreachable") and "holding" in m]
