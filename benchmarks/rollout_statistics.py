@@ -257,9 +257,10 @@ def section_replay(sizes: list[int]) -> None:
                     settings=settings,
                 )
                 took = time.perf_counter() - started
+                agreement = result.agreed / max(result.compared, 1)
                 print(
                     f"  {size:>7,} logged requests: {took:6.1f} s ({size / took:,.0f} records/s); "
-                    f"{result.rows:,} replayed, agreement {result.agreed / max(result.compared, 1):.3f}, "
+                    f"{result.rows:,} replayed, agreement {agreement:.3f}, "
                     f"one-record p99 {result.latency_p99_ms:.2f} ms (champion "
                     f"{result.champion_latency_p99_ms:.2f} ms)",
                     flush=True,
