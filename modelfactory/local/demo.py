@@ -6,9 +6,10 @@ parts (an MLflow server, kfp local runs of the compiled pipeline, `bentoml serve
 3. traffic from a later period and its ground truth (POST /feedback);
 4. a drift check of it, and the retraining run it starts (the gate judges; the new version
    waits as challenger);
-5. that challenger rolled out step by step by the rollout controller, each decision printed with
-   the measurements behind it;
-6. a slow challenger (80 ms per call) rolled back, with no failed client request.
+5. that challenger rolled out step by step by the rollout controller: first a replay of the
+   champion's logged requests, then live traffic, each decision printed with the measurements
+   and bounds behind it;
+6. a slow challenger (80 ms per call) stopped at its replay, before any request reaches it.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ SERVING_ENV = {"MODELFACTORY_ROLLOUT_POLL_SECONDS": "1"}
 DEMO_ROLLOUT = {
     "rollout": {
         "steps": [
+            # The champion's logged requests of the last hour, replayed before any live traffic.
+            {"replay": {"lastRequests": 2000, "since": "1h", "minRows": 200}},
             {"shadow": {"weight": 100}},
             {"analysis": {}},
             {"setWeight": 50},
@@ -261,8 +264,9 @@ def roll_out(version: str, tracking_uri: str, service: ServingProcess, console: 
 
 
 def roll_back_a_slow_version(tracking_uri: str, service: ServingProcess, console: Console) -> str:
-    """A challenger that takes 80 ms per call (the champion wrapped in a sleep): the analysis sees
-    its p99 over the budget and rolls it back; the router answers from the champion meanwhile."""
+    """A challenger that takes 80 ms per call (the champion wrapped in a sleep): its replay of the
+    champion's logged requests times it at 80 ms a record, over the 50 ms budget, and the rollout
+    stops there, before a single request reaches it."""
     model = CLASSIFICATION.model_name
     console.rule("[bold]A bad version: 80 ms per call[/]")
     champion = Registry(tracking_uri).version_by_alias(model, CHAMPION)

@@ -171,6 +171,7 @@ def reconcile_rollout(
     OPERATOR_METRICS.rollout(
         namespace, name, rollout.model, now.challenger, now.mode, now.weight, now.step
     )
+    OPERATOR_METRICS.evidence_of(namespace, name, rollout.model, now)
     outcome = "registry-write-failed" if tick.problem else "ok"
     OPERATOR_METRICS.reconciled(outcome, time.perf_counter() - started)
 

@@ -85,6 +85,7 @@ def close_interval(spec: RolloutSpec, s: Status, observed: Observation) -> Verdi
     total = measure(a.totals, s.challenger, s.champion)
     if observed.outcomes is not None:
         a.labelled = {v: o.labelled for v, o in observed.outcomes.items()}
+        a.realized = {v: dict(o.realized) for v, o in observed.outcomes.items()}
     seen = _evidence(spec, s, interval, total, observed)
     a.inconclusive_in_a_row = 0
     failures, undecided = [], []

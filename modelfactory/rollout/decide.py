@@ -311,6 +311,7 @@ def _outcomes_arrived(
     assert s.challenger is not None
     if observed.outcomes is not None:
         s.analysis.labelled = {v: o.labelled for v, o in observed.outcomes.items()}
+        s.analysis.realized = {v: dict(o.realized) for v, o in observed.outcomes.items()}
     labelled = s.analysis.labelled.get(s.challenger, 0)
     if labelled >= step.min_labelled:
         return True

@@ -67,6 +67,7 @@ class AnalysisStatus:
     last_reason: str = ""
     metrics: dict[str, MetricStatus] = field(default_factory=dict)
     labelled: dict[str, int] = field(default_factory=dict)  # answers with ground truth, by version
+    realized: dict[str, dict[str, float]] = field(default_factory=dict)  # their figures, by version
 
 
 @camel_case
