@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from modelfactory.data.io import read_table
+from modelfactory.data.labels import ClassShares
 from modelfactory.data.schema import Column, TableSchema, validate_table
 from modelfactory.errors import DataValidationError
 
@@ -108,6 +109,11 @@ SCHEMA = TableSchema(
 FEATURES = tuple(c for c in COLUMN_ORDER if c not in (TARGET, *LEAKY_COLUMNS))
 CATEGORICAL_FEATURES = tuple(c for c in FEATURES if c in CATEGORIES)
 NUMERIC_FEATURES = tuple(c for c in FEATURES if c in NUMERIC)
+# A customer is the same row whatever its label says (a relabelled file holds no new rows), and
+# whatever `duration` says (the model never sees it): the features the model reads (ADR 0014).
+ROW_IDENTITY = FEATURES
+# How far the positive rate may move from the champion's training data: ADR 0014.
+LABELS = ClassShares(TARGET, positive=POSITIVE, max_change=0.25)
 
 _BANK_FULL_ONLY = {"balance", "day"}
 

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from modelfactory.data.io import read_table
+from modelfactory.data.labels import GroupLevels
 from modelfactory.data.schema import Column, TableSchema, validate_table
 from modelfactory.errors import DataValidationError, describe_rows
 
@@ -72,6 +73,11 @@ SCHEMA = TableSchema(
     key=("Store", "Date"),
     missing_hint=f"expected at least {', '.join(REQUIRED_COLUMNS)} (Rossmann train.csv)",
 )
+
+
+# A store's sales per selling day against the champion's training data (its Prophet rows, ``y``);
+# the factor: ADR 0014.
+LABELS = GroupLevels("Sales", by="Store", reference_column="y", max_ratio=3.0, min_rows=28)
 
 
 def validate_rossmann(frame: pd.DataFrame, source: str = "sales data") -> pd.DataFrame:
