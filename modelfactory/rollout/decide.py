@@ -38,10 +38,7 @@ from modelfactory.rollout.actions import (
     Decision,
     Event,
     Observation,
-    Promote,
-    RecordOutcome,
     RegistryView,
-    Rollback,
     RunReplay,
     SetChallenger,
     SetTraffic,
@@ -51,13 +48,20 @@ from modelfactory.rollout.spec import RolloutSpec, Step
 from modelfactory.rollout.status import (
     DEGRADED,
     HEALTHY,
-    HISTORY_KEPT,
     PAUSED,
     PROGRESSING,
     AnalysisStatus,
-    FinishedRollout,
     ReplayStatus,
     Status,
+)
+from modelfactory.rollout.transitions import (
+    advance,
+    current,
+    finish,
+    pause,
+    promote,
+    rollback,
+    where,
 )
 
 # Steps whose message says what they wait for (the others show the analysis).
@@ -80,7 +84,7 @@ def decide(spec: RolloutSpec, status: Status, observed: Observation) -> Decision
     registry = observed.registry
     if registry is None:
         s.message = f"registry unreachable ({observed.registry_error}): holding " + (
-            _where(spec, s) if s.challenger else f"champion v{s.champion}"
+            where(spec, s) if s.challenger else f"champion v{s.champion}"
         )
         return Decision(s, actions)
     s.champion = registry.champion
@@ -90,10 +94,10 @@ def decide(spec: RolloutSpec, status: Status, observed: Observation) -> Decision
         gone = s.challenger
         if registry.challenger is None:
             reason = f"challenger v{gone} is gone from the registry"
-            _finish(s, actions, now, "aborted", reason, record=False)
+            finish(s, actions, now, "aborted", reason, record=False)
             actions.append(ClearTraffic())
             return Decision(s, actions)
-        _finish(s, actions, now, "superseded", f"v{registry.challenger} replaced v{gone}")
+        finish(s, actions, now, "superseded", f"v{registry.challenger} replaced v{gone}")
         in_flight = False
 
     if not in_flight:
@@ -101,22 +105,22 @@ def decide(spec: RolloutSpec, status: Status, observed: Observation) -> Decision
 
     # A rollout in flight: the user first, then the measurements, then the steps.
     if observed.action == "abort":
-        _rollback(s, actions, now, "aborted by a user")
+        rollback(s, actions, now, "aborted by a user")
         return Decision(s, actions)
     if observed.action == "promote-full":
-        _promote(s, actions, now, "promoted by a user, skipping the remaining steps")
+        promote(s, actions, now, "promoted by a user, skipping the remaining steps")
         return Decision(s, actions)
     if observed.action == "promote" and s.phase == PAUSED:
         s.phase, s.awaiting_promotion = PROGRESSING, False
         s.analysis.inconclusive_in_a_row = 0
-        paused_on = _current(spec, s)
+        paused_on = current(spec, s)
         if paused_on is not None and paused_on.kind in ("pause", "replay", "awaitOutcomes"):
-            _advance(s, now)  # a person's promote goes past what the step waited for
-        actions.append(Event("Normal", "Resumed", f"promote: going on at {_where(spec, s)}"))
+            advance(s, now)  # a person's promote goes past what the step waited for
+        actions.append(Event("Normal", "Resumed", f"promote: going on at {where(spec, s)}"))
 
     verdict = analysis.close_interval(spec, s, observed)
     if verdict == "failed":
-        _rollback(s, actions, now, s.analysis.last_reason)
+        rollback(s, actions, now, s.analysis.last_reason)
         return Decision(s, actions)
     if verdict == "pause":
         if s.phase != PAUSED:  # one event when it pauses; the message keeps counting
@@ -130,9 +134,9 @@ def decide(spec: RolloutSpec, status: Status, observed: Observation) -> Decision
             return Decision(s, actions)
     if s.challenger is not None:
         _enforce_traffic(spec, s, registry, actions)
-        waiting = _current(spec, s)
+        waiting = current(spec, s)
         if s.phase == PROGRESSING and (waiting is None or waiting.kind not in _SAYS_WHY):
-            s.message = f"{_where(spec, s)}; {analysis.describe(s)}"
+            s.message = f"{where(spec, s)}; {analysis.describe(s)}"
     return Decision(s, actions)
 
 
@@ -165,7 +169,7 @@ def _between_rollouts(
             return Decision(s, actions)
         _start(spec, s, actions, now, challenger)
         if observed.action == "promote-full":
-            _promote(s, actions, now, "promoted by a user, skipping the steps")
+            promote(s, actions, now, "promoted by a user, skipping the steps")
             return Decision(s, actions)
     if s.phase == PROGRESSING and s.challenger is not None:
         _run_steps(spec, s, observed, actions)
@@ -205,61 +209,51 @@ def _start(
     actions.append(Event("Normal", "RolloutStarted", s.message))
 
 
-def _current(spec: RolloutSpec, s: Status) -> Step | None:
-    return spec.steps[s.step] if s.step < len(spec.steps) else None
-
-
-def _advance(s: Status, now: float) -> None:
-    s.step += 1
-    s.step_started_at = now
-    s.analysis.successful_in_a_row = 0
-
-
 def _run_steps(spec: RolloutSpec, s: Status, observed: Observation, actions: list[Action]) -> None:
     now = observed.now
     while s.phase == PROGRESSING:
-        step = _current(spec, s)
+        step = current(spec, s)
         if step is None:
-            _promote(s, actions, now, f"all {len(spec.steps)} steps passed")
+            promote(s, actions, now, f"all {len(spec.steps)} steps passed")
             return
         if step.kind in ("setWeight", "shadow"):
             mode = "canary" if step.kind == "setWeight" else "shadow"
             if (mode, step.weight) != (s.mode, s.weight):
                 s.mode, s.weight = mode, step.weight
                 analysis.start_interval(s, observed)  # an interval measures one traffic setting
-            _advance(s, now)
+            advance(s, now)
             continue
         started = s.step_started_at or now
         if step.kind == "replay":
             if _replayed(spec, s, step, observed, actions):
-                _advance(s, now)
+                advance(s, now)
                 continue
             return
         if step.kind == "awaitOutcomes":
             if _outcomes_arrived(spec, s, step, observed, actions):
-                _advance(s, now)
+                advance(s, now)
                 continue
             return
         if step.kind == "analysis":
             if s.analysis.successful_in_a_row >= step.intervals:
-                _advance(s, now)
+                advance(s, now)
                 continue
         elif step.kind == "pause":
             if step.duration is None:
                 s.phase, s.awaiting_promotion = PAUSED, True
-                s.message = f"{_where(spec, s)}: waiting for promote"
+                s.message = f"{where(spec, s)}: waiting for promote"
                 actions.append(Event("Normal", "RolloutPaused", s.message))
                 return
             if now - started >= step.duration:
-                _advance(s, now)
+                advance(s, now)
                 continue
             return
         if now - started > spec.progress_deadline:
-            _rollback(
+            rollback(
                 s,
                 actions,
                 now,
-                f"{_where(spec, s)} made no progress in {spec.progress_deadline:g} s "
+                f"{where(spec, s)} made no progress in {spec.progress_deadline:g} s "
                 f"(progressDeadlineSeconds); {analysis.describe(s)}",
             )
         return
@@ -275,12 +269,12 @@ def _replayed(
     if asked is None or asked.version != s.challenger:
         s.replay = ReplayStatus(s.challenger, requested_at=now)
         actions.append(RunReplay(s.challenger, s.champion, step.last_requests, now - step.since))
-        s.message = f"{_where(spec, s)}: replaying the champion's logged requests"
+        s.message = f"{where(spec, s)}: replaying the champion's logged requests"
         return False
     result = observed.replay
     if result is None or result.version != s.challenger or result.finished_at < asked.requested_at:
         if now - (s.step_started_at or now) > spec.progress_deadline:
-            _rollback(
+            rollback(
                 s,
                 actions,
                 now,
@@ -288,16 +282,16 @@ def _replayed(
                 "(progressDeadlineSeconds)",
             )
         else:
-            s.message = f"{_where(spec, s)}: replaying the champion's logged requests"
+            s.message = f"{where(spec, s)}: replaying the champion's logged requests"
         return False
     judged = judge_replay(spec, step, result)
     asked.rows, asked.verdict, asked.reason = result.rows, judged.verdict, judged.reason
     asked.metrics = judged.metrics
     if judged.verdict == "Failed":
-        _rollback(s, actions, now, judged.reason)
+        rollback(s, actions, now, judged.reason)
         return False
     if judged.verdict == "Inconclusive":
-        _pause(s, actions, judged.reason)
+        pause(s, actions, judged.reason)
         return False
     actions.append(Event("Normal", "ReplayPassed", judged.reason))
     return True
@@ -318,7 +312,7 @@ def _outcomes_arrived(
     waited = now - (s.step_started_at or now)
     assert step.duration is not None
     if waited >= step.duration:
-        _pause(
+        pause(
             s,
             actions,
             f"inconclusive: {labelled} of v{s.challenger}'s answers have ground truth after "
@@ -330,15 +324,10 @@ def _outcomes_arrived(
         f"; ground truth unreachable ({observed.outcomes_error})" if observed.outcomes_error else ""
     )
     s.message = (
-        f"{_where(spec, s)}: {labelled} of {step.min_labelled} labelled answers{unreachable}; "
+        f"{where(spec, s)}: {labelled} of {step.min_labelled} labelled answers{unreachable}; "
         f"{analysis.describe(s)}"
     )
     return False
-
-
-def _pause(s: Status, actions: list[Action], reason: str) -> None:
-    s.phase, s.awaiting_promotion, s.message = PAUSED, True, reason
-    actions.append(Event("Warning", "RolloutInconclusive", reason))
 
 
 def _enforce_traffic(
@@ -353,58 +342,3 @@ def _enforce_traffic(
     current = (traffic.mode, traffic.weight, traffic.step, traffic.budget_ms)
     if wanted != current or not traffic.active:
         actions.append(SetTraffic(s.mode, s.weight, s.step, spec.budget_ms))
-
-
-def _finish(
-    s: Status, actions: list[Action], now: float, outcome: str, reason: str, record: bool = True
-) -> None:
-    version = s.challenger
-    assert version is not None
-    metrics = {name: m.summary() for name, m in s.analysis.metrics.items()}
-    replayed = s.replay if s.replay is not None and s.replay.version == version else None
-    replay = None
-    if replayed is not None and replayed.verdict:
-        replay = {
-            "verdict": replayed.verdict,
-            "rows": replayed.rows,
-            "metrics": {name: m.summary() for name, m in replayed.metrics.items()},
-        }
-    if record:
-        actions.append(
-            RecordOutcome(
-                version, outcome, reason, {**metrics, **({"replay": replay} if replay else {})}
-            )
-        )
-    finished = FinishedRollout(version, outcome, reason, s.rollout_started_at, now, metrics, replay)
-    s.history = [finished, *s.history][:HISTORY_KEPT]
-    s.last_finished, s.last_outcome = version, outcome
-    s.challenger, s.weight, s.mode, s.step, s.awaiting_promotion = None, 0.0, None, 0, False
-    s.analysis.interval_started_at = None
-    s.analysis.baseline = None
-    if outcome == "promoted":
-        s.phase, s.champion = HEALTHY, version
-        s.message = f"v{version} promoted to champion: {reason}"
-    else:
-        s.phase = DEGRADED
-        s.message = f"v{version} {outcome}: {reason}"
-    kind = "Normal" if outcome in ("promoted", "superseded") else "Warning"
-    actions.append(Event(kind, outcome.title().replace("-", ""), s.message))
-
-
-def _promote(s: Status, actions: list[Action], now: float, reason: str) -> None:
-    assert s.challenger is not None
-    actions.append(Promote(s.challenger))
-    _finish(s, actions, now, "promoted", reason)
-
-
-def _rollback(s: Status, actions: list[Action], now: float, reason: str) -> None:
-    assert s.challenger is not None
-    actions.append(Rollback(s.challenger))
-    outcome = "aborted" if reason.startswith("aborted") else "rolled-back"
-    _finish(s, actions, now, outcome, reason)
-
-
-def _where(spec: RolloutSpec, s: Status) -> str:
-    step = _current(spec, s)
-    doing = step.describe() if step else "promotion"
-    return f"step {s.step + 1}/{len(spec.steps)} ({doing}) of v{s.challenger}, weight {s.weight:g}%"
