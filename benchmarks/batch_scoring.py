@@ -1,39 +1,42 @@
 """Benchmark: batch scoring of bank-marketing customers, `modelfactory score` against
-`mlflow models predict` on the same registered model and the same rows.
+`mlflow models predict` on the same registered model and the same rows, with the budget of
+each of our runs by stage.
 
     python benchmarks/batch_scoring.py [--rows 1000000,10000000] [--mlflow-rows 200000,1000000]
-    python benchmarks/batch_scoring.py --compare-walks [--walk-rows 200000]
+        [--destinations parquet,postgresql]
 
 Trains the classifier on the real UCI file (../shared/data) and registers it in a throwaway
 MLflow server, then builds the batches by resampling the real file's 41,188 customers with
 replacement (the model's features only, plus a customer id), written as Parquet (row groups
-of 500,000) and, for the CSV comparison, as ';'-separated CSV.
+of 500,000) and, for mlflow, as CSV.
 
 Measured, each as a separate process whose whole process tree is sampled every 0.2 s for
 its peak summed RSS:
   - ours: `modelfactory score bank-marketing --data <batch> --to <PostgreSQL | .parquet>`
     (reading, checking every row against the signature, scoring, writing results with
-    batch id, model version and row key; rejects to their table),
+    batch id, model version and row key; rejects to their table). The CLI runs as it
+    always does, started through ``timed_score.py`` only to note when each step
+    returned: the budget's stages are start-up and model load (process start to the
+    model loaded and checked), then what the part summary reports (read, check, encode,
+    walk, write of the part), commit (publish into the destination: Parquet renamed into
+    place, or COPY into PostgreSQL and commit) and the rest (progress bars, clean-up,
+    exit). The walk is the floor: the same rows walked by the same engine, alone.
   - mlflow: `mlflow models predict -m models:/bank-marketing/<v> -i <batch>.csv -t csv
     --env-manager local -o out.json` (reads the whole CSV, predict_proba, writes JSON). It
-    runs on the --mlflow-rows sizes; its rows/s at larger sizes are extrapolated from the
-    largest of them and said so.
-``--compare-walks`` measures, in this process and on the same rows, only the scoring:
-scikit-learn's whole pipeline (what mlflow runs), what batch scoring runs (the compiled
-twin's table encoder, then the model's own forest on every core), the forest alone on
-encoded rows, and the twin's numpy walk (what serving uses per request), interleaved over
-3 rounds, medians printed.
+    runs on the --mlflow-rows sizes; ratios at larger sizes use the rate of its largest
+    run, extrapolated, and say so.
 
-Rows/s are end to end (process start included); the marginal rows/s between two sizes of
-the same kind leave start-up out. PostgreSQL is a throwaway server started
+Rows/s are end to end (process start included). PostgreSQL is a throwaway server started
 from the Debian binaries (apt-get install postgresql), fsync off, like the tests'. The load
 of the machine (CPU used by other processes during each run) is printed beside each figure.
+The tree engines alone, one thread and all cores: ``benchmarks/tree_engines.py``.
 """
 
 from __future__ import annotations
 
 import argparse
 import glob
+import json
 import os
 import pwd
 import shutil
@@ -62,38 +65,44 @@ BIN = Path(sys.executable).parent
 
 
 class Measured:
-    """Runs a command; peak summed RSS of its process tree, wall time, CPU of others."""
+    """Runs a command: wall time, its process tree's CPU time (from the kernel's rusage of the
+    waited process, descendants included) and peak summed RSS, and the CPU of other processes
+    meanwhile."""
 
     def __init__(self, command: list[str], env: dict, log: Path):
         self.command, self.env, self.log = command, env, log
         self.peak = 0
 
     def run(self) -> Measured:
+        self.started_at = time.time()
         machine_before, started = _machine_cpu(), time.perf_counter()
         with open(self.log, "wb") as out:
             process = subprocess.Popen(self.command, env=self.env, stdout=out, stderr=out)
         watched = psutil.Process(process.pid)
-        own = 0.0
+        finished = threading.Event()
 
         def sample():
-            nonlocal own
-            while process.poll() is None:
+            while not finished.is_set():
                 try:
                     tree = [watched, *watched.children(recursive=True)]
                     self.peak = max(self.peak, sum(p.memory_info().rss for p in tree))
-                    own = max(own, sum(sum(p.cpu_times()[:2]) for p in tree))
                 except psutil.Error:
                     pass
-                time.sleep(0.2)
+                finished.wait(0.2)
 
         thread = threading.Thread(target=sample, daemon=True)
         thread.start()
-        code = process.wait()
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        finished.set()
         thread.join()
         self.wall = time.perf_counter() - started
-        self.others = max(0.0, _machine_cpu() - machine_before - own) / self.wall
-        if code != 0:
-            raise SystemExit(f"{' '.join(self.command[:4])} ... failed ({code}); see {self.log}")
+        self.cpu = usage.ru_utime + usage.ru_stime
+        self.others = max(0.0, _machine_cpu() - machine_before - self.cpu) / self.wall
+        if process.returncode != 0:
+            raise SystemExit(
+                f"{' '.join(self.command[:4])} ... failed ({process.returncode}); see {self.log}"
+            )
         return self
 
 
@@ -184,84 +193,101 @@ def mib(n: float) -> str:
     return f"{n / 2**20:,.0f} MiB"
 
 
-def compare_walks(rows: int) -> None:
-    import statistics
+STAGES = ("start-up and model load", "read", "check", "encode", "walk", "write", "commit")
 
-    from modelfactory.classification.compiled_forest import compile_classifier
-    from modelfactory.classification.training import ClassifierConfig, features, train_classifier
-    from modelfactory.data.bank_marketing import load_bank_marketing, validate_bank_marketing
 
-    frame = validate_bank_marketing(load_bank_marketing(BANK_FILE), "bank")
-    model = train_classifier(frame, ClassifierConfig()).model
-    compiled = compile_classifier(model)
-    assert compiled is not None
-    table = features(frame).sample(rows, replace=True, random_state=0).reset_index(drop=True)
-    encoded = compiled.encoder.encode_frame(table)
-    forest = model.named_steps["classifier"]
-    cores = len(os.sched_getaffinity(0))
-
-    def numpy_walk():  # serving's walk, in the 10,000-row slices it handles best
-        for start in range(0, rows, 10_000):
-            compiled.forest.predict_positive(encoded[start : start + 10_000])
-
-    def forest_on(X, jobs):
-        def run():
-            forest.set_params(n_jobs=jobs)
-            forest.predict_proba(X)
-
-        return run
-
-    def batch_path():  # what batch scoring runs per chunk: the twin's encoder, the forest
-        forest.set_params(n_jobs=cores)
-        forest.predict_proba(compiled.encoder.encode_frame(table))
-
-    candidates = {
-        "scikit-learn pipeline (what mlflow runs)": forest_on(None, None),
-        "batch scoring: table encoder + forest": batch_path,
-        "forest alone, encoded rows, 1 thread": forest_on(encoded, 1),
-        f"forest alone, encoded rows, {cores} threads": forest_on(encoded, cores),
-        "compiled twin, numpy walk (serving's)": numpy_walk,
+def budget(measured: Measured, marks: dict) -> dict[str, tuple[float, float]]:
+    """Stage -> (wall seconds, CPU seconds) of one of our runs."""
+    summary = marks["summary"]
+    seconds = {
+        "start-up and model load": (marks["loaded"] - measured.started_at, marks["loaded_cpu"]),
+        **{
+            stage: (summary["stages"].get(stage, 0.0), summary["stagesCpu"].get(stage, 0.0))
+            for stage in STAGES[1:-1]
+        },
+        "commit": (marks["commit"], marks["commit_cpu"]),
     }
-
-    def pipeline():
-        forest.set_params(n_jobs=None)
-        model.predict_proba(table)
-
-    candidates["scikit-learn pipeline (what mlflow runs)"] = pipeline
-    timings: dict[str, list[float]] = {name: [] for name in candidates}
-    loads: list[float] = []
-    for _ in range(3):
-        for name, run in candidates.items():
-            before, started = _machine_cpu(), time.perf_counter()
-            own_before = sum(os.times()[:2])
-            run()
-            wall = time.perf_counter() - started
-            timings[name].append(wall)
-            own = sum(os.times()[:2]) - own_before
-            loads.append(max(0.0, _machine_cpu() - before - own) / wall)
-    print(
-        f"scoring {rows:,} rows, 150-tree forest, median of 3 interleaved rounds "
-        f"(other processes used {statistics.median(loads):.2f} cores, median):"
+    seconds["rest"] = (
+        max(0.0, measured.wall - sum(w for w, _ in seconds.values())),
+        max(0.0, measured.cpu - sum(c for _, c in seconds.values())),
     )
-    reference = statistics.median(timings["scikit-learn pipeline (what mlflow runs)"])
-    for name, walls in timings.items():
-        wall = statistics.median(walls)
-        print(f"  {name:<46} {rows / wall:>10,.0f} rows/s  ({reference / wall:4.2f}x the pipeline)")
+    ended = measured.started_at + measured.wall
+    before = marks["scoring"] - marks["loaded"]
+    outside = marks["scored"] - marks["scoring"] - sum(summary["stages"].values())
+    between = marks["published"] - marks["scored"] - marks["commit"]
+    print(
+        f"  rest, wall: {before:.2f} s from the model loaded to the first chunk asked for, "
+        f"{outside:.2f} s in scoring outside the stages, {between:.2f} s between scoring and "
+        f"publishing, {ended - marks['published']:.2f} s from published to exit"
+    )
+    return seconds
+
+
+def ours(data: Path, to: str, batch_id: str) -> list[str]:
+    return [
+        sys.executable,
+        str(Path(__file__).with_name("timed_score.py")),
+        "score",
+        MODEL,
+        "--data",
+        str(data),
+        "--to",
+        to,
+        "--key",
+        "customer_id",
+        "--batch-id",
+        batch_id,
+    ]
+
+
+def theirs(version: str, csv: Path, out: Path) -> list[str]:
+    """`mlflow models predict` of a ','-separated copy of the batch (mlflow reads CSV with
+    pandas' default separator), without the customer id."""
+    comma = csv.with_name(f"{csv.stem}-comma.csv")
+    if not comma.exists():
+        pd.read_csv(csv, sep=";").drop(columns="customer_id").to_csv(comma, index=False)
+    return [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "models",
+        "predict",
+        "-m",
+        f"models:/{MODEL}/{version}",
+        "-i",
+        str(comma),
+        "-t",
+        "csv",
+        "--env-manager",
+        "local",
+        "-o",
+        str(out),
+    ]
+
+
+def warm_up(work: Path, env: dict, version: str, real: pd.DataFrame) -> None:
+    """One small run of each kind first, unmeasured: bytecode written, numba's walk compiled
+    and cached, the model's artifacts in the page cache, as on a pod's second batch."""
+    build_batch(real, 20_000, work / "warm.parquet", work / "warm.csv")
+    marks = {"BENCH_MARKS": str(work / "warm.json")}
+    Measured(
+        ours(work / "warm.parquet", str(work / "warm-out.parquet"), "warm"),
+        {**env, **marks},
+        work / "warm-ours.log",
+    ).run()
+    Measured(
+        theirs(version, work / "warm.csv", work / "warm.json.out"), env, work / "warm-mlflow.log"
+    ).run()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--compare-walks", action="store_true")
-    parser.add_argument("--walk-rows", type=int, default=200_000)
     parser.add_argument("--rows", default="1000000,10000000")
     parser.add_argument("--mlflow-rows", default="200000,1000000")
     parser.add_argument("--destinations", default="parquet,postgresql")
     args = parser.parse_args()
-    if args.compare_walks:
-        compare_walks(args.walk_rows)
-        return
     sizes = [int(n) for n in args.rows.split(",")]
     mlflow_sizes = [int(n) for n in args.mlflow_rows.split(",")]
     destinations = args.destinations.split(",")
@@ -275,7 +301,12 @@ def main() -> None:
     uri = server.start()
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "MODELFACTORY_HOME": str(work / "home")}
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    # An image's packages come with their bytecode (pip compiles it): let every run here keep
+    # it too, beside the environment, so that no run pays for compiling mlflow's sources.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
     rows_out: list[tuple[str, int, Measured, bool]] = []
+    budgets: list[tuple[str, int, Measured, dict[str, tuple[float, float]]]] = []
     try:
         print(f"training the champion on {BANK_FILE.name} ...", flush=True)
         version = train_champion(uri, work)
@@ -285,67 +316,24 @@ def main() -> None:
             csv = work / f"batch-{n}.csv" if n in mlflow_sizes else None
             build_batch(real, n, work / f"batch-{n}.parquet", csv)
             print(f"built {n:,} rows in {time.perf_counter() - started:.0f} s", flush=True)
+        warm_up(work, env, version, real)
 
         with postgres() as pg_url:
             for n in sizes:
                 for destination in destinations:
                     to = pg_url if destination == "postgresql" else str(work / f"out-{n}.parquet")
-                    command = [
-                        str(BIN / "modelfactory"),
-                        "score",
-                        MODEL,
-                        "--data",
-                        str(work / f"batch-{n}.parquet"),
-                        "--to",
-                        to,
-                        "--key",
-                        "customer_id",
-                        "--batch-id",
-                        f"bench-{n}",
-                    ]
-                    measured = Measured(command, env, work / f"ours-{n}-{destination}.log").run()
-                    rows_out.append((f"modelfactory score → {destination}", n, measured, False))
-                    print(_line(*rows_out[-1]), flush=True)
-            for n in mlflow_sizes:
-                if n in sizes or (work / f"batch-{n}.csv").exists():
-                    command = [
-                        str(BIN / "modelfactory"),
-                        "score",
-                        MODEL,
-                        "--data",
-                        str(work / f"batch-{n}.csv"),
-                        "--to",
-                        str(work / f"out-csv-{n}.parquet"),
-                        "--key",
-                        "customer_id",
-                    ]
-                    measured = Measured(command, env, work / f"ours-csv-{n}.log").run()
-                    rows_out.append(("modelfactory score, CSV in → parquet", n, measured, False))
+                    marks = work / f"marks-{n}-{destination}.json"
+                    log = work / f"ours-{n}-{destination}.log"
+                    command = ours(work / f"batch-{n}.parquet", to, f"bench-{n}")
+                    measured = Measured(command, {**env, "BENCH_MARKS": str(marks)}, log).run()
+                    name = f"modelfactory score → {destination}"
+                    rows_out.append((name, n, measured, False))
+                    budgets.append(
+                        (name, n, measured, budget(measured, json.loads(marks.read_text())))
+                    )
                     print(_line(*rows_out[-1]), flush=True)
         for n in mlflow_sizes:
-            command = [
-                sys.executable,
-                "-m",
-                "mlflow",
-                "models",
-                "predict",
-                "-m",
-                f"models:/{MODEL}/{version}",
-                "-i",
-                str(work / f"batch-{n}.csv"),
-                "-t",
-                "csv",
-                "--env-manager",
-                "local",
-                "-o",
-                str(work / f"mlflow-{n}.json"),
-            ]
-            # mlflow reads CSV with pandas' default ',' separator: give it a ','-separated copy.
-            comma = work / f"batch-{n}-comma.csv"
-            pd.read_csv(work / f"batch-{n}.csv", sep=";").drop(columns="customer_id").to_csv(
-                comma, index=False
-            )
-            command[command.index(str(work / f"batch-{n}.csv"))] = str(comma)
+            command = theirs(version, work / f"batch-{n}.csv", work / f"mlflow-{n}.json")
             measured = Measured(command, env, work / f"mlflow-{n}.log").run()
             rows_out.append(("mlflow models predict (CSV → JSON)", n, measured, True))
             print(_line(*rows_out[-1]), flush=True)
@@ -356,29 +344,39 @@ def main() -> None:
     print(f"\nbank-marketing v{version} (150-tree forest), {os.cpu_count()} cores\n")
     for row in rows_out:
         print(_line(*row))
-    # Marginal rates: rows/s between two sizes of the same kind, so start-up (imports, loading
-    # the model, the parity check) cancels out.
-    print("\nmarginal rows/s (between the two sizes of a kind; start-up costs cancel out):")
-    by_name: dict[str, list[tuple[int, Measured]]] = {}
-    for name, n, m, _ in rows_out:
-        by_name.setdefault(name, []).append((n, m))
-    for name, runs in by_name.items():
-        if len(runs) >= 2:
-            (n1, m1), (n2, m2) = sorted(runs, key=lambda item: item[0])[-2:]
-            print(
-                f"  {name:<40} {(n2 - n1) / max(m2.wall - m1.wall, 1e-9):>11,.0f} rows/s "
-                f"({n1:,} → {n2:,} rows); peak memory {mib(m1.peak)} → {mib(m2.peak)}"
-            )
-    theirs = [(n, m) for name, n, m, is_mlflow in rows_out if is_mlflow]
-    if theirs:
-        n_ref, ref = max(theirs, key=lambda item: item[0])
-        ref_rate = n_ref / ref.wall
-        print(f"\nagainst mlflow models predict at {n_ref:,} rows ({ref_rate:,.0f} rows/s):")
+    mlflow_runs = [(n, m) for name, n, m, is_mlflow in rows_out if is_mlflow]
+    if mlflow_runs:
+        n_ref, ref = max(mlflow_runs, key=lambda item: item[0])
+        print(
+            f"\nagainst mlflow models predict at {n_ref:,} rows ({n_ref / ref.wall:,.0f} rows/s, "
+            f"{n_ref / ref.cpu:,.0f} rows per CPU-second):"
+        )
         for name, n, m, is_mlflow in rows_out:
             if is_mlflow:
                 continue
-            note = "" if n <= n_ref else " (mlflow's rate EXTRAPOLATED from its largest run)"
-            print(f"  {name:<40} {n:>11,} rows: {n / m.wall / ref_rate:5.1f}x rows/s{note}")
+            note = "" if n <= n_ref else " (mlflow's rates EXTRAPOLATED from its largest run)"
+            print(
+                f"  {name:<40} {n:>11,} rows: {n / m.wall / (n_ref / ref.wall):5.1f}x rows/s, "
+                f"{n / m.cpu / (n_ref / ref.cpu):5.1f}x rows per CPU-second{note}"
+            )
+    print("\nbudget by stage (wall seconds and share; CPU seconds, all threads, and share):")
+    for name, n, m, seconds in budgets:
+        print(
+            f"  {name}, {n:,} rows: {m.wall:.1f} s wall, {m.cpu:.1f} s CPU, "
+            f"peak {mib(m.peak)}, other processes {m.others:.2f} cores:"
+        )
+        for stage, (wall, cpu) in seconds.items():
+            print(
+                f"    {stage:<26} {wall:8.2f} s {100 * wall / m.wall:5.1f}%  "
+                f"{cpu:8.2f} s {100 * cpu / m.cpu:5.1f}%"
+            )
+        walk_wall, walk_cpu = seconds["walk"]
+        print(
+            f"    floor, the walk alone: {n / max(walk_wall, 1e-9):,.0f} rows/s, "
+            f"{n / max(walk_cpu, 1e-9):,.0f} rows per CPU-second; the run took "
+            f"{m.wall / max(walk_wall, 1e-9):.1f}x its wall, {m.cpu / max(walk_cpu, 1e-9):.1f}x "
+            "its CPU"
+        )
 
 
 def _line(name: str, n: int, m: Measured, is_mlflow: bool) -> str:
