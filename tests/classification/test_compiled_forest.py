@@ -102,3 +102,24 @@ def test_structures_the_fast_path_does_not_know_are_left_to_scikit_learn(trained
     assert (
         compile_classifier(trained_on_real.model.named_steps["classifier"]) is None
     )  # no preprocessing
+
+
+def test_the_walk_compiles_where_numba_cannot_keep_a_cache():
+    """A pod's read-only root filesystem leaves numba no cache folder: it compiles at start."""
+    import subprocess
+    import sys
+
+    script = (
+        "import numba.core.caching as caching\n"
+        "caching.CacheImpl._locator_classes = []\n"  # as where no folder is writable
+        "import numpy as np\n"
+        "from modelfactory.classification import forest_walk as f\n"
+        "leaf = f.pack_nodes(np.array([0]), np.array([0]), np.array([0]), np.array([True]))\n"
+        "out = np.zeros(1)\n"
+        "f.walk(np.zeros((1, 1), np.int32), leaf, np.array([0.25]), np.array([0]),"
+        " np.array([0]), out)\n"
+        "print(type(f.walk._cache).__name__, out[0])\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["NullCache", "0.25"]
