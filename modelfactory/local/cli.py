@@ -287,11 +287,12 @@ def serve(
         workers or serving.workers,
         alias,
         metrics_port=serving.metrics_port,
+        grpc_port=serving.grpc_port,
     ).resolve_use_case()
     route = _route(model, process.use_case)
     console.print(
-        f"Serving {model}@{alias} at [bold]{process.url}[/] ({route}, /docs), metrics at "
-        f"{process.metrics_url}/metrics; Ctrl-C stops"
+        f"Serving {model}@{alias} at [bold]{process.url}[/] ({route}, /docs), v2 gRPC at "
+        f"{process.grpc_target}, metrics at {process.metrics_url}/metrics; Ctrl-C stops"
     )
     os.execvpe(process.command()[0], process.command(), process.environment())
 
@@ -325,7 +326,7 @@ def up():
     started_here = not settings.tracking_uri_from_env and not server.is_healthy()
     uri = tracking_uri()
     registry = Registry(uri)
-    services = []
+    services: list[ServingProcess] = []
     try:
         port = serving.http_port
         for name in registry.model_names():
@@ -333,15 +334,25 @@ def up():
                 continue
             log_file = settings.home / "logs" / f"serve-{name}.log"
             log_file.parent.mkdir(parents=True, exist_ok=True)
+            # The first service on the configured ports, as `serve`; the others on free ones.
+            first = not services
             with console.status(f"Starting {name} on port {port}..."):
                 services.append(
                     ServingProcess(
-                        name, uri, port, serving.http_host, serving.workers, log_file=log_file
+                        name,
+                        uri,
+                        port,
+                        serving.http_host,
+                        serving.workers,
+                        log_file=log_file,
+                        metrics_port=serving.metrics_port if first else 0,
+                        grpc_port=serving.grpc_port if first else 0,
                     ).start()
                 )
+            service = services[-1]
             console.print(
-                f"[green]✓[/] {name}@champion at http://{serving.http_host}:{port} "
-                f"({_route(name, services[-1].use_case)})"
+                f"[green]✓[/] {name}@champion at {service.url} ({_route(name, service.use_case)}), "
+                f"v2 gRPC at {service.grpc_target}, metrics at {service.metrics_url}/metrics"
             )
             port += 1
         console.print(

@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 
 from modelfactory.errors import ModelFactoryError
+from modelfactory.inference.protocol.port_claims import REFUSED
 
 # The serving adapter's entry point, run as a module: the core never imports it.
 SERVING_MODULE = "modelfactory_serving"
@@ -40,7 +41,10 @@ class ServingProcess:
     extra_env: dict[str, str] = field(default_factory=dict)
     # Which use case serves the model; by default the one the registry records for it.
     use_case: str | None = None
-    metrics_port: int = 0  # 0: a free one, picked when the ServingProcess is made
+    # 0: a free one, picked when the ServingProcess is made. Each port serves one service: a
+    # second service on a port refuses to start (modelfactory.inference.protocol.port_claims).
+    metrics_port: int = 0
+    grpc_port: int = 0
     process: subprocess.Popen | None = None
 
     @property
@@ -51,6 +55,11 @@ class ServingProcess:
     def metrics_url(self) -> str:
         """Where its Prometheus ``/metrics`` are (a port of their own)."""
         return f"http://{self.host}:{self.metrics_port}"
+
+    @property
+    def grpc_target(self) -> str:
+        """Where its v2 gRPC service answers (``host:port``, as gRPC clients take it)."""
+        return f"{self.host}:{self.grpc_port}"
 
     def environment(self) -> dict[str, str]:
         from modelfactory.config import get_settings
@@ -65,6 +74,7 @@ class ServingProcess:
             "MODELFACTORY_HTTP_HOST": self.host,
             "MODELFACTORY_HTTP_PORT": str(self.port),
             "MODELFACTORY_METRICS_PORT": str(self.metrics_port),
+            "MODELFACTORY_GRPC_PORT": str(self.grpc_port),
             **({"MODELFACTORY_USE_CASE": self.use_case} if self.use_case else {}),
             # BentoML keeps its workers' Prometheus files in $BENTOML_HOME and empties that
             # directory when a server starts: services sharing it would lose each other's /metrics.
@@ -87,10 +97,10 @@ class ServingProcess:
         return self
 
     def __post_init__(self) -> None:
-        if not self.metrics_port:
-            from modelfactory.local.ports import free_port
+        from modelfactory.local.ports import free_port
 
-            self.metrics_port = free_port()
+        self.metrics_port = self.metrics_port or free_port()
+        self.grpc_port = self.grpc_port or free_port()
 
     def start(self, timeout: float = 120.0) -> ServingProcess:
         """Start serving and wait until ``/readyz`` says the model is loaded."""
@@ -110,12 +120,21 @@ class ServingProcess:
                 raise ServingError(
                     f"bentoml serve exited with code {self.process.returncode}"
                     + (f"; see {self.log_file}" if self.log_file else "")
+                    + self._refusal()
                 )
             if self.is_ready():
                 return self
             time.sleep(0.5)
         self.stop()
         raise ServingError(f"{self.model_name} was not ready at {self.url} within {timeout:.0f}s")
+
+    def _refusal(self) -> str:
+        """The line the serving entry point stops with (a port taken, a setting unread)."""
+        if self.log_file is None or not self.log_file.exists():
+            return ""
+        tail = self.log_file.read_text(errors="replace").splitlines()[-20:]
+        said = [line for line in tail if line.startswith(REFUSED)]
+        return f": {said[-1].removeprefix(REFUSED)}" if said else ""
 
     def is_ready(self) -> bool:
         try:

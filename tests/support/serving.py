@@ -122,15 +122,13 @@ def served_for_real(model: str, uri: str, home: Path, **options):
     """`bentoml serve` of ``model`` with v2 gRPC, its own home and sqlite prediction store,
     polling the rollout every second; yields (process, gRPC target, store URL) once gRPC answers.
 
-    ``options``: ``service`` and ``workers`` for ServingProcess, ``env`` for more environment.
+    ``options``: ``workers``, ``metrics_port`` ... for ServingProcess, ``env`` for more environment.
     """
     import tritonclient.grpc as grpcclient
 
-    grpc_port = free_port()
     store = f"sqlite:///{home / 'predictions.db'}"
     extra_env = {
         "MODELFACTORY_HOME": str(home),
-        "MODELFACTORY_GRPC_PORT": str(grpc_port),
         "MODELFACTORY_ROLLOUT_POLL_SECONDS": "1",
         "MODELFACTORY_PREDICTION_STORE_URL": store,
         **options.pop("env", {}),
@@ -139,9 +137,8 @@ def served_for_real(model: str, uri: str, home: Path, **options):
         model, uri, free_port(), log_file=home / "serve.log", extra_env=extra_env, **options
     )
     with process:
-        target = f"127.0.0.1:{grpc_port}"
-        until(grpcclient.InferenceServerClient(target).is_server_ready)
-        yield process, target, store
+        until(grpcclient.InferenceServerClient(process.grpc_target).is_server_ready)
+        yield process, process.grpc_target, store
 
 
 def until(check, timeout: float = 30):

@@ -3,8 +3,10 @@
 
 Each worker listens on ``MODELFACTORY_METRICS_PORT`` with ``SO_REUSEPORT``, on its own event
 loop, as v2 gRPC does; whichever worker answers reports every worker's metrics (the
-multiprocess files BentoML's workers share). A minimal HTTP/1.1 responder: ``GET /metrics``,
-one response per connection; anything else is a 404 or 405.
+multiprocess files BentoML's workers share). The port is one service's: the service's main
+process claims it before the workers start, and a second service on it is refused
+(:mod:`.port_claims`), so a scrape never reads another service's counters. A minimal HTTP/1.1
+responder: ``GET /metrics``, one response per connection; anything else is a 404 or 405.
 """
 
 from __future__ import annotations
@@ -66,6 +68,8 @@ async def start_metrics_server(port: int, host: str = "0.0.0.0") -> asyncio.Serv
             _handle, host, port, reuse_port=True, limit=MAX_REQUEST_HEAD
         )
     except OSError as exc:
-        raise OSError(f"could not bind the metrics port {host}:{port}: {exc}") from exc
+        raise OSError(
+            f"could not bind the metrics port {host}:{port} (MODELFACTORY_METRICS_PORT): {exc}"
+        ) from exc
     log.info("metrics on %s:%d/metrics", host, port)
     return server
