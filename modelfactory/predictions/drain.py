@@ -38,7 +38,12 @@ import orjson
 import sqlalchemy as sa
 
 from modelfactory.predictions.spool import Claim, Spool, claim, remove_if_empty
-from modelfactory.predictions.store import PredictionRow, insert_missing, insert_rows, metadata
+from modelfactory.predictions.store import (
+    PredictionRow,
+    create_tables,
+    insert_missing,
+    insert_rows,
+)
 from modelfactory.sql import engine as store_engine
 from modelfactory.sql import shown_url
 
@@ -99,7 +104,7 @@ class _Store:
         if self._engine is None:
             created = store_engine(self.url)
             try:
-                metadata.create_all(created)
+                create_tables(created)
             except Exception:
                 created.dispose()
                 raise

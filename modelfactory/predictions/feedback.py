@@ -16,9 +16,8 @@ Nothing is stored unless every item is good, so a refused batch leaves the table
   record) replaces the earlier value, so a corrected label is never counted twice.
 
 A prediction reaches the log within about a second of its answer (the writer process batches
-rows), so feedback sent at once may find its request id unknown: send it again later. Looking
-request ids up scans the model's logged rows, as there is no request-id index (ADR 0002): send
-labels in batches (docs/adr/0008-drift-checks.md has the figures).
+rows), so feedback sent at once may find its request id unknown: send it again later. Request
+ids are looked up in the log's (model, request id) index (ADR 0002).
 """
 
 from __future__ import annotations
@@ -31,7 +30,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from modelfactory.errors import ModelFactoryError
-from modelfactory.predictions.store import feedback_table, metadata, predictions_table
+from modelfactory.predictions.store import create_tables, feedback_table, predictions_table
 from modelfactory.sql import engine as store_engine
 
 MAX_REQUEST_ID = 64  # the prediction log's request_id column
@@ -138,7 +137,7 @@ class FeedbackStore:
     def engine(self) -> sa.Engine:
         if self._engine is None:
             created = store_engine(self.url)
-            metadata.create_all(created, tables=[predictions_table, feedback_table])
+            create_tables(created, [predictions_table, feedback_table])
             self._engine = created
         return self._engine
 

@@ -25,9 +25,6 @@ predictions_table = sa.Table(
     "predictions",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    # One index, by model and time, which is how drift jobs read the log. Each index costs
-    # every insert; request_id's (random keys, so random pages of a large index) cost the
-    # most. Lookups by request id are joins in batch jobs (feedback labels, audits).
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("request_id", sa.String(64)),
     sa.Column("model_name", sa.String(200), nullable=False),
@@ -35,7 +32,12 @@ predictions_table = sa.Table(
     sa.Column("role", sa.String(20), nullable=False),  # served | shadow
     sa.Column("features", sa.JSON, nullable=False),
     sa.Column("output", sa.JSON, nullable=False),
+    # By model, version and time: how drift checks and a rollout's outcomes read the log.
     sa.Index("ix_predictions_model_time", "model_name", "model_version", "created_at"),
+    # By request id: how a label finds its answer (POST /feedback, a rollout's outcomes). It
+    # costs inserts (random keys), and saves a scan of the model's log per label batch
+    # (docs/adr/0002-prediction-log-writer-process.md has both figures).
+    sa.Index("ix_predictions_model_request", "model_name", "request_id"),
 )
 
 # The observed outcome of a logged prediction: one row per (model, request, record), so a
@@ -51,6 +53,15 @@ feedback_table = sa.Table(
     sa.Column("actual", sa.JSON, nullable=False),
     sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
 )
+
+
+def create_tables(store: sa.Engine, tables: list[sa.Table] | None = None) -> None:
+    """The log's tables when missing, and their indexes when missing from tables an earlier
+    version made (a new index on a large log takes a while, once)."""
+    metadata.create_all(store, tables=tables)
+    for table in tables or list(metadata.tables.values()):
+        for index in table.indexes:
+            index.create(store, checkfirst=True)
 
 
 class PredictionRow(NamedTuple):

@@ -15,7 +15,8 @@
 # a third (cgo, with libseccomp); crictl alone comes from its own module (below, why). The Go
 # caches stay at their defaults under the home directory and are shared with tools/k8s: the
 # dependencies both resolve to the same versions (gen-go-mod.sh) compile once. The PostgreSQL
-# image is cached on its own (.tools/node-images/), since it only changes with its own inputs.
+# image is cached on its own (~/.cache/modelfactory/node-images/, outside the work tree), since
+# it only changes with its own inputs.
 #
 # Needs Go, gcc, and as root: apt-get (libseccomp-dev, debootstrap) on a Debian machine.
 #   bash tools/node/build.sh            # build unless current; prints the output dir last
@@ -32,7 +33,9 @@ out="$root/.tools/node/$inputs_hash"
 postgres_hash="$(cd "$root" && cat <(grep '^POSTGRES_MAJOR=' tools/node/versions.env) tools/node/oci_image.py \
   docker/postgres/docker-entrypoint.sh <(sed -n '/^# --- postgres/,/^# --- end postgres/p' tools/node/build.sh) \
   | sha256sum | cut -c1-12)"
-postgres_tar="$root/.tools/node-images/postgres-$POSTGRES_MAJOR-$postgres_hash.tar"
+# Outside the work tree, like the Go caches: a fresh clone (CI's) reuses it instead of
+# running debootstrap again (1.5-3 min, bound by the mirror).
+postgres_tar="${XDG_CACHE_HOME:-$HOME/.cache}/modelfactory/node-images/postgres-$POSTGRES_MAJOR-$postgres_hash.tar"
 binaries=(containerd containerd-shim-runc-v2 ctr runc crictl coredns local-path-provisioner)
 cni_plugins=(bridge loopback host-local portmap)
 images=(pause coredns local-path-provisioner local-path-helper)
