@@ -109,7 +109,20 @@ class Registry:
         except MlflowException as exc:
             if "not found" in str(exc).lower() or "does not exist" in str(exc).lower():
                 return None
+            # MLflow's auth app refuses (403) to say whether an absent model has an alias.
+            if exc.error_code == "PERMISSION_DENIED" and not self.exists(name):
+                return None
             raise
+
+    def exists(self, name: str) -> bool:
+        """Whether ``name`` is a registered model (that this client may read)."""
+        try:
+            self.client.get_registered_model(name)
+        except MlflowException as exc:
+            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+                return False
+            raise
+        return True
 
     def use_case_of(self, name: str) -> str | None:
         """The use case that registered ``name`` (None for a model registered otherwise)."""

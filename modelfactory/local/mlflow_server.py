@@ -4,11 +4,16 @@ Started on demand by the CLI and reused by later commands (a pid file and the
 ``/health`` route tell whether ours is running). ``--serve-artifacts`` makes
 clients upload and download artifacts through the server, so a component or a
 serving process needs nothing but the tracking URI — as in the cluster.
+
+The server is open, on 127.0.0.1 by default. With ``auth_config`` (an auth app ini,
+:func:`modelfactory.registry_access.server.write_auth_config`, over a database the accounts
+were reconciled into) it runs MLflow's basic-auth app as the chart's does (docs/adr/0016).
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -31,6 +36,7 @@ class EmbeddedMlflow:
     home: Path
     host: str = "127.0.0.1"
     port: int = 5000
+    auth_config: Path | None = None
 
     @property
     def url(self) -> str:
@@ -82,10 +88,17 @@ class EmbeddedMlflow:
             "--workers",
             "2",
         ]
+        environment = {**os.environ, **SERVER_ENVIRONMENT}
+        if self.auth_config is not None:
+            from modelfactory.registry_access.server import APP_NAME, server_environment
+
+            command += ["--app-name", APP_NAME]
+            # The CSRF key only has to be the same in this server's workers.
+            environment.update(server_environment(self.auth_config, secrets.token_urlsafe(32)))
         with open(self.log_file, "ab") as log:
             process = subprocess.Popen(
                 command,
-                env={**os.environ, **SERVER_ENVIRONMENT},
+                env=environment,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
