@@ -205,23 +205,22 @@ def parse_step(raw: Any, where: str) -> Step:
         duration = (value or {}).get("duration")
         seconds = None if duration is None else parse_duration(duration, f"{where}.pause.duration")
         return Step(kind, duration=seconds)
+    body = value or {}
+
+    def count(key: str, default: int) -> int:
+        return int(_number(body.get(key, default), f"{where}.{kind}.{key}", 1))
+
     if kind == "replay":
-        body = value or {}
         return Step(
             kind,
-            last_requests=int(
-                _number(body.get("lastRequests", 10_000), f"{where}.replay.lastRequests", 1)
-            ),
+            last_requests=count("lastRequests", 10_000),
             since=_positive(body.get("since", "24h"), f"{where}.replay.since"),
-            min_rows=int(_number(body.get("minRows", 200), f"{where}.replay.minRows", 1)),
+            min_rows=count("minRows", 200),
         )
     if kind == "awaitOutcomes":
-        body = value or {}
         return Step(
             kind,
-            min_labelled=int(
-                _number(body.get("minLabelled", 100), f"{where}.awaitOutcomes.minLabelled", 1)
-            ),
+            min_labelled=count("minLabelled", 100),
             duration=_positive(body.get("timeout", "6h"), f"{where}.awaitOutcomes.timeout"),
         )
     raise SpecError(f"{where}: unknown step {kind!r}; use one of {', '.join(STEPS)}")
