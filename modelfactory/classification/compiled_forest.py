@@ -26,7 +26,9 @@ from modelfactory.classification.forest_walk import (
     GROUP,
     MAX_FEATURES,
     MAX_NODES,
+    ONE_KEY,
     float32_keys,
+    float32_values,
     pack_nodes,
     thresholds_below,
     walk,
@@ -58,32 +60,29 @@ class _Encoder:
         columns = {c: frame[c].to_numpy(dtype=np.float64) for c, *_ in self.numeric}
         for column, _ in self.categorical:
             columns[column] = pa.array(frame[column].astype(str), type=pa.string())
-        return self._encode_rows(columns, slice(0, len(frame)))
+        return float32_values(self.encode_columns(columns))
 
     def encode_columns(self, columns: Mapping, threads: int = 1) -> np.ndarray:
         """The forest's keys (``float32_keys`` of :meth:`encode_frame`) of a table given as
         columns: numbers as float64 arrays, categories as Arrow string arrays; slices of
-        the rows encoded by ``threads`` at once."""
+        the rows encoded by ``threads`` at once. Only the numbers need turning into keys: a
+        one-hot 0 or 1 has a constant key."""
         rows = len(next(iter(columns.values()))) if columns else 0
-        keys = np.empty((rows, self.width), dtype=np.int32)
-
-        def encode(part: slice) -> None:
-            keys[part] = float32_keys(self._encode_rows(columns, part))
-
+        keys = np.zeros((rows, self.width), dtype=np.int32)  # the key of 0.0 is 0
         parts = _slices(rows, threads)
         if len(parts) <= 1:
-            encode(slice(0, rows))
+            self._encode_keys(columns, slice(0, rows), keys)
         else:
-            list(_pool(threads).map(encode, parts))
+            list(_pool(threads).map(lambda part: self._encode_keys(columns, part, keys), parts))
         return keys
 
-    def _encode_rows(self, columns: Mapping, part: slice) -> np.ndarray:
+    def _encode_keys(self, columns: Mapping, part: slice, keys: np.ndarray) -> None:
         import pyarrow.compute as pc
 
-        start, stop, _ = part.indices(len(next(iter(columns.values()))) if columns else 0)
-        out = np.zeros((stop - start, self.width), dtype=np.float32)
+        start, stop, _ = part.indices(len(keys))
+        block = keys[start:stop]
         for column, index, mean, scale in self.numeric:
-            out[:, index] = (columns[column][start:stop] - mean) / scale
+            block[:, index] = float32_keys((columns[column][start:stop] - mean) / scale)
         rows = np.arange(stop - start)
         for (column, positions), categories in zip(
             self.categorical, self._category_sets, strict=True
@@ -91,8 +90,7 @@ class _Encoder:
             codes = pc.index_in(columns[column].slice(start, stop - start), value_set=categories)
             codes = codes.fill_null(-1).to_numpy()
             known = codes >= 0  # unknown category: all zeros, as handle_unknown="ignore"
-            out[rows[known], next(iter(positions.values())) + codes[known]] = 1.0
-        return out
+            block[rows[known], next(iter(positions.values())) + codes[known]] = ONE_KEY
 
     @functools.cached_property
     def _category_sets(self) -> list:

@@ -25,12 +25,19 @@ BLOCK = 2048  # rows per pass over all the trees (their keys stay in the core's 
 MAX_FEATURES = 1 << 8
 MAX_NODES = 1 << 24
 LEAF_KEY = -(1 << 31)
+ONE_KEY = 0x3F800000  # the key of 1.0 (a one-hot column's "yes")
 
 
 def float32_keys(values: np.ndarray) -> np.ndarray:
     """int32 keys that order as the float32 values do (-0.0 and 0.0 are one key)."""
     bits = (np.asarray(values, dtype=np.float32) + np.float32(0.0)).view(np.int32)
     return np.where(bits < 0, bits ^ np.int32(0x7FFFFFFF), bits).astype(np.int32)
+
+
+def float32_values(keys: np.ndarray) -> np.ndarray:
+    """The float32 values of :func:`float32_keys`' keys."""
+    keys = np.asarray(keys, dtype=np.int32)
+    return np.where(keys < 0, keys ^ np.int32(0x7FFFFFFF), keys).astype(np.int32).view(np.float32)
 
 
 def thresholds_below(thresholds: np.ndarray) -> np.ndarray:
