@@ -62,6 +62,17 @@ class _Run:
             self.errors += not ok
 
 
+async def read_answer(reader: asyncio.StreamReader) -> int:
+    """The status of the next HTTP/1.1 answer on ``reader``, its body read and dropped."""
+    status_line = await reader.readline()
+    length = 0
+    while (line := await reader.readline()) not in (b"\r\n", b""):
+        if line[:15].lower() == b"content-length:":
+            length = int(line[15:])
+    await reader.readexactly(length)
+    return int(status_line.split(b" ", 2)[1])
+
+
 async def _opened_in_turn(connect, previous: asyncio.Event | None):
     """Connect once the previous connection has had an answer, so each connection is accepted
     by whichever server worker is free then, rather than all of a burst by the first awake."""
@@ -82,13 +93,7 @@ async def _connection(
     try:
         while (started := time.perf_counter()) < run.deadline:
             writer.write(request)
-            status_line = await reader.readline()
-            length = 0
-            while (line := await reader.readline()) not in (b"\r\n", b""):
-                if line[:15].lower() == b"content-length:":
-                    length = int(line[15:])
-            await reader.readexactly(length)
-            run.record(started, status_line.split(b" ", 2)[1] == b"200")
+            run.record(started, await read_answer(reader) == 200)
             answered.set()
     finally:
         answered.set()

@@ -41,6 +41,7 @@ from urllib.parse import urlparse
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from datasets import BANK_MARKETING, dataset  # noqa: E402
+from loadgen import read_answer  # noqa: E402
 from serving_http import train_champion  # noqa: E402
 
 from tests.support.postgres_server import PostgresServer  # noqa: E402
@@ -59,16 +60,6 @@ class Sent:
     due: float  # seconds after the load started
     latency_ms: float  # from when it was due to its answer
     status: int  # 0: no answer (refused, reset, timed out)
-
-
-async def _answer(reader: asyncio.StreamReader) -> int:
-    status_line = await reader.readline()
-    length = 0
-    while (line := await reader.readline()) not in (b"\r\n", b""):
-        if line[:15].lower() == b"content-length:":
-            length = int(line[15:])
-    await reader.readexactly(length)
-    return int(status_line.split(b" ", 2)[1])
 
 
 class OpenLoop:
@@ -138,7 +129,7 @@ class OpenLoop:
                     )
                 reader, writer = connection
                 writer.write(head + body)
-                status = await asyncio.wait_for(_answer(reader), 30)
+                status = await asyncio.wait_for(read_answer(reader), 30)
                 self._idle.append(connection)
                 break
             except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError, IndexError):
