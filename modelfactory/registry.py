@@ -4,9 +4,13 @@ Conventions every use case follows:
 - a new version gets the alias ``challenger``; the promotion gate may move
   ``champion`` to it, and the decision and its reason are tags on the version;
 - the training run of a version holds its metrics (``holdout_*`` for the model,
-  ``baseline_holdout_*`` for the baseline on the same holdout) and its training
+  ``baseline_holdout_*`` for the baseline on the same holdout), its training
   data under the artifact path ``reference_data/`` (drift detection compares
-  against it).
+  against it, and the gate leaves those rows out when it judges a later version) and its
+  holdout under ``holdout_data/`` (the rows and labels it was accepted on, on which the gate
+  scores a later version; the forecaster's carries the forecast it was scored on, ``yhat``);
+- the gate's evidence is on the version and its run: ``promotion.*`` tags (the decision, its
+  reason, the rows and scores of each comparison) and ``gate_*`` metrics.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ from modelfactory.promotion import PromotionDecision
 
 CHAMPION = "champion"  # the version that answers
 CHALLENGER = "challenger"  # the newest version, eligible for a rollout
-REFERENCE_DATA_PATH = "reference_data"
+REFERENCE_DATA_PATH = "reference_data"  # the rows a version trained on
+HOLDOUT_DATA_PATH = "holdout_data"  # the rows (and labels) a version was evaluated on
 USE_CASE_TAG = "modelfactory.use_case"  # on the registered model: which use case serves it
 
 

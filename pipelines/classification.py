@@ -30,6 +30,10 @@ def classification_pipeline(
     seed: int = 42,
     model_name: str = CASE.model_name,
     promotion_margin: float = 0.0,
+    # The fewest rows neither version trained on that the gate judges on (below: no judgement).
+    promotion_min_rows: int = CASE.gate.min_rows,
+    # True: labels that moved beyond the limit from the champion's training data are expected.
+    expect_label_shift: bool = False,
     # rollout: a version that passes the gate stays challenger for the operator to roll out;
     # direct: it becomes champion at once.
     promotion: str = "rollout",
@@ -38,7 +42,13 @@ def classification_pipeline(
     ingest = ingest_data(
         use_case=CASE.name, source=source, n_synthetic_rows=n_synthetic_rows, seed=seed
     )
-    validate = validate_data(use_case=CASE.name, raw=ingest.outputs["raw"])
+    validate = validate_data(
+        use_case=CASE.name,
+        raw=ingest.outputs["raw"],
+        model_name=model_name,
+        mlflow_tracking_uri=mlflow_tracking_uri,
+        expect_label_shift=expect_label_shift,
+    )
     parts = split_dataset(
         data=validate.outputs["validated"],
         strategy=split_strategy,
@@ -65,6 +75,7 @@ def classification_pipeline(
         metrics=evaluate.outputs["metrics"],
         model_name=model_name,
         promotion_margin=promotion_margin,
+        promotion_min_rows=promotion_min_rows,
         promotion=promotion,
         batch_id=ingest.outputs["Output"],
         mlflow_tracking_uri=mlflow_tracking_uri,

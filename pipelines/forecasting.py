@@ -52,6 +52,10 @@ def forecasting_pipeline(
     seed: int = 42,
     model_name: str = CASE.model_name,
     promotion_margin: float = 0.0,
+    # The fewest rows neither version trained on that the gate judges on (below: no judgement).
+    promotion_min_rows: int = CASE.gate.min_rows,
+    # True: labels that moved beyond the limit from the champion's training data are expected.
+    expect_label_shift: bool = False,
     # rollout: a version that passes the gate stays challenger for the operator to roll out;
     # direct: it becomes champion at once.
     promotion: str = "rollout",
@@ -60,7 +64,13 @@ def forecasting_pipeline(
     ingest = ingest_data(
         use_case=CASE.name, source=source, n_synthetic_rows=n_synthetic_rows, seed=seed
     )
-    validate = validate_data(use_case=CASE.name, raw=ingest.outputs["raw"])
+    validate = validate_data(
+        use_case=CASE.name,
+        raw=ingest.outputs["raw"],
+        model_name=model_name,
+        mlflow_tracking_uri=mlflow_tracking_uri,
+        expect_label_shift=expect_label_shift,
+    )
     features = forecast_features(data=validate.outputs["validated"], stores=stores)
     parts = split_by_time(
         features=features.outputs["features"],
@@ -88,7 +98,9 @@ def forecasting_pipeline(
         mlflow_tracking_uri=mlflow_tracking_uri,
     )
     evaluate = evaluate_forecasts(
-        model=train.outputs["model"], mlflow_tracking_uri=mlflow_tracking_uri
+        model=train.outputs["model"],
+        holdout=parts.outputs["holdout"],
+        mlflow_tracking_uri=mlflow_tracking_uri,
     )
     register = register_model_set(
         model=train.outputs["model"],
@@ -96,6 +108,7 @@ def forecasting_pipeline(
         metrics=evaluate.outputs["metrics"],
         model_name=model_name,
         promotion_margin=promotion_margin,
+        promotion_min_rows=promotion_min_rows,
         promotion=promotion,
         batch_id=ingest.outputs["Output"],
         mlflow_tracking_uri=mlflow_tracking_uri,

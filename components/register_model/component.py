@@ -12,6 +12,7 @@ def register_model(
     metrics: Input[Metrics],
     model_name: str,
     promotion_margin: float,
+    promotion_min_rows: int,
     promotion: str,
     batch_id: str,
     mlflow_tracking_uri: str,
@@ -30,5 +31,6 @@ def register_model(
         mlflow_tracking_uri,
         batch_id,
         promotion,
+        promotion_min_rows,
     )
     return json.dumps(summary)

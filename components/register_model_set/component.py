@@ -13,6 +13,7 @@ def register_model_set(
     metrics: Input[Metrics],
     model_name: str,
     promotion_margin: float,
+    promotion_min_rows: int,
     promotion: str,
     batch_id: str,
     mlflow_tracking_uri: str,
@@ -32,5 +33,6 @@ def register_model_set(
         mlflow_tracking_uri,
         batch_id,
         promotion,
+        promotion_min_rows,
     )
     return json.dumps(summary)

@@ -58,7 +58,8 @@ CLASSIFICATION = UseCase(
         file_name="bank-additional.csv",
     ),
     synthetic_rows=20_000,
-    gate_metric=GateMetric("roc_auc", higher_is_better=True),
+    # Judged on 500 rows at least; 0.02 worse on the champion's holdout is noise (ADR 0014).
+    gate_metric=GateMetric("roc_auc", higher_is_better=True, min_rows=500, tolerance=0.02),
     serving=ServingSpec(
         load=_load_classifier,
         build_api=lazy("modelfactory.inference.protocol.rest", "build_api"),

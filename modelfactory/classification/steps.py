@@ -1,5 +1,5 @@
 """Classification steps: split, train (logged to MLflow), evaluate on the holdout, register behind
-the gate."""
+the gate (judged on rows neither version trained on, :func:`gate_evidence`)."""
 
 from __future__ import annotations
 
@@ -12,17 +12,26 @@ import mlflow
 from mlflow.models import infer_signature
 
 from modelfactory.classification import CLASSIFICATION
+from modelfactory.classification.metrics import classification_metrics
 from modelfactory.classification.training import (
     ClassifierConfig,
     evaluate_classifier,
     features,
+    roc_auc_difference_error,
     train_classifier,
 )
 from modelfactory.data import bank_marketing as bank
+from modelfactory.data.identity import unseen
 from modelfactory.data.io import read_dataset, write_dataset
 from modelfactory.data.split import class_balance_warnings, split_strategy
+from modelfactory.promotion import Comparison, GateEvidence
 from modelfactory.registration import register_behind_gate
-from modelfactory.registry import REFERENCE_DATA_PATH, resolve_tracking_uri
+from modelfactory.registry import (
+    HOLDOUT_DATA_PATH,
+    REFERENCE_DATA_PATH,
+    Registry,
+    resolve_tracking_uri,
+)
 
 GATE_METRIC = CLASSIFICATION.gate
 # skops refuses tree internals unless trusted; we trust the trees we trained ourselves.
@@ -144,7 +153,8 @@ def load_classifier(model_uri: str):
 
 def evaluate(model_info: dict, holdout_path: str, tracking_uri: str = "") -> dict:
     """Score model and baseline on the same holdout; log ``holdout_*`` and
-    ``baseline_holdout_*``."""
+    ``baseline_holdout_*``, and the holdout itself (``holdout_data/``: a later gate scores its
+    challenger on the rows and labels this version was accepted on)."""
     mlflow.set_tracking_uri(resolve_tracking_uri(tracking_uri or model_info.get("tracking_uri")))
     holdout = read_dataset(holdout_path)
     model_metrics = evaluate_classifier(load_classifier(model_info["model_uri"]), holdout)
@@ -158,6 +168,7 @@ def evaluate(model_info: dict, holdout_path: str, tracking_uri: str = "") -> dic
                 json.dumps({"model": model_metrics, "baseline": baseline_metrics}, indent=2)
             )
             mlflow.log_artifact(str(report), "evaluation")
+        mlflow.log_artifact(holdout_path, HOLDOUT_DATA_PATH)
     return {"model": model_metrics, "baseline": baseline_metrics}
 
 
@@ -169,20 +180,85 @@ def register(
     tracking_uri: str = "",
     batch_id: str = "",
     promotion: str = "direct",
+    min_rows: int = 0,
 ) -> dict:
-    """Register the new version as challenger; the gate (ROC-AUC) may make it champion."""
+    """Register the new version as challenger; the gate (ROC-AUC, on rows neither version trained
+    on) may make it champion. ``min_rows`` (0: the gate metric's) is the fewest rows it judges on.
+    """
 
-    def score_champion(version: str, uri: str) -> tuple[float, dict]:
-        champion = load_classifier(f"models:/{model_name}/{version}")
-        return evaluate_classifier(champion, read_dataset(holdout_path))[GATE_METRIC.name], {}
+    def gather(version: str, uri: str) -> GateEvidence:
+        return gate_evidence(model_info, holdout_path, model_name, version, uri)
 
     return register_behind_gate(
         model_info,
         model_name,
         CLASSIFICATION,
-        score_champion,
+        gather,
         margin,
         tracking_uri,
         {"modelfactory.batch_id": batch_id},
         promotion,
+        min_rows or None,
     )
+
+
+def gate_evidence(
+    model_info: dict, holdout_path: str, model_name: str, champion_version: str, tracking_uri: str
+) -> GateEvidence:
+    """The new model and the champion scored on the rows neither trained on: of this run's
+    holdout, and of the champion's holdout (with its labels, the evidence it was accepted on).
+
+    A row is a customer: its features without the label (``ROW_IDENTITY``), so relabelled rows
+    are never new ones, and a feature vector either version trained on, under any label, is left
+    out (the real file repeats some).
+    """
+    import pandas as pd
+
+    from modelfactory.monitoring.reference import (
+        NoReference,
+        holdout_data,
+        run_figures,
+        training_data,
+        version_figures,
+    )
+
+    registry = Registry(tracking_uri)
+    champion = version_figures(registry, model_name, champion_version)
+    who = f"champion v{champion_version}"
+    models = (
+        load_classifier(model_info["model_uri"]),
+        load_classifier(f"models:/{model_name}/{champion_version}"),
+    )
+    identity = list(bank.ROW_IDENTITY)
+    ours = training_data(run_figures(registry, model_name, model_info["run_id"]))[identity]
+    holdout = read_dataset(holdout_path)
+    try:
+        either = pd.concat([training_data(champion)[identity], ours], ignore_index=True)
+    except NoReference as exc:
+        either = ours
+        fresh = Comparison(0, len(holdout), note=f"the rows {who} trained on are unknown ({exc})")
+    else:
+        new = unseen(holdout, either, identity, "this run's holdout", "the training data")
+        left_out = f"were in {who}'s or this run's training data"
+        fresh = _compare(models, holdout[new], len(holdout), left_out)
+    own = holdout_data(champion)
+    if own is None:
+        kept = Comparison(0, 0, note=f"{who} logged no {HOLDOUT_DATA_PATH}/ (registered before)")
+    else:
+        new = unseen(own, either, identity, f"{who}'s holdout", "the training data")
+        kept = _compare(models, own[new], len(own), "were in either version's training data")
+    return GateEvidence(champion_version, fresh, kept)
+
+
+def _compare(models: tuple, rows, of_rows: int, left_out: str) -> Comparison:
+    """Both models' gate metric on the same labelled ``rows``, and the noise of the difference."""
+    if rows.empty:
+        return Comparison(0, of_rows, left_out=left_out)
+    y = bank.target_vector(rows)
+    new, old = (model.predict_proba(features(rows))[:, 1] for model in models)
+    candidate, champion = (classification_metrics(y, p)[GATE_METRIC.name] for p in (new, old))
+    if y.min() == y.max():
+        note = f"only one class of '{bank.TARGET}' among them"
+        return Comparison(len(rows), of_rows, candidate, champion, left_out, note)
+    noise = roc_auc_difference_error(y, new, old)
+    return Comparison(len(rows), of_rows, candidate, champion, left_out, noise=noise)

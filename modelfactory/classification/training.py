@@ -17,7 +17,7 @@ import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import average_precision_score
+from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
@@ -145,3 +145,19 @@ def evaluate_classifier(model, holdout: pd.DataFrame) -> dict[str, float]:
     """Metrics of any fitted classifier with ``predict_proba`` on a labelled holdout."""
     probability = model.predict_proba(features(holdout))[:, 1]
     return classification_metrics(bank.target_vector(holdout), probability)
+
+
+def roc_auc_difference_error(
+    y: np.ndarray, new: np.ndarray, old: np.ndarray, resamples: int = 200, seed: int = 0
+) -> float:
+    """The bootstrap standard error of ROC-AUC(new) - ROC-AUC(old) on the same labelled rows
+    (resampled together, so what both rank alike cancels); 0 when it cannot be measured."""
+    rng = np.random.default_rng(seed)
+    differences = []
+    for _ in range(resamples):
+        drawn = rng.integers(0, len(y), len(y))
+        if y[drawn].min() != y[drawn].max():
+            differences.append(
+                roc_auc_score(y[drawn], new[drawn]) - roc_auc_score(y[drawn], old[drawn])
+            )
+    return float(np.std(differences, ddof=1)) if len(differences) > 1 else 0.0

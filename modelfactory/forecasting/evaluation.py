@@ -13,6 +13,10 @@ Metrics (holdout, open days with Sales > 0 only, so MAPE is defined):
   whatever its size); ``median_mape``; ``pooled_rmse`` = sqrt of the mean squared error
   over every (store, day) pair pooled (big stores weigh more, as in money terms);
   ``share_better`` = share of stores where Prophet's MAPE beats the baseline's.
+
+A store's figures keep the holdout forecast they were computed from (``yhat``, one value per
+holdout day in the holdout's order): the gate later compares versions on some of those days only
+(:func:`mean_store_mape`).
 """
 
 from __future__ import annotations
@@ -50,10 +54,12 @@ def error_terms(y: np.ndarray, yhat: np.ndarray) -> dict:
 
 
 def store_metrics(y, yhat_model, yhat_baseline) -> dict:
-    """One store's n, mape, rmse, sse and baseline_mape, baseline_rmse, baseline_sse."""
+    """One store's n, mape, rmse, sse and baseline_mape, baseline_rmse, baseline_sse, and the
+    model's forecast of each holdout day (``yhat``)."""
     model = error_terms(y, yhat_model)
     base = error_terms(y, yhat_baseline)
     return {
+        "yhat": [round(float(v), 2) for v in np.asarray(yhat_model, dtype=float)],
         "n": model["n"],
         "mape": model["mape"],
         "rmse": model["rmse"],
@@ -83,3 +89,30 @@ def aggregate_metrics(per_store: dict[int, dict]) -> dict:
         "baseline_pooled_rmse": float(np.sqrt(sum(m["baseline_sse"] for m in rows) / n)),
         "share_better": float(np.mean(mape < base_mape)),
     }
+
+
+def store_mapes(stores, y, yhat) -> pd.Series:
+    """Each store's MAPE over its days with sales in any set of (store, day) rows (a negative
+    forecast counts as 0), by store."""
+    frame = pd.DataFrame(
+        {"store": np.asarray(stores), "y": np.asarray(y, float), "yhat": np.asarray(yhat, float)}
+    )
+    frame = frame[frame["y"] > 0]
+    error = (frame["yhat"].clip(lower=0) - frame["y"]).abs() / frame["y"]
+    return error.groupby(frame["store"]).mean()
+
+
+def mean_store_mape(stores, y, yhat) -> tuple[float, int]:
+    """The gate's MAPE over any set of (store, day) rows: the mean of :func:`store_mapes`, and how
+    many days with sales there were."""
+    days = int((np.asarray(y, float) > 0).sum())
+    return (float(store_mapes(stores, y, yhat).mean()) if days else float("nan")), days
+
+
+def mape_difference_error(stores, y, new, old) -> float:
+    """The standard error of ``mean_store_mape(new) - mean_store_mape(old)`` on the same rows: of
+    the mean of the stores' differences (0 with fewer than two stores)."""
+    differences = store_mapes(stores, y, new) - store_mapes(stores, y, old)
+    if len(differences) < 2:
+        return 0.0
+    return float(differences.std(ddof=1) / np.sqrt(len(differences)))

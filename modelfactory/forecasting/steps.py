@@ -6,8 +6,10 @@ model set (:func:`merge`). The model set (a Prophet model per store) is logged
 as one pyfunc model (:mod:`modelfactory.forecasting.registered`), so a registered
 version of ``store-sales`` is one consistent set. Per-store metrics are a run artifact;
 the aggregate holdout errors are the run's ``holdout_mape`` / ``holdout_rmse`` and the
-seasonal-naive baseline's ``baseline_holdout_*``. The promotion gate compares MAPE (lower
-is better) of the new set, its baseline and the champion, all on this run's holdout.
+seasonal-naive baseline's ``baseline_holdout_*``; the holdout, with the forecast each day was
+scored on, is ``holdout_data/``. The promotion gate compares MAPE (lower is better) of the new
+set with its baseline, and with the champion on the store-days neither trained on
+(:func:`gate_evidence`).
 
 A store that fails (too little history, a fit error, not in the data) is named in the
 run tag ``modelfactory.failed_stores`` and the artifact ``evaluation/failed_stores.json``;
@@ -20,14 +22,18 @@ import json
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 # mlflow (~5 s to import) is imported by the steps that log: features and split start fast.
+from modelfactory.data.identity import row_keys, unseen
 from modelfactory.data.io import distinct_values, read_dataset, write_dataset
 from modelfactory.forecasting import FORECASTING
 from modelfactory.forecasting.config import ForecastConfig
-from modelfactory.forecasting.evaluation import aggregate_metrics, error_terms
+from modelfactory.forecasting.evaluation import (
+    aggregate_metrics,
+    mape_difference_error,
+    mean_store_mape,
+)
 from modelfactory.forecasting.factory import (
     FactoryError,
     FactoryResult,
@@ -38,10 +44,13 @@ from modelfactory.forecasting.features import prophet_frame, split_by_store
 from modelfactory.forecasting.model_set import merge_model_sets, read_manifest, save_model_set
 from modelfactory.forecasting.shards import check_shards, plan_shards, stores_of_shard
 from modelfactory.forecasting.split import StoreSplit, time_split
+from modelfactory.promotion import Comparison, GateEvidence
 from modelfactory.registration import register_behind_gate
 
 GATE_METRIC = FORECASTING.gate
 EXPERIMENT = FORECASTING.model_name
+# A row is one store's day, whatever its sales say (ADR 0014).
+ROW_IDENTITY = ("Store", "ds")
 
 
 def parse_stores(stores: str | list[int] | None) -> list[int] | None:
@@ -283,11 +292,15 @@ def train(
         )
 
 
-def evaluate(model_info: dict, model_dir: str, tracking_uri: str = "") -> dict:
-    """Log per-store metrics (artifact) and the aggregate holdout errors of model and baseline."""
+def evaluate(
+    model_info: dict, model_dir: str, tracking_uri: str = "", holdout_path: str = ""
+) -> dict:
+    """Log per-store metrics (artifact) and the aggregate holdout errors of model and baseline;
+    with ``holdout_path``, the holdout with the forecast each day was scored on
+    (``holdout_data/``, for later gates)."""
     import mlflow
 
-    from modelfactory.registry import resolve_tracking_uri
+    from modelfactory.registry import HOLDOUT_DATA_PATH, resolve_tracking_uri
 
     mlflow.set_tracking_uri(resolve_tracking_uri(tracking_uri or model_info.get("tracking_uri")))
     manifest = read_manifest(model_dir)
@@ -313,47 +326,119 @@ def evaluate(model_info: dict, model_dir: str, tracking_uri: str = "") -> dict:
             }
         )
         with tempfile.TemporaryDirectory() as tmp:
-            table = pd.DataFrame([{"store": s, **m} for s, m in sorted(per_store.items())])
+            table = pd.DataFrame(
+                [
+                    {"store": s, **{k: v for k, v in m.items() if k != "yhat"}}
+                    for s, m in sorted(per_store.items())
+                ]
+            )
             table.to_csv(Path(tmp) / "store_metrics.csv", index=False)
             (Path(tmp) / "holdout_metrics.json").write_text(
                 json.dumps({"model": model, "baseline": baseline, "aggregate": aggregate}, indent=2)
             )
             mlflow.log_artifacts(tmp, "evaluation")
+        if holdout_path:
+            with tempfile.TemporaryDirectory() as tmp:
+                write_dataset(holdout_forecasts(holdout_path, per_store), f"{tmp}/holdout")
+                mlflow.log_artifact(f"{tmp}/holdout", HOLDOUT_DATA_PATH)
     return {"model": model, "baseline": baseline, "stores": len(per_store)}
 
 
-def champion_holdout_score(
-    model_name: str, version: str, holdout_path: str, tracking_uri: str
-) -> dict:
-    """The champion's MAPE on this run's holdout, over the stores both sets have.
+def holdout_forecasts(holdout_path: str, per_store: dict[int, dict]) -> pd.DataFrame:
+    """The holdout rows of the stores that have a model, each with the forecast it was scored on
+    (``yhat``: the model fitted before the holdout, not the one refit on the full history)."""
+    holdout = split_by_store(read_dataset(holdout_path))
+    parts = []
+    for store, metrics in sorted(per_store.items()):
+        rows, forecast = holdout.get(store), metrics.get("yhat")
+        if rows is None or forecast is None or len(forecast) != len(rows):
+            continue  # a set trained before forecasts were kept, or on another holdout
+        parts.append(rows.assign(Store=store, yhat=forecast))
+    if not parts:
+        return pd.DataFrame(columns=["ds", "y", "Store", "yhat"])
+    return pd.concat(parts, ignore_index=True)
 
-    A champion refit on its full history may already have seen some of these days; the
-    share of holdout days it was trained on is returned as ``seen_share`` so the
-    decision can say so.
+
+def gate_evidence(
+    model_info: dict, model_name: str, champion_version: str, tracking_uri: str
+) -> GateEvidence:
+    """The new set and the champion scored (mean store MAPE) on the store-days neither trained on.
+
+    The new set is scored by the forecasts its stores made before they were refit
+    (``holdout_data/``'s ``yhat``), as its holdout figure was. Of this run's holdout, the champion
+    forecasts the days it never trained on: not in its training data, and after the day its
+    store's model ends, since a set refit on its full history trained on its holdout too. Of the
+    champion's holdout (its sales, its logged forecasts), this run's forecasts of the days it did
+    not train on.
     """
     from modelfactory.forecasting.registered import load_model_set
+    from modelfactory.monitoring.reference import (
+        NoReference,
+        holdout_data,
+        run_figures,
+        training_data,
+        version_figures,
+    )
+    from modelfactory.registry import HOLDOUT_DATA_PATH, Registry
 
-    champion = load_model_set(model_name, version, tracking_uri)
-    holdout = split_by_store(read_dataset(holdout_path))
-    per_store, seen, days = {}, 0, 0
-    for store in sorted(set(holdout) & set(champion.model.stores())):
-        store_model = champion.model.store_model(store)
-        frame = holdout[store]
-        future = frame[["ds", *store_model.regressors]]
+    registry = Registry(tracking_uri)
+    champion = version_figures(registry, model_name, champion_version)
+    who = f"champion v{champion_version}"
+    run = run_figures(registry, model_name, model_info["run_id"])
+    ours = holdout_data(run)
+    if ours is None or "yhat" not in ours.columns:
+        missing = Comparison(0, 0, note=f"this run logged no forecasts in {HOLDOUT_DATA_PATH}/")
+        return GateEvidence(champion_version, missing, missing)
+    identity = list(ROW_IDENTITY)
+    try:
+        theirs = training_data(champion)
+    except NoReference as exc:
+        fresh = Comparison(0, len(ours), note=f"the days {who} trained on are unknown ({exc})")
+    else:
+        loaded = load_model_set(model_name, champion_version, tracking_uri).model
+        new = unseen(ours, theirs, identity, "this run's holdout", f"{who}'s training data")
+        fresh = _forecast_on(ours[new], loaded, len(ours), who)
+    own = holdout_data(champion)
+    if own is None or "yhat" not in own.columns:
+        kept = Comparison(0, 0, note=f"{who} logged no forecasts in {HOLDOUT_DATA_PATH}/")
+    else:
+        new = unseen(own, training_data(run), identity, f"{who}'s holdout", "this run's data")
+        forecasts = pd.Series(ours["yhat"].to_numpy(), index=row_keys(ours, identity))
+        rows = own[new].assign(candidate=forecasts.reindex(row_keys(own[new], identity)).values)
+        rows = rows[rows["candidate"].notna()]
+        kept = _scored(
+            rows, "candidate", "yhat", len(own), "were days this run trained on or did not forecast"
+        )
+    return GateEvidence(champion_version, fresh, kept)
+
+
+def _forecast_on(rows: pd.DataFrame, champion, of_rows: int, who: str) -> Comparison:
+    """The new set's forecasts of ``rows`` (``yhat``) and the champion's, over the store-days
+    the champion's models had not reached (after each store's history end)."""
+    stores = set(champion.stores())
+    parts = []
+    for store in sorted(set(rows["Store"].tolist()) & stores):
+        store_model = champion.store_model(store)
+        frame = rows[rows["Store"] == store]
+        frame = frame[frame["ds"] > store_model.history_end]
+        if frame.empty:
+            continue
         store_model.model.uncertainty_samples = 0  # point forecasts only, as in training
-        yhat = store_model.model.predict(future)["yhat"].to_numpy()
-        terms = error_terms(frame["y"].to_numpy(), np.clip(yhat, 0, None))
-        if terms["n"]:
-            per_store[store] = terms["mape"]
-        seen += int((frame["ds"] <= store_model.history_end).sum())
-        days += len(frame)
-    if not per_store:
-        return {"mape": None, "stores": 0, "seen_share": 0.0}
-    return {
-        "mape": float(np.mean(list(per_store.values()))),
-        "stores": len(per_store),
-        "seen_share": seen / days if days else 0.0,
-    }
+        future = frame[["ds", *store_model.regressors]]
+        parts.append(frame.assign(champion=store_model.model.predict(future)["yhat"].to_numpy()))
+    left_out = f"were days {who} trained on or had no model for"
+    if not parts:
+        return Comparison(0, of_rows, left_out=left_out)
+    return _scored(pd.concat(parts, ignore_index=True), "yhat", "champion", of_rows, left_out)
+
+
+def _scored(rows: pd.DataFrame, new: str, old: str, of_rows: int, left_out: str) -> Comparison:
+    """Both versions' mean store MAPE on the same store-days, from their forecast columns."""
+    stores, sales = rows["Store"], rows["y"]
+    candidate, days = mean_store_mape(stores, sales, rows[new])
+    champion, _ = mean_store_mape(stores, sales, rows[old])
+    noise = mape_difference_error(stores, sales, rows[new], rows[old])
+    return Comparison(days, of_rows, candidate, champion, left_out, noise=noise)
 
 
 def register(
@@ -364,15 +449,15 @@ def register(
     tracking_uri: str = "",
     batch_id: str = "",
     promotion: str = "direct",
+    min_rows: int = 0,
 ) -> dict:
-    """Register the model set as challenger; the gate (MAPE, lower is better) may make it
-    champion."""
+    """Register the model set as challenger; the gate (MAPE, lower is better, on the store-days
+    neither version trained on) may make it champion. ``holdout_path`` is the run's holdout (its
+    forecasts are read back from the run); ``min_rows`` (0: the gate metric's) is the fewest
+    store-days the gate judges on."""
 
-    def score_champion(version: str, uri: str) -> tuple[float, dict]:
-        scored = champion_holdout_score(model_name, version, holdout_path, uri)
-        return scored["mape"], {
-            "promotion.champion_seen_holdout_share": f"{scored['seen_share']:.3f}"
-        }
+    def gather(version: str, uri: str) -> GateEvidence:
+        return gate_evidence(model_info, model_name, version, uri)
 
     stores = int(model_info.get("stores", 0))
     failed = model_info.get("failed_stores", {})
@@ -380,7 +465,7 @@ def register(
         model_info,
         model_name,
         FORECASTING,
-        score_champion,
+        gather,
         margin,
         tracking_uri,
         {
@@ -389,5 +474,6 @@ def register(
             "modelfactory.failed_stores": ",".join(failed) or "none",
         },
         promotion,
+        min_rows or None,
     )
     return {**summary, "stores": stores, "failed_stores": failed}

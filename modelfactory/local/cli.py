@@ -114,6 +114,21 @@ def run(
     margin: Annotated[
         float | None, typer.Option(help="Promotion margin over the champion.")
     ] = None,
+    gate_min_rows: Annotated[
+        int | None,
+        typer.Option(
+            help="The fewest rows neither version trained on that the gate judges on "
+            "(default 500 for classification, 30 store-days for forecasting)."
+        ),
+    ] = None,
+    expect_label_shift: Annotated[
+        bool,
+        typer.Option(
+            "--expect-label-shift",
+            help="Labels that moved far from the champion's training data (a positive rate, a "
+            "store's sales level) are expected: record the shift instead of stopping the run.",
+        ),
+    ] = False,
     seed: Annotated[int, typer.Option(help="Random seed for data, split and model.")] = 42,
 ):
     from modelfactory.local import workflows
@@ -132,6 +147,8 @@ def run(
         eps=eps,
         min_samples=min_samples,
         staging_url=staging_url,
+        expect_label_shift=expect_label_shift,
+        gate_min_rows=gate_min_rows,
     )
     uri = tracking_uri()
     summary = workflows.run_pipeline(

@@ -93,6 +93,8 @@ def print_registration(summary: dict, tracking_uri: str, console: Console) -> No
         f"(alias {summary['alias']}): {verdict}"
     )
     console.print(f"  reason: {summary['reason']}", highlight=False)
+    if summary.get("evidence"):
+        console.print(evidence_table(summary["metric"], summary["evidence"]))
     table = Table("holdout metric", "model", "baseline", title=f"run {summary['run_id']}")
     for name in ("roc_auc", "pr_auc", "f1", "precision", "recall", "mape", "median_mape", "rmse"):
         if f"holdout_{name}" in metrics:
@@ -115,6 +117,38 @@ def print_registration(summary: dict, tracking_uri: str, console: Console) -> No
     )
 
 
+def evidence_table(metric: str, evidence: dict) -> Table:
+    """The gate's two comparisons: rows compared, of how many, both versions' scores and the
+    standard error of their difference."""
+    who = f"v{evidence['champion_version']}"
+    table = Table(
+        "compared on",
+        "rows",
+        "of",
+        f"new {metric}",
+        f"champion {who}",
+        "std. error",
+        "note",
+        title=f"gate evidence against champion {who} (rows neither version trained on)",
+        title_justify="left",
+    )
+    for label, key in (
+        ("this run's holdout", "fresh"),
+        (f"champion {who}'s holdout", "champion_holdout"),
+    ):
+        part = evidence[key]
+        table.add_row(
+            label,
+            f"{part['rows']:,}",
+            f"{part['of_rows']:,}",
+            _fmt(part["candidate"]),
+            _fmt(part["champion"]),
+            _fmt(part.get("noise") or None),
+            part["note"] or "",
+        )
+    return table
+
+
 def print_models(tracking_uri: str, console: Console) -> None:
     registry = Registry(tracking_uri)
     names = registry.model_names()
@@ -131,11 +165,13 @@ def print_models(tracking_uri: str, console: Console) -> None:
             "gate metric",
             "model",
             "baseline",
-            "champion then",
+            "fresh rows: new vs champion",
+            "champion's holdout: new vs champion",
             "decision",
             title=name,
             title_justify="left",
         )
+        reasons = []
         for v in registry.versions(name):
             metric = v.tags.get("promotion.metric", "roc_auc")
             table.add_row(
@@ -145,14 +181,31 @@ def print_models(tracking_uri: str, console: Console) -> None:
                 metric,
                 _fmt(v.metrics.get(f"holdout_{metric}")),
                 _fmt(v.metrics.get(f"baseline_holdout_{metric}")),
-                v.tags.get("promotion.champion", "-"),
+                _compared(v.tags, "promotion.fresh"),
+                _compared(v.tags, "promotion.champion_holdout"),
                 v.tags.get("promotion.decision", "-"),
             )
+            if "promotion.reason" in v.tags:
+                reasons.append(f"  v{v.version}: {v.tags['promotion.reason']}")
         console.print(table)
+        if reasons:
+            console.print("gate reasons:\n" + "\n".join(reasons), highlight=False)
 
 
 def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4f}"
+    return "-" if value is None or value != value else f"{value:.4f}"
+
+
+def _compared(tags: dict[str, str], prefix: str) -> str:
+    """'1,485 rows: 0.7789 vs v1 0.7796' from a version's ``promotion.<comparison>_*`` tags."""
+    if f"{prefix}_rows" not in tags:
+        return "-"
+    rows = f"{int(tags[f'{prefix}_rows']):,} rows"
+    if f"{prefix}_candidate" not in tags or f"{prefix}_champion" not in tags:
+        return f"{rows}: not scored"
+    champion = tags.get("promotion.champion_version", "?")
+    new, old = float(tags[f"{prefix}_candidate"]), float(tags[f"{prefix}_champion"])
+    return f"{rows}: {new:.4f} vs v{champion} {old:.4f}"
 
 
 def use_case_arguments(
@@ -169,6 +222,8 @@ def use_case_arguments(
     eps: float = 0.5,
     min_samples: int = 10,
     staging_url: str = "",
+    expect_label_shift: bool = False,
+    gate_min_rows: int | None = None,
 ) -> dict:
     """Every pipeline argument the CLI's options make; each pipeline keeps the ones it takes."""
     case = get_use_case(use_case)
@@ -181,7 +236,12 @@ def use_case_arguments(
             raise ModelFactoryError(str(exc)) from None
     if shards < 1:
         raise ModelFactoryError(f"--shards must be at least 1, got {shards}")
+    if gate_min_rows is not None and gate_min_rows < 1:
+        raise ModelFactoryError(f"--gate-min-rows must be at least 1, got {gate_min_rows}")
+    gate = {} if gate_min_rows is None else {"promotion_min_rows": gate_min_rows}
     return {
+        **gate,
+        "expect_label_shift": expect_label_shift,
         "n_synthetic_rows": rows or case.synthetic_rows,
         "seed": seed,
         "split_strategy": split,

@@ -1,9 +1,11 @@
 """What a window is compared with: the champion's training data, and a version's holdout figures.
 
-Every version's training run logs its training data under ``reference_data/`` and its holdout
-metrics as ``holdout_*`` (registry conventions, :mod:`modelfactory.registry`).
-:func:`version_figures` finds a version's run and metrics; :func:`training_data` downloads and
-reads its reference data (sampled to ``max_rows``); a use case's ``reference`` function
+Every version's training run logs its training data under ``reference_data/``, its holdout
+under ``holdout_data/`` and its holdout metrics as ``holdout_*`` (registry conventions,
+:mod:`modelfactory.registry`). :func:`version_figures` finds a version's run and metrics
+(:func:`run_figures` a run's that is not registered yet); :func:`training_data` downloads and
+reads its reference data (sampled to ``max_rows``), :func:`holdout_data` its holdout (None for a
+version logged before holdouts were kept); a use case's ``reference`` function
 (:class:`~modelfactory.use_case.MonitoringSpec`) turns it into the rows a window is compared
 with, given a :class:`Reference`.
 """
@@ -17,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from modelfactory.errors import ModelFactoryError
-from modelfactory.registry import CHAMPION, REFERENCE_DATA_PATH, Registry
+from modelfactory.registry import CHAMPION, HOLDOUT_DATA_PATH, REFERENCE_DATA_PATH, Registry
 
 
 class NoReference(ModelFactoryError):
@@ -70,6 +72,11 @@ def version_figures(registry: Registry, model_name: str, version: str) -> Versio
     )
 
 
+def run_figures(registry: Registry, model_name: str, run_id: str) -> VersionFigures:
+    """A training run that is not (yet) a registered version: the candidate at the gate."""
+    return VersionFigures(model_name, "(new)", run_id, registry.run_metrics(run_id), registry)
+
+
 def champion_figures(registry: Registry, model_name: str) -> VersionFigures:
     champion = registry.version_by_alias(model_name, CHAMPION)
     if champion is None:
@@ -83,24 +90,34 @@ def champion_figures(registry: Registry, model_name: str) -> VersionFigures:
 def training_data(figures: VersionFigures, max_rows: int | None = None, seed: int = 0):
     """The version's ``reference_data/`` files as one frame, a uniform sample of ``max_rows``
     rows when larger."""
+    frame = _logged(figures, REFERENCE_DATA_PATH)
+    if max_rows is not None and len(frame) > max_rows:
+        frame = frame.sample(n=max_rows, random_state=seed).reset_index(drop=True)
+    return frame
+
+
+def holdout_data(figures: VersionFigures) -> pd.DataFrame | None:
+    """The version's ``holdout_data/`` files as one frame: the rows and labels it was accepted
+    on. None when the run logged none (a version registered before holdouts were kept)."""
+    listed = figures.registry.client.list_artifacts(figures.run_id, HOLDOUT_DATA_PATH)
+    return _logged(figures, HOLDOUT_DATA_PATH) if listed else None
+
+
+def _logged(figures: VersionFigures, path: str) -> pd.DataFrame:
     try:
-        folder = figures.artifact(REFERENCE_DATA_PATH)
+        folder = figures.artifact(path)
     except Exception as exc:  # MLflow raises its own kinds for a missing path
         raise NoReference(
             f"{figures.model_name} v{figures.version}: run {figures.run_id} has no "
-            f"{REFERENCE_DATA_PATH}/ artifact to compare with ({exc})"
+            f"{path}/ artifact to compare with ({exc})"
         ) from exc
     files = sorted(p for p in Path(folder).rglob("*") if p.is_file()) if folder.is_dir() else []
     files = files or ([folder] if folder.is_file() else [])
     if not files:
         raise NoReference(
-            f"{figures.model_name} v{figures.version}: {REFERENCE_DATA_PATH}/ of run "
-            f"{figures.run_id} is empty"
+            f"{figures.model_name} v{figures.version}: {path}/ of run {figures.run_id} is empty"
         )
-    frame = pd.concat([_read(path) for path in files], ignore_index=True)
-    if max_rows is not None and len(frame) > max_rows:
-        frame = frame.sample(n=max_rows, random_state=seed).reset_index(drop=True)
-    return frame
+    return pd.concat([_read(file) for file in files], ignore_index=True)
 
 
 def _read(path: Path) -> pd.DataFrame:

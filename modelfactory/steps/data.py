@@ -1,5 +1,5 @@
 """Pipeline steps shared by every use case: ingest (raw data kept unchanged, with a batch id) and
-validate.
+validate (the schema, and the labels against the champion's training data).
 
 A step is a plain function over files: it reads its inputs from paths, writes its outputs to
 paths and returns the metadata the KFP component attaches to its output artifacts. The use
@@ -17,9 +17,18 @@ from urllib.parse import urlparse
 
 import httpx
 
+from modelfactory.data import bank_marketing, rossmann
 from modelfactory.data.io import is_url
-from modelfactory.errors import DataSourceError
-from modelfactory.use_cases import use_case
+from modelfactory.data.labels import ClassShares, GroupLevels, LabelComparison
+from modelfactory.errors import DataSourceError, DataValidationError
+from modelfactory.use_case import UseCase
+from modelfactory.use_cases import CLASSIFICATION, FORECASTING, use_case
+
+# How each use case's labels are compared with its champion's training data (none: not compared).
+LABEL_DISTRIBUTIONS: dict[str, ClassShares | GroupLevels] = {
+    CLASSIFICATION.name: bank_marketing.LABELS,
+    FORECASTING.name: rossmann.LABELS,
+}
 
 
 def ingest(
@@ -63,17 +72,67 @@ def ingest(
 
 
 def validate(
-    use_case_name: str, raw_path: str, out_path: str, source_name: str | None = None
+    use_case_name: str,
+    raw_path: str,
+    out_path: str,
+    source_name: str | None = None,
+    model_name: str = "",
+    tracking_uri: str = "",
+    expect_label_shift: bool = False,
 ) -> dict:
     """Load the raw file with the use case's loader, check it, and write the typed table as
-    Parquet."""
+    Parquet.
+
+    With ``model_name``, the labels are compared with its champion's training data
+    (:data:`LABEL_DISTRIBUTIONS`): a shift beyond the limit stops the run naming the column and
+    both figures, unless ``expect_label_shift``.
+    """
     case = use_case(use_case_name)
     name = source_name or raw_path
     raw = case.data.load(raw_path)
     frame = case.data.validate(raw, name)
+    labels = champion_labels(case, frame, model_name, tracking_uri)
+    if labels.problems and not expect_label_shift:
+        raise DataValidationError(
+            name,
+            [
+                *labels.problems,
+                "if this shift is expected, run again with --expect-label-shift (the pipeline "
+                "parameter expect_label_shift)",
+            ],
+        )
     Path(out_path).parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(out_path, index=False)
-    return {"rows": len(frame), "columns": len(frame.columns)}
+    shifted = "; ".join(labels.problems)
+    return {
+        "rows": len(frame),
+        "columns": len(frame.columns),
+        "labels": labels.summary,
+        "label_shift": f"expected: {shifted}" if shifted else "none",
+    }
+
+
+def champion_labels(
+    case: UseCase, frame, model_name: str, tracking_uri: str = ""
+) -> LabelComparison:
+    """How ``frame``'s labels compare with the training data of ``model_name``'s champion."""
+    spec = LABEL_DISTRIBUTIONS.get(case.name)
+    if spec is None or not model_name:
+        return LabelComparison("labels not compared: no model to compare with")
+    from modelfactory.monitoring.reference import NoReference, champion_figures, training_data
+    from modelfactory.registry import Registry
+
+    registry = Registry(tracking_uri or None)
+    try:
+        champion = champion_figures(registry, model_name)
+        reference = training_data(champion)
+    except NoReference as exc:
+        return LabelComparison(f"labels not compared: {exc}")
+    against = f"champion v{champion.version}'s training data"
+    try:
+        return spec.compare(frame, reference, against)
+    except ValueError as exc:
+        return LabelComparison(f"labels not compared: {exc}")
 
 
 def _sha256(path: Path) -> str:

@@ -18,6 +18,7 @@ from modelfactory.classification.training import features
 from modelfactory.local.pipeline_runs import PipelineFailed, run_locally
 from modelfactory.local.ports import free_port
 from modelfactory.local.serving import ServingProcess
+from modelfactory.promotion import Comparison, GateEvidence
 from modelfactory.registration import register_behind_gate
 from modelfactory.registry import Registry
 from modelfactory.use_cases import use_case
@@ -88,6 +89,10 @@ def test_the_run_holds_metrics_signature_example_and_training_data(first_run, ml
     assert [a.path for a in client.list_artifacts(summary["run_id"], "reference_data")] == [
         "reference_data/train"
     ]
+    # The rows and labels it was accepted on, for the gate to score a later version on.
+    assert [a.path for a in client.list_artifacts(summary["run_id"], "holdout_data")] == [
+        "holdout_data/holdout"
+    ]
     assert run.inputs.dataset_inputs[0].tags[0].value == "training"
     mlflow.set_tracking_uri(mlflow_server)
     info = mlflow.models.get_model_info(f"models:/{MODEL}/1")
@@ -149,13 +154,17 @@ def test_under_rollout_promotion_a_version_that_passes_the_gate_waits_as_challen
         "run_id": summary["run_id"],
         "model_uri": registry.client.get_model_version(MODEL, "1").source,
     }
-    worse_champion = summary["candidate"] - 0.05  # the champion scored lower on this holdout
+    better, worse = summary["candidate"], summary["candidate"] - 0.05
+    # On the rows neither trained on, the champion scored lower; on its own holdout, the same.
+    evidence = GateEvidence(
+        "1", Comparison(1000, 8238, better, worse), Comparison(1000, 8238, better, better)
+    )
 
     waiting = register_behind_gate(
         model_info,
         MODEL,
         use_case("classification"),
-        lambda version, uri: (worse_champion, {}),
+        lambda version, uri: evidence,
         tracking_uri=mlflow_server,
         promotion="rollout",
     )

@@ -9,6 +9,7 @@ session's real MLflow server; the model set is registered as champion; a real
 from __future__ import annotations
 
 import json
+import re
 
 import httpx
 import mlflow
@@ -16,7 +17,7 @@ import pandas as pd
 import pytest
 from modelfactory_pipelines.forecasting import forecasting_pipeline
 
-from modelfactory.local.pipeline_runs import run_locally
+from modelfactory.local.pipeline_runs import PipelineFailed, run_locally
 from modelfactory.local.ports import free_port
 from modelfactory.local.serving import ServingProcess
 from modelfactory.registry import Registry
@@ -24,6 +25,7 @@ from tests.support.data import ROSSMANN_TRAIN, shared_file
 
 pytestmark = pytest.mark.integration
 MODEL = "store-sales-it"
+EARLIER = "store-sales-earlier-it"
 STORES = [1, 2, 3]
 
 
@@ -109,14 +111,102 @@ def test_the_run_holds_aggregate_and_per_store_metrics(first_run, mlflow_server,
     assert list(failed) == ["99999"]
 
 
-def test_the_champion_is_scored_on_a_holdout(first_run, mlflow_server, isolated_home):
-    from modelfactory.forecasting.steps import champion_holdout_score
+def test_the_run_keeps_its_holdout_with_the_forecast_each_day_was_scored_on(
+    first_run, mlflow_server
+):
+    from modelfactory.monitoring.reference import holdout_data, run_figures
 
-    holdout = next((isolated_home / "forecast-runs").glob("*/split-by-time/holdout"))
-    scored = champion_holdout_score(MODEL, "1", str(holdout), mlflow_server)
-    assert scored["stores"] == 3 and 0 < scored["mape"] < 1
-    # The champion was refit on all its history, this holdout included: the decision says so.
-    assert scored["seen_share"] == 1.0
+    summary, _ = first_run
+    holdout = holdout_data(run_figures(Registry(mlflow_server), MODEL, summary["run_id"]))
+    assert sorted(holdout["Store"].unique()) == STORES
+    assert {"ds", "y", "yhat"} <= set(holdout.columns) and holdout["yhat"].notna().all()
+
+
+def test_a_same_file_retrain_is_not_judged_against_a_champion_refit_on_its_holdout(
+    first_run, mlflow_server
+):
+    from modelfactory.forecasting.steps import gate_evidence
+
+    summary, _ = first_run
+    evidence = gate_evidence({"run_id": summary["run_id"]}, MODEL, "1", mlflow_server)
+    # v1 was refit on its full history, this holdout included: no store-day is new to it.
+    fresh = evidence.fresh
+    assert fresh.rows == 0 and fresh.of_rows > 100
+    assert fresh.left_out == "were days champion v1 trained on or had no model for"
+    # On v1's own holdout both are scored by the forecasts made before the refit, here the same
+    # ones: the run's own holdout MAPE.
+    own = evidence.champion_holdout
+    assert 0 < own.rows <= own.of_rows == fresh.of_rows
+    holdout_mape = mlflow.MlflowClient(mlflow_server).get_run(summary["run_id"]).data.metrics
+    assert own.candidate == own.champion == pytest.approx(holdout_mape["holdout_mape"], rel=1e-3)
+
+
+@pytest.fixture(scope="module")
+def earlier_champion(mlflow_server, three_stores, tmp_path_factory, isolated_home):
+    """The same three stores six weeks earlier (up to 2015-06-19), registered as champion v1 of
+    another model: the days of the first run's holdout are all new to it."""
+    frame = pd.read_csv(three_stores, dtype={"StateHoliday": str})
+    path = tmp_path_factory.mktemp("rossmann-earlier") / "train.csv"
+    frame[frame["Date"] < "2015-06-20"].to_csv(path, index=False)
+    return run_locally(
+        forecasting_pipeline,
+        {
+            "source": str(path),
+            "mlflow_tracking_uri": mlflow_server,
+            "model_name": EARLIER,
+            "promotion": "direct",
+        },
+        isolated_home / "forecast-runs-earlier",
+    )
+
+
+def test_a_retrain_on_newer_weeks_is_judged_on_the_store_days_the_champion_never_saw(
+    first_run, earlier_champion, mlflow_server
+):
+    from modelfactory.forecasting.steps import register
+
+    summary, _ = first_run
+    assert earlier_champion["version"] == "1" and earlier_champion["promoted"]
+    source = Registry(mlflow_server).client.get_model_version(MODEL, "1").source
+    info = {"run_id": summary["run_id"], "model_uri": source, "stores": 3}
+    judged = register(info, "", EARLIER, tracking_uri=mlflow_server)
+    fresh = judged["evidence"]["fresh"]
+    # Every day of the new six weeks is after v1's stores' history: all new to both versions.
+    assert fresh["rows"] == fresh["of_rows"] > 100
+    assert 0 < fresh["champion"] < 1 and fresh["candidate"] == pytest.approx(
+        summary["candidate"], rel=1e-3
+    )
+    assert (
+        f"on {fresh['rows']:,} rows neither version trained on (of {fresh['rows']:,}"
+        in (judged["reason"])
+    )
+    # v1's own holdout (the six weeks before) is in the new run's training data: not checked.
+    assert judged["evidence"]["champion_holdout"]["rows"] == 0
+    assert "champion v1's holdout not checked: 0 of its" in judged["reason"]
+
+
+def test_sales_in_another_unit_stop_the_run_at_validate_data_naming_the_stores(
+    first_run, mlflow_server, three_stores, tmp_path, isolated_home
+):
+    frame = pd.read_csv(three_stores, dtype={"StateHoliday": str})
+    path = tmp_path / "cents.csv"
+    frame.assign(Sales=frame["Sales"] * 100).to_csv(path, index=False)
+    with pytest.raises(PipelineFailed) as failed:
+        run_locally(
+            forecasting_pipeline,
+            {"source": str(path), "mlflow_tracking_uri": mlflow_server, "model_name": MODEL},
+            isolated_home / "forecast-runs-cents",
+        )
+    assert failed.value.task == "validate-data"
+    assert (
+        "column 'Sales': the mean per Store moved by more than a factor of 3 from champion v1's "
+        "training data for 3 of 3: Store 1 "
+    ) in failed.value.reason
+    # Every store's level about a hundred times its training data's (the new data also holds the
+    # last six weeks, which the champion's training data leaves out).
+    ratios = re.findall(r"Store \d [\d,]+ against [\d,]+ \(x([\d.]+)\)", failed.value.reason)
+    assert len(ratios) == 3 and all(95 < float(ratio) < 105 for ratio in ratios)
+    assert "--expect-label-shift" in failed.value.reason
 
 
 def test_forecast_api_answers_with_intervals(served):
