@@ -34,7 +34,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from datasets import BANK_MARKETING, dataset  # noqa: E402
 
-from modelfactory.scoring.cores import usable_cores  # noqa: E402
+from modelfactory.cores import usable_cores  # noqa: E402
 
 
 def _machine_cpu() -> float:

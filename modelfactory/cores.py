@@ -1,5 +1,5 @@
-"""How many cores a batch may keep busy: the process's CPU affinity, bounded by its cgroup's
-CPU quota (a Kubernetes CPU limit), cgroup v2 or v1.
+"""How many cores a process may keep busy (a batch's threads, the model factory's workers): its
+CPU affinity, bounded by its cgroup's CPU quota (a Kubernetes CPU limit), cgroup v2 or v1.
 
 A pod limited to 2 CPUs on a 32-core node sees 32 cores in its affinity; 32 threads on a
 quota of 2 would only take turns. A limit of 1.5 CPUs counts as 2: the half core is worth

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from modelfactory.scoring.cores import cpu_quota, usable_cores
+from modelfactory.cores import cpu_quota, usable_cores
 
 
 @pytest.mark.parametrize(

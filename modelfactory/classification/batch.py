@@ -6,7 +6,7 @@ model's signature, the compiled twin checked against scikit-learn). Each chunk i
 checked column by column against the schema (:mod:`.batch_check`), the good records are
 encoded by the twin's encoder straight from the columns and walked by the twin's compiled
 forest (:mod:`.forest_walk`), both over slices of the rows on every core the process may
-use (:func:`modelfactory.scoring.cores.usable_cores`). The twin is checked against the
+use (:func:`modelfactory.cores.usable_cores`). The twin is checked against the
 whole scikit-learn pipeline, with serving's tolerance, before it scores anything; a model
 the twin does not know is scored by its pipeline. Why this walk: ADR 0012.
 
@@ -32,9 +32,9 @@ from modelfactory.classification.served import (
     ServedClassifier,
     _sample_records,
 )
+from modelfactory.cores import usable_cores
 from modelfactory.errors import DataValidationError
 from modelfactory.scoring.batch import ChunkResult, Stages
-from modelfactory.scoring.cores import usable_cores
 from modelfactory.scoring.results import SCORES
 from modelfactory.scoring.sources import Chunk, Source
 from modelfactory.sql import json_text

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 import warnings
 from collections.abc import Iterable
@@ -34,6 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from modelfactory.cores import usable_cores
 from modelfactory.errors import ModelFactoryError
 from modelfactory.forecasting.config import ForecastConfig
 from modelfactory.forecasting.evaluation import aggregate_metrics, seasonal_naive, store_metrics
@@ -177,25 +177,9 @@ def _chunks(items: list, size: int) -> list[list]:
 
 
 def default_jobs() -> int:
-    """The cores this process may use: its CPU affinity, bounded by a cgroup CPU quota.
-
-    A pod limited to 2 CPUs on a 32-core node sees 32 cores in its affinity; one worker per
-    core of the node would make 16 workers share each core of its quota.
-    """
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    quota = _cgroup_cpu_quota()
-    return max(1, min(cores or 1, quota) if quota else cores or 1)
-
-
-def _cgroup_cpu_quota(path: str = "/sys/fs/cgroup/cpu.max") -> int | None:
-    """The cgroup v2 CPU limit in whole cores (rounded up), or None when there is none."""
-    try:
-        limit, period = open(path).read().split()[:2]
-    except (OSError, ValueError):
-        return None
-    if limit == "max":
-        return None
-    return max(1, math.ceil(int(limit) / int(period)))
+    """The cores this process may use (:func:`modelfactory.cores.usable_cores`): a pod limited
+    to 2 CPUs on a 32-core node runs 2 workers, not 32 sharing its quota."""
+    return usable_cores()
 
 
 def fit_stores(
