@@ -132,6 +132,16 @@ class OperatorSettings(_Group):
     serving_template: str = Field(
         default="", description="A pod template file for ModelDeployments without one."
     )
+    check_template: str = Field(
+        default="",
+        description="The pod template of DriftMonitor checks (the serving pod with the drift "
+        "checks' MLflow account); the serving template when empty.",
+    )
+    replay_template: str = Field(
+        default="",
+        description="The pod template of rollout replay Jobs (the serving pod with the replays' "
+        "MLflow account); the serving template when empty.",
+    )
 
 
 class MonitoringSettings(_Group):

@@ -106,8 +106,9 @@ def apply_monitor(body: kopf.Body, spec: kopf.Spec, patch: kopf.Patch, **_: Any)
     if settings.monitoring.kfp_host:
         extra_env["MODELFACTORY_MONITORING_KFP_HOST"] = settings.monitoring.kfp_host
         extra_env["MODELFACTORY_MONITORING_KFP_EXPERIMENT"] = settings.monitoring.kfp_experiment
-    template = load_serving_template(settings.operator.serving_template or None)
-    owned = monitors.owned_objects(body, template, settings.operator.monitor_image, extra_env)
+    operator = settings.operator
+    template = load_serving_template(operator.check_template or operator.serving_template or None)
+    owned = monitors.owned_objects(body, template, operator.monitor_image, extra_env)
     kube.apply(owned)
     schedule = owned[-1]["spec"]["schedule"]
     message = f"CronJob {monitors.job_name(body)} checks {target} at '{schedule}'"
@@ -145,8 +146,11 @@ def reconcile_rollout(
 
     def replayer(model: str, asked: RunReplay) -> None:
         """A Job runs it (it reads the prediction log); its result lands on the version."""
-        template = load_serving_template(settings.operator.serving_template or None)
-        image = settings.operator.monitor_image
+        operator = settings.operator
+        template = load_serving_template(
+            operator.replay_template or operator.serving_template or None
+        )
+        image = operator.monitor_image
         kube.apply([replays.replay_job(body, template, image, asked, rollout.progress_deadline)])
 
     def outcomes(model: str, versions: list[str], since: float):

@@ -7,8 +7,10 @@ allows exactly reading and writing this monitor's status, nothing else. Each car
 reference to the DriftMonitor, so deleting it garbage-collects them.
 
 The check's pod is the operator's serving pod template (the chart's secure defaults, MLflow and
-prediction-store settings) with the operator's own image (``MODELFACTORY_OPERATOR_MONITOR_IMAGE``,
-the components image: modelfactory, Evidently and the KFP client); its arguments name the
+prediction-store settings; the chart's ``MODELFACTORY_OPERATOR_CHECK_TEMPLATE`` is that pod with
+the drift checks' own MLflow account) with the operator's own image
+(``MODELFACTORY_OPERATOR_MONITOR_IMAGE``, the components image: modelfactory, Evidently and the
+KFP client); its arguments name the
 monitor and carry its configuration as JSON, so a spec change reaches the next check through
 the CronJob and the pod needs no right to read the spec.
 """

@@ -3,11 +3,13 @@
 A replay reads the prediction log and loads two model versions, so it runs in a pod of its own
 rather than in the operator: the operator's serving pod template (the chart's secure defaults,
 MLflow and prediction-store settings, the shell prefix that joins the database password into
-the store's URL) with the components image, running ``python -m
-modelfactory.operator.replay_job``, which records its result on the challenger's version (tag
-``rollout.replay``), where the next reconcile reads it. The pod needs no Kubernetes API: it
-mounts no token. The Job belongs to the ModelDeployment (deleted with it) and is named after
-the replay it runs, so a second request for the same replay applies the same Job.
+the store's URL; the chart's ``MODELFACTORY_OPERATOR_REPLAY_TEMPLATE`` is that pod with the
+replays' own MLflow account, which may write version tags and nothing else) with the components
+image, running ``python -m modelfactory.operator.replay_job``, which records its result on the
+challenger's version (tag ``rollout.replay``), where the next reconcile reads it. The pod needs
+no Kubernetes API: it mounts no token. The Job belongs to the ModelDeployment (deleted with it)
+and is named after the replay it runs, so a second request for the same replay applies the same
+Job.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 
 from modelfactory.registry_access.accounts import ADMIN, with_usernames
@@ -22,7 +23,33 @@ from modelfactory.registry_access.reconcile import (
     check_password,
     reconcile,
 )
-from modelfactory.registry_access.server import read_secret_file, serve
+from modelfactory.registry_access.server import CACHE_SECONDS, read_secret_file, serve
+
+ATTEMPTS = 3
+DATABASE_WAIT_SECONDS = 300
+
+
+def wait_for_database(url: str, timeout: float = DATABASE_WAIT_SECONDS) -> None:
+    """Until the tracking database accepts connections (PostgreSQL may still be starting)."""
+    import sqlalchemy as sa
+
+    from modelfactory.sql import shown_url
+
+    deadline = time.monotonic() + timeout
+    while True:
+        engine = sa.create_engine(url)
+        try:
+            engine.connect().close()
+            return
+        except sa.exc.OperationalError as exc:
+            if time.monotonic() > deadline:
+                raise AccessError(
+                    f"{shown_url(url)}: not reachable after {timeout:.0f} s ({exc.orig})"
+                ) from None
+            print(f"registry access: waiting for the database ({type(exc.orig).__name__})")
+            time.sleep(3)
+        finally:
+            engine.dispose()
 
 
 def _pairs(items: list[str], flag: str) -> dict[str, str]:
@@ -46,12 +73,19 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--secret-key-file", required=True)
     run.add_argument("--config", default="/tmp/mlflow-auth/basic_auth.ini")
     run.add_argument("--admin-username", default=ADMIN.username)
+    run.add_argument("--cache-seconds", type=int, default=CACHE_SECONDS)
     run.add_argument("server_arguments", nargs=argparse.REMAINDER)
     arguments = parser.parse_args(argv)
 
     if arguments.command == "serve":
         rest = [a for a in arguments.server_arguments if a != "--"]
-        serve(rest, Path(arguments.config), arguments.secret_key_file, arguments.admin_username)
+        serve(
+            rest,
+            Path(arguments.config),
+            arguments.secret_key_file,
+            arguments.admin_username,
+            arguments.cache_seconds,
+        )
         return 0  # not reached: serve execs mlflow
 
     backend = os.environ.get("MLFLOW_BACKEND_STORE_URI")
@@ -68,13 +102,24 @@ def main(argv: list[str] | None = None) -> int:
             passwords[account.name] = check_password(
                 account, read_secret_file(str(path), "password"), str(path)
             )
-        done = reconcile(
-            auth_database_url(backend),
-            passwords,
-            accounts,
-            tracking_url=backend,
-            served_models=arguments.model,
-        )
+        wait_for_database(backend)
+        for attempt in range(ATTEMPTS):
+            try:
+                done = reconcile(
+                    auth_database_url(backend),
+                    passwords,
+                    accounts,
+                    tracking_url=backend,
+                    served_models=arguments.model,
+                )
+                break
+            except (AccessError, ValueError):
+                raise
+            except Exception as exc:  # another reconcile at once (an upgrade's pod and hook)
+                if attempt == ATTEMPTS - 1:
+                    raise
+                print(f"registry access: retrying after {type(exc).__name__}: {exc}", flush=True)
+                time.sleep(5)
     except (AccessError, ValueError) as exc:
         print(f"registry access: {exc}", file=sys.stderr)
         return 1

@@ -64,7 +64,11 @@ def read_secret_file(path: str, what: str) -> str:
 
 
 def serve(
-    arguments: Sequence[str], config: Path, secret_key_file: str, admin_username: str
+    arguments: Sequence[str],
+    config: Path,
+    secret_key_file: str,
+    admin_username: str,
+    cache_seconds: int = CACHE_SECONDS,
 ) -> None:
     """Replace this process with ``mlflow server --app-name basic-auth <arguments>``; the
     tracking store is ``MLFLOW_BACKEND_STORE_URI`` (the chart's prefix puts it there)."""
@@ -73,7 +77,12 @@ def serve(
     backend = os.environ.get("MLFLOW_BACKEND_STORE_URI")
     if not backend:
         raise SystemExit("MLFLOW_BACKEND_STORE_URI is not set: no tracking store to serve")
-    write_auth_config(config, auth_database_url(backend), admin_username=admin_username)
+    write_auth_config(
+        config,
+        auth_database_url(backend),
+        admin_username=admin_username,
+        cache_seconds=cache_seconds,
+    )
     key = read_secret_file(secret_key_file, "Flask secret key")
     os.environ.update(server_environment(config, key))
     command = [sys.executable, "-m", "mlflow", "server", "--app-name", APP_NAME, *arguments]

@@ -65,23 +65,26 @@ def _render(values: tuple[str, ...], sets: tuple[str, ...], kube_version: str | 
 
 def operator_objects(rendered: list[dict]) -> list[dict]:
     """What the operator creates for each rendered ModelDeployment and DriftMonitor (its own
-    rendering code, modelfactory.operator.resources and .monitors): the checks below then judge
-    the serving Deployment, Service, HPA and PDB and the drift checks' CronJob a release really
-    runs, whoever creates them."""
+    rendering code, modelfactory.operator.resources and .monitors, from the templates the chart
+    gives it): the checks below then judge the serving Deployment, Service, HPA and PDB, the drift
+    checks' CronJob and a replay Job a release really runs, whoever creates them."""
     import yaml
 
     from modelfactory.operator import monitors, replays
     from modelfactory.operator.resources import owned_objects
     from modelfactory.rollout.actions import RunReplay
 
-    template = next(
+    templates = next(
         (
-            yaml.safe_load(o["data"]["template.yaml"])
+            {key: yaml.safe_load(text) for key, text in o["data"].items()}
             for o in rendered
             if o["kind"] == "ConfigMap" and o["metadata"]["name"].endswith("-serving-template")
         ),
         None,
     )
+    template = templates and templates["template.yaml"]
+    check_template = templates and templates["drift-check.yaml"]
+    replay_template = templates and templates["rollout-replay.yaml"]
     created = []
     for body in rendered:
         if body["kind"] not in ("ModelDeployment", "DriftMonitor"):
@@ -92,11 +95,15 @@ def operator_objects(rendered: list[dict]) -> list[dict]:
             if template is not None:  # a replay step's Job, as the operator would start it
                 asked = RunReplay("2", "1", 10_000, 0.0)
                 created.append(
-                    replays.replay_job(body, template, "modelfactory-components:0.1.0", asked, 1800)
+                    replays.replay_job(
+                        body, replay_template, "modelfactory-components:0.1.0", asked, 1800
+                    )
                 )
         else:
             assert template is not None, "a DriftMonitor is rendered without the operator"
-            created += monitors.owned_objects(body, template, "modelfactory-components:0.1.0", {})
+            created += monitors.owned_objects(
+                body, check_template, "modelfactory-components:0.1.0", {}
+            )
     return created
 
 

@@ -168,8 +168,11 @@ def test_no_secret_is_an_environment_variable(helm, name):
                 assert "secretRef" not in e, (w["metadata"]["name"], e)
 
 
-def _run_command_prefix(c: dict, tmp_path, password: str | None, program: list[str]):
-    """Runs the container's /bin/sh prefix for real, with `program` in place of its own."""
+def _run_command_prefix(
+    c: dict, tmp_path, password: str | None, program: list[str], mlflow_password: str | None = ""
+):
+    """Runs the container's /bin/sh prefix for real, with `program` in place of its own; the
+    files its variables name are in ``tmp_path`` (``mlflow_password`` "": a valid one)."""
     import subprocess
 
     env = {k: v["value"] for k, v in env_of(c).items() if "value" in v}
@@ -177,6 +180,12 @@ def _run_command_prefix(c: dict, tmp_path, password: str | None, program: list[s
     if password is not None:
         password_file.write_text(password)
     env["DB_PASSWORD_FILE"] = str(password_file)
+    if "MLFLOW_TRACKING_PASSWORD_FILE" in env:
+        mlflow_file = tmp_path / "mlflow-password"
+        mlflow_file.unlink(missing_ok=True)
+        if mlflow_password is not None:
+            mlflow_file.write_text(mlflow_password or "mlflow-account-password\n")
+        env["MLFLOW_TRACKING_PASSWORD_FILE"] = str(mlflow_file)
     env["PATH"] = "/usr/bin:/bin"
     sh, flags, script, name = c["command"][:4]
     return subprocess.run(
@@ -225,7 +234,7 @@ def test_command_prefix_puts_the_password_file_into_the_url(
 
 def test_generated_secret_is_kept_on_upgrade_and_uninstall(helm):
     objects = render()
-    (secret,) = of_kind(objects, "Secret")
+    secret = named(objects, "Secret", f"{FULLNAME}-postgresql")
     assert secret["metadata"]["name"] == f"{FULLNAME}-postgresql"
     assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
     assert set(secret["data"]) == {"postgres-password", "mlflow-password", "predictions-password"}
@@ -264,13 +273,11 @@ def test_every_secret_reference_resolves(helm):
         values = yaml.safe_load((CHART / "values.yaml").read_text())
         for f in VALUE_SETS[name]:
             override = yaml.safe_load(f.read_text()) or {}
-            existing = override.get("postgresql", {}).get("auth", {}).get("existingSecret")
-            if existing:
-                keys = {
-                    **values["postgresql"]["auth"]["secretKeys"],
-                    **override["postgresql"]["auth"].get("secretKeys", {}),
-                }
-                secrets[existing] = set(keys.values())
+            for part in ("postgresql", "mlflow"):
+                auth = override.get(part, {}).get("auth", {})
+                if auth.get("existingSecret"):
+                    keys = {**values[part]["auth"]["secretKeys"], **auth.get("secretKeys", {})}
+                    secrets[auth["existingSecret"]] = set(keys.values())
         for w in of_kind(objects, *WORKLOAD_KINDS):
             for secret, key in _secret_references(w):
                 assert secret in secrets, f"{name}: {w['metadata']['name']} -> {secret}"
@@ -282,7 +289,7 @@ def test_existing_secret_means_no_generated_secret(helm):
     assert of_kind(objects, "Secret") == []
     workloads = of_kind(objects, *WORKLOAD_KINDS)
     refs = {secret for w in workloads for secret, _ in _secret_references(w)}
-    assert refs == {"my-modelfactory-db"}
+    assert refs == {"my-modelfactory-db", "my-modelfactory-mlflow"}
 
 
 def test_database_init_creates_the_users_the_urls_use(helm):
@@ -333,8 +340,14 @@ def test_helm_test_pod_checks_mlflow_and_every_model(helm):
     (pod,) = of_kind(objects, "Pod")
     assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
     checks = yaml.safe_load(pod["spec"]["containers"][0]["command"][-1])
-    urls = [u for _, u in checks]
+    urls = [u for _, u, _, _ in checks]
     assert f"http://{FULLNAME}-mlflow:5000/health" in urls
+    # The registry API refuses the test's anonymous call and answers the serving account's.
+    api = f"http://{FULLNAME}-mlflow:5000/api/2.0/mlflow/registered-models/search?max_results=1"
+    assert [(status, account) for _, u, status, account in checks if u == api] == [
+        (401, False),
+        (200, True),
+    ]
     for model in ("bank-marketing", "store-sales"):
         assert f"http://{FULLNAME}-serving-{model}:3000/healthz" in urls
         assert f"http://{FULLNAME}-serving-{model}:3000/readyz" in urls  # requireServingReady
@@ -353,8 +366,14 @@ def test_schema_migration_runs_before_upgrades_and_before_the_server(helm):
     job = named(objects, "Job", f"{FULLNAME}-mlflow-db-upgrade")
     assert job["metadata"]["annotations"]["helm.sh/hook"] == "pre-upgrade"
     mlflow = named(objects, "Deployment", f"{FULLNAME}-mlflow")
-    (init,) = pod_spec(mlflow)["initContainers"]
+    init, accounts = pod_spec(mlflow)["initContainers"]  # the schema, then the accounts in it
     assert 'commands.main(args=["upgrade", url]' in init["command"][-1]
+    assert accounts["command"][4:8] == [
+        "python3",
+        "-m",
+        "modelfactory.registry_access",
+        "reconcile",
+    ]
     assert mlflow["spec"]["strategy"]["type"] == "Recreate"  # RWO artifacts volume
 
 

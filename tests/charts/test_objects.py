@@ -117,6 +117,7 @@ def test_network_policies_by_default(helm):
         f"{FULLNAME}-operator",
         f"{FULLNAME}-operator-cleanup",
         f"{FULLNAME}-mlflow-db-upgrade",
+        f"{FULLNAME}-mlflow-accounts",
         f"{FULLNAME}-tests",
         f"{FULLNAME}-drift-monitor",
         f"{FULLNAME}-rollout-replay",
@@ -152,10 +153,11 @@ def test_network_policies_by_default(helm):
     egress = policies[f"{FULLNAME}-operator"]["spec"]["egress"]
     ports = sorted(p["port"] for rule in egress for p in rule["ports"])
     assert ports == [53, 53, 443, 5000, 5432, 6443, 8002, 9090]  # 9090: PromQL metrics
-    # The migration Job reaches only the database; the helm test Pod only what it checks; the
-    # uninstall's cleanup Job only the API server.
+    # The migration and accounts Jobs reach only the database; the helm test Pod only what it
+    # checks; the uninstall's cleanup Job only the API server.
     for name, expected in (
         ("mlflow-db-upgrade", [53, 53, 5432]),
+        ("mlflow-accounts", [53, 53, 5432]),
         ("tests", [53, 53, 3000, 5000]),
         ("operator-cleanup", [53, 53, 443, 6443]),
         ("rollout-replay", [53, 53, 5000, 5432]),  # the log and the registry; no API server

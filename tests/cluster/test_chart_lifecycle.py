@@ -159,10 +159,14 @@ def test_service_accounts_get_no_api_access(release):
 
 def test_upgrade_with_changed_values_keeps_the_generated_secret(release, tmp_path):
     """helm upgrade (a second model, two replicas, a new label) rolls out, runs the schema
-    migration hook, and leaves the generated database passwords as they were.
-    Not covered on the local control plane: the migration itself (its pod never runs)."""
+    migration hook and the registry accounts' hook, and leaves the generated database and MLflow
+    account passwords as they were.
+    Not covered on the local control plane: the migration and the reconcile themselves (their
+    pods never run)."""
     secret = f"{release.fullname}-postgresql"
+    accounts = f"{release.fullname}-mlflow-accounts"
     before = release.secret_data(secret)
+    accounts_before = release.secret_data(accounts)
     values = tmp_path / "upgrade-values.yaml"
     values.write_text(yaml.safe_dump(UPGRADE_VALUES))
     release.upgrade([values])
@@ -171,21 +175,23 @@ def test_upgrade_with_changed_values_keeps_the_generated_secret(release, tmp_pat
     status = release.status()
     assert (status["version"], status["info"]["status"]) == (2, "deployed")
     assert release.secret_data(secret) == before, "the upgrade changed the database passwords"
+    assert release.secret_data(accounts) == accounts_before, "the upgrade changed MLflow's"
     for model in ("bank-marketing", "store-sales"):
         deployment = release.get("deployment", f"{release.fullname}-serving-{model}")
         assert deployment["spec"]["replicas"] == 2, model
     for o in release.live(release.manifest()):
         assert o["metadata"]["labels"]["modelfactory.io/test-revision"] == "two", o["metadata"]
-    # The pre-upgrade hook Job ran to completion (and was deleted, per its delete policy).
-    job = f"{release.fullname}-mlflow-db-upgrade"
-    events = release.cluster.get(
-        "events",
-        "--namespace",
-        release.namespace,
-        "--field-selector",
-        f"involvedObject.kind=Job,involvedObject.name={job}",
-    )["items"]
-    assert "Completed" in {e["reason"] for e in events}, [e["message"] for e in events]
+    # The pre-upgrade (schema) and post-upgrade (accounts) hook Jobs ran to completion (and were
+    # deleted, per their delete policy).
+    for job in (f"{release.fullname}-mlflow-db-upgrade", f"{release.fullname}-mlflow-accounts"):
+        events = release.cluster.get(
+            "events",
+            "--namespace",
+            release.namespace,
+            "--field-selector",
+            f"involvedObject.kind=Job,involvedObject.name={job}",
+        )["items"]
+        assert "Completed" in {e["reason"] for e in events}, (job, [e["message"] for e in events])
 
 
 def test_rollback_restores_the_first_revision(release):
@@ -217,8 +223,9 @@ def test_rollback_restores_the_first_revision(release):
 
 
 def test_uninstall_leaves_only_what_is_kept_on_purpose(release):
-    """helm uninstall removes every object but the database Secret and the artifacts PVC
-    (helm.sh/resource-policy: keep) and the database's PVC (StatefulSets keep their claims).
+    """helm uninstall removes every object but the database and MLflow accounts Secrets and the
+    artifacts PVC (helm.sh/resource-policy: keep) and the database's PVC (StatefulSets keep their
+    claims).
     The ModelDeployments go first (the chart's pre-delete hook), finalized by the operator.
     Not covered on the local control plane: the data on those volumes (PVs are fake), and the
     hook's Job container (kwok completes it unrun: its program runs here first)."""
@@ -241,6 +248,7 @@ def test_uninstall_leaves_only_what_is_kept_on_purpose(release):
     kinds = [k for k in kinds if k not in ("events", "events.events.k8s.io")]
     kept = {
         ("Secret", f"{release.fullname}-postgresql"),
+        ("Secret", f"{release.fullname}-mlflow-accounts"),
         ("PersistentVolumeClaim", f"{release.fullname}-mlflow-artifacts"),
         ("PersistentVolumeClaim", f"data-{release.fullname}-postgresql-0"),
     }

@@ -36,6 +36,26 @@ def _needs_a_cluster_that_runs_images(cluster):
         )
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _as_the_mlflow_admin(_needs_a_cluster_that_runs_images, kube):
+    """The chart's MLflow asks for an account: these checks read and compare as its admin (the
+    password from the Secret the chart generated; docs/adr/0016)."""
+    import base64
+
+    secret = kube.core.read_namespaced_secret(f"{FULLNAME}-mlflow-accounts", NAMESPACE)
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")}
+    os.environ["MLFLOW_TRACKING_USERNAME"] = "admin"
+    os.environ["MLFLOW_TRACKING_PASSWORD"] = base64.b64decode(
+        secret.data["admin-password"]
+    ).decode()
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
 # Where the pipeline's steps, running in the kubeflow namespace, find the chart's MLflow.
 IN_CLUSTER_MLFLOW = f"http://{FULLNAME}-mlflow.{NAMESPACE}.svc.cluster.local:5000"
 RUN_TIMEOUT = int(os.environ.get("MODELFACTORY_E2E_RUN_TIMEOUT", "3600"))
@@ -100,7 +120,8 @@ def pipeline_outcome(kfp_host, mlflow_url, tmp_path_factory) -> PipelineOutcome:
 
 
 def test_chart_is_deployed_and_mlflow_is_healthy(mlflow_url):
-    """the Helm release is deployed and its MLflow answers /health and the registry API."""
+    """the Helm release is deployed and its MLflow answers /health, and the registry API to an
+    account only."""
     status = subprocess.run(
         [tool("helm"), "status", RELEASE, "-n", NAMESPACE, "-o", "json"],
         capture_output=True,
@@ -112,11 +133,11 @@ def test_chart_is_deployed_and_mlflow_is_healthy(mlflow_url):
 
     health = httpx.get(f"{mlflow_url}/health", timeout=10)
     assert health.status_code == 200 and health.text.strip() == "OK", health.text
-    search = httpx.get(
-        f"{mlflow_url}/api/2.0/mlflow/registered-models/search",
-        params={"max_results": 1},
-        timeout=10,
-    )
+    api = f"{mlflow_url}/api/2.0/mlflow/registered-models/search"
+    anonymous = httpx.get(api, params={"max_results": 1}, timeout=10)
+    assert anonymous.status_code == 401, anonymous.text  # the registry asks for an account
+    admin = (os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"])
+    search = httpx.get(api, params={"max_results": 1}, auth=admin, timeout=10)
     assert search.status_code == 200, search.text
 
 

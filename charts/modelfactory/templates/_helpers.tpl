@@ -117,8 +117,9 @@ Database passwords reach the containers as files of a Secret volume, never as en
 variables: an env value is copied into the container runtime's configuration, shown by
 `docker inspect`/`crictl inspect`, and inherited by every child process. A container that
 needs a database URL gets the URL without its password (DB_URL) and the password's file
-(DB_PASSWORD_FILE); "modelfactory.db.command" is a command prefix that reads the file,
-exports the whole URL under the name the program reads, and execs the program.
+(DB_PASSWORD_FILE); "modelfactory.secrets.command" is a command prefix that reads the file,
+exports the whole URL under the name the program reads, and execs the program. MLflow
+passwords go the same way (MLFLOW_TRACKING_PASSWORD_FILE, below).
 */}}
 {{- define "modelfactory.db.passwordsDir" -}}
 /etc/modelfactory/db
@@ -135,17 +136,25 @@ exports the whole URL under the name the program reads, and execs the program.
 {{- end -}}
 
 {{/*
-The command prefix that puts the password into the URL; call with (dict "variable"
-"MLFLOW_BACKEND_STORE_URI" "name" "mlflow-server") and follow it with the program and its
-arguments. `read` takes the first line of the file (a trailing newline is no part of it).
+The command prefix that puts a container's secrets where its program reads them, then execs
+the program: the database password into the URL (exported as "variable"), and, when
+MLFLOW_TRACKING_PASSWORD_FILE is set, the MLflow account's password into
+MLFLOW_TRACKING_PASSWORD (MLflow's client reads it beside MLFLOW_TRACKING_USERNAME). Call with
+(dict "variable" "MLFLOW_BACKEND_STORE_URI" "name" "mlflow-server") and follow it with the
+program and its arguments. `read` takes the first line of a file (a trailing newline is no part
+of it).
 */}}
-{{- define "modelfactory.db.command" -}}
+{{- define "modelfactory.secrets.command" -}}
 - /bin/sh
 - -ec
 - |
   IFS= read -r password <"$DB_PASSWORD_FILE" || [ -n "$password" ] || { echo "$0: $DB_PASSWORD_FILE holds no password" >&2; exit 1; }
   export {{ .variable }}="${DB_URL%%@*}:${password}@${DB_URL#*@}"
   unset password
+  if [ -n "${MLFLOW_TRACKING_PASSWORD_FILE:-}" ]; then
+    IFS= read -r MLFLOW_TRACKING_PASSWORD <"$MLFLOW_TRACKING_PASSWORD_FILE" || [ -n "$MLFLOW_TRACKING_PASSWORD" ] || { echo "$0: $MLFLOW_TRACKING_PASSWORD_FILE holds no password" >&2; exit 1; }
+    export MLFLOW_TRACKING_PASSWORD
+  fi
   exec "$@"
 - {{ .name }}
 {{- end -}}
@@ -173,6 +182,101 @@ arguments. `read` takes the first line of the file (a trailing newline is no par
 
 {{- define "modelfactory.mlflow.url" -}}
 {{- printf "http://%s:%d" (include "modelfactory.mlflow.fullname" .) (int .Values.mlflow.service.port) -}}
+{{- end -}}
+
+{{/*
+MLflow accounts (mlflow.auth, docs/adr/0016). Each workload gets its own account: the username
+as a plain variable, the password as the one file of a Secret volume, read by
+"modelfactory.secrets.command" (or by the program) at start.
+*/}}
+{{- define "modelfactory.mlflow.auth.secretName" -}}
+{{- .Values.mlflow.auth.existingSecret | default (printf "%s-mlflow-accounts" (include "modelfactory.fullname" .)) -}}
+{{- end -}}
+{{- define "modelfactory.mlflow.auth.accounts" -}}
+admin serving monitoring pipelines operator replay
+{{- end -}}
+{{- define "modelfactory.mlflow.credentialsDir" -}}
+/etc/modelfactory/mlflow
+{{- end -}}
+
+{{/* MLFLOW_TRACKING_USERNAME and the password's file of an account; call with (dict "context" $ "account" "serving"). */}}
+{{- define "modelfactory.mlflow.credentialsEnv" -}}
+- name: MLFLOW_TRACKING_USERNAME
+  value: {{ index .context.Values.mlflow.auth.usernames .account | quote }}
+- name: MLFLOW_TRACKING_PASSWORD_FILE
+  value: {{ printf "%s/password" (include "modelfactory.mlflow.credentialsDir" .context) | quote }}
+{{- end -}}
+
+{{/* The Secret volume with an account's password (only its own); call as credentialsEnv. */}}
+{{- define "modelfactory.mlflow.credentialsVolume" -}}
+- name: mlflow-credentials
+  secret:
+    secretName: {{ include "modelfactory.mlflow.auth.secretName" .context }}
+    defaultMode: 0444
+    items:
+      - key: {{ index .context.Values.mlflow.auth.secretKeys .account }}
+        path: password
+{{- end -}}
+{{- define "modelfactory.mlflow.credentialsMount" -}}
+- name: mlflow-credentials
+  mountPath: {{ include "modelfactory.mlflow.credentialsDir" . }}
+  readOnly: true
+{{- end -}}
+
+{{/* Every account's password (files named after the accounts) and the Flask secret key, for the reconcile. */}}
+{{- define "modelfactory.mlflow.accountsVolume" -}}
+{{- $auth := .Values.mlflow.auth -}}
+- name: mlflow-accounts
+  secret:
+    secretName: {{ include "modelfactory.mlflow.auth.secretName" . }}
+    defaultMode: 0444
+    items:
+      {{- range $account := splitList " " (include "modelfactory.mlflow.auth.accounts" .) }}
+      - key: {{ index $auth.secretKeys $account }}
+        path: {{ $account }}
+      {{- end }}
+{{- end -}}
+
+{{/*
+The container that makes MLflow's auth database hold the chart's accounts, their passwords and
+grants, and the served models' names (python -m modelfactory.registry_access reconcile);
+MLflow's init container and the post-upgrade hook Job run it.
+*/}}
+{{- define "modelfactory.mlflow.accountsContainer" -}}
+{{- $auth := .Values.mlflow.auth -}}
+- name: registry-accounts
+  image: {{ include "modelfactory.image" .Values.images.components | quote }}
+  imagePullPolicy: {{ .Values.images.components.pullPolicy }}
+  securityContext:
+    {{- toYaml .Values.containerSecurityContext | nindent 4 }}
+  command:
+    {{- include "modelfactory.secrets.command" (dict "variable" "MLFLOW_BACKEND_STORE_URI" "name" "registry-accounts") | nindent 4 }}
+    - python3
+    - -m
+    - modelfactory.registry_access
+    - reconcile
+    - --passwords=/etc/modelfactory/mlflow-accounts
+    {{- range $account := splitList " " (include "modelfactory.mlflow.auth.accounts" .) }}
+    - --username={{ $account }}={{ index $auth.usernames $account }}
+    {{- end }}
+    {{- range $model := .Values.serving.models }}
+    - --model={{ $model.name }}
+    {{- end }}
+    {{- range $monitor := .Values.monitoring.monitors }}
+    {{- with ($monitor.spec | default dict).model }}
+    - --model={{ . }}
+    {{- end }}
+    {{- end }}
+  env:
+    {{- include "modelfactory.db.env" (dict "context" . "database" "mlflow") | nindent 4 }}
+  resources:
+    {{- toYaml .Values.mlflow.resources | nindent 4 }}
+  volumeMounts:
+    {{- include "modelfactory.scratchMounts" . | nindent 4 }}
+    {{- include "modelfactory.db.passwordsMount" . | nindent 4 }}
+    - name: mlflow-accounts
+      mountPath: /etc/modelfactory/mlflow-accounts
+      readOnly: true
 {{- end -}}
 
 {{/*
@@ -238,7 +342,7 @@ IPs) would refuse the Service name, so the Service's names are added here.
   # Wait for PostgreSQL to accept connections, then migrate the schema to the
   # installed MLflow's head revision (a no-op when it is already there).
   command:
-    {{- include "modelfactory.db.command" (dict "variable" "MLFLOW_BACKEND_STORE_URI" "name" "db-upgrade") | nindent 4 }}
+    {{- include "modelfactory.secrets.command" (dict "variable" "MLFLOW_BACKEND_STORE_URI" "name" "db-upgrade") | nindent 4 }}
     - python3
     - -c
     - |

@@ -1,13 +1,17 @@
 {{/*
 The serving pod of one model: (dict "context" $ "model" $model "mv" $mv). The static
 Deployment (operator.enabled=false) and each ModelDeployment's spec.template use it, so a
-serving pod has the same secure defaults whoever creates it.
+serving pod has the same secure defaults whoever creates it. "account" names the MLflow account
+whose credentials it carries (serving by default; the operator's templates of drift checks and
+rollout replays, which start from this pod, carry theirs).
 */}}
 {{- define "modelfactory.serving.podTemplate" -}}
 {{- $ := .context }}
 {{- $model := .model }}
 {{- $mv := .mv }}
 {{- $s := $.Values.serving }}
+{{- $account := .account | default "serving" }}
+{{- $auth := $.Values.mlflow.auth.enabled }}
 metadata:
   labels:
     {{- include "modelfactory.labels" (dict "context" $ "component" "serving" "model" $model.name) | nindent 4 }}
@@ -32,7 +36,7 @@ spec:
       securityContext:
         {{- toYaml $.Values.containerSecurityContext | nindent 8 }}
       command:
-        {{- include "modelfactory.db.command" (dict "variable" "MODELFACTORY_PREDICTION_STORE_URL" "name" "serving") | nindent 8 }}
+        {{- include "modelfactory.secrets.command" (dict "variable" "MODELFACTORY_PREDICTION_STORE_URL" "name" "serving") | nindent 8 }}
         # The image's own program: the service of this model's use case (the forecast API
         # for the store-sales model set, the classifier otherwise) on
         # MODELFACTORY_HTTP_HOST:MODELFACTORY_HTTP_PORT.
@@ -47,6 +51,9 @@ spec:
           value: {{ $mv.alias | quote }}
         - name: MLFLOW_TRACKING_URI
           value: {{ include "modelfactory.mlflow.url" $ | quote }}
+        {{- if $auth }}
+        {{- include "modelfactory.mlflow.credentialsEnv" (dict "context" $ "account" $account) | nindent 8 }}
+        {{- end }}
         - name: MODELFACTORY_HTTP_HOST
           value: "0.0.0.0"
         - name: MODELFACTORY_HTTP_PORT
@@ -110,6 +117,9 @@ spec:
         - name: prediction-spool
           mountPath: /var/lib/modelfactory/prediction-spool
         {{- include "modelfactory.db.passwordsMount" $ | nindent 8 }}
+        {{- if $auth }}
+        {{- include "modelfactory.mlflow.credentialsMount" $ | nindent 8 }}
+        {{- end }}
   {{- with $mv.nodeSelector }}
   nodeSelector:
     {{- toYaml . | nindent 4 }}
@@ -139,4 +149,7 @@ spec:
         sizeLimit: {{ add (mul (int $mv.workers) (int $s.predictionSpool.maxMB)) 64 }}Mi
       {{- end }}
     {{- include "modelfactory.db.passwordsVolume" (dict "context" $ "databases" (list "predictions")) | nindent 4 }}
+    {{- if $auth }}
+    {{- include "modelfactory.mlflow.credentialsVolume" (dict "context" $ "account" $account) | nindent 4 }}
+    {{- end }}
 {{- end -}}
