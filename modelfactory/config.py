@@ -164,6 +164,11 @@ class MonitoringSettings(_Group):
     kfp_experiment: str = Field(
         default="modelfactory-retraining", description="KFP experiment of retraining runs."
     )
+    kfp_mlflow_secret: str | None = Field(
+        default=None,
+        description="The Kubernetes Secret with the pipelines' MLflow account that retraining "
+        "runs read (their mlflow_credentials_secret); unset: the compiled pipeline's default.",
+    )
     max_feedback_items: int = Field(
         default=10_000, ge=1, description="Ground-truth values per POST /feedback request."
     )

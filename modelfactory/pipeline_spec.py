@@ -40,16 +40,22 @@ def compiled_pipeline_file(use_case: str) -> Path:
         return Path(path)
 
 
+def pipeline_spec(text: str) -> dict:
+    """The pipeline spec of a compiled file (its first document: the Kubernetes settings of the
+    tasks, such as the Secrets they read, follow as a second one)."""
+    return next(d for d in yaml.safe_load_all(text) if d)
+
+
 def pipeline_parameters(use_case: str) -> dict[str, dict]:
     """The parameters the compiled pipeline of ``use_case`` declares."""
-    spec = yaml.safe_load(compiled_pipeline_file(use_case).read_text())
+    spec = pipeline_spec(compiled_pipeline_file(use_case).read_text())
     return dict(spec["root"].get("inputDefinitions", {}).get("parameters", {}))
 
 
 def check_arguments(text: str, arguments: dict) -> dict[str, dict]:
     """Refuse arguments the pipeline does not take, or of the wrong type, naming each; return the
     pipeline's parameters as its spec declares them (``parameterType``, ``defaultValue``)."""
-    spec = yaml.safe_load(text)
+    spec = pipeline_spec(text)
     parameters = dict(spec["root"].get("inputDefinitions", {}).get("parameters", {}))
     problems = []
     for name, value in arguments.items():

@@ -174,6 +174,24 @@ class Registry:
         return sorted(m.name for m in self.client.search_registered_models())
 
 
+def tracking_server_auth(url: str, tracking_uri: str = "") -> tuple[str, str] | None:
+    """The MLflow account (``MLFLOW_TRACKING_USERNAME``/``_PASSWORD``) to send with a plain HTTP
+    request for ``url`` (an artifact URL of a run), when ``url`` is on the tracking server
+    (``tracking_uri``, else ``MLFLOW_TRACKING_URI``) and an account is set; never for another
+    host."""
+    from urllib.parse import urlsplit
+
+    username = os.environ.get("MLFLOW_TRACKING_USERNAME")
+    password = os.environ.get("MLFLOW_TRACKING_PASSWORD")
+    tracking = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")
+    if not (username and password and tracking.startswith(("http://", "https://"))):
+        return None
+    target, server = urlsplit(url), urlsplit(tracking)
+    if (target.scheme, target.netloc) != (server.scheme, server.netloc):
+        return None
+    return username, password
+
+
 def _model_id(model_uri: str) -> str | None:
     """The logged-model id in an MLflow 3 ``models:/m-<id>`` URI, if that is what we got."""
     prefix = "models:/"

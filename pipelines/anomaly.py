@@ -15,9 +15,10 @@ from modelfactory_components.ingest_data.component import ingest_data
 from modelfactory_components.ride_features.component import ride_features
 from modelfactory_components.validate_data.component import validate_data
 from modelfactory_components.write_outlier_flags.component import write_outlier_flags
-from modelfactory_pipelines import CLUSTER_MLFLOW_URI
+from modelfactory_pipelines import CLUSTER_MLFLOW_URI, with_database_password, with_mlflow_account
 
 from modelfactory.anomaly.schedule import DailySchedule
+from modelfactory.pipeline_secrets import ANOMALY_SECRET, MLFLOW_SECRET, STAGING_PASSWORD
 from modelfactory.use_cases import ANOMALY as CASE
 
 COMPILED = Path(__file__).with_name("anomaly.yaml")
@@ -35,11 +36,19 @@ def anomaly_pipeline(
     eps: float = 0.5,
     min_samples: int = 10,
     seed: int = 42,
+    # A SQLAlchemy URL; on a cluster without its password: the run's tasks read that from the key
+    # staging-password of the Secret database_secret names.
     staging_url: str = "",
     mlflow_tracking_uri: str = CLUSTER_MLFLOW_URI,
+    mlflow_credentials_secret: str = MLFLOW_SECRET,
+    database_secret: str = ANOMALY_SECRET,
 ) -> str:
     ingest = ingest_data(
-        use_case=CASE.name, source=source, n_synthetic_rows=n_synthetic_rows, seed=seed
+        use_case=CASE.name,
+        source=source,
+        n_synthetic_rows=n_synthetic_rows,
+        seed=seed,
+        mlflow_tracking_uri=mlflow_tracking_uri,
     )
     validate = validate_data(use_case=CASE.name, raw=ingest.outputs["raw"])
     features = ride_features(data=validate.outputs["validated"], batch_date=batch_date)
@@ -54,6 +63,8 @@ def anomaly_pipeline(
     write = write_outlier_flags(
         scored=detect.outputs["scored"], staging_url=staging_url, run_id=detect.outputs["Output"]
     )
+    with_mlflow_account(mlflow_credentials_secret, ingest, detect)
+    with_database_password(database_secret, STAGING_PASSWORD, write)
     return write.output
 
 

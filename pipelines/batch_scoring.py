@@ -7,7 +7,10 @@ store × ``horizon_days`` for the store forecaster. The partitions (row groups o
 the input; shards of stores) are scored by a ``dsl.ParallelFor`` (on a cluster one pod per
 partition, at most ``MAX_PARALLEL_PARTITIONS`` at once, a failed one retried), each writing
 its results and rejects to a part; ``publish-batch`` writes all parts to ``to`` (a
-SQLAlchemy URL or a .parquet path), replacing the rows of ``batch_id`` in one transaction.
+SQLAlchemy URL or a .parquet path), replacing the rows of ``batch_id`` in one transaction. On a
+cluster a database URL (``to``, or ``data`` with a ``query``) names its user and no password:
+the tasks read the passwords from the Secret ``database_secret`` names, and the MLflow account
+from ``mlflow_credentials_secret`` (:mod:`modelfactory.pipeline_secrets`).
 Upload ``batch_scoring.yaml`` in the KFP UI; on one machine ``modelfactory score`` runs the
 same steps with progress bars.
 """
@@ -16,8 +19,14 @@ from kfp import dsl
 from modelfactory_components.plan_batch.component import plan_batch
 from modelfactory_components.publish_batch.component import publish_batch
 from modelfactory_components.score_partition.component import score_partition
-from modelfactory_pipelines import CLUSTER_MLFLOW_URI
+from modelfactory_pipelines import CLUSTER_MLFLOW_URI, with_database_password, with_mlflow_account
 
+from modelfactory.pipeline_secrets import (
+    BATCH_SCORING_SECRET,
+    DESTINATION_PASSWORD,
+    MLFLOW_SECRET,
+    SOURCE_PASSWORD,
+)
 from modelfactory.use_cases import CLASSIFICATION
 
 # Partition tasks running at once on a cluster (pods); a compile-time constant for KFP.
@@ -41,6 +50,10 @@ def batch_scoring_pipeline(
     horizon_days: int = 42,
     chunk_rows: int = 100_000,
     mlflow_tracking_uri: str = CLUSTER_MLFLOW_URI,
+    mlflow_credentials_secret: str = MLFLOW_SECRET,
+    # The Secret whose keys to-password and data-password are the passwords of the users `to`
+    # and `data` name (database URLs given without their passwords).
+    database_secret: str = BATCH_SCORING_SECRET,
 ) -> str:
     planned = plan_batch(
         model_name=model_name,
@@ -63,6 +76,8 @@ def batch_scoring_pipeline(
             chunk_rows=chunk_rows,
             mlflow_tracking_uri=mlflow_tracking_uri,
         ).set_retry(num_retries=PARTITION_RETRIES, backoff_duration="30s", backoff_factor=2.0)
+        with_mlflow_account(mlflow_credentials_secret, scored)
+        with_database_password(database_secret, SOURCE_PASSWORD, scored)
     published = publish_batch(
         batch=planned.outputs["batch"],
         parts=dsl.Collected(scored.outputs["part"]),
@@ -72,4 +87,7 @@ def batch_scoring_pipeline(
         horizon_days=horizon_days,
         mlflow_tracking_uri=mlflow_tracking_uri,
     )
+    with_mlflow_account(mlflow_credentials_secret, planned, published)
+    with_database_password(database_secret, SOURCE_PASSWORD, planned)
+    with_database_password(database_secret, DESTINATION_PASSWORD, published)
     return published.output

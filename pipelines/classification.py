@@ -11,8 +11,9 @@ from modelfactory_components.register_model.component import register_model
 from modelfactory_components.split_dataset.component import split_dataset
 from modelfactory_components.train_classifier.component import train_classifier
 from modelfactory_components.validate_data.component import validate_data
-from modelfactory_pipelines import CLUSTER_MLFLOW_URI
+from modelfactory_pipelines import CLUSTER_MLFLOW_URI, with_mlflow_account
 
+from modelfactory.pipeline_secrets import MLFLOW_SECRET
 from modelfactory.use_cases import CLASSIFICATION as CASE
 
 
@@ -38,9 +39,16 @@ def classification_pipeline(
     # direct: it becomes champion at once.
     promotion: str = "rollout",
     mlflow_tracking_uri: str = CLUSTER_MLFLOW_URI,
+    # The Kubernetes Secret (in the namespace the run's pods run in) with the pipelines' MLflow
+    # account, keys username and password; absent: no account is sent.
+    mlflow_credentials_secret: str = MLFLOW_SECRET,
 ) -> str:
     ingest = ingest_data(
-        use_case=CASE.name, source=source, n_synthetic_rows=n_synthetic_rows, seed=seed
+        use_case=CASE.name,
+        source=source,
+        n_synthetic_rows=n_synthetic_rows,
+        seed=seed,
+        mlflow_tracking_uri=mlflow_tracking_uri,
     )
     validate = validate_data(
         use_case=CASE.name,
@@ -80,4 +88,5 @@ def classification_pipeline(
         batch_id=ingest.outputs["Output"],
         mlflow_tracking_uri=mlflow_tracking_uri,
     )
+    with_mlflow_account(mlflow_credentials_secret, ingest, validate, train, evaluate, register)
     return register.output

@@ -20,7 +20,10 @@ def plan_batch(
     """Returns the partition ids. ``batch`` carries the resolved version and the partition count
     in its metadata: kfp's local runner replaces every parameter a task inside a ParallelFor takes
     from an upstream task with the loop item, so the loop's tasks read these from an artifact."""
+    from modelfactory.pipeline_secrets import SOURCE_PASSWORD, url_with_password
     from modelfactory.steps import scoring as steps
+
+    data = url_with_password(data, SOURCE_PASSWORD)  # a database's password: from a Secret
 
     resolved = steps.resolve(model_name, version, mlflow_tracking_uri)
     model = steps.load_model(model_name, resolved, mlflow_tracking_uri, horizon_days)

@@ -19,8 +19,10 @@ def publish_batch(
     """Returns the batch summary as JSON (batch id, rows, results, rejects, rows written)."""
     import json
 
+    from modelfactory.pipeline_secrets import DESTINATION_PASSWORD, url_with_password
     from modelfactory.steps import scoring as steps
 
+    to = url_with_password(to, DESTINATION_PASSWORD)  # a database's password: from a Secret
     version = str(batch.metadata["version"])
     model = steps.load_model(model_name, version, mlflow_tracking_uri, horizon_days)
     published = steps.publish([part.path for part in parts], to, model, batch_id)

@@ -19,7 +19,10 @@ def score_partition(
     part: Output[Dataset],
 ):
     """``batch``: plan_batch's version and partition count; ``part``: a folder of Parquet files."""
+    from modelfactory.pipeline_secrets import SOURCE_PASSWORD, url_with_password
     from modelfactory.steps import scoring as steps
+
+    data = url_with_password(data, SOURCE_PASSWORD)  # a database's password: from a Secret
 
     version, partitions = str(batch.metadata["version"]), int(batch.metadata["partitions"])
     model = steps.load_model(model_name, version, mlflow_tracking_uri, horizon_days)

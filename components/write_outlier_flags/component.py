@@ -8,10 +8,12 @@ from modelfactory_components import COMPONENT_IMAGE
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
 def write_outlier_flags(scored: Input[Dataset], staging_url: str, run_id: str) -> str:
-    """``staging_url``: a SQLAlchemy URL; empty means sqlite under MODELFACTORY_HOME. Returns a JSON
-    summary."""
+    """``staging_url``: a SQLAlchemy URL (its password from a Secret on a cluster); empty means
+    sqlite under MODELFACTORY_HOME. Returns a JSON summary."""
     import json
 
     from modelfactory.anomaly.steps import write_flags
+    from modelfactory.pipeline_secrets import STAGING_PASSWORD, url_with_password
 
-    return json.dumps(write_flags(scored.path, staging_url, scored.metadata["batch_date"], run_id))
+    url = url_with_password(staging_url, STAGING_PASSWORD)
+    return json.dumps(write_flags(scored.path, url, scored.metadata["batch_date"], run_id))

@@ -96,12 +96,21 @@ class KfpRetrainer:
     """Submits the use case's compiled pipeline to Kubeflow Pipelines.
 
     ``client`` is a ``kfp.Client`` (made for ``host`` when not given). The arguments are
-    checked against the pipeline's declared parameters before anything is submitted.
+    checked against the pipeline's declared parameters before anything is submitted. No secret
+    is an argument: the compiled pipeline's tasks read the MLflow account from the Secret
+    ``mlflow_secret`` names (the compiled default when None).
     """
 
-    def __init__(self, host: str, experiment: str = "modelfactory-retraining", client=None):
+    def __init__(
+        self,
+        host: str,
+        experiment: str = "modelfactory-retraining",
+        client=None,
+        mlflow_secret: str | None = None,
+    ):
         self.host = host.rstrip("/")
         self.experiment = experiment
+        self.mlflow_secret = mlflow_secret
         self._client = client
 
     @property
@@ -117,6 +126,8 @@ class KfpRetrainer:
 
         package = compiled_pipeline_file(request.use_case)
         arguments = request.pipeline_arguments()
+        if self.mlflow_secret:
+            arguments["mlflow_credentials_secret"] = self.mlflow_secret
         check_arguments(package.read_text(), arguments)
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
         run = self.client.create_run_from_pipeline_package(
@@ -172,7 +183,11 @@ def retrainer_for(settings: Settings) -> Retrainer | None:
     when none is configured (the CLI then runs the pipeline on this machine)."""
     monitoring = settings.monitoring
     if monitoring.kfp_host:
-        return KfpRetrainer(monitoring.kfp_host, monitoring.kfp_experiment)
+        return KfpRetrainer(
+            monitoring.kfp_host,
+            monitoring.kfp_experiment,
+            mlflow_secret=monitoring.kfp_mlflow_secret,
+        )
     return None
 
 

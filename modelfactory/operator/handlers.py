@@ -106,6 +106,10 @@ def apply_monitor(body: kopf.Body, spec: kopf.Spec, patch: kopf.Patch, **_: Any)
     if settings.monitoring.kfp_host:
         extra_env["MODELFACTORY_MONITORING_KFP_HOST"] = settings.monitoring.kfp_host
         extra_env["MODELFACTORY_MONITORING_KFP_EXPERIMENT"] = settings.monitoring.kfp_experiment
+        if settings.monitoring.kfp_mlflow_secret:
+            extra_env["MODELFACTORY_MONITORING_KFP_MLFLOW_SECRET"] = (
+                settings.monitoring.kfp_mlflow_secret
+            )
     operator = settings.operator
     template = load_serving_template(operator.check_template or operator.serving_template or None)
     owned = monitors.owned_objects(body, template, operator.monitor_image, extra_env)

@@ -21,6 +21,7 @@ from modelfactory.data import bank_marketing, rossmann
 from modelfactory.data.io import is_url
 from modelfactory.data.labels import ClassShares, GroupLevels, LabelComparison
 from modelfactory.errors import DataSourceError, DataValidationError
+from modelfactory.registry import tracking_server_auth
 from modelfactory.use_case import UseCase
 from modelfactory.use_cases import CLASSIFICATION, FORECASTING, use_case
 
@@ -32,10 +33,16 @@ LABEL_DISTRIBUTIONS: dict[str, ClassShares | GroupLevels] = {
 
 
 def ingest(
-    use_case_name: str, source: str, out_path: str, n_synthetic_rows: int = 20_000, seed: int = 42
+    use_case_name: str,
+    source: str,
+    out_path: str,
+    n_synthetic_rows: int = 20_000,
+    seed: int = 42,
+    tracking_uri: str = "",
 ) -> dict:
     """Copy the source file byte for byte to ``out_path`` (or generate demo data when source is
-    empty).
+    empty). A source on the tracking server at ``tracking_uri`` (a run's artifact) is fetched
+    with the process's MLflow account.
 
     Returns lineage metadata: batch id, source, sha256 and size of the raw bytes.
     """
@@ -47,7 +54,12 @@ def ingest(
         origin = f"synthetic:{case.name}?rows={n_synthetic_rows}&seed={seed}"
     elif is_url(source) and urlparse(source).scheme in ("http", "https"):
         try:
-            with httpx.stream("GET", source, follow_redirects=True, timeout=60) as response:
+            # A run's artifact on the tracking server (a retrain's feedback file) needs the
+            # pipeline's MLflow account; no other host is sent it.
+            auth = tracking_server_auth(source, tracking_uri)
+            with httpx.stream(
+                "GET", source, auth=auth, follow_redirects=True, timeout=60
+            ) as response:
                 response.raise_for_status()
                 with open(out, "wb") as handle:
                     for chunk in response.iter_bytes():

@@ -44,9 +44,9 @@ def test_recurring_run_is_daily_one_at_a_time_with_the_compiled_pipeline():
     assert kwargs["pipeline_package_path"] == str(COMPILED) and COMPILED.exists()
     assert kwargs["params"]["source"] == "s3://rides/today.parquet"
     assert kwargs["params"]["staging_url"] == "postgresql+psycopg://etl@db/staging"
-    import yaml
+    from modelfactory.pipeline_spec import pipeline_spec
 
-    inputs = yaml.safe_load(COMPILED.read_text())["root"]["inputDefinitions"]["parameters"]
+    inputs = pipeline_spec(COMPILED.read_text())["root"]["inputDefinitions"]["parameters"]
     assert set(kwargs["params"]) <= set(
         inputs
     )  # every parameter the run passes exists in the pipeline

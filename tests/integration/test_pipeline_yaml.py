@@ -6,12 +6,13 @@ import yaml
 from modelfactory_pipelines.compile import HERE, PIPELINES, compile_pipeline
 
 
-def pipeline_spec(text: str) -> dict:
-    """The pipeline spec a user uploads, without the SDK's version stamp: a kfp patch release
-    changes the stamp, never the pipeline."""
-    spec = yaml.safe_load(text)
-    spec.pop("sdkVersion", None)
-    return spec
+def pipeline_spec(text: str) -> list[dict]:
+    """The pipeline spec a user uploads (and the Kubernetes settings of its tasks, the second
+    document), without the SDK's version stamp: a kfp patch release changes the stamp, never the
+    pipeline."""
+    documents = [d for d in yaml.safe_load_all(text) if d]
+    documents[0].pop("sdkVersion", None)
+    return documents
 
 
 @pytest.mark.parametrize("name", PIPELINES)
@@ -26,7 +27,7 @@ def test_compiled_pipeline_is_up_to_date(name, tmp_path, monkeypatch):
 
 
 def test_every_component_runs_in_the_component_image():
-    spec = yaml.safe_load((HERE / "classification.yaml").read_text())
+    spec = pipeline_spec((HERE / "classification.yaml").read_text())[0]
     executors = spec["deploymentSpec"]["executors"]
     assert len(executors) == 6
     assert {e["container"]["image"] for e in executors.values()} == {

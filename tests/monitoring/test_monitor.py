@@ -8,7 +8,6 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-import yaml
 
 from modelfactory.data.bank_marketing import load_bank_marketing, validate_bank_marketing
 from modelfactory.monitoring.check import run_check, run_monitor
@@ -16,7 +15,7 @@ from modelfactory.monitoring.config import MonitorConfig
 from modelfactory.monitoring.policy import MonitorState
 from modelfactory.monitoring.retrain import KfpRetrainer
 from modelfactory.monitoring.state import JsonStateStore
-from modelfactory.pipeline_spec import compiled_pipeline_file
+from modelfactory.pipeline_spec import compiled_pipeline_file, pipeline_spec
 from modelfactory.predictions.feedback import FeedbackStore, parse_feedback
 from modelfactory.registry import Registry
 from modelfactory.use_cases import CLASSIFICATION
@@ -106,12 +105,13 @@ def test_later_months_drift_and_the_second_drifted_check_retrains_through_kfp(
 
     # What a cluster would have been sent: the compiled YAML (caching off) and the arguments.
     [submitted] = kfp_api.runs
-    compiled = yaml.safe_load(compiled_pipeline_file("classification").read_text())
-    tasks = submitted["pipeline_spec"]["root"]["dag"]["tasks"]
+    compiled = pipeline_spec(compiled_pipeline_file("classification").read_text())
+    # The compiled file as kfp.Client sends it: the spec, and its tasks' Kubernetes settings.
+    tasks = submitted["pipeline_spec"]["pipeline_spec"]["root"]["dag"]["tasks"]
     assert all(task["cachingOptions"] == {} for task in tasks.values())
     for task in compiled["root"]["dag"]["tasks"].values():
         task["cachingOptions"] = {}
-    assert submitted["pipeline_spec"] == compiled
+    assert submitted["pipeline_spec"]["pipeline_spec"] == compiled
     parameters = submitted["runtime_config"]["parameters"]
     assert parameters["model_name"] == MODEL and parameters["n_estimators"] == 20
     # Split in file order: the holdout is the newest half of the labelled months, rows the

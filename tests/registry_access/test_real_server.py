@@ -189,3 +189,29 @@ def test_a_rotated_password_replaces_the_old_one_within_the_cache_time(secured):
         assert httpx.get(search, auth=("modelfactory-serving", old)).status_code == 401
     finally:
         reconcile(auth_url, PASSWORDS)
+
+
+def test_a_retraining_run_fetches_the_checks_training_file_with_its_own_account(
+    registered, tmp_path
+):
+    """A drift check's retrain hands the pipeline an artifact URL of its run (the champion's
+    data and the labelled predictions); the pipeline's ingest fetches it as the pipelines'
+    account, and sends that account to the tracking server only."""
+    from modelfactory.errors import DataSourceError
+    from modelfactory.monitoring.recording import CheckRun
+    from modelfactory.registry import tracking_server_auth
+    from modelfactory.steps.data import ingest
+
+    uri, _, _ = registered
+    training = tmp_path / "retrain.csv"
+    training.write_text("age;y\n41;yes\n")
+    with as_account("monitoring"):
+        check = CheckRun(Registry(uri), MODEL, "retrain")
+        check.log_files({"retrain_bank.csv": training})
+        url = check.artifact_url("retrain_bank.csv")
+    with as_account("pipelines"):
+        ingest("classification", url, str(tmp_path / "raw.csv"), tracking_uri=uri)
+        assert (tmp_path / "raw.csv").read_bytes() == training.read_bytes()
+        assert tracking_server_auth("https://data.example.com/rides.csv", uri) is None
+    with pytest.raises(DataSourceError, match="401"):
+        ingest("classification", url, str(tmp_path / "anonymous.csv"), tracking_uri=uri)
