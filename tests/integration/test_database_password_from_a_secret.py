@@ -5,22 +5,14 @@ connection without the password, given a `staging_url` that names the user and n
 
 from __future__ import annotations
 
-import os
-import pwd
-import shutil
-import subprocess
-import tempfile
-from pathlib import Path
-
 import pytest
 import sqlalchemy as sa
 
 from modelfactory.anomaly.staging import read_outliers
 from modelfactory.data.taxi import simulate_rides, write_rides
 from modelfactory.local.pipeline_runs import compiled_pipeline, run_locally
-from modelfactory.local.ports import free_port
 from modelfactory.pipeline_secrets import STAGING_PASSWORD
-from tests.support.postgres import _postgres_bin
+from tests.support.postgres import postgres_server
 
 pytestmark = pytest.mark.integration
 PASSWORD = "staging-secret-0123"
@@ -29,35 +21,9 @@ PASSWORD = "staging-secret-0123"
 @pytest.fixture(scope="module")
 def guarded_postgres():
     """(URL without password, password) of a PostgreSQL that asks every connection for the
-    password (scram-sha-256), on a unix socket in a temporary directory."""
-    bin_dir = _postgres_bin()
-    root = Path(tempfile.mkdtemp(prefix="modelfactory-pg-scram-"))
-    prefix: list[str] = []
-    if os.geteuid() == 0:
-        user = pwd.getpwnam("postgres")
-        os.chown(root, user.pw_uid, user.pw_gid)
-        prefix = ["runuser", "-u", "postgres", "--"]
-    password_file = root / "password"
-    password_file.write_text(PASSWORD + "\n")
-    if prefix:
-        os.chown(password_file, pwd.getpwnam("postgres").pw_uid, -1)
-    data, port = root / "data", free_port()
-    options = f"-p {port} -k {root} -c listen_addresses='' -c fsync=off"
-    for command in (
-        [bin_dir / "initdb", "-D", data, "-U", "postgres", "-A", "scram-sha-256"]
-        + ["--pwfile", password_file, "--no-sync"],
-        [bin_dir / "pg_ctl", "-D", data, "-l", root / "log", "-o", options, "-w", "start"],
-    ):
-        done = subprocess.run([*prefix, *map(str, command)], capture_output=True, text=True)
-        assert done.returncode == 0, done.stderr
-    try:
-        yield f"postgresql+psycopg://postgres@/postgres?host={root}&port={port}", PASSWORD
-    finally:
-        subprocess.run(
-            [*prefix, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-            capture_output=True,
-        )
-        shutil.rmtree(root, ignore_errors=True)
+    password (scram-sha-256)."""
+    with postgres_server(password=PASSWORD) as url:
+        yield url, PASSWORD
 
 
 def test_the_staging_table_is_written_with_the_password_from_the_environment(

@@ -17,6 +17,7 @@ import pwd
 import shutil
 import subprocess
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -42,8 +43,11 @@ def _postgres_bin() -> Path:
     )
 
 
-@pytest.fixture(scope="session")
-def postgres_url():
+@contextmanager
+def postgres_server(password: str | None = None):
+    """A PostgreSQL server on a unix socket in a temporary directory, yielding its URL (user
+    postgres, no password in it). With ``password`` the server asks every connection for it
+    (scram-sha-256); without, it trusts them."""
     bin_dir = _postgres_bin()
     root = Path(tempfile.mkdtemp(prefix="modelfactory-pg-"))
     prefix: list[str] = []
@@ -73,7 +77,16 @@ def postgres_url():
                 pytrace=False,
             )
 
-    run(bin_dir / "initdb", "-D", data, "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8")
+    authentication = ["-A", "trust"]
+    if password is not None:
+        password_file = root / "password"
+        password_file.write_text(password + "\n")
+        if prefix:
+            os.chown(password_file, pwd.getpwnam("postgres").pw_uid, -1)
+        authentication = ["-A", "scram-sha-256", "--pwfile", password_file]
+    run(
+        bin_dir / "initdb", "-D", data, "-U", "postgres", *authentication, "--no-sync", "-E", "UTF8"
+    )
     options = f"-p {port} -k {root} -c listen_addresses='' -c fsync=off"
     run(bin_dir / "pg_ctl", "-D", data, "-l", log, "-o", options, "-w", "-t", "60", "start")
     try:
@@ -85,6 +98,12 @@ def postgres_url():
             timeout=60,
         )
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    with postgres_server() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
