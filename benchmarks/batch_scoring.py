@@ -35,17 +35,14 @@ The tree engines alone, one thread and all cores: ``benchmarks/tree_engines.py``
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import os
-import pwd
 import shutil
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +56,7 @@ from datasets import BANK_MARKETING, dataset  # noqa: E402
 from serving_http import MODEL, train_champion  # noqa: E402
 
 from modelfactory.local.ports import free_port  # noqa: E402
+from tests.support.postgres import postgres_server  # noqa: E402
 
 BANK_FILE = dataset(BANK_MARKETING)
 BIN = Path(sys.executable).parent
@@ -129,64 +127,6 @@ def build_batch(real: pd.DataFrame, rows: int, parquet: Path, csv: Path | None) 
             chunk.to_csv(csv, sep=";", index=False, header=start == 0, mode="a")
     if writer is not None:
         writer.close()
-
-
-@contextmanager
-def postgres():
-    """A throwaway PostgreSQL server on a unix socket (as root: run as the postgres user)."""
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    if not found:
-        raise SystemExit("PostgreSQL binaries missing: apt-get install -y postgresql")
-    bin_dir = Path(found[-1]).parent
-    root = Path(tempfile.mkdtemp(prefix="bench-pg-"))
-    prefix: list[str] = []
-    if os.geteuid() == 0:
-        user = pwd.getpwnam("postgres")
-        os.chown(root, user.pw_uid, user.pw_gid)
-        prefix = ["runuser", "-u", "postgres", "--"]
-    data, port = root / "data", free_port()
-    subprocess.run(
-        [
-            *prefix,
-            str(bin_dir / "initdb"),
-            "-D",
-            str(data),
-            "-U",
-            "postgres",
-            "-A",
-            "trust",
-            "--no-sync",
-            "-E",
-            "UTF8",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    options = f"-p {port} -k {root} -c listen_addresses='' -c fsync=off"
-    subprocess.run(
-        [
-            *prefix,
-            str(bin_dir / "pg_ctl"),
-            "-D",
-            str(data),
-            "-l",
-            str(root / "log"),
-            "-o",
-            options,
-            "-w",
-            "start",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    try:
-        yield f"postgresql+psycopg://postgres@/postgres?host={root}&port={port}"
-    finally:
-        subprocess.run(
-            [*prefix, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-            capture_output=True,
-        )
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def mib(n: float) -> str:
@@ -318,7 +258,7 @@ def main() -> None:
             print(f"built {n:,} rows in {time.perf_counter() - started:.0f} s", flush=True)
         warm_up(work, env, version, real)
 
-        with postgres() as pg_url:
+        with postgres_server() as pg_url:
             for n in sizes:
                 for destination in destinations:
                     to = pg_url if destination == "postgresql" else str(work / f"out-{n}.parquet")
