@@ -14,6 +14,9 @@ set with its baseline, and with the champion on the store-days neither trained o
 A store that fails (too little history, a fit error, not in the data) is named in the
 run tag ``modelfactory.failed_stores`` and the artifact ``evaluation/failed_stores.json``;
 the others carry on unless more than ``max_failure_share`` of the stores fail.
+
+Its ~480 lines are the pipeline's steps in the order they run, each the body of one component,
+as :mod:`modelfactory.classification.steps` keeps the classifier's.
 """
 
 from __future__ import annotations

@@ -4,7 +4,9 @@ The v2 gRPC service (:mod:`modelfactory.inference.protocol.grpc_service`) runs b
 HTTP server in each worker, on the worker's own loop. The loop reads the socket itself, as
 uvicorn does for HTTP; the HTTP/2 framing, HPACK, flow control and stream states are ``h2``'s.
 Why not grpcio's ``grpc.aio`` server (its calls cross threads several times): ADR 0001,
-docs/adr/0001-grpc-on-h2.md.
+docs/adr/0001-grpc-on-h2.md. Its ~490 lines are one connection's state machine (the ``h2`` events
+and the streams they change), kept whole so every state change is in view; the checks of a
+request's header block live apart (:mod:`.http2_request`).
 
 What a gRPC server owes its clients, and where it is done here:
 
