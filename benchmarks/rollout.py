@@ -685,47 +685,26 @@ class ControlPlane:
         return done.stdout
 
 
-def install_crd(plane: ControlPlane, work: Path) -> None:
-    """The chart's ModelDeployment CRD, and its other CRDs when they install (the operator has
-    handlers for them; without them it only warns that it cannot serve them)."""
-    helm_home = work / "helm"
-    env = {
-        **os.environ,
-        **{f"HELM_{k}_HOME": str(helm_home / k.lower()) for k in ("CACHE", "CONFIG", "DATA")},
-    }
-    chart = REPO / "charts" / "modelfactory"
-    crds = sorted((chart / "templates" / "crds").glob("*.yaml"))
+def install_crd(plane: ControlPlane) -> None:
+    """The chart's ModelDeployment CRD (charts/modelfactory/crds), and its other CRDs when they
+    install (the operator has handlers for them; without them it only warns that it cannot
+    serve them)."""
+    crds = sorted((REPO / "charts" / "modelfactory" / "crds").glob("*.yaml"))
     crds.sort(key=lambda path: path.name != "modeldeployment.yaml")  # the one needed, first
     for crd in crds:
         try:
-            rendered = subprocess.run(
-                [
-                    str(REPO / ".tools" / "bin" / "helm"),
-                    "template",
-                    "crds",
-                    str(chart),
-                    "--show-only",
-                    f"templates/crds/{crd.name}",
-                ],
-                env=env,
-                capture_output=True,
-                text=True,
-                check=True,
-                timeout=120,
-            ).stdout
             plane.kubectl(
                 "apply",
                 "--server-side",
                 "--field-manager=modelfactory-bench",
                 "-f",
                 "-",
-                input=rendered,
+                input=crd.read_text(),
             )
-        except (subprocess.CalledProcessError, SystemExit) as exc:
+        except SystemExit as exc:
             if crd.name == "modeldeployment.yaml":
                 raise
-            problem = getattr(exc, "stderr", None) or str(exc)
-            print(f"  ({crd.name} not installed, not needed here: {problem.strip()[-300:]})")
+            print(f"  ({crd.name} not installed, not needed here: {str(exc).strip()[-300:]})")
     plane.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
 
 
@@ -957,7 +936,7 @@ def _scale(
     started = time.perf_counter()
     kubeconfig = plane.up()
     print(f"  control plane up in {time.perf_counter() - started:.0f} s", flush=True)
-    install_crd(plane, work)
+    install_crd(plane)
     namespace = "bench-rollout"
     plane.kubectl("create", "namespace", namespace)
     api = config.new_client_from_config(config_file=str(kubeconfig))

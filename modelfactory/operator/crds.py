@@ -1,7 +1,7 @@
 """The names of modelfactory's custom resources, written once: API group and version, each kind
 and plural, and the annotation and finalizer the operator and ``kubectl modelfactory`` share.
 
-The CRDs themselves are the chart's (``charts/modelfactory/templates/crds/``); the operator's
+The CRDs themselves are the chart's (``charts/modelfactory/crds/``); the operator's
 tests check these names against them.
 """
 

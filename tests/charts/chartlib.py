@@ -21,7 +21,8 @@ RELEASE = "mf"
 NAMESPACE = "ml"
 FULLNAME = f"{RELEASE}-modelfactory"
 
-# Every combination of values CI renders: the defaults, each ci/*-values.yaml, values-kind.yaml.
+# Every combination of values CI renders: the defaults, each ci/*-values.yaml, values-kind.yaml,
+# and the values of the real node's tier (tests/node/values-node.yaml, installed there for real).
 VALUE_SETS: dict[str, list[Path]] = {
     "defaults": [],
     **{
@@ -29,6 +30,7 @@ VALUE_SETS: dict[str, list[Path]] = {
         for p in sorted((CHART / "ci").glob("*-values.yaml"))
     },
     "kind": [CHART / "values-kind.yaml"],
+    "node": [REPO / "tests" / "node" / "values-node.yaml"],
 }
 
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Pod"}
@@ -49,7 +51,7 @@ def run_helm(*args: str) -> subprocess.CompletedProcess:
 
 @functools.cache
 def _render(values: tuple[str, ...], sets: tuple[str, ...], kube_version: str | None) -> tuple:
-    args = ["template", RELEASE, str(CHART), "--namespace", NAMESPACE]
+    args = ["template", RELEASE, str(CHART), "--namespace", NAMESPACE, "--include-crds"]
     for v in values:
         args += ["-f", v]
     for s in sets:

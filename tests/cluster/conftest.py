@@ -233,23 +233,15 @@ _session_cluster: Cluster | None = None  # for the terminal summary
 
 
 def install_crds(cluster: Cluster) -> None:
-    """The chart's CRDs, applied once for the session (server-side, owned by no release): a
-    cluster holds one CRD however many releases it runs, so every release of the suite sets
-    crds.install=false, as a second release must (values.yaml)."""
-    rendered = cluster.run(
-        [
-            cluster.helm_path,
-            "template",
-            "crds",
-            str(REPO / "charts" / "modelfactory"),
-            "--show-only",
-            "templates/crds/modeldeployment.yaml",
-            "--show-only",
-            "templates/crds/driftmonitor.yaml",
-        ]
-    ).stdout
+    """The chart's CRDs (charts/modelfactory/crds), applied once for the session (server-side,
+    owned by no release): a cluster holds one CRD however many releases it runs, and every
+    release of the suite installs with --skip-crds."""
     cluster.kubectl(
-        "apply", "--server-side", "--field-manager=modelfactory-tests", "-f", "-", input=rendered
+        "apply",
+        "--server-side",
+        "--field-manager=modelfactory-tests",
+        "-f",
+        str(REPO / "charts" / "modelfactory" / "crds"),
     )
     cluster.kubectl(
         "wait",

@@ -53,7 +53,8 @@ class Release:
         return self.name if "modelfactory" in self.name else f"{self.name}-modelfactory"
 
     def _values_args(self, values: list[Path], sets: list[str]) -> list[str]:
-        args = ["--set", "crds.install=false"]  # the session installed them (install_crds)
+        # The session applied the chart's CRDs (install_crds); Helm also skips CRDs that exist.
+        args = ["--skip-crds"]
         for f in values:
             args += ["-f", str(f)]
         for s in sets:

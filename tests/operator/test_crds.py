@@ -12,7 +12,7 @@ import yaml
 
 from modelfactory.operator import crds, handlers
 
-CHART_CRDS = Path(__file__).parents[2] / "charts" / "modelfactory" / "templates" / "crds"
+CHART_CRDS = Path(__file__).parents[2] / "charts" / "modelfactory" / "crds"
 
 
 def chart_crd(file: str) -> dict:

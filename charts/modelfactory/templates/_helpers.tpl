@@ -407,12 +407,6 @@ Why the chart leaves some of checkov's Kubernetes checks failing on purpose. Wor
 these in checkov.io/skipN annotations ("CHECK_ID=reason"; checkov splits on the one "=",
 so a reason holds none). tests/charts/test_checkov.py fails on any finding not skipped here.
 */}}
-{{/* The one duration grammar of both CRDs (30s, 1h30m, 7d, 2w, 1.5h): modelfactory/durations.py's
-PATTERN, which a chart test compares with this. */}}
-{{- define "modelfactory.durationPattern" -}}
-'^([0-9]+([.][0-9]+)?(w|d|h|m|s))+$'
-{{- end }}
-
 {{- define "modelfactory.checkov.digestReason" -}}
 CKV_K8S_43=images are referenced by tag by default: the chart's own images are built on the user's machine and loaded into the cluster (kind load), so no digest exists before that build; images.<name>.digest pins one and is then used instead of the tag
 {{- end -}}
