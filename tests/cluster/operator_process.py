@@ -20,6 +20,13 @@ from modelfactory.local.ports import free_port
 
 from .conftest import Cluster
 
+# The operator's settings naming its templates, and the files of the chart's ConfigMap they name.
+TEMPLATES = {
+    "SERVING": "template.yaml",
+    "CHECK": "drift-check.yaml",
+    "REPLAY": "rollout-replay.yaml",
+}
+
 
 def service_account_kubeconfig(cluster: Cluster, namespace: str, account: str, path: Path) -> Path:
     """A kubeconfig that authenticates as ``namespace/account`` (a token valid for two hours)."""
@@ -54,9 +61,13 @@ def running_operator(
     tracking_uri: str,
     workdir: Path,
     tick_seconds: float = 1.0,
-    serving_template: Path | None = None,
+    templates: Path | None = None,
 ):
-    """The operator watching ``namespace`` until the block ends; yields its metrics URL."""
+    """The operator watching ``namespace`` until the block ends; yields its metrics URL.
+
+    ``templates``: a directory holding the chart's operator ConfigMap's files (the serving pod
+    template, the drift check's and the rollout replay's), given to the operator as the chart's
+    Deployment gives them."""
     kubeconfig = service_account_kubeconfig(cluster, namespace, account, workdir / "sa.kubeconfig")
     metrics_port, health_port = free_port(), free_port()
     env = {
@@ -68,7 +79,11 @@ def running_operator(
         "MODELFACTORY_OPERATOR_TICK_SECONDS": str(tick_seconds),
         "MODELFACTORY_OPERATOR_METRICS_PORT": str(metrics_port),
         "MODELFACTORY_OPERATOR_LIVENESS_ENDPOINT": f"http://127.0.0.1:{health_port}/healthz",
-        "MODELFACTORY_OPERATOR_SERVING_TEMPLATE": str(serving_template or ""),
+        **{
+            f"MODELFACTORY_OPERATOR_{variable}_TEMPLATE": str(templates / file)
+            for variable, file in TEMPLATES.items()
+            if templates is not None and (templates / file).exists()
+        },
     }
     log = open(workdir / "operator.log", "ab")  # noqa: SIM115 - closed below
     process = subprocess.Popen(

@@ -15,6 +15,7 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -49,16 +50,17 @@ def mdep(name: str, model: str = MODEL, **spec) -> dict:
 
 @pytest.fixture(scope="module")
 def platform(cluster, tmp_path_factory):
-    """The chart (no models of its own) in a restricted namespace, and the operator's template."""
+    """The chart (no models of its own) in a restricted namespace, and the operator's templates."""
     namespace = cluster.create_namespace("mf-operator", RESTRICTED)
     release = Release(cluster, "mf", namespace)
     values = tmp_path_factory.mktemp("operator-values") / "values.yaml"
     values.write_text(yaml.safe_dump({"serving": {"models": []}}))
     release.install([values])
-    template = tmp_path_factory.mktemp("operator-template") / "template.yaml"
+    templates = tmp_path_factory.mktemp("operator-templates")
     config = release.get("configmap", "mf-modelfactory-operator-serving-template")
-    template.write_text(config["data"]["template.yaml"])
-    release.template = template
+    for file, text in config["data"].items():
+        (templates / file).write_text(text)
+    release.templates = templates
     yield release
     cluster.kubectl("delete", "mdep", "--all", "-n", namespace, "--wait=false", check=False)
     cluster.helm("uninstall", release.name, "--namespace", namespace, check=False)
@@ -119,14 +121,7 @@ def test_a_modeldeployment_gets_its_objects_pods_status_and_columns(
             podDisruptionBudget={"enabled": True},
         ),
     )
-    with running_operator(
-        platform.cluster,
-        platform.namespace,
-        ACCOUNT,
-        mlflow_server,
-        tmp_path,
-        serving_template=platform.template,
-    ):
+    with operator_for(platform, mlflow_server, tmp_path):
 
         def created() -> list[str]:
             problems = []
@@ -214,6 +209,79 @@ def _this_machine_address() -> str:
         return probe.getsockname()[0]
 
 
+def serving_here(release: Release, name: str, mlflow_server: str, home: Path, **env: str):
+    """A serving process on this machine standing in for ModelDeployment ``name``'s pods: an
+    EndpointSlice of its Service names this machine's address and the process's metrics port."""
+    home.mkdir()
+    process = ServingProcess(
+        MODEL,
+        mlflow_server,
+        free_port(),
+        host="0.0.0.0",
+        workers=1,
+        log_file=home / "serve.log",
+        extra_env={
+            "MODELFACTORY_HOME": str(home),
+            "MODELFACTORY_ROLLOUT_POLL_SECONDS": "1",
+            "MODELFACTORY_GRPC_ENABLED": "false",
+            **env,
+        },
+    )
+    endpoint_slice = {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {
+            "name": f"{name}-this-machine",
+            "labels": {
+                "kubernetes.io/service-name": name,
+                "endpointslice.kubernetes.io/managed-by": "modelfactory-tests",
+            },
+        },
+        "addressType": "IPv4",
+        "ports": [{"name": "metrics", "port": process.metrics_port, "protocol": "TCP"}],
+        "endpoints": [{"addresses": [_this_machine_address()], "conditions": {"ready": True}}],
+    }
+    apply(release, endpoint_slice)
+    return process
+
+
+def operator_for(release: Release, mlflow_server: str, workdir: Path):
+    """The operator on this machine as the chart's ServiceAccount, with the chart's templates."""
+    return running_operator(
+        release.cluster,
+        release.namespace,
+        ACCOUNT,
+        mlflow_server,
+        workdir,
+        templates=release.templates,
+    )
+
+
+def wait_promoted(release: Release, name: str) -> dict:
+    """`kubectl wait --for=condition=Promoted` on ModelDeployment ``name``; its status."""
+    promoted = release.cluster.kubectl(
+        "wait",
+        "--for=condition=Promoted",
+        f"mdep/{name}",
+        "-n",
+        release.namespace,
+        "--timeout=120s",
+        timeout=150,
+        check=False,
+    )
+    status = release.get("mdep", name).get("status", {})
+    assert promoted.returncode == 0, (status.get("message"), status.get("analysis"))
+    return status
+
+
+def phase_is(release: Release, name: str, phase: str) -> Callable[[], list[str]]:
+    def check() -> list[str]:
+        status = release.get("mdep", name).get("status", {})
+        return [] if status.get("phase") == phase else [f"{status.get('phase')}: {status}"]
+
+    return check
+
+
 def test_a_rollout_goes_out_step_by_step_survives_a_restart_and_is_promoted(
     platform, mlflow_server, versions, tmp_path
 ):
@@ -228,24 +296,8 @@ def test_a_rollout_goes_out_step_by_step_survives_a_restart_and_is_promoted(
     registry = Registry(mlflow_server)
     registry.set_alias(MODEL, CHAMPION, champion)
     clear_rollout(registry, MODEL)
-    home = tmp_path / "serving"
-    home.mkdir()
-    process = ServingProcess(
-        MODEL,
-        mlflow_server,
-        free_port(),
-        host="0.0.0.0",
-        workers=1,
-        log_file=home / "serve.log",
-        extra_env={
-            "MODELFACTORY_HOME": str(home),
-            "MODELFACTORY_ROLLOUT_POLL_SECONDS": "1",
-            "MODELFACTORY_GRPC_ENABLED": "false",
-            "MODELFACTORY_PREDICTION_LOG": "false",
-        },
-    )
     spec = {
-        "replicas": 0,  # the serving process above stands in for the pods
+        "replicas": 0,  # the serving process below stands in for the pods
         "rollout": {
             "steps": [{"setWeight": 50}, {"analysis": {}}, {"setWeight": 100}, {"analysis": {}}]
         },
@@ -256,40 +308,12 @@ def test_a_rollout_goes_out_step_by_step_survives_a_restart_and_is_promoted(
         },
     }
     apply(platform, mdep(name, **spec))
-    address = _this_machine_address()
-    endpoint_slice = {
-        "apiVersion": "discovery.k8s.io/v1",
-        "kind": "EndpointSlice",
-        "metadata": {
-            "name": f"{name}-this-machine",
-            "labels": {
-                "kubernetes.io/service-name": name,
-                "endpointslice.kubernetes.io/managed-by": "modelfactory-tests",
-            },
-        },
-        "addressType": "IPv4",
-        "ports": [{"name": "metrics", "port": process.metrics_port, "protocol": "TCP"}],
-        "endpoints": [{"addresses": [address], "conditions": {"ready": True}}],
-    }
-    apply(platform, endpoint_slice)
+    process = serving_here(
+        platform, name, mlflow_server, tmp_path / "serving", MODELFACTORY_PREDICTION_LOG="false"
+    )
     with process, Load(f"http://127.0.0.1:{process.port}") as traffic:
-        with running_operator(
-            platform.cluster,
-            platform.namespace,
-            ACCOUNT,
-            mlflow_server,
-            tmp_path,
-            serving_template=platform.template,
-        ):
-            eventually(
-                lambda: (
-                    []
-                    if platform.get("mdep", name).get("status", {}).get("phase") == "Healthy"
-                    else ["not Healthy"]
-                ),
-                60,
-                "the steady state",
-            )
+        with operator_for(platform, mlflow_server, tmp_path):
+            eventually(phase_is(platform, name, "Healthy"), 60, "the steady state")
             registry.set_alias(MODEL, CHALLENGER, challenger)
 
             def at_weight(weight: float):
@@ -307,26 +331,8 @@ def test_a_rollout_goes_out_step_by_step_survives_a_restart_and_is_promoted(
             eventually(at_weight(50), 60, "the first step")
             assert read_rollout(registry, MODEL).weight == 50
         # The operator is gone; the status alone holds the rollout. A new one resumes it.
-        with running_operator(
-            platform.cluster,
-            platform.namespace,
-            ACCOUNT,
-            mlflow_server,
-            tmp_path,
-            serving_template=platform.template,
-        ):
-            promoted = platform.cluster.kubectl(
-                "wait",
-                "--for=condition=Promoted",
-                f"mdep/{name}",
-                "-n",
-                platform.namespace,
-                "--timeout=120s",
-                timeout=150,
-                check=False,
-            )
-            status = platform.get("mdep", name).get("status", {})
-            assert promoted.returncode == 0, (status.get("message"), status.get("analysis"))
+        with operator_for(platform, mlflow_server, tmp_path):
+            status = wait_promoted(platform, name)
             events = platform.cluster.get(
                 "events",
                 "-n",
@@ -348,6 +354,101 @@ def test_a_rollout_goes_out_step_by_step_survives_a_restart_and_is_promoted(
     assert traffic.failures == 0
 
 
+def test_a_replay_runs_as_a_job_before_the_challenger_sees_traffic(
+    platform, mlflow_server, versions, tmp_path
+):
+    """A rollout whose first step is a replay: the operator starts a Job from the chart's replay
+    template (owned by the ModelDeployment, no API token, the replays' own MLflow account,
+    admitted under "restricted"), gives the challenger no traffic while the replay runs, reads
+    the result the Job records on the version, and only then sends traffic and promotes it.
+    Not covered on the local control plane: the Job's pod never runs (kwok); its container's
+    program runs on this machine with the Job's arguments, on the same registry and log."""
+    champion, challenger = versions
+    name = "replayed"
+    registry = Registry(mlflow_server)
+    registry.set_alias(MODEL, CHAMPION, champion)
+    registry.delete_alias(MODEL, CHALLENGER)
+    clear_rollout(registry, MODEL)
+    spec = {
+        "replicas": 0,  # the serving process below stands in for the pods
+        "rollout": {
+            "steps": [
+                {"replay": {"lastRequests": 400, "since": "1h", "minRows": 100}},
+                {"setWeight": 100},
+                {"analysis": {}},
+            ]
+        },
+        "analysis": {
+            "interval": "3s",
+            "minRequests": 30,
+            # 400 replayed records can show an error rate under 5%, not under 1% (ADR 0015)
+            "metrics": [{"name": "error-rate", "max": 0.05}, {"name": "agreement", "min": 0.8}],
+        },
+    }
+    apply(platform, mdep(name, **spec))
+    home = tmp_path / "serving"
+    store = f"sqlite:///{home / 'predictions.db'}"
+    process = serving_here(
+        platform, name, mlflow_server, home, MODELFACTORY_PREDICTION_STORE_URL=store
+    )
+    with process, Load(f"http://127.0.0.1:{process.port}") as traffic:
+        with operator_for(platform, mlflow_server, tmp_path):
+            eventually(phase_is(platform, name, "Healthy"), 60, "the steady state")
+            registry.set_alias(MODEL, CHALLENGER, challenger)
+
+            def replay_jobs() -> list[dict]:
+                return platform.cluster.get(
+                    "jobs",
+                    "-n",
+                    platform.namespace,
+                    "-l",
+                    f"modelfactory.io/modeldeployment={name}",
+                )["items"]
+
+            eventually(lambda: [] if replay_jobs() else ["no replay Job"], 60, "the replay Job")
+            (job,) = replay_jobs()
+            status = platform.get("mdep", name)["status"]
+            assert status["phase"] == "Progressing" and "replaying" in status["message"], status
+            assert read_rollout(registry, MODEL).weight == 0  # no user has met the challenger
+            pod = job["spec"]["template"]["spec"]
+            (container,) = pod["containers"]
+            assert job["metadata"]["ownerReferences"][0]["kind"] == "ModelDeployment"
+            assert pod["automountServiceAccountToken"] is False
+            assert container["securityContext"]["readOnlyRootFilesystem"] is True
+            assert "--challenger" in container["args"] and challenger in container["args"]
+            accounts = [
+                item["key"]
+                for volume in pod["volumes"]
+                if volume.get("secret", {}).get("secretName", "").endswith("-mlflow-accounts")
+                for item in volume["secret"]["items"]
+            ]
+            assert accounts == ["replay-password"], accounts
+            ran = subprocess.run(
+                [sys.executable, "-m", "modelfactory.operator.replay_job", *container["args"]],
+                env={
+                    **os.environ,
+                    "MLFLOW_TRACKING_URI": mlflow_server,
+                    "MODELFACTORY_HOME": str(tmp_path / "replay"),
+                    "MODELFACTORY_PREDICTION_STORE_URL": store,
+                },
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+            assert ran.returncode == 0, ran.stderr[-2000:]
+            status = wait_promoted(platform, name)
+            platform.cluster.kubectl(
+                "delete", "mdep", name, "-n", platform.namespace, "--timeout=60s", timeout=90
+            )
+    replayed = json.loads(
+        registry.client.get_model_version(MODEL, challenger).tags["rollout.replay"]
+    )
+    assert replayed["rows"] >= 100, replayed
+    assert status["champion"] == challenger
+    assert status["history"][0]["replay"]["verdict"] == "Passed", status["history"][0]
+    assert traffic.failures == 0, traffic.errors
+
+
 def test_deleting_a_modeldeployment_removes_its_objects_and_its_rollout_tags(
     platform, mlflow_server, versions, tmp_path
 ):
@@ -363,14 +464,7 @@ def test_deleting_a_modeldeployment_removes_its_objects_and_its_rollout_tags(
     registry.set_alias(MODEL, CHALLENGER, challenger)
     clear_rollout(registry, MODEL)
     apply(platform, mdep(name, replicas=1, rollout={"trigger": "manual"}))
-    with running_operator(
-        platform.cluster,
-        platform.namespace,
-        ACCOUNT,
-        mlflow_server,
-        tmp_path,
-        serving_template=platform.template,
-    ):
+    with operator_for(platform, mlflow_server, tmp_path):
         eventually(
             lambda: (
                 []
@@ -491,9 +585,7 @@ def test_a_driftmonitor_runs_on_a_cronjob_whose_checks_may_write_only_their_stat
     by_reference["spec"] = {"modelDeployment": "drift-target", **by_reference["spec"]}
     del by_reference["spec"]["model"]
     apply(platform, by_reference)
-    with running_operator(
-        cluster, namespace, ACCOUNT, mlflow_server, tmp_path, serving_template=platform.template
-    ):
+    with operator_for(platform, mlflow_server, tmp_path):
 
         def cron_job_of(monitor: str = name) -> dict | None:
             found = cluster.kubectl(
