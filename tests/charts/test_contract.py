@@ -427,3 +427,19 @@ def test_kind_node_ports_are_mapped_by_kind_config(helm):
     # The remaining mapping is the KFP UI, which kind-up.sh sets on KFP's own Service.
     (kfp_port,) = mapped - node_ports
     assert f'nodePort":{kfp_port}' in (REPO / "tools" / "kind-up.sh").read_text().replace(" ", "")
+
+
+def test_serving_pods_drain_before_their_server_stops(helm):
+    """A deleted or replaced serving pod answers on for serving.drainSeconds (a preStop sleep)
+    while the Service takes it out of its endpoints; without it the real node's tier counted
+    refused and reset requests during a pod deletion and a rolling update (docs/adr/0010)."""
+    for sets, drain in (((), 10), (("serving.drainSeconds=0",), 0)):
+        objects = render(sets=sets)
+        model = named(objects, "ModelDeployment", f"{FULLNAME}-serving-bank-marketing")
+        spec = model["spec"]["template"]["spec"]
+        (container,) = spec["containers"]
+        assert spec["terminationGracePeriodSeconds"] == drain + 30
+        if drain:
+            assert container["lifecycle"] == {"preStop": {"exec": {"command": ["sleep", "10"]}}}
+        else:
+            assert "lifecycle" not in container

@@ -29,6 +29,8 @@ spec:
   {{- end }}
   securityContext:
     {{- toYaml $.Values.podSecurityContext | nindent 4 }}
+  # The drain below, then the server's own shutdown.
+  terminationGracePeriodSeconds: {{ add (int $s.drainSeconds) 30 }}
   containers:
     - name: serving
       image: {{ include "modelfactory.image" $.Values.images.serving | quote }}
@@ -110,6 +112,15 @@ spec:
         periodSeconds: {{ $s.probes.readiness.periodSeconds }}
         timeoutSeconds: {{ $s.probes.readiness.timeoutSeconds }}
         failureThreshold: {{ $s.probes.readiness.failureThreshold }}
+      {{- if $s.drainSeconds }}
+      # Answer on while the endpoints controllers and every node's kube-proxy take this pod out
+      # of the Service: a server that stopped listening at once refuses the connections still
+      # routed to it (and resets the kept-alive ones), which the clients see as failed requests.
+      lifecycle:
+        preStop:
+          exec:
+            command: ["sleep", {{ $s.drainSeconds | quote }}]
+      {{- end }}
       resources:
         {{- toYaml $mv.resources | nindent 8 }}
       volumeMounts:
