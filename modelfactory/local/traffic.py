@@ -21,6 +21,7 @@ class Load:
             "records"
         )
         self.answers = self.failures = 0
+        self.errors: list[str] = []  # what the first failures were (status and body, or error)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -29,11 +30,19 @@ class Load:
             while not self._stop.is_set():
                 body = {"records": random.sample(self.records, 2)}
                 try:
-                    ok = client.post(f"{self.url}/predict", json=body).status_code == 200
-                except httpx.HTTPError:
-                    ok = False
+                    answer = client.post(f"{self.url}/predict", json=body)
+                    error = (
+                        None
+                        if answer.status_code == 200
+                        else f"{answer.status_code} {answer.text[:200]}"
+                    )
+                except httpx.HTTPError as exc:
+                    error = f"{type(exc).__name__}: {exc}"
                 self.answers += 1
-                self.failures += not ok
+                if error:
+                    self.failures += 1
+                    if len(self.errors) < 10:
+                        self.errors.append(error)
                 time.sleep(self.pause)
 
     def __enter__(self) -> Load:

@@ -22,10 +22,12 @@ def train_version(
     model: str = MODEL,
     flip_labels: bool = False,
     frame=None,
+    promotion: str = "direct",
 ) -> str:
     """Train, evaluate and register a small bank-marketing version (3,000 synthetic rows, or the
     rows of ``frame``; 25 trees); ``flip_labels`` trains it on the opposite answers (a
-    challenger that disagrees)."""
+    challenger that disagrees); ``promotion`` as the pipelines' register step takes it ("rollout":
+    a version that passes the gate is left as challenger for a rollout)."""
     from modelfactory.classification import steps
     from modelfactory.classification.training import ClassifierConfig
     from modelfactory.data.bank_marketing import generate_bank_marketing
@@ -48,7 +50,7 @@ def train_version(
         config=ClassifierConfig(n_estimators=25, imbalance="class_weight", seed=seed, n_jobs=1),
     )
     steps.evaluate(info, holdout, tracking_uri=uri)
-    return steps.register(info, holdout, model, tracking_uri=uri)["version"]
+    return steps.register(info, holdout, model, tracking_uri=uri, promotion=promotion)["version"]
 
 
 class Rollout:
