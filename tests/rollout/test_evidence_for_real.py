@@ -35,7 +35,11 @@ METRICS = [
     {"name": "error-rate", "max": 0.05},
     # The stale challenger agrees with the champion on ~73% of customers: enough for this bar.
     {"name": "agreement", "min": 0.6},
-    {"name": "realized-roc-auc", "minRatioToChampion": 0.9, "minLabelled": 200},
+    # A realized ROC-AUC is judged as a point estimate once minLabelled answers of each version
+    # arrived: on 200 (~25 positives) its SD is ~0.05, so a 0.9x bar failed a good challenger
+    # (0.769 against the champion's ~0.86) in a CI run. 0.85x is the bar those labels can hold;
+    # the stale challenger's ~0.6 against ~0.8 is far below it (ADR 0015).
+    {"name": "realized-roc-auc", "minRatioToChampion": 0.85, "minLabelled": 200},
 ]
 REPLAY = {"replay": {"lastRequests": 2000, "since": "1h", "minRows": 300}}
 
@@ -255,7 +259,7 @@ def test_a_challenger_worse_on_outcomes_is_rolled_back_once_labels_arrive(
         registry_server, service, versions, "stale", steps, tmp_path, traffic.iloc[4000:]
     )
     assert status.phase == "Degraded", status.message
-    assert "realized-roc-auc" in status.message and "violates >= 0.9x champion" in status.message
+    assert "realized-roc-auc" in status.message and "violates >= 0.85x champion" in status.message
     realized = status.history[0].metrics["realized-roc-auc"]
     assert realized["failed"] == 1 and realized["value"] < 0.75
     agreement = status.history[0].metrics["agreement"]
