@@ -243,13 +243,17 @@ def install_crds(cluster: Cluster) -> None:
         "-f",
         str(REPO / "charts" / "modelfactory" / "crds"),
     )
-    cluster.kubectl(
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        "crd/modeldeployments.modelfactory.io",
-        "crd/driftmonitors.modelfactory.io",
-    )
+    # Not `kubectl wait --for=condition=Established` at once: on a CRD whose status has no
+    # conditions yet it fails ("status.conditions accessor error") instead of waiting.
+    deadline = time.monotonic() + 60
+    for crd in ("modeldeployments.modelfactory.io", "driftmonitors.modelfactory.io"):
+        while True:
+            conditions = cluster.get("crd", crd).get("status", {}).get("conditions") or []
+            if any(c["type"] == "Established" and c["status"] == "True" for c in conditions):
+                break
+            if time.monotonic() > deadline:
+                raise AssertionError(f"CRD {crd} not Established in 60 s: {conditions}")
+            time.sleep(0.5)
 
 
 def _stop(state_dir: Path) -> None:

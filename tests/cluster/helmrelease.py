@@ -41,6 +41,34 @@ def eventually(check: Callable[[], list[str]], timeout: float, what: str) -> Non
         time.sleep(1)
 
 
+def kept_on_uninstall(fullname: str) -> set[tuple[str, str]]:
+    """What `helm uninstall` leaves of a release on purpose: the database and MLflow accounts
+    Secrets and the artifacts PVC (helm.sh/resource-policy: keep), the database's PVC
+    (StatefulSets keep their claims)."""
+    return {
+        ("Secret", f"{fullname}-postgresql"),
+        ("Secret", f"{fullname}-mlflow-accounts"),
+        ("PersistentVolumeClaim", f"{fullname}-mlflow-artifacts"),
+        ("PersistentVolumeClaim", f"data-{fullname}-postgresql-0"),
+    }
+
+
+def uninstall_problems(cluster: Cluster, namespace: str, fullname: str) -> list[str]:
+    """What is wrong with ``namespace`` after `helm uninstall`: objects left behind (all but
+    its events and what every namespace has), and objects kept on purpose that are gone."""
+    kinds = cluster.kubectl(
+        "api-resources", "--verbs=list", "--namespaced", "-o", "name"
+    ).stdout.split()
+    kinds = [k for k in kinds if k not in ("events", "events.events.k8s.io")]
+    left = cluster.get(",".join(kinds), "--namespace", namespace)["items"]
+    baseline = {("ServiceAccount", "default"), ("ConfigMap", "kube-root-ca.crt")}
+    present = {(o["kind"], o["metadata"]["name"]) for o in left} - baseline
+    kept = kept_on_uninstall(fullname)
+    return [f"left behind: {kind} {name}" for kind, name in sorted(present - kept)] + [
+        f"not kept: {kind} {name}" for kind, name in sorted(kept - present)
+    ]
+
+
 @dataclass
 class Release:
     cluster: Cluster

@@ -16,7 +16,14 @@ import yaml
 from modelfactory.local.mlflow_server import EmbeddedMlflow
 from modelfactory.local.ports import free_port
 
-from .helmrelease import RESTRICTED, WORKLOADS, Release, eventually
+from .helmrelease import (
+    RESTRICTED,
+    WORKLOADS,
+    Release,
+    eventually,
+    kept_on_uninstall,
+    uninstall_problems,
+)
 from .operator_process import running_operator
 
 pytestmark = pytest.mark.cluster
@@ -241,26 +248,9 @@ def test_uninstall_leaves_only_what_is_kept_on_purpose(release):
     )
     assert "deleted the ModelDeployments" in cleanup.stdout
     release.uninstall()
-    cluster = release.cluster
-    kinds = cluster.kubectl(
-        "api-resources", "--verbs=list", "--namespaced", "-o", "name"
-    ).stdout.split()
-    kinds = [k for k in kinds if k not in ("events", "events.events.k8s.io")]
-    kept = {
-        ("Secret", f"{release.fullname}-postgresql"),
-        ("Secret", f"{release.fullname}-mlflow-accounts"),
-        ("PersistentVolumeClaim", f"{release.fullname}-mlflow-artifacts"),
-        ("PersistentVolumeClaim", f"data-{release.fullname}-postgresql-0"),
-    }
-    # What every namespace has, whoever uses it.
-    baseline = {("ServiceAccount", "default"), ("ConfigMap", "kube-root-ca.crt")}
-
-    def problems() -> list[str]:
-        left = cluster.get(",".join(kinds), "--namespace", release.namespace)["items"]
-        present = {(o["kind"], o["metadata"]["name"]) for o in left} - baseline
-        return [f"left behind: {kind} {name}" for kind, name in sorted(present - kept)] + [
-            f"not kept: {kind} {name}" for kind, name in sorted(kept - present)
-        ]
-
-    eventually(problems, 120, "an uninstalled release")
-    assert all(kind not in WORKLOADS for kind, _ in kept)
+    eventually(
+        lambda: uninstall_problems(release.cluster, release.namespace, release.fullname),
+        120,
+        "an uninstalled release",
+    )
+    assert all(kind not in WORKLOADS for kind, _ in kept_on_uninstall(release.fullname))
