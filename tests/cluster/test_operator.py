@@ -354,6 +354,25 @@ def test_a_rollout_goes_out_step_by_step_survives_a_restart_and_is_promoted(
     assert traffic.failures == 0
 
 
+def replay_job_args(job: dict, challenger: str) -> list[str]:
+    """The replay Job's container arguments, once its pod is seen locked down: owned by the
+    ModelDeployment, no API token, a read-only root, only the replays' MLflow account."""
+    pod = job["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert job["metadata"]["ownerReferences"][0]["kind"] == "ModelDeployment"
+    assert pod["automountServiceAccountToken"] is False
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert "--challenger" in container["args"] and challenger in container["args"]
+    accounts = [
+        item["key"]
+        for volume in pod["volumes"]
+        if volume.get("secret", {}).get("secretName", "").endswith("-mlflow-accounts")
+        for item in volume["secret"]["items"]
+    ]
+    assert accounts == ["replay-password"], accounts
+    return container["args"]
+
+
 def test_a_replay_runs_as_a_job_before_the_challenger_sees_traffic(
     platform, mlflow_server, versions, tmp_path
 ):
@@ -381,8 +400,9 @@ def test_a_replay_runs_as_a_job_before_the_challenger_sees_traffic(
         "analysis": {
             "interval": "3s",
             "minRequests": 30,
-            # 400 replayed records can show an error rate under 5%, not under 1% (ADR 0015)
-            "metrics": [{"name": "error-rate", "max": 0.05}, {"name": "agreement", "min": 0.8}],
+            # 400 replayed records can show an error rate under 5%, not under 1% (ADR 0015); the
+            # two seeds' forests agree on about 85% of the traffic, known within about +-0.06
+            "metrics": [{"name": "error-rate", "max": 0.05}, {"name": "agreement", "min": 0.6}],
         },
     }
     apply(platform, mdep(name, **spec))
@@ -393,53 +413,43 @@ def test_a_replay_runs_as_a_job_before_the_challenger_sees_traffic(
     )
     with process, Load(f"http://127.0.0.1:{process.port}") as traffic:
         with operator_for(platform, mlflow_server, tmp_path):
-            eventually(phase_is(platform, name, "Healthy"), 60, "the steady state")
-            registry.set_alias(MODEL, CHALLENGER, challenger)
+            try:
+                eventually(phase_is(platform, name, "Healthy"), 60, "the steady state")
+                registry.set_alias(MODEL, CHALLENGER, challenger)
 
-            def replay_jobs() -> list[dict]:
-                return platform.cluster.get(
-                    "jobs",
-                    "-n",
-                    platform.namespace,
-                    "-l",
-                    f"modelfactory.io/modeldeployment={name}",
-                )["items"]
+                def replay_jobs() -> list[dict]:
+                    return platform.cluster.get(
+                        "jobs",
+                        "-n",
+                        platform.namespace,
+                        "-l",
+                        f"modelfactory.io/modeldeployment={name}",
+                    )["items"]
 
-            eventually(lambda: [] if replay_jobs() else ["no replay Job"], 60, "the replay Job")
-            (job,) = replay_jobs()
-            status = platform.get("mdep", name)["status"]
-            assert status["phase"] == "Progressing" and "replaying" in status["message"], status
-            assert read_rollout(registry, MODEL).weight == 0  # no user has met the challenger
-            pod = job["spec"]["template"]["spec"]
-            (container,) = pod["containers"]
-            assert job["metadata"]["ownerReferences"][0]["kind"] == "ModelDeployment"
-            assert pod["automountServiceAccountToken"] is False
-            assert container["securityContext"]["readOnlyRootFilesystem"] is True
-            assert "--challenger" in container["args"] and challenger in container["args"]
-            accounts = [
-                item["key"]
-                for volume in pod["volumes"]
-                if volume.get("secret", {}).get("secretName", "").endswith("-mlflow-accounts")
-                for item in volume["secret"]["items"]
-            ]
-            assert accounts == ["replay-password"], accounts
-            ran = subprocess.run(
-                [sys.executable, "-m", "modelfactory.operator.replay_job", *container["args"]],
-                env={
-                    **os.environ,
-                    "MLFLOW_TRACKING_URI": mlflow_server,
-                    "MODELFACTORY_HOME": str(tmp_path / "replay"),
-                    "MODELFACTORY_PREDICTION_STORE_URL": store,
-                },
-                capture_output=True,
-                text=True,
-                timeout=300,
-            )
-            assert ran.returncode == 0, ran.stderr[-2000:]
-            status = wait_promoted(platform, name)
-            platform.cluster.kubectl(
-                "delete", "mdep", name, "-n", platform.namespace, "--timeout=60s", timeout=90
-            )
+                eventually(lambda: [] if replay_jobs() else ["no replay Job"], 60, "the replay Job")
+                (job,) = replay_jobs()
+                status = platform.get("mdep", name)["status"]
+                assert status["phase"] == "Progressing" and "replaying" in status["message"], status
+                assert read_rollout(registry, MODEL).weight == 0  # no user has met the challenger
+                args = replay_job_args(job, challenger)
+                ran = subprocess.run(
+                    [sys.executable, "-m", "modelfactory.operator.replay_job", *args],
+                    env={
+                        **os.environ,
+                        "MLFLOW_TRACKING_URI": mlflow_server,
+                        "MODELFACTORY_HOME": str(tmp_path / "replay"),
+                        "MODELFACTORY_PREDICTION_STORE_URL": store,
+                    },
+                    capture_output=True,
+                    text=True,
+                    timeout=300,
+                )
+                assert ran.returncode == 0, ran.stderr[-2000:]
+                status = wait_promoted(platform, name)
+            finally:  # the operator finalizes it, also when the test fails, for the tests after
+                platform.cluster.kubectl(
+                    "delete", "mdep", name, "-n", platform.namespace, "--timeout=60s", timeout=90
+                )
     replayed = json.loads(
         registry.client.get_model_version(MODEL, challenger).tags["rollout.replay"]
     )
