@@ -279,8 +279,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
             f"cluster tests ran on {c.name} (Kubernetes {c.server_version}, kwok nodes{started})",
         )
         terminalreporter.write_line(
-            f"not covered there: {NOT_COVERED_LOCALLY}; "
-            "test_kind_e2e.py covers them on kind (make kind-e2e)"
+            f"not covered there: {NOT_COVERED_LOCALLY}; tests/node runs the chart's pods on a "
+            "real node (NetworkPolicy enforcement aside, ADR 0010)"
         )
 
 
