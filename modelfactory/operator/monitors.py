@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from modelfactory.operator.crds import DRIFT_MONITOR, GROUP, MODEL_DEPLOYMENT
-from modelfactory.operator.resources import MANAGED_BY, owner_reference
+from modelfactory.operator.resources import MANAGED_BY, owner_reference, pod_labels
 
 # Spec fields that say when and how the CronJob runs; the rest is the check's MonitorConfig.
 SCHEDULING = ("schedule", "timeZone", "suspend", "activeDeadlineSeconds")
@@ -155,7 +155,7 @@ def cron_job(
     spec = body["spec"]
     pod = copy.deepcopy(dict(template))
     pod_meta = pod.setdefault("metadata", {})
-    pod_meta["labels"] = {**(pod_meta.get("labels") or {}), **labels(body)}
+    pod_meta["labels"] = pod_labels(pod_meta.get("labels"), labels(body))
     pod_spec = pod["spec"]
     pod_spec["serviceAccountName"] = account_name(body)
     pod_spec["automountServiceAccountToken"] = True  # the check writes its monitor's status

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from modelfactory.operator.monitors import SERVING_ONLY_ENV, program_command
-from modelfactory.operator.resources import MANAGED_BY, owner_reference
+from modelfactory.operator.resources import MANAGED_BY, owner_reference, pod_labels
 from modelfactory.rollout.actions import RunReplay
 
 PROGRAM = ["python3", "-m", "modelfactory.operator.replay_job"]
@@ -56,7 +56,7 @@ def replay_job(
     spec = body["spec"]
     pod = copy.deepcopy(dict(template))
     pod_meta = pod.setdefault("metadata", {})
-    pod_meta["labels"] = {**(pod_meta.get("labels") or {}), **labels(body)}
+    pod_meta["labels"] = pod_labels(pod_meta.get("labels"), labels(body))
     pod_spec = pod["spec"]
     pod_spec["automountServiceAccountToken"] = False  # no Kubernetes API: the result goes to MLflow
     pod_spec["restartPolicy"] = "Never"

@@ -10,7 +10,8 @@ renders each model's with the same secure defaults as every other workload), els
 operator's default template (:func:`load_serving_template`, also rendered by the chart: image,
 MLflow and prediction-store settings, security context, volumes). The operator sets what makes
 it this model's pod: model name, alias, workers, ports, and replicas, resources and extra
-environment from the spec. Owned objects carry the ModelDeployment's own labels.
+environment from the spec. Owned objects carry the ModelDeployment's own labels; its pods keep
+the template's release labels (:func:`pod_labels`).
 """
 
 from __future__ import annotations
@@ -82,6 +83,20 @@ def load_serving_template(path: str | None = None) -> dict[str, Any]:
     return loaded
 
 
+# What the chart's NetworkPolicies select a release's pods by (PostgreSQL admits only the
+# release's own parts). A pod made from the chart's templates keeps the template's, whatever
+# labels its resource has: one written by hand (`kubectl apply`) has none of the release's.
+RELEASE_LABELS = ("app.kubernetes.io/name", "app.kubernetes.io/instance")
+
+
+def pod_labels(template_labels: Mapping[str, str] | None, own: Mapping[str, str]) -> dict[str, str]:
+    """A pod's labels: the template's, the resource's ``own`` over them, and the template's
+    release labels over those."""
+    template_labels = dict(template_labels or {})
+    release = {k: template_labels[k] for k in RELEASE_LABELS if k in template_labels}
+    return {**template_labels, **own, **release}
+
+
 def labels(body: Mapping[str, Any]) -> dict[str, str]:
     """The ModelDeployment's own labels (a chart's release labels, which its NetworkPolicies
     select by, stay as they are), defaults for a hand-written one, and the operator's."""
@@ -138,7 +153,7 @@ def deployment(body: Mapping[str, Any], template: Mapping[str, Any]) -> dict[str
     spec = body["spec"]
     pod = copy.deepcopy(dict(spec.get("template") or template))
     pod_meta = pod.setdefault("metadata", {})
-    pod_meta["labels"] = {**(pod_meta.get("labels") or {}), **labels(body)}
+    pod_meta["labels"] = pod_labels(pod_meta.get("labels"), labels(body))
     if spec.get("podAnnotations"):
         pod_meta["annotations"] = {**(pod_meta.get("annotations") or {}), **spec["podAnnotations"]}
     pod_spec = pod["spec"]

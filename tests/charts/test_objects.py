@@ -109,6 +109,53 @@ def test_drift_checks_are_covered_by_their_policy_and_reach_the_prediction_log(h
     assert pod["serviceAccountName"] == "bank-marketing-drift-monitor"
 
 
+def test_pods_of_resources_applied_by_hand_are_the_releases_to_its_policies(helm):
+    """A DriftMonitor and a ModelDeployment applied with kubectl, as the README shows (none of
+    the release's labels): the pods the operator makes for them from the chart's templates are
+    selected by their part's NetworkPolicy and admitted by PostgreSQL's, so drift checks, serving
+    pods and replays reach the prediction log where policies are enforced."""
+    import yaml
+
+    from modelfactory.operator import monitors, replays, resources
+    from modelfactory.rollout.actions import RunReplay
+
+    objects = render()
+    config = named(objects, "ConfigMap", f"{FULLNAME}-operator-serving-template")
+    templates = {key: yaml.safe_load(text) for key, text in config["data"].items()}
+    postgres = named(objects, "NetworkPolicy", f"{FULLNAME}-postgresql")
+    admitted = [p["podSelector"] for rule in postgres["spec"]["ingress"] for p in rule["from"]]
+
+    def by_hand(kind: str, name: str, spec: dict) -> dict:
+        meta = {"name": name, "namespace": "models", "uid": f"uid-{name}"}
+        return {
+            "apiVersion": "modelfactory.io/v1alpha1",
+            "kind": kind,
+            "metadata": meta,
+            "spec": spec,
+        }
+
+    monitor = by_hand("DriftMonitor", "bank-marketing", {"model": "bank-marketing"})
+    model = by_hand("ModelDeployment", "bank-marketing", {"model": "bank-marketing"})
+    image = "modelfactory-components:0.1.0"
+    made = {
+        "drift-monitor": monitors.cron_job(monitor, templates["drift-check.yaml"], image, {}),
+        "serving": resources.deployment(model, templates["template.yaml"]),
+        "rollout-replay": replays.replay_job(
+            model, templates["rollout-replay.yaml"], image, RunReplay("2", "1", 100, 0.0), 600
+        ),
+    }
+    for part, workload in made.items():
+        labels = pod_labels(workload)
+        policy = named(objects, "NetworkPolicy", f"{FULLNAME}-{part}")
+        assert selector_matches(policy["spec"]["podSelector"], labels), (part, labels)
+        assert any(selector_matches(s, labels) for s in admitted), (part, labels)
+        assert labels["app.kubernetes.io/component"] == part
+    # The objects themselves still carry the resource's own name as their instance.
+    assert made["drift-monitor"]["metadata"]["labels"]["app.kubernetes.io/instance"] == (
+        "bank-marketing"
+    )
+
+
 def test_network_policies_by_default(helm):
     objects = render()
     policies = {p["metadata"]["name"]: p for p in of_kind(objects, "NetworkPolicy")}
