@@ -40,9 +40,12 @@ Prints figures, asserts nothing. Sections, chosen with ``--section rollback,over
   kwok fakes the serving pods: no container runs.
 
 The machine's load (CPU used meanwhile by processes this benchmark did not start) is printed
-per section. Usage:
+per section. ``--cluster`` runs the rollout with real pods instead: benchmarks/cluster.py's
+rollout section (the chart on a real node, the operator in its pod deciding from the serving
+pods' /metrics, traffic through the Service), kept there beside the install it needs. Usage:
     .venv/bin/python benchmarks/rollout.py [--section rollback,overhead,scale] [--rate 40]
         [--interval 5] [--rounds 6] [--seconds 6] [--deployments 200] [--idle-seconds 60]
+    flock /tmp/realnode.lock .venv/bin/python benchmarks/rollout.py --cluster [--rate 20]
 """
 
 from __future__ import annotations
@@ -1091,11 +1094,25 @@ def _scale(
 
 # --- main ----------------------------------------------------------------------------------------
 def main() -> None:
+    if "--cluster" in sys.argv[1:]:
+        # The rollout with real pods: the chart on a real node, the operator in its pod
+        # (benchmarks/cluster.py's rollout section; its other options pass through).
+        import cluster
+
+        return cluster.main(
+            ["--section", "rollout", *(a for a in sys.argv[1:] if a != "--cluster")]
+        )
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
         "--section", default=",".join(SECTIONS), help="comma-separated: rollback, overhead, scale"
+    )
+    parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="instead: the rollout on a real node, the operator in its pod (benchmarks/cluster.py "
+        "--section rollout, which takes the remaining options; under flock /tmp/realnode.lock)",
     )
     parser.add_argument("--workers", type=int, default=2, help="serving workers")
     parser.add_argument("--rate", type=float, default=40, help="rollback: requests per second")
