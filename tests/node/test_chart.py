@@ -5,18 +5,22 @@ tests/node/values-node.yaml in a namespace that enforces Pod Security ``restrict
 pod on the chart's RBAC, the serving Deployment it makes), a champion registered from the host
 as the MLflow admin, the served model answering JSON, v2 REST and v2 gRPC through its Service on
 127.0.0.1, ``helm test``, pods deleted, upgraded and rolled back under steady traffic, the
-operator promoting a good challenger and rolling a bad one back from the pods' /metrics, and
+operator promoting a good challenger and rolling a bad one back from the pods' /metrics, the
+PostgreSQL pod restarted under traffic with every answered request's rows in the prediction log
+(the serving pods' spools), a DriftMonitor's check run as a Job from its CronJob, and
 ``helm uninstall``.
 
 The tests share one release (a module fixture installs it once) and run in file order; the last
 one uninstalls it. Not covered here yet: NetworkPolicy enforcement (rendered and admitted; no
-policy engine runs on this node, docs/adr/0010-real-node.md), a DriftMonitor's CronJob and its
-Job, a PostgreSQL restart under logged predictions.
+policy engine runs on this node, docs/adr/0010-real-node.md).
 """
 
 from __future__ import annotations
 
 import base64
+import datetime as dt
+import json
+import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -430,6 +434,305 @@ def test_the_operator_rolls_a_disagreeing_challenger_back(
     assert str(registry.version_by_alias(MODEL, CHAMPION).version) == champion
     assert registry.version_by_alias(MODEL, CHALLENGER) is None
     assert load.failures == 0, f"{load.failures} of {load.answers} requests failed: {load.errors}"
+
+
+POSTGRESQL = f"{INSTANCE},app.kubernetes.io/component=postgresql"
+POSTGRESQL_POD = f"{FULLNAME}-postgresql-0"
+ROWS_PER_REQUEST = 2  # Load posts two records; the prediction log keeps a row per record
+
+
+def _predictions_sql(node: RealNode, namespace: str, query: str) -> str:
+    """``query`` in the prediction store, run by psql in the PostgreSQL pod as the chart's
+    predictions user (its password from the file the pod mounts)."""
+    done = node.exec(
+        namespace,
+        POSTGRESQL_POD,
+        "sh",
+        "-c",
+        'PGPASSWORD="$(cat "$PREDICTIONS_DB_PASSWORD_FILE")" exec psql -h 127.0.0.1 '
+        '-U predictions -d predictions -v ON_ERROR_STOP=1 -tAc "$0"',
+        query,
+        check=False,
+    )
+    assert done.returncode == 0, f"psql {query!r}: {done.stderr[-1000:]}"
+    return done.stdout.strip()
+
+
+def _logged_rows(node: RealNode, namespace: str, since: dt.datetime | None = None) -> int:
+    """Rows of the served model in the prediction log (created at or after ``since``)."""
+    query = f"select count(*) from predictions where model_name = '{MODEL}' and role = 'served'"
+    if since is not None:
+        query += f" and created_at >= '{since.isoformat()}'"
+    return int(_predictions_sql(node, namespace, query))
+
+
+def _log_metrics(node: RealNode, namespace: str) -> dict[str, float]:
+    """The prediction log's counters and spool gauges, summed over the serving pods' /metrics
+    (read in each pod: the metrics port is not on the Service)."""
+    read = (
+        "import sys, urllib.request; sys.stdout.write(urllib.request.urlopen("
+        "'http://127.0.0.1:8002/metrics', timeout=10).read().decode())"
+    )
+    totals: dict[str, float] = {}
+    for pod in _pods(node, namespace, SERVING):
+        text = node.exec(namespace, pod["metadata"]["name"], "python3", "-c", read).stdout
+        for line in text.splitlines():
+            if line.startswith("modelfactory_prediction_log_") and not line.startswith("#"):
+                sample, value = line.rsplit(" ", 1)
+                if sample.endswith("_created") or "_created{" in sample:
+                    continue
+                totals[sample] = totals.get(sample, 0.0) + float(value)
+    return totals
+
+
+def _spooled(metrics: dict[str, float]) -> float:
+    return metrics.get("modelfactory_prediction_log_spool_rows", 0.0)
+
+
+def _dropped(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """Rows dropped between two readings, by reason (``modelfactory_prediction_log_dropped``)."""
+    prefix = "modelfactory_prediction_log_dropped_total"
+    return {
+        sample.removeprefix(prefix): value - before.get(sample, 0.0)
+        for sample, value in after.items()
+        if sample.startswith(prefix) and value - before.get(sample, 0.0)
+    }
+
+
+STORE_BACK = re.compile(r"prediction store \S+ is back after (\d+) s; draining (\d+) spooled rows")
+
+
+def _store_back(node: RealNode, namespace: str, since: dt.datetime) -> list[tuple[int, int]]:
+    """What the serving pods' prediction log writers said since ``since`` when the store took
+    rows again: (seconds it failed, rows then waiting on the spool), one per writer."""
+    said = []
+    for pod in _pods(node, namespace, SERVING):
+        logs = node.cluster.kubectl(
+            "logs",
+            "-n",
+            namespace,
+            pod["metadata"]["name"],
+            f"--since-time={since.strftime('%Y-%m-%dT%H:%M:%SZ')}",
+        ).stdout
+        said += [(int(a), int(b)) for a, b in STORE_BACK.findall(logs)]
+    return said
+
+
+def test_postgresql_restarted_under_traffic_loses_no_logged_prediction(
+    real_node: RealNode, release: Release, served: Served
+):
+    """The PostgreSQL pod deleted under steady traffic (the StatefulSet starts it again on its
+    volume): no request fails, and every answered request's rows reach the prediction log once
+    PostgreSQL is back, through each serving worker's spool (docs/adr/0013); none twice.
+    Not covered: the serving pods replaced while PostgreSQL is down (their emptyDir spools go
+    with them), a spool reaching its bound."""
+    namespace = release.namespace
+    old = real_node.cluster.get("pod", POSTGRESQL_POD, "-n", namespace)["metadata"]["uid"]
+    before = _log_metrics(real_node, namespace)
+    window_start = dt.datetime.now(dt.UTC)
+    outage: dict[str, float] = {}
+
+    def restart_postgresql():
+        started = time.monotonic()
+        real_node.cluster.kubectl("delete", "pod", POSTGRESQL_POD, "-n", namespace, "--wait=true")
+        outage["gone"] = time.monotonic() - started
+        real_node.wait_ready(namespace, POSTGRESQL, timeout=300)
+        outage["back"] = time.monotonic() - started
+
+    with Load(served.http_url, rate=RATE) as load:
+        time.sleep(3)  # rows flow into the store before it goes
+        restart_postgresql()
+        time.sleep(5)  # and after it is back, beside the spooled ones draining
+    answered = load.answers - load.failures
+    expected = answered * ROWS_PER_REQUEST
+    assert real_node.cluster.get("pod", POSTGRESQL_POD, "-n", namespace)["metadata"]["uid"] != old
+    assert load.failures == 0, f"{load.failures} of {load.answers} requests failed: {load.errors}"
+
+    drained = time.monotonic()
+    deadline = drained + 90
+    while True:  # the spools drain at the writers' pace (retries back off to 5 s)
+        logged = _logged_rows(real_node, namespace, since=window_start)
+        after = _log_metrics(real_node, namespace)
+        if logged >= expected and not _spooled(after) or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    drained = time.monotonic() - drained
+    real_node.wait_ready(namespace, MLFLOW, timeout=300)  # MLflow's database was gone too
+    dropped = _dropped(before, after)
+    back = _store_back(real_node, namespace, window_start)
+    real_node.timings[
+        f"the PostgreSQL pod deleted under traffic, until Ready again ({load.answers} requests, "
+        f"{load.failures} failed; {logged} of {expected} rows logged, {drained:.0f}s after the "
+        f"traffic stopped; dropped: {dropped or 'none'}; the old pod gone in "
+        f"{outage['gone']:.0f}s; the writers failing {[b[0] for b in back]}s, then draining "
+        f"{[b[1] for b in back]} spooled rows)"
+    ] = outage["back"]
+    assert logged == expected, (
+        f"{logged} rows in the prediction log for {answered} answered requests "
+        f"({expected} rows): "
+        + (f"{expected - logged} lost" if logged < expected else f"{logged - expected} twice")
+        + "; the serving pods counted as dropped "
+        f"{dropped or 'none'}, still spooled {_spooled(after):.0f} "
+        f"(PostgreSQL was Ready again {outage['back']:.0f}s after its deletion)\n"
+        + real_node.describe(namespace, SERVING)
+    )
+    assert not dropped, f"rows dropped by reason: {dropped}"
+    # The outage reached the prediction log: its writers failed, spooled, and drained.
+    assert back, "no serving pod's writer logged the store back\n" + real_node.describe(
+        namespace, SERVING
+    )
+
+
+def _drift_monitor(name: str) -> dict:
+    return {
+        "apiVersion": "modelfactory.io/v1alpha1",
+        "kind": "DriftMonitor",
+        "metadata": {"name": name},
+        "spec": {
+            "model": MODEL,
+            # Never on its own during the test: the test starts its Job from the CronJob.
+            "schedule": "0 0 1 1 *",
+            "window": {"since": "6h"},  # every row this run logged
+            "minRows": 50,
+            "retrain": {"enabled": False},  # a drifted window is an alert, not a training run
+            "activeDeadlineSeconds": 600,
+        },
+    }
+
+
+def _finished_job(node: RealNode, namespace: str, job: str, timeout: float) -> dict:
+    """The Job once it completed; its pod's events and logs when it failed or ran too long."""
+    selector = f"job-name={job}"
+    deadline = time.monotonic() + timeout
+    while True:
+        found = node.cluster.get("job", job, "-n", namespace)
+        conditions = {c["type"]: c for c in found.get("status", {}).get("conditions", []) or []}
+        if conditions.get("Complete", {}).get("status") == "True":
+            return found
+        failed = conditions.get("Failed", {}).get("status") == "True"
+        if failed or time.monotonic() > deadline:
+            raise AssertionError(
+                f"Job {job} {'failed' if failed else f'not complete in {timeout:.0f}s'}: "
+                f"{found.get('status')}\n" + node.describe(namespace, selector)
+            )
+        time.sleep(1)
+
+
+def _printed_result(logs: str) -> dict:
+    """The result a check prints as its last line of stdout (its logs also hold stderr)."""
+    for line in reversed(logs.splitlines()):
+        if line.startswith("{"):
+            try:
+                return json.loads(line)
+            except ValueError:
+                continue
+    raise AssertionError(f"the check printed no result:\n{logs[-3000:]}")
+
+
+def _check_in_a_pod(real_node: RealNode, release: Release, name: str, cron: str) -> None:
+    """The DriftMonitor ``name``'s CronJob made; a Job from it runs one check; what it wrote."""
+    from modelfactory.registry import CHAMPION, Registry
+
+    namespace = release.namespace
+
+    def cron_job_made() -> list[str]:
+        found = real_node.cluster.kubectl("get", "cronjob", cron, "-n", namespace, check=False)
+        return [] if found.returncode == 0 else [found.stderr.strip()]
+
+    eventually(cron_job_made, 60, f"the operator's CronJob {cron}")
+
+    # Every row logged so far is in the store: nothing waits on a spool.
+    def spooled() -> list[str]:
+        rows = _spooled(_log_metrics(real_node, namespace))
+        return [f"{rows:.0f} rows still spooled"] if rows else []
+
+    eventually(spooled, 90, "the prediction log drained")
+    logged = _logged_rows(real_node, namespace)
+    champion = str(Registry(release.mlflow_url).version_by_alias(MODEL, CHAMPION).version)
+
+    job = f"{name}-now"
+    started = time.monotonic()
+    real_node.cluster.kubectl("create", "job", job, f"--from=cronjob/{cron}", "-n", namespace)
+    _finished_job(real_node, namespace, job, timeout=300)
+    seconds = time.monotonic() - started
+    pods = real_node.cluster.get("pods", "-n", namespace, "-l", f"job-name={job}")["items"]
+    assert len(pods) == 1, [p["metadata"]["name"] for p in pods]
+    pod = pods[0]
+    assert pod["spec"]["nodeName"] == real_node.name
+    assert pod["spec"]["serviceAccountName"] == f"{name}-drift-monitor"
+    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+    (check,) = pod["status"]["containerStatuses"]
+    assert check["image"].endswith(COMPONENTS_IMAGE), check["image"]
+    assert check["state"]["terminated"]["exitCode"] == 0, check
+
+    status = real_node.cluster.get("dmon", name, "-n", namespace)["status"]
+    result = status["lastResult"]
+    real_node.timings[
+        f"a DriftMonitor's check Job ({result['rows']} rows, decision {result['decision']}, "
+        f"drifted share {result.get('driftedShare')}) from creation to Complete"
+    ] = seconds
+    problem = f"{status}\n" + real_node.describe(namespace, f"job-name={job}")
+    assert status["model"] == MODEL, problem
+    assert result["rows"] == logged, problem  # the check read every logged row
+    assert result["championVersion"] == champion, problem
+    # Rows enough to compare, no retrain: no drift, or drift waiting for a second check.
+    assert result["decision"] in ("no_drift", "drift_pending"), problem
+    assert isinstance(result["driftedShare"], float | int), problem
+    conditions = {c["type"]: c for c in status["conditions"]}
+    assert conditions["Checked"]["status"] == "True", problem
+    assert conditions["Scheduled"]["status"] == "True", problem  # the operator's stays
+    assert status["lastCheck"], problem
+
+    # The check's MLflow run, as the admin sees it: what it read and decided, and its report.
+    printed = real_node.cluster.kubectl("logs", "-n", namespace, f"job/{job}").stdout
+    said = _printed_result(printed)
+    client = Registry(release.mlflow_url).client
+    experiment = client.get_experiment_by_name(f"monitoring/{MODEL}")
+    assert experiment is not None, "no monitoring experiment in MLflow"
+    runs = client.search_runs([experiment.experiment_id])
+    assert [r.info.run_id for r in runs] == [said["mlflowRunId"]], (said, runs)
+    run = runs[0]
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["monitoring.rows"] == str(logged)
+    assert run.data.tags["monitoring.decision"] == result["decision"]
+    assert run.data.tags["monitoring.champion_version"] == champion
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"check.json", "drift_report.html"} <= artifacts, artifacts
+    assert f"run_uuid={run.info.run_id}" in result["reportUrl"]
+
+
+def test_a_driftmonitors_cronjob_runs_a_check_of_the_prediction_log_in_a_pod(
+    real_node: RealNode, release: Release, served: Served, as_admin
+):
+    """A DriftMonitor applied by hand: the operator makes its CronJob, a Job started from it
+    (as `kubectl create job --from=cronjob/...` does) runs the check in a pod on the node, as the
+    monitor's ServiceAccount under Pod Security restricted; the check reads every row this run
+    logged from the chart's PostgreSQL, compares them with the champion's training data from
+    MLflow, writes its decision into the monitor's status and records itself as an MLflow run.
+    Not covered: the schedule firing on its own (the kwok tier's controller manager starts it),
+    a retraining run (no KFP here; retrain is off), NetworkPolicy enforcement."""
+    namespace, name = release.namespace, "bank-drift"
+    real_node.cluster.kubectl(
+        "apply", "-n", namespace, "-f", "-", input=json.dumps(_drift_monitor(name))
+    )
+    cron = f"{name}-drift"
+    try:
+        _check_in_a_pod(real_node, release, name, cron)
+    finally:  # the uninstall test after this one expects only the release's objects
+        real_node.cluster.kubectl("delete", "dmon", name, "-n", namespace, "--ignore-not-found")
+
+    def collected() -> list[str]:
+        left = real_node.cluster.get(
+            "cronjobs,jobs,pods,serviceaccounts,roles,rolebindings",
+            "-n",
+            namespace,
+            "-l",
+            f"modelfactory.io/driftmonitor={name}",
+        )["items"]
+        return [f"{o['kind']} {o['metadata']['name']}" for o in left]
+
+    # Its CronJob, Jobs, pods and identity are the monitor's: they go with it.
+    eventually(collected, 120, "the DriftMonitor's objects collected")
 
 
 def test_helm_uninstall_leaves_only_what_is_kept_on_purpose(real_node: RealNode, release: Release):
