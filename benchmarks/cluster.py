@@ -858,24 +858,28 @@ def main(argv: list[str] | None = None) -> None:
         flush=True,
     )
     began = time.monotonic()
-    with ExitStack() as cleanups:
-        if not args.keep:
-            cleanups.callback(shutil.rmtree, work, True)
-        node = cleanups.enter_context(started_real_node(work / "n"))
-        print(f"real node up (Kubernetes {node.cluster.server_version})", flush=True)
-        bench = Bench(node, work, args)
-        print("\ninstall to first answer:", flush=True)
-        with machine_share("install", work):
-            install_section(bench, cleanups)
-        if "rollout" in sections:
-            print("\nrollout with real pods, decided by the operator in its pod:", flush=True)
-            with machine_share("rollout", work):
-                rollout_section(bench)
-        if "throughput" in sections:
-            print("\nthroughput through the Service against `docker run` of the same image:")
-            with machine_share("throughput", work):
-                throughput_section(bench, cleanups)
-        print(f"\nmeasured in {time.monotonic() - began:.0f} s; cleaning up", flush=True)
+    try:
+        with ExitStack() as cleanups:
+            if not args.keep:
+                cleanups.callback(shutil.rmtree, work, True)
+            node = cleanups.enter_context(started_real_node(work / "n"))
+            print(f"real node up (Kubernetes {node.cluster.server_version})", flush=True)
+            bench = Bench(node, work, args)
+            print("\ninstall to first answer:", flush=True)
+            with machine_share("install", work):
+                install_section(bench, cleanups)
+            if "rollout" in sections:
+                print("\nrollout with real pods, decided by the operator in its pod:", flush=True)
+                with machine_share("rollout", work):
+                    rollout_section(bench)
+            if "throughput" in sections:
+                print("\nthroughput through the Service against `docker run` of the same image:")
+                with machine_share("throughput", work):
+                    throughput_section(bench, cleanups)
+            print(f"\nmeasured in {time.monotonic() - began:.0f} s; cleaning up", flush=True)
+    except KeyboardInterrupt:
+        # The stack above has run: the container removed, the release uninstalled, the node down.
+        sys.exit(f"interrupted after {time.monotonic() - began:.0f} s; cleaned up")
     print(f"cleaned up (container, release, node) in all {time.monotonic() - began:.0f} s")
 
 
