@@ -2,7 +2,8 @@
 # Brings up modelfactory on a local kind cluster:
 #   1. the cluster from kind-config.yaml (one node, NodePorts mapped to localhost),
 #   2. the project's images, built and `kind load`ed (never pulled),
-#   3. Kubeflow Pipelines from its pinned upstream release manifests,
+#   3. Kubeflow Pipelines from its pinned upstream release manifests (skipped, saying so,
+#      where github.com cannot be reached),
 #   4. charts/modelfactory with values-kind.yaml,
 # then prints the URLs. Re-running it is safe: each step skips or upgrades.
 #
@@ -54,16 +55,34 @@ for image in "${IMAGES[@]}"; do
   kind load docker-image "$image" --name "$CLUSTER_NAME"
 done
 
-if [ "${SKIP_KFP:-0}" != 1 ]; then
+# KFP's manifests come from github.com. Rendered first, so a machine that cannot reach them
+# (KFP's backend cannot be built from what it can reach either, ADR 0010) still gets the
+# chart, and is told that pipelines run with the kfp local runner (`modelfactory run`).
+kfp_ui="http://localhost:$KFP_UI_NODE_PORT"
+if [ "${SKIP_KFP:-0}" = 1 ]; then
+  kfp_ui="not installed (SKIP_KFP=1)"
+else
   step "Kubeflow Pipelines $KFP_VERSION"
-  "${KUBECTL[@]}" apply -k "github.com/kubeflow/pipelines/manifests/kustomize/cluster-scoped-resources?ref=$KFP_VERSION"
-  "${KUBECTL[@]}" wait --for condition=established --timeout=120s crd/applications.app.k8s.io
-  "${KUBECTL[@]}" apply -k "github.com/kubeflow/pipelines/manifests/kustomize/env/platform-agnostic?ref=$KFP_VERSION"
-  # The UI on a fixed NodePort, which kind-config.yaml publishes on localhost.
-  "${KUBECTL[@]}" -n "$KFP_NAMESPACE" patch service ml-pipeline-ui --type merge \
-    -p '{"spec":{"type":"NodePort","ports":[{"port":80,"targetPort":3000,"protocol":"TCP","nodePort":30080}]}}'
-  echo "waiting for the KFP deployments (first start pulls many images; up to $TIMEOUT)"
-  "${KUBECTL[@]}" -n "$KFP_NAMESPACE" wait --for=condition=Available deployment --all --timeout="$TIMEOUT"
+  kfp_manifests="$(mktemp -d)"
+  trap 'rm -rf "$kfp_manifests"' EXIT
+  kfp_source="github.com/kubeflow/pipelines/manifests/kustomize"
+  if "${KUBECTL[@]}" kustomize "$kfp_source/cluster-scoped-resources?ref=$KFP_VERSION" \
+        >"$kfp_manifests/cluster.yaml" 2>"$kfp_manifests/error" &&
+     "${KUBECTL[@]}" kustomize "$kfp_source/env/platform-agnostic?ref=$KFP_VERSION" \
+        >"$kfp_manifests/platform.yaml" 2>"$kfp_manifests/error"; then
+    "${KUBECTL[@]}" apply -f "$kfp_manifests/cluster.yaml"
+    "${KUBECTL[@]}" wait --for condition=established --timeout=120s crd/applications.app.k8s.io
+    "${KUBECTL[@]}" apply -f "$kfp_manifests/platform.yaml"
+    # The UI on a fixed NodePort, which kind-config.yaml publishes on localhost.
+    "${KUBECTL[@]}" -n "$KFP_NAMESPACE" patch service ml-pipeline-ui --type merge \
+      -p '{"spec":{"type":"NodePort","ports":[{"port":80,"targetPort":3000,"protocol":"TCP","nodePort":30080}]}}'
+    echo "waiting for the KFP deployments (first start pulls many images; up to $TIMEOUT)"
+    "${KUBECTL[@]}" -n "$KFP_NAMESPACE" wait --for=condition=Available deployment --all --timeout="$TIMEOUT"
+  else
+    kfp_ui="not installed: its manifests could not be read from $kfp_source ($(tr -s '\n' ' ' <"$kfp_manifests/error"))"
+    echo "KFP NOT INSTALLED: $kfp_source@$KFP_VERSION cannot be reached from this machine." >&2
+    echo "  Pipelines still run with the kfp local runner: .venv/bin/modelfactory run <pipeline>" >&2
+  fi
 fi
 
 step "helm upgrade --install $RELEASE (namespace $NAMESPACE)"
@@ -81,7 +100,7 @@ case "$RELEASE" in *modelfactory*) FULLNAME="$RELEASE" ;; *) FULLNAME="$RELEASE-
 cat <<MSG
 
 modelfactory is up on kind cluster "$CLUSTER_NAME":
-  Kubeflow Pipelines UI   http://localhost:$KFP_UI_NODE_PORT
+  Kubeflow Pipelines UI   $kfp_ui
   MLflow UI and API       http://localhost:30500
   bank-marketing HTTP     http://localhost:30300   (ready after the first pipeline run promotes a champion)
   bank-marketing gRPC     localhost:30801
