@@ -499,13 +499,15 @@ def _dropped(before: dict[str, float], after: dict[str, float]) -> dict[str, flo
     }
 
 
+STORE_FAILING = re.compile(r"prediction store \S+ does not take rows \((.*?)\); \d+ rows")
 STORE_BACK = re.compile(r"prediction store \S+ is back after (\d+) s; draining (\d+) spooled rows")
 
 
-def _store_back(node: RealNode, namespace: str, since: dt.datetime) -> list[tuple[int, int]]:
-    """What the serving pods' prediction log writers said since ``since`` when the store took
-    rows again: (seconds it failed, rows then waiting on the spool), one per writer."""
-    said = []
+def _writers_said(node: RealNode, namespace: str, since: dt.datetime) -> tuple[list, list[str]]:
+    """What the serving pods' prediction log writers logged since ``since``: when the store took
+    rows again, (seconds it failed, rows then waiting on the spool) per writer, and why it did
+    not take them before (each writer's first warnings)."""
+    back, failing = [], []
     for pod in _pods(node, namespace, SERVING):
         logs = node.cluster.kubectl(
             "logs",
@@ -514,8 +516,9 @@ def _store_back(node: RealNode, namespace: str, since: dt.datetime) -> list[tupl
             pod["metadata"]["name"],
             f"--since-time={since.strftime('%Y-%m-%dT%H:%M:%SZ')}",
         ).stdout
-        said += [(int(a), int(b)) for a, b in STORE_BACK.findall(logs)]
-    return said
+        back += [(int(a), int(b)) for a, b in STORE_BACK.findall(logs)]
+        failing += [why[:200] for why in STORE_FAILING.findall(logs)]
+    return back, failing
 
 
 def test_postgresql_restarted_under_traffic_loses_no_logged_prediction(
@@ -559,13 +562,13 @@ def test_postgresql_restarted_under_traffic_loses_no_logged_prediction(
     drained = time.monotonic() - drained
     real_node.wait_ready(namespace, MLFLOW, timeout=300)  # MLflow's database was gone too
     dropped = _dropped(before, after)
-    back = _store_back(real_node, namespace, window_start)
+    back, failing = _writers_said(real_node, namespace, window_start)
     real_node.timings[
         f"the PostgreSQL pod deleted under traffic, until Ready again ({load.answers} requests, "
         f"{load.failures} failed; {logged} of {expected} rows logged, {drained:.0f}s after the "
         f"traffic stopped; dropped: {dropped or 'none'}; the old pod gone in "
-        f"{outage['gone']:.0f}s; the writers failing {[b[0] for b in back]}s, then draining "
-        f"{[b[1] for b in back]} spooled rows)"
+        f"{outage['gone']:.0f}s; the writers failing {[b[0] for b in back]}s ({failing}), then "
+        f"draining {[b[1] for b in back]} spooled rows)"
     ] = outage["back"]
     assert logged == expected, (
         f"{logged} rows in the prediction log for {answered} answered requests "
