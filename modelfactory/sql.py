@@ -6,6 +6,12 @@ from __future__ import annotations
 import orjson
 import sqlalchemy as sa
 
+# A PostgreSQL connection attempt gives up after this long. A server that takes the TCP
+# connection and never answers (one going away while its Service still routed to it) otherwise
+# holds the caller until the kernel drops the socket: on the real node the prediction log's
+# writers waited 26-63 s past a restarted PostgreSQL's return (docs/adr/0010-real-node.md).
+CONNECT_TIMEOUT_SECONDS = 10
+
 
 def shown_url(url: str) -> str:
     """``url`` with its password hidden, for messages and run tags."""
@@ -43,4 +49,10 @@ def engine(url: str) -> sa.Engine:
             cursor.close()
 
         return created
-    return sa.create_engine(url, pool_pre_ping=True, json_serializer=json_text)
+    connect_args = {}
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
+        connect_args["connect_timeout"] = CONNECT_TIMEOUT_SECONDS
+    return sa.create_engine(
+        url, pool_pre_ping=True, json_serializer=json_text, connect_args=connect_args
+    )
