@@ -5,6 +5,7 @@ trained once per session); the serving and PostgreSQL fixtures come from ``tests
 from __future__ import annotations
 
 import os
+import signal
 
 import pytest
 
@@ -19,6 +20,24 @@ pytest_plugins = [
 # MLflow's telemetry thread sets and unsets an environment variable while other threads read the
 # environment (urllib's proxy lookup), which fails requests at random: no telemetry in tests.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+
+_PYTEST_PID = os.getpid()
+
+
+def _stop_as_if_interrupted(signum, frame):
+    if os.getpid() != _PYTEST_PID:  # a forked child inherited the handler: die as by default
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        return
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_configure(config) -> None:
+    """SIGTERM (`timeout`, a CI job cancelled, `kill`) stops the run as Ctrl-C does, so session
+    fixtures still tear down what they started. Without it pytest dies at once and leaves the
+    control planes, the real node, MLflow and PostgreSQL servers running, their parents gone."""
+    signal.signal(signal.SIGTERM, _stop_as_if_interrupted)
 
 
 @pytest.fixture(scope="session", autouse=True)

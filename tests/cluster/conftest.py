@@ -196,7 +196,11 @@ def cluster(tmp_path_factory) -> Iterator[Cluster]:
             pytest.fail(f"{KUBECONFIG_ENV}={named}: no such file", pytrace=False)
     else:
         state_dir = tmp_path_factory.mktemp("control-plane")
-        kubeconfig, start_seconds = _start_local_control_plane(state_dir)
+        try:
+            kubeconfig, start_seconds = _start_local_control_plane(state_dir)
+        except BaseException:  # interrupted while `up` ran: stop what it had started
+            _stop(state_dir)
+            raise
     local = state_dir is not None
     built_kubectl = k8s_bin_dir() / "kubectl"
     kubectl = str(built_kubectl) if built_kubectl.exists() else tool("kubectl")

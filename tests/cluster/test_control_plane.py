@@ -102,8 +102,8 @@ def test_a_second_control_plane_runs_beside_and_stops_only_itself(cluster, tmp_p
         )
     assert (k8s_bin_dir() / "kube-apiserver").exists()
     state = tmp_path / "second"
-    up = _control_plane("up", "--state-dir", str(state), "--nodes", "1")
-    try:
+    try:  # `down` also when `up` is interrupted half-way
+        up = _control_plane("up", "--state-dir", str(state), "--nodes", "1")
         assert up.returncode == 0, up.stderr
         second = json.loads(
             cluster.run(

@@ -250,18 +250,26 @@ def started_real_node(state_dir: Path) -> Iterator[RealNode]:
     """``up --real-node`` in ``state_dir``; ``down`` when done, failing if anything of the
     node is left on the machine."""
     started = time.monotonic()
-    up = subprocess.run(
-        ["bash", str(CONTROL_PLANE), "up", "--real-node", "--state-dir", str(state_dir)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    if up.returncode != 0:
+
+    def down() -> None:
         subprocess.run(
             ["bash", str(CONTROL_PLANE), "down", "--state-dir", str(state_dir)],
             capture_output=True,
             timeout=300,
         )
+
+    try:
+        up = subprocess.run(
+            ["bash", str(CONTROL_PLANE), "up", "--real-node", "--state-dir", str(state_dir)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+    except BaseException:  # interrupted while `up` ran: stop what it had started
+        down()
+        raise
+    if up.returncode != 0:
+        down()
         raise AssertionError(
             f"up --real-node failed (logs in {state_dir / 'logs'}):\n{up.stderr[-5000:]}"
         )
