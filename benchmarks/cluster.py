@@ -685,16 +685,6 @@ def logged(text: str) -> dict[str, float]:
     return found
 
 
-def as_figures(result) -> dict:
-    return {
-        "rps": result.throughput,
-        "p50": result.p50,
-        "p99": result.p99,
-        "n": result.requests,
-        "errors": result.errors,
-    }
-
-
 def interleaved(rounds: int, plan: dict) -> dict[str, list[dict]]:
     runs: dict[str, list[dict]] = {name: [] for name in plan}
     for round_ in range(rounds):
@@ -772,7 +762,7 @@ def throughput_section(bench: Bench, cleanups: ExitStack) -> None:
         runs = interleaved(
             args.rounds,
             {
-                name: (lambda url=url, c=c: as_figures(run_load(url, url, body, c, args.seconds)))
+                name: (lambda url=url, c=c: run_load(url, url, body, c, args.seconds).figures())
                 for name, url in targets.items()
             },
         )

@@ -46,6 +46,16 @@ class LoadResult:
     def p99(self) -> float:
         return self.percentile(99)
 
+    def figures(self) -> dict:
+        """The figures the benchmarks print and compare: rps, p50, p99, n, errors."""
+        return {
+            "rps": self.throughput,
+            "p50": self.p50,
+            "p99": self.p99,
+            "n": self.requests,
+            "errors": self.errors,
+        }
+
 
 @dataclass
 class _Run:

@@ -60,26 +60,14 @@ def percentile(values, q):
     return float(np.percentile(values, q)) * 1000 if values else float("nan")
 
 
-def as_figures(result) -> dict:
-    return {
-        "rps": result.throughput,
-        "p50": result.p50,
-        "p99": result.p99,
-        "n": result.requests,
-        "errors": result.errors,
-    }
-
-
 def run_http(url: str, body: bytes, concurrency: int, seconds: float, headers=None) -> dict:
-    return as_figures(run_load(url, url, body, concurrency, seconds, headers=headers))
+    return run_load(url, url, body, concurrency, seconds, headers=headers).figures()
 
 
 def run_grpc(target: str, request, concurrency: int, seconds: float) -> dict:
-    return as_figures(
-        run_grpc_load(
-            target, target, MODEL_INFER, request.SerializeToString(), concurrency, seconds
-        )
-    )
+    return run_grpc_load(
+        target, target, MODEL_INFER, request.SerializeToString(), concurrency, seconds
+    ).figures()
 
 
 def run_grpcio(target: str, request, concurrency: int, seconds: float) -> dict:
