@@ -65,7 +65,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from contextlib import ExitStack, contextmanager, redirect_stderr, redirect_stdout
@@ -78,7 +77,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from loadgen import run_load  # noqa: E402
+from loadgen import PacedLoad, bank_records, percentile, run_load  # noqa: E402
 
 from modelfactory import __version__  # noqa: E402
 from modelfactory.local.ports import free_port  # noqa: E402
@@ -167,13 +166,6 @@ def machine_share(label: str, state_dir: Path):
         )
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
-
-
 # --- the release ---------------------------------------------------------------------------------
 class Bench:
     """The node, the release on it, and what the sections share."""
@@ -224,15 +216,9 @@ class Bench:
         return self.get("mdep", SERVING_NAME, "-n", self.namespace).get("status", {})
 
 
-def records(n: int, seed: int) -> list[dict]:
-    from modelfactory.data.bank_marketing import FEATURES, generate_bank_marketing
-
-    return generate_bank_marketing(n, seed=seed)[list(FEATURES)].to_dict(orient="records")
-
-
 def first_answer(url: str, timeout: float = 600) -> float:
     """Polls POST /predict every 0.25 s until a 200; the time.time() of that answer."""
-    body = {"records": records(1, seed=7)}
+    body = {"records": bank_records(1, seed=7)}
     deadline = time.monotonic() + timeout
     with httpx.Client(timeout=5, trust_env=False) as client:
         while time.monotonic() < deadline:
@@ -342,74 +328,6 @@ def uninstall(bench: Bench) -> None:
 
 
 # --- rollout -------------------------------------------------------------------------------------
-class VersionedLoad:
-    """``rate`` POSTs a second to /predict, two records each, on a fixed schedule spread over
-    ``threads`` keep-alive connections; records each answer's time, model version and latency,
-    and every answer that is not a 200 (or no answer at all)."""
-
-    def __init__(self, url: str, rate: float, threads: int = 4):
-        self.url, self.rate, self.threads = url, rate, threads
-        self.pool = records(500, seed=5)
-        self.answers: list[tuple[float, str | None, float]] = []  # (time, version, ms)
-        self.failures: list[str] = []
-        self.behind = 0
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._workers = [
-            threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(threads)
-        ]
-
-    def _run(self, index: int) -> None:
-        import random
-
-        period = self.threads / self.rate
-        due = time.perf_counter() + index * period / self.threads
-        rng = random.Random(index)
-        with httpx.Client(timeout=10, trust_env=False) as client:
-            while not self._stop.is_set():
-                wait = due - time.perf_counter()
-                if wait > 0:
-                    if self._stop.wait(wait):
-                        break
-                elif wait < -period:  # more than a slot late: skip ahead, never burst
-                    self.behind += 1
-                    due = time.perf_counter()
-                started = time.perf_counter()
-                version, error = None, None
-                try:
-                    answer = client.post(
-                        f"{self.url}/predict", json={"records": rng.sample(self.pool, 2)}
-                    )
-                    if answer.status_code == 200:
-                        version = answer.json().get("model_version")
-                    else:
-                        error = f"{answer.status_code} {answer.text[:200]}"
-                except httpx.HTTPError as exc:
-                    error = f"{type(exc).__name__}: {exc}"
-                with self._lock:
-                    self.answers.append(
-                        (time.time(), version, (time.perf_counter() - started) * 1000)
-                    )
-                    if error:
-                        self.failures.append(error)
-                due += period
-
-    def __enter__(self) -> VersionedLoad:
-        self.started = time.perf_counter()
-        for worker in self._workers:
-            worker.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        for worker in self._workers:
-            worker.join(15)
-        self.seconds = time.perf_counter() - self.started
-
-    def of(self, version: str) -> list[float]:
-        return [at for at, v, _ in self.answers if v == version]
-
-
 def outcome_of(bench: Bench, version: str, timeout: float = 300) -> dict:
     """The ModelDeployment's history entry of ``version`` once its rollout ended, and when this
     process first saw it (polled every 0.5 s)."""
@@ -437,7 +355,7 @@ def intervals_closed(entry: dict) -> int:
 def roll(bench: Bench, label: str, register) -> dict:
     """Steady traffic, ``register()`` (returns the challenger and when its alias was set), the
     rollout's end; a few seconds of traffic after it."""
-    with VersionedLoad(bench.serving_url, bench.args.rate) as load:
+    with PacedLoad(bench.serving_url, bench.args.rate, bank_records()) as load:
         time.sleep(3)  # the clients on their schedule before anything moves
         version, alias_set = register()
         entry = outcome_of(bench, version)
@@ -515,12 +433,12 @@ def rollout_section(bench: Bench) -> None:
             if r["last_answer"] and r["outcome"] != "promoted"
             else "-"
         )
-        latencies = [ms for _, _, ms in load.answers]
+        latencies = load.latencies_ms
         print(
             f"  {r['label']:<48} {r['outcome']:<12} "
             f"{took:6.1f} s = {took / ANALYSIS_INTERVAL:4.1f} intervals {operator:>9} {first:>10} "
             f"{after:>7} {len(load.answers):>8} {len(load.failures):>6} "
-            f"{pct(latencies, 50):5.1f}/{pct(latencies, 99):6.1f}"
+            f"{percentile(latencies, 50):5.1f}/{percentile(latencies, 99):6.1f}"
         )
     for r in results:
         load = r["load"]
@@ -735,7 +653,7 @@ def throughput_section(bench: Bench, cleanups: ExitStack) -> None:
         f"  cpu.shares: pod {cpu_shares(pod_cgroup)}, container "
         f"{cpu_shares(next(iter(BENCH_CONTAINERS)))}; no CPU limit on either"
     )
-    body = json.dumps({"records": records(1, seed=123)}).encode()
+    body = json.dumps({"records": bank_records(1, seed=123)}).encode()
     targets = {
         "Service (NodePort, kube-proxy) -> 1 pod": f"{bench.serving_url}/predict",
         "docker run, host network": f"{docker_url}/predict",

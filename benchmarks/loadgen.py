@@ -6,17 +6,32 @@ the generator's own CPU cost per request stays far below the servers' (both
 share the same two cores): the ratios compare servers, not clients. Python's
 grpcio client alone spends ~0.3 ms of CPU per call, three times the raw HTTP
 generator, which at one connection is a third of the whole round trip.
+
+:class:`PacedLoad` is the open-loop kind the rollout benchmarks keep running while a rollout
+goes on: a fixed rate of /predict calls, whatever the answers' latency.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 import statistics
 import struct
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import urlparse
+
+import httpx
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The nearest-rank ``q``-th percentile of ``values`` (nan when there are none)."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
 
 
 @dataclass
@@ -33,10 +48,7 @@ class LoadResult:
         return self.requests / self.seconds
 
     def percentile(self, q: float) -> float:
-        ordered = sorted(self.latencies_ms)
-        return (
-            ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))] if ordered else float("nan")
-        )
+        return percentile(self.latencies_ms, q)
 
     @property
     def p50(self) -> float:
@@ -302,3 +314,83 @@ def format_row(result: LoadResult) -> str:
         f"{result.name:<34} c={result.concurrency:<2} {result.throughput:8.1f} req/s  "
         f"p50 {result.p50:7.2f} ms  p99 {result.p99:7.2f} ms  errors {result.errors}"
     )
+
+
+def bank_records(n: int = 500, seed: int = 5) -> list[dict]:
+    """``n`` generated bank-marketing records, as clients send them."""
+    from modelfactory.data.bank_marketing import FEATURES, generate_bank_marketing
+
+    return generate_bank_marketing(n, seed=seed)[list(FEATURES)].to_dict(orient="records")
+
+
+class PacedLoad:
+    """``rate`` POSTs a second to /predict, two records of ``pool`` each (what
+    modelfactory.local.traffic.Load sends), on a fixed schedule spread over ``threads``
+    keep-alive connections. Load sleeps 1/rate after each answer, so its rate falls as answers
+    slow down: a slow challenger would thin its own traffic. Keeps each answer's time, model
+    version (None when it failed) and latency, and why every answer that is not a 200 (or no
+    answer at all) failed."""
+
+    def __init__(self, url: str, rate: float, pool: list[dict], threads: int = 4):
+        self.url, self.rate, self.pool, self.threads = url, rate, pool, threads
+        self.answers: list[tuple[float, str | None, float]] = []  # (time, version, ms)
+        self.failures: list[str] = []
+        self.behind = 0  # slots skipped because the clients fell behind
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._workers = [
+            threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(threads)
+        ]
+
+    @property
+    def latencies_ms(self) -> list[float]:
+        return [ms for _, _, ms in self.answers]
+
+    def of(self, version: str) -> list[float]:
+        """When each answer of ``version`` came."""
+        return [at for at, v, _ in self.answers if v == version]
+
+    def _run(self, index: int) -> None:
+        period = self.threads / self.rate
+        due = time.perf_counter() + index * period / self.threads
+        rng = random.Random(index)
+        with httpx.Client(timeout=10, trust_env=False) as client:
+            while not self._stop.is_set():
+                wait = due - time.perf_counter()
+                if wait > 0:
+                    if self._stop.wait(wait):
+                        break
+                elif wait < -period:  # more than a slot late: skip ahead, never burst
+                    self.behind += 1
+                    due = time.perf_counter()
+                started = time.perf_counter()
+                version, error = None, None
+                try:
+                    answer = client.post(
+                        f"{self.url}/predict", json={"records": rng.sample(self.pool, 2)}
+                    )
+                    if answer.status_code == 200:
+                        version = answer.json().get("model_version")
+                    else:
+                        error = f"{answer.status_code} {answer.text[:200]}"
+                except httpx.HTTPError as exc:
+                    error = f"{type(exc).__name__}: {exc}"
+                with self._lock:
+                    self.answers.append(
+                        (time.time(), version, (time.perf_counter() - started) * 1000)
+                    )
+                    if error:
+                        self.failures.append(error)
+                due += period
+
+    def __enter__(self) -> PacedLoad:
+        self.started = time.perf_counter()
+        for worker in self._workers:
+            worker.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        for worker in self._workers:
+            worker.join(15)
+        self.seconds = time.perf_counter() - self.started

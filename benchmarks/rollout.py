@@ -74,7 +74,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from loadgen import run_load  # noqa: E402
+from loadgen import PacedLoad, bank_records, percentile, run_load  # noqa: E402
 
 from modelfactory.local.faults import register_faulty_version, sleep_80ms  # noqa: E402
 from modelfactory.local.ports import free_port  # noqa: E402
@@ -144,13 +144,6 @@ def machine_share(label: str):
         )
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
-
-
 # --- versions ------------------------------------------------------------------------------------
 
 
@@ -166,64 +159,6 @@ def faulty_version(uri: str, base_version: str, fault, tags: dict[str, str]) -> 
 
 
 # --- clients -------------------------------------------------------------------------------------
-class SteadyLoad:
-    """``rate`` POSTs a second to /predict, two records each (what modelfactory.local.traffic.Load
-    sends), on a fixed schedule spread over ``threads`` keep-alive connections. Load sleeps 1/rate
-    after each answer, so its rate falls as answers slow down: a slow challenger would thin its
-    own traffic. Counts every answer that is not a 200 (or no answer at all)."""
-
-    def __init__(self, url: str, rate: float, threads: int = 4):
-        from modelfactory.data.bank_marketing import FEATURES, generate_bank_marketing
-
-        self.url, self.rate, self.threads = url, rate, threads
-        self.records = generate_bank_marketing(500, seed=5)[list(FEATURES)].to_dict("records")
-        self.answers = self.failures = self.behind = 0
-        self.latencies_ms: list[float] = []
-        self._stop = threading.Event()
-        self._workers = [
-            threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(threads)
-        ]
-
-    def _run(self, index: int) -> None:
-        period = self.threads / self.rate
-        due = time.perf_counter() + index * period / self.threads
-        rng = random.Random(index)
-        with httpx.Client(timeout=10, trust_env=False) as client:
-            while not self._stop.is_set():
-                wait = due - time.perf_counter()
-                if wait > 0:
-                    self._stop.wait(wait)
-                    if self._stop.is_set():
-                        break
-                elif wait < -period:  # more than a slot late: skip ahead, never burst
-                    self.behind += 1
-                    due = time.perf_counter()
-                started = time.perf_counter()
-                try:
-                    answer = client.post(
-                        f"{self.url}/predict", json={"records": rng.sample(self.records, 2)}
-                    )
-                    ok = answer.status_code == 200
-                except httpx.HTTPError:
-                    ok = False
-                self.latencies_ms.append((time.perf_counter() - started) * 1000)
-                self.answers += 1
-                self.failures += not ok
-                due += period
-
-    def __enter__(self) -> SteadyLoad:
-        self.started = time.perf_counter()
-        for worker in self._workers:
-            worker.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        for worker in self._workers:
-            worker.join(15)
-        self.seconds = time.perf_counter() - self.started
-
-
 class ChallengerCalls:
     """Reads the service's /metrics every ``every`` s: when ``version`` was first asked to
     predict, and when its calls last grew."""
@@ -336,7 +271,7 @@ def roll_out(args, uri: str, service, champion: str, challenger: str, work: Path
     ticks: list[tuple[float, object]] = []
     with (
         ChallengerCalls(service.metrics_url, challenger) as calls,
-        SteadyLoad(service.url, args.rate) as load,
+        PacedLoad(service.url, args.rate, bank_records()) as load,
     ):
         time.sleep(1)  # the clients on their schedule before the controller moves anything
         status = run_local(
@@ -416,10 +351,12 @@ def rollback_section(args, uri: str, service, versions: dict, work: Path) -> Non
             if r["last_call"] and r["decided"] and r["outcome"] != "promoted"
             else "-"
         )
-        latency = f"{pct(load.latencies_ms, 50):.1f} / {pct(load.latencies_ms, 99):.1f}"
+        latency = (
+            f"{percentile(load.latencies_ms, 50):.1f} / {percentile(load.latencies_ms, 99):.1f}"
+        )
         print(
             f"  {label:<38} {r['outcome']:<12} {decision:>24} {r['intervals']:>9} {after:>12} "
-            f"{load.answers:>9} {load.failures:>7} {latency:>18}"
+            f"{len(load.answers):>9} {len(load.failures):>7} {latency:>18}"
         )
     for label, r in results.items():
         load = r["load"]
@@ -432,7 +369,7 @@ def rollback_section(args, uri: str, service, versions: dict, work: Path) -> Non
         if r["written"] and r["decided"]:
             lag += f"; registry written {r['written'] - r['decided']:.1f} s after the decision"
         print(
-            f"    {label.split(':')[0]}: {load.answers / load.seconds:.1f} req/s achieved"
+            f"    {label.split(':')[0]}: {len(load.answers) / load.seconds:.1f} req/s achieved"
             f"{f' ({load.behind} slots skipped, clients behind)' if load.behind else ''}{lag}; "
             f"{r['reason'][:400]}"
         )
@@ -446,7 +383,7 @@ def rollback_section(args, uri: str, service, versions: dict, work: Path) -> Non
                     f"  {label.split(':')[0]} out in x{ratio:.2f} the time the good challenger "
                     f"took to be promoted ({good_took:.1f} s)"
                 )
-    failed = sum(r["load"].failures for r in results.values())
+    failed = sum(len(r["load"].failures) for r in results.values())
     print(f"  client-visible failures over the three rollouts: {failed} (expected 0)")
     print(f"  not covered: {NOT_COVERED['rollback']}")
 
@@ -1036,8 +973,8 @@ def _scale(
         if not values:
             return "none seen"
         return (
-            f"p50 {pct(values, 50):6.1f} s  p99 {pct(values, 99):6.1f} s  max {max(values):6.1f}"
-            f" s  ({len(values)}/{n})"
+            f"p50 {percentile(values, 50):6.1f} s  p99 {percentile(values, 99):6.1f} s  "
+            f"max {max(values):6.1f} s  ({len(values)}/{n})"
         )
 
     print(
